@@ -30,3 +30,65 @@ int64_t loom_row_bytes(int type, int64_t n);
 #endif
 
 #endif
+
+#ifndef CLOOM_KERNELS_OPS_H
+#define CLOOM_KERNELS_OPS_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Dot product of two float vectors. */
+float loom_dot_f32(const float *a, const float *b, int64_t n);
+
+/* y[t * ldy + r] = dot(W[r], x[t * ldx]) for rows r in [row0, row1) and
+   tokens t in [0, ntok). W rows are `cols` elements of `type`, `row_bytes`
+   apart. `scratch` holds `cols` floats (one dequantized row). */
+void loom_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t cols,
+                      const float *x, int64_t ldx, int64_t ntok,
+                      float *y, int64_t ldy, int64_t row0, int64_t row1,
+                      float *scratch);
+
+/* out = x / rms(x) * weight, over n elements. */
+void loom_rmsnorm(const float *x, const float *weight, float *out, int64_t n, float eps);
+
+/* Rotates `nheads` heads of `head_dim` at `x` for position `pos`. Only the
+   first `rope_dim` dims of each head rotate. `neox` pairs dim i with
+   i + rope_dim/2 (GPT-NeoX/Qwen); otherwise adjacent pairs (original llama).
+   `freq_factors` (rope_dim/2 entries) divides each pair's frequency, or NULL. */
+void loom_rope(float *x, int64_t nheads, int64_t head_dim, int64_t rope_dim,
+               int64_t pos, float freq_base, float freq_scale, int neox,
+               const float *freq_factors);
+
+/* g[i] = silu(g[i]) * u[i] */
+void loom_swiglu(float *g, const float *u, int64_t n);
+
+/* In-place softmax; returns nothing. */
+void loom_softmax(float *x, int64_t n);
+
+/* Stores n floats as IEEE half. */
+void loom_store_f16(uint16_t *dst, const float *src, int64_t n);
+
+/* Geometry of a paged KV pool: `block_size` token slots per block; a block
+   holds, for each layer, K then V, each block_size x kv_dim halves. */
+typedef struct {
+    uint16_t *base;
+    int64_t block_stride;   /* halves per block */
+    int64_t layer_stride;   /* halves per layer within a block */
+    int64_t block_size;
+    int64_t kv_dim;
+} loom_kv_layout;
+
+/* Attention for one query token: `q` holds n_heads x head_dim; keys and
+   values are positions [0, n_pos) of one sequence in `layer`, found through
+   `block_table`. Query head h reads KV head h / (n_heads / n_kv_heads).
+   `scores` holds n_pos floats of scratch. Writes n_heads x head_dim to out. */
+void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
+                    const int32_t *block_table, int64_t n_pos,
+                    int64_t head_begin, int64_t head_end,
+                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                    float scale, float *scores, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

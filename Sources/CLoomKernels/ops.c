@@ -1,0 +1,132 @@
+// Element-wise and attention kernels. Written as plain loops with several
+// independent accumulators so -O3 vectorizes them without -ffast-math
+// (which would change summation order unpredictably between builds).
+#include "CLoomKernels.h"
+#include <math.h>
+#include <string.h>
+
+static float f16_table[65536];
+static int f16_table_ready = 0;
+
+// Attention converts every cached half each step; a table lookup is several
+// times faster than the bit-twiddling conversion on machines without F16C.
+static void init_f16_table(void) {
+    if (__atomic_load_n(&f16_table_ready, __ATOMIC_ACQUIRE)) return;
+    for (uint32_t i = 0; i < 65536; i++) f16_table[i] = loom_f16_to_f32((uint16_t)i);
+    __atomic_store_n(&f16_table_ready, 1, __ATOMIC_RELEASE);
+}
+
+float loom_dot_f32(const float *a, const float *b, int64_t n) {
+    float acc[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
+    float sum = 0;
+    for (; i < n; i++) sum += a[i] * b[i];
+    for (int k = 0; k < 16; k++) sum += acc[k];
+    return sum;
+}
+
+void loom_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t cols,
+                      const float *x, int64_t ldx, int64_t ntok,
+                      float *y, int64_t ldy, int64_t row0, int64_t row1,
+                      float *scratch) {
+    const uint8_t *base = (const uint8_t *)w;
+    for (int64_t r = row0; r < row1; r++) {
+        const float *row = scratch;
+        if (type == LOOM_F32) {
+            row = (const float *)(base + r * row_bytes);
+        } else {
+            loom_dequantize_row(type, base + r * row_bytes, scratch, cols);
+        }
+        for (int64_t t = 0; t < ntok; t++) y[t * ldy + r] = loom_dot_f32(row, x + t * ldx, cols);
+    }
+}
+
+void loom_rmsnorm(const float *x, const float *weight, float *out, int64_t n, float eps) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)x[i] * x[i];
+    const float scale = 1.0f / sqrtf((float)(sum / n) + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+void loom_rope(float *x, int64_t nheads, int64_t head_dim, int64_t rope_dim,
+               int64_t pos, float freq_base, float freq_scale, int neox,
+               const float *freq_factors) {
+    const int64_t half = rope_dim / 2;
+    for (int64_t i = 0; i < half; i++) {
+        double theta = (double)pos * freq_scale * pow((double)freq_base, -2.0 * (double)i / (double)rope_dim);
+        if (freq_factors) theta /= freq_factors[i];
+        const float c = (float)cos(theta), s = (float)sin(theta);
+        const int64_t a = neox ? i : 2 * i;
+        const int64_t b = neox ? i + half : 2 * i + 1;
+        for (int64_t h = 0; h < nheads; h++) {
+            float *v = x + h * head_dim;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+void loom_swiglu(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void loom_softmax(float *x, int64_t n) {
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void loom_store_f16(uint16_t *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = loom_f32_to_f16(src[i]);
+}
+
+static inline const uint16_t *kv_at(const loom_kv_layout *kv, int64_t layer, const int32_t *table,
+                                    int64_t pos, int value) {
+    const int64_t block = table[pos / kv->block_size];
+    const int64_t slot = pos % kv->block_size;
+    return kv->base + block * kv->block_stride + layer * kv->layer_stride
+        + (value ? kv->block_size * kv->kv_dim : 0) + slot * kv->kv_dim;
+}
+
+static float dot_f16(const float *q, const uint16_t *k, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += q[i + j] * f16_table[k[i + j]];
+    float sum = 0;
+    for (; i < n; i++) sum += q[i] * f16_table[k[i]];
+    for (int j = 0; j < 8; j++) sum += acc[j];
+    return sum;
+}
+
+void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
+                    const int32_t *block_table, int64_t n_pos,
+                    int64_t head_begin, int64_t head_end,
+                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                    float scale, float *scores, float *out) {
+    init_f16_table();
+    const int64_t group = n_heads / n_kv_heads;
+    for (int64_t h = head_begin; h < head_end; h++) {
+        const int64_t g = h / group;
+        const float *qh = q + h * head_dim;
+        for (int64_t p = 0; p < n_pos; p++)
+            scores[p] = dot_f16(qh, kv_at(kv, layer, block_table, p, 0) + g * head_dim, head_dim) * scale;
+        loom_softmax(scores, n_pos);
+        float *oh = out + h * head_dim;
+        memset(oh, 0, (size_t)head_dim * sizeof(float));
+        for (int64_t p = 0; p < n_pos; p++) {
+            const uint16_t *v = kv_at(kv, layer, block_table, p, 1) + g * head_dim;
+            const float w = scores[p];
+            for (int64_t d = 0; d < head_dim; d++) oh[d] += w * f16_table[v[d]];
+        }
+    }
+}

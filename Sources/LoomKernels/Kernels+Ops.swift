@@ -1,0 +1,40 @@
+import CLoomKernels
+
+extension Kernels {
+    /// y[t][r] = W[r] · x[t] for `tokens` input rows of `W.cols` floats
+    /// (`x` rows are `ldx` apart, `y` rows `ldy` apart).
+    public static func matmul(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
+        into y: UnsafeMutablePointer<Float>, ldy: Int, parallel: Parallel
+    ) {
+        // Rows are dealt in groups so each thread dequantizes whole cache lines
+        // of weights and the slices stay balanced for small matrices.
+        parallel.forEachSlice(w.rows, granularity: 16) { rows in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: w.cols) { scratch in
+                loom_matmul_rows(
+                    Int32(w.type), w.data, Int64(w.rowBytes), Int64(w.cols),
+                    x, Int64(ldx), Int64(tokens), y, Int64(ldy),
+                    Int64(rows.lowerBound), Int64(rows.upperBound), scratch.baseAddress)
+            }
+        }
+    }
+
+    public static func rmsNorm(
+        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+        count: Int, eps: Float
+    ) {
+        loom_rmsnorm(x, weight, out, Int64(count), eps)
+    }
+
+    public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        loom_swiglu(gate, up, Int64(count))
+    }
+
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        loom_softmax(x, Int64(count))
+    }
+
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        loom_dot_f32(a, b, Int64(count))
+    }
+}

@@ -1,0 +1,97 @@
+import CLoomKernels
+import LoomKernels
+
+extension Transformer {
+    /// Pre-norm self-attention: hidden += Wo · attention(rope(Wq x), rope(Wk x), Wv x).
+    func attentionBlock(_ layer: Int, _ step: StepContext) {
+        let c = config, w = weights.layers[layer], n = step.count, d = c.embeddingLength
+        for i in 0..<n {
+            Kernels.rmsNorm(
+                scratch.hidden + i * d, weight: w.attentionNorm.values, into: scratch.normed + i * d,
+                count: d, eps: c.normEpsilon)
+        }
+        project(w.q, bias: w.qBias, into: scratch.q, n)
+        project(w.k, bias: w.kBias, into: scratch.k, n)
+        project(w.v, bias: w.vBias, into: scratch.v, n)
+        for i in 0..<n {
+            let position = Int64(step.batch.positions[step.range.lowerBound + i])
+            rope(scratch.q + i * c.qDim, heads: c.headCount, position: position)
+            rope(scratch.k + i * c.kvDim, heads: c.kvHeadCount, position: position)
+        }
+        storeKV(layer, step)
+        attend(layer, step)
+        Kernels.matmul(w.output, scratch.attention, ldx: c.qDim, tokens: n, into: scratch.delta, ldy: d, parallel: parallel)
+        addResidual(n)
+    }
+
+    func project(_ m: WeightMatrix, bias: Vector?, into out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let d = config.embeddingLength
+        Kernels.matmul(m, scratch.normed, ldx: d, tokens: n, into: out, ldy: m.rows, parallel: parallel)
+        guard let bias else { return }
+        for i in 0..<n {
+            let row = out + i * m.rows
+            for j in 0..<m.rows { row[j] += bias.values[j] }
+        }
+    }
+
+    func addResidual(_ n: Int) {
+        let count = n * config.embeddingLength
+        for j in 0..<count { scratch.hidden[j] += scratch.delta[j] }
+    }
+
+    private func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, position: Int64) {
+        let c = config
+        let factors = weights.ropeFrequencyFactors
+        func run(_ f: UnsafePointer<Float>?) {
+            loom_rope(
+                x, Int64(heads), Int64(c.headDim), Int64(c.ropeDim), position,
+                c.ropeBase, c.ropeScale, c.ropeStyle == .halves ? 1 : 0, f)
+        }
+        if let factors { factors.values.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+    }
+
+    /// Writes this step's keys and values into each token's slot.
+    private func storeKV(_ layer: Int, _ step: StepContext) {
+        let layout = step.kv.layout, kvDim = config.kvDim
+        for i in 0..<step.count {
+            let t = step.range.lowerBound + i
+            let position = Int(step.batch.positions[t])
+            let table = step.batch.sequences[Int(step.batch.sequenceIndex[t])].blockTable
+            let block = Int(table[position / layout.blockSize])
+            let slot = position % layout.blockSize
+            let keys = step.kv.base + block * layout.blockStride + layer * layout.layerStride + slot * kvDim
+            loom_store_f16(keys, scratch.k + i * kvDim, Int64(kvDim))
+            loom_store_f16(keys + layout.blockSize * kvDim, scratch.v + i * kvDim, Int64(kvDim))
+        }
+    }
+
+    /// Causal attention of each token over its own sequence's positions 0...p.
+    private func attend(_ layer: Int, _ step: StepContext) {
+        let c = config, heads = c.headCount
+        let scale = 1 / Float(c.headDim).squareRoot()
+        let kv = step.kv
+        var layout = loom_kv_layout(
+            base: kv.base, block_stride: Int64(kv.layout.blockStride), layer_stride: Int64(kv.layout.layerStride),
+            block_size: Int64(kv.layout.blockSize), kv_dim: Int64(kv.layout.kvDim))
+        let maxPositions = (step.range.map { Int(step.batch.positions[$0]) }.max() ?? 0) + 1
+        parallel.forEachSlice(step.count * heads) { units in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: maxPositions) { scores in
+                var unit = units.lowerBound
+                while unit < units.upperBound {
+                    let i = unit / heads, head = unit % heads
+                    let lastHead = min(heads, head + units.upperBound - unit)
+                    let t = step.range.lowerBound + i
+                    let table = step.batch.sequences[Int(step.batch.sequenceIndex[t])].blockTable
+                    table.withUnsafeBufferPointer { table in
+                        loom_attention(
+                            scratch.q + i * c.qDim, &layout, Int64(layer), table.baseAddress,
+                            Int64(step.batch.positions[t]) + 1, Int64(head), Int64(lastHead),
+                            Int64(heads), Int64(c.kvHeadCount), Int64(c.headDim), scale,
+                            scores.baseAddress, scratch.attention + i * c.qDim)
+                    }
+                    unit += lastHead - head
+                }
+            }
+        }
+    }
+}

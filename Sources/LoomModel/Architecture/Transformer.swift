@@ -1,0 +1,115 @@
+import LoomKernels
+
+/// A llama-family transformer (llama, Mistral, Qwen2, Mixtral and Qwen-MoE)
+/// over weights mapped from a GGUF file. One instance runs one step at a
+/// time: it owns the activation buffers its steps reuse.
+public final class Transformer {
+    public let config: ModelConfig
+    public let weights: ModelWeights
+    public let file: GGUFFile
+    public let parallel: Parallel
+    public var experts: any ExpertBackend
+    let scratch: ForwardScratch
+
+    /// Largest number of tokens one pass computes; larger batches run in chunks.
+    public var maxBatchTokens: Int { scratch.capacity }
+    public var maxLogitRows: Int { scratch.maxLogitRows }
+
+    public init(file: GGUFFile, threads: Int, maxBatchTokens: Int = 256, maxLogitRows: Int = 64) throws {
+        let config = try ModelConfig(gguf: file)
+        let weights = try ModelWeights(gguf: file, config: config)
+        self.config = config
+        self.weights = weights
+        self.file = file
+        self.parallel = Parallel(threads: threads)
+        self.scratch = ForwardScratch(config: config, capacity: maxBatchTokens, maxLogitRows: maxLogitRows)
+        self.experts = LocalExperts(config: config, weights: weights)
+    }
+
+    public convenience init(path: String, threads: Int, maxBatchTokens: Int = 256, maxLogitRows: Int = 64) throws {
+        try self.init(file: GGUFFile(path: path), threads: threads, maxBatchTokens: maxBatchTokens, maxLogitRows: maxLogitRows)
+    }
+
+    /// Runs the batch, writing its keys and values into `kv`, and returns the
+    /// logits of `batch.logitRows` (rows of `vocabularySize` floats, in order).
+    /// The returned buffer is valid until the next call.
+    public func forward(_ batch: ForwardBatch, kv: KVCacheMemory) throws -> UnsafeBufferPointer<Float> {
+        try validate(batch, kv: kv)
+        let vocab = config.vocabularySize
+        var emitted = 0
+        var start = 0
+        while start < batch.count {
+            let end = min(batch.count, start + maxBatchTokens)
+            let rows = batch.logitRows[emitted...].prefix { $0 < end }
+            try runChunk(batch, start..<end, kv: kv, logitRows: Array(rows), logitsOut: scratch.logits + emitted * vocab)
+            emitted += rows.count
+            start = end
+        }
+        return UnsafeBufferPointer(start: scratch.logits, count: batch.logitRows.count * vocab)
+    }
+
+    private func runChunk(
+        _ batch: ForwardBatch, _ range: Range<Int>, kv: KVCacheMemory,
+        logitRows: [Int], logitsOut: UnsafeMutablePointer<Float>
+    ) throws {
+        let d = config.embeddingLength
+        for (row, index) in range.enumerated() {
+            weights.tokenEmbedding.row(Int(batch.tokens[index]), into: scratch.hidden + row * d)
+        }
+        let step = StepContext(batch: batch, range: range, kv: kv)
+        for layer in 0..<config.layerCount {
+            attentionBlock(layer, step)
+            try feedForwardBlock(layer, step)
+        }
+        let rows = logitRows.map { $0 - range.lowerBound }
+        for (i, row) in rows.enumerated() {
+            Kernels.rmsNorm(
+                scratch.hidden + row * d, weight: weights.outputNorm.values, into: scratch.normed + i * d,
+                count: d, eps: config.normEpsilon)
+        }
+        Kernels.matmul(
+            weights.output, scratch.normed, ldx: d, tokens: rows.count,
+            into: logitsOut, ldy: config.vocabularySize, parallel: parallel)
+    }
+
+    private func validate(_ batch: ForwardBatch, kv: KVCacheMemory) throws {
+        guard batch.positions.count == batch.count, batch.sequenceIndex.count == batch.count else {
+            throw ModelError(.invalidBatch, "batch has \(batch.count) tokens but \(batch.positions.count) positions and \(batch.sequenceIndex.count) sequence indices")
+        }
+        guard batch.logitRows.count <= maxLogitRows else {
+            throw ModelError(.invalidBatch, "batch asks for \(batch.logitRows.count) logit rows; at most \(maxLogitRows) per step")
+        }
+        guard zip(batch.logitRows, batch.logitRows.dropFirst()).allSatisfy({ $0 < $1 }),
+              batch.logitRows.allSatisfy({ (0..<batch.count).contains($0) }) else {
+            throw ModelError(.invalidBatch, "logit rows must be increasing token indices within the batch")
+        }
+        for i in 0..<batch.count {
+            try validateToken(batch, i, kv: kv)
+        }
+    }
+
+    private func validateToken(_ batch: ForwardBatch, _ i: Int, kv: KVCacheMemory) throws {
+        let token = batch.tokens[i], position = Int(batch.positions[i]), s = Int(batch.sequenceIndex[i])
+        guard token >= 0, Int(token) < config.vocabularySize else {
+            throw ModelError(.invalidToken, "token id \(token) is outside the vocabulary (0..<\(config.vocabularySize))")
+        }
+        guard batch.sequences.indices.contains(s) else {
+            throw ModelError(.invalidBatch, "token \(i) names sequence \(s) but the batch has \(batch.sequences.count)")
+        }
+        let table = batch.sequences[s].blockTable
+        guard position >= 0, position / kv.layout.blockSize < table.count else {
+            throw ModelError(.contextOverflow, "position \(position) is beyond the \(table.count * kv.layout.blockSize) slots reserved for sequence \(s)")
+        }
+        guard table[...(position / kv.layout.blockSize)].allSatisfy({ $0 >= 0 && Int($0) < kv.blockCount }) else {
+            throw ModelError(.invalidBatch, "sequence \(s) names a KV block outside 0..<\(kv.blockCount)")
+        }
+    }
+}
+
+/// What every block of one step needs to know about the batch.
+struct StepContext {
+    let batch: ForwardBatch
+    let range: Range<Int>
+    let kv: KVCacheMemory
+    var count: Int { range.count }
+}

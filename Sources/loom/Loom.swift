@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Loom: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loom",
+        abstract: "Loom: LLM serving in Swift.",
+        subcommands: [])
+}
