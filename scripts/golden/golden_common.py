@@ -45,9 +45,33 @@ def generator_info(**extra) -> dict:
     return info
 
 
+def _is_scalar(x) -> bool:
+    return x is None or isinstance(x, (bool, int, float, str))
+
+
+def _dumps(obj, level: int) -> str:
+    """JSON with sorted keys, one-space indent, and lists of scalars
+    (ids, piece bytes, [id, logprob] pairs) kept on one line."""
+    pad, inner = " " * level, " " * (level + 1)
+    if _is_scalar(obj):
+        return json.dumps(obj, ensure_ascii=False)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_dumps(obj[k], level + 1)}"
+                 for k in sorted(obj)]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)):
+        if all(_is_scalar(x) for x in obj):
+            return "[" + ", ".join(json.dumps(x, ensure_ascii=False) for x in obj) + "]"
+        return "[\n" + ",\n".join(inner + _dumps(x, level + 1) for x in obj) + "\n" + pad + "]"
+    raise TypeError(f"not JSON-serialisable: {type(obj)}")
+
+
 def write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False)
+    text = _dumps(obj, 0)
+    assert json.loads(text) == json.loads(json.dumps(obj))
     path.write_text(text + "\n", encoding="utf-8")
     print(f"wrote {path.relative_to(REPO_ROOT)} ({len(text.encode('utf-8'))} bytes)")
 

@@ -273,7 +273,7 @@ def main() -> None:
             "add_bos": True,
             "add_space_prefix": True,
             "note": "ids = Llama(vocab_only=True).tokenize(text, add_bos=True, special=special) on spm-tiny.gguf. "
-                    "pieces[i] = bytes of llama_token_to_piece(ids[i], lstrip=0, special=False) (so the leading \\u2581 renders as a space, byte tokens <0xXX> as that one raw byte, control tokens empty); pieces_special[i] = same with special=True.",
+                    "pieces[i] = bytes of llama_token_to_piece(ids[i], lstrip=0, special=False) (so a leading U+2581 renders as a space, byte tokens <0xXX> as that one raw byte, control tokens empty); pieces_special[i] = same with special=True.",
             "cases": cases,
         },
     )

@@ -5,11 +5,12 @@ Writes:
   Tests/Fixtures/tokenizer/smollm2.json        the real model (pre "smollm")
   Tests/Fixtures/tokenizer/pre-llama-bpe.json  same vocab, pre "llama-bpe"
   Tests/Fixtures/tokenizer/pre-qwen2.json      same vocab, pre "qwen2"
-  Tests/Fixtures/tokenizer/pre-gpt2.json       same vocab, pre "gpt2"
+  Tests/Fixtures/tokenizer/pre-gpt2.json       same vocab, pre "gpt-2"
 
-("gpt2" is llama.cpp's tokenizer.ggml.pre value "gpt-2".) The pre-tokenizer variants are vocab-only copies of the model made in a
+The pre-tokenizer variants are vocab-only copies of the model made in a
 temporary directory (never committed): every metadata key is copied and only
-tokenizer.ggml.pre is changed.
+tokenizer.ggml.pre is changed. (llama.cpp spells GPT-2's pre-tokenizer
+"gpt-2" and rejects "gpt2".)
 
 Usage: python3 scripts/golden/tokenizer_goldens.py [--model PATH] [--tmp DIR]
 """
@@ -66,6 +67,7 @@ CASES: list[tuple[str, str, bool]] = [
     ("newlines_mixed", "para one\n\n\npara two\n\nend\n", False),
     ("crlf", "first\r\nsecond\r\n", False),
     ("space_newline_mix", "a \n b  \n\n  c", False),
+    ("indent_after_blank_line", "x = 1\n\n    y = 2  \n  \n", False),
     ("accents", "café naïve Zürich résumé façade", False),
     ("accents_upper", "CAFÉ NAÏVE ZÜRICH", False),
     ("emoji_single", "I love it 😀", False),
@@ -146,20 +148,24 @@ def main() -> None:
                  "roundtrip = concatenated pieces_special == UTF-8 of text."),
     )
 
-    tmpdir = args.tmp or tempfile.mkdtemp(prefix="loom-golden-")
+    with tempfile.TemporaryDirectory(prefix="loom-golden-", dir=args.tmp) as tmpdir:
+        variants(model, tmpdir, out_dir, base)
+
+
+def variants(model: str, tmpdir: str, out_dir, base: list[dict]) -> None:
     # llama.cpp spells GPT-2's pre-tokenizer "gpt-2"; it rejects "gpt2"
     # ("unknown pre-tokenizer type").
     for stem, pre in (("llama-bpe", "llama-bpe"), ("qwen2", "qwen2"), ("gpt2", "gpt-2")):
         variant = os.path.join(tmpdir, f"smollm2-vocab-pre-{stem}.gguf")
         gc.copy_gguf_metadata(model, variant, {"tokenizer.ggml.pre": pre})
         cases = tokenize_all(variant)
-        gc.write_json(
-            out_dir / f"pre-{stem}.json",
-            document(model, pre, cases,
-                     f"SmolLM2's vocabulary and merges with tokenizer.ggml.pre changed to {pre!r} "
-                     "(vocab-only copy of the real model, not committed). Same fields as smollm2.json."),
-        )
         differ = [c["name"] for b, c in zip(base, cases) if b["ids"] != c["ids"]]
+        doc = document(model, pre, cases,
+                       f"SmolLM2's vocabulary and merges with tokenizer.ggml.pre changed to {pre!r} "
+                       "(vocab-only copy of the real model, not committed). Same fields as smollm2.json; "
+                       "differs_from_smollm2 names the cases whose ids differ from smollm2.json.")
+        doc["differs_from_smollm2"] = differ
+        gc.write_json(out_dir / f"pre-{stem}.json", doc)
         print(f"pre={pre}: {len(differ)}/{len(cases)} cases differ from smollm: {', '.join(differ)}")
         os.remove(variant)
 
