@@ -128,6 +128,29 @@ struct QuantizerTests {
         #expect(y == x)
     }
 
+    /// F16 scales and tensors go through Kernels.floatToHalf; check it on
+    /// every finite half and at every rounding boundary between two of them.
+    @Test("F16 conversion is exact on halves and rounds ties to even")
+    func halfConversion() {
+        var failures: [UInt16] = []
+        for bits in UInt16(0)...UInt16.max where bits & 0x7c00 != 0x7c00 {
+            if Kernels.floatToHalf(Kernels.halfToFloat(bits)) != bits { failures.append(bits) }
+            // Midpoints to the next half up in magnitude (65504's is 65520,
+            // which must round to infinity, 0x7c00, the even neighbour).
+            let low = Kernels.halfToFloat(bits), high = Kernels.halfToFloat(bits + 1)
+            let mid = bits & 0x7fff == 0x7bff ? (low < 0 ? -65520 : 65520) : (low + high) / 2
+            let even = bits & 1 == 0 ? bits : bits + 1
+            let outward = low.sign == .minus ? mid.nextDown : mid.nextUp
+            let inward = low.sign == .minus ? mid.nextUp : mid.nextDown
+            if Kernels.floatToHalf(mid) != even || Kernels.floatToHalf(outward) != bits + 1
+                || Kernels.floatToHalf(inward) != bits
+            {
+                failures.append(bits)
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) failures, first: \(failures.prefix(5))")
+    }
+
     @Test("BF16 rounds to nearest even and keeps NaN quiet")
     func bfloat16Rounding() {
         let x: [Float] = [1 + 0x1p-8, 1 + 0x1p-7 + 0x1p-8, -.infinity, .nan]
