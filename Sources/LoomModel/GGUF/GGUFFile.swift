@@ -37,9 +37,14 @@ public struct GGUFFile: Sendable {
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
         for index in 0..<metadataCount {
+            let keyStart = reader.offset
             let key = try reader.readString("metadata key #\(index)")
             let type = try reader.read(UInt32.self, "the type of metadata '\(key)'")
-            metadata[key] = try reader.readValue(type: type, "metadata '\(key)'")
+            // A repeated key would make the file mean different things to
+            // readers that keep the first or the last value.
+            guard metadata.updateValue(try reader.readValue(type: type, "metadata '\(key)'"), forKey: key) == nil else {
+                throw GGUFError(.invalidValue, "\(path): metadata '\(key)' at byte \(keyStart) appears twice")
+            }
             keys.append(key)
         }
 
@@ -49,26 +54,9 @@ public struct GGUFFile: Sendable {
             infos.append(try Self.readTensorInfo(&reader, index: index, path: path))
         }
 
-        let alignment = metadata["general.alignment"]?.int ?? Self.defaultAlignment
-        guard alignment > 0, alignment.nonzeroBitCount == 1 else {
-            throw GGUFError(.invalidValue, "\(path): general.alignment is \(alignment); expected a power of two")
-        }
+        let alignment = try Self.alignment(metadata["general.alignment"], path: path)
         let dataOffset = (reader.offset + alignment - 1) / alignment * alignment
-        var index: [String: Int] = [:]
-        for (position, info) in infos.enumerated() {
-            let end = dataOffset + info.offset + info.byteCount
-            guard info.offset % alignment == 0 else {
-                throw GGUFError(.invalidValue, "\(path): tensor '\(info.name)' offset \(info.offset) is not aligned to \(alignment)")
-            }
-            guard end <= mapping.bytes.count else {
-                throw GGUFError(
-                    .tensorOutOfBounds,
-                    "\(path): tensor '\(info.name)' needs bytes \(dataOffset + info.offset)..<\(end) but the file has \(mapping.bytes.count) (truncated?)")
-            }
-            guard index.updateValue(position, forKey: info.name) == nil else {
-                throw GGUFError(.invalidValue, "\(path): tensor '\(info.name)' appears twice")
-            }
-        }
+        let index = try Self.indexTensors(infos, dataOffset: dataOffset, alignment: alignment, fileSize: mapping.bytes.count, path: path)
 
         self.path = path
         self.version = version
@@ -79,6 +67,45 @@ public struct GGUFFile: Sendable {
         self.dataOffset = dataOffset
         self.mapping = mapping
         self.tensorIndex = index
+    }
+
+    /// Checks every tensor lies aligned inside the file and names are unique,
+    /// so later accesses need no checks; returns the name index.
+    private static func indexTensors(
+        _ infos: [GGUFTensorInfo], dataOffset: Int, alignment: Int, fileSize: Int, path: String
+    ) throws -> [String: Int] {
+        var index: [String: Int] = [:]
+        for (position, info) in infos.enumerated() {
+            guard info.offset % alignment == 0 else {
+                throw GGUFError(.invalidValue, "\(path): tensor '\(info.name)' offset \(info.offset) is not aligned to \(alignment)")
+            }
+            // Offsets come from the file and may be near 2^63: bound them by
+            // the file size before adding, so the sums cannot overflow.
+            guard info.offset <= fileSize, dataOffset + info.offset + info.byteCount <= fileSize else {
+                let start = info.offset <= fileSize ? "\(dataOffset + info.offset)" : "\(dataOffset) + \(info.offset)"
+                throw GGUFError(
+                    .tensorOutOfBounds,
+                    "\(path): tensor '\(info.name)' needs \(info.byteCount) bytes from byte \(start) but the file has \(fileSize) (truncated?)")
+            }
+            guard index.updateValue(position, forKey: info.name) == nil else {
+                throw GGUFError(.invalidValue, "\(path): tensor '\(info.name)' appears twice")
+            }
+        }
+        return index
+    }
+
+    /// general.alignment, if present, must be an integer power of two: any
+    /// other value would silently misplace every tensor.
+    private static func alignment(_ value: GGUFValue?, path: String) throws -> Int {
+        guard let value else { return defaultAlignment }
+        switch value {
+        case .uint8, .int8, .uint16, .int16, .uint32, .int32, .uint64, .int64:
+            if let alignment = value.int, alignment > 0, alignment.nonzeroBitCount == 1 {
+                return alignment
+            }
+        default: break
+        }
+        throw GGUFError(.invalidValue, "\(path): general.alignment is \(value); expected an integer power of two")
     }
 
     private static func readTensorInfo(_ reader: inout GGUFReader, index: Int, path: String) throws -> GGUFTensorInfo {

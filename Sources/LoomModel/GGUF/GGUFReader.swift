@@ -34,15 +34,18 @@ struct GGUFReader {
         Double(bitPattern: try read(UInt64.self, what()))
     }
 
-    /// A count or length field, checked against what the rest of the file could hold.
+    /// A count or length field, checked against what the rest of the file
+    /// could hold before anything is allocated for it. A count that cannot
+    /// fit is what a cut-off file looks like, so it is reported as truncation;
+    /// the message gives the count, which shows when it is corruption instead.
     mutating func readCount(_ what: @autoclosure () -> String, minBytesEach: Int = 1) throws -> Int {
         let start = offset
         let raw = try read(UInt64.self, what())
         let remaining = bytes.count - offset
         guard raw <= UInt64(remaining / max(minBytesEach, 1)) else {
             throw GGUFError(
-                .invalidValue,
-                "\(path): \(what()) at byte \(start) is \(raw), more than the \(remaining) remaining bytes can hold")
+                .truncated,
+                "\(path): truncated at byte \(start) reading \(what()): it is \(raw), but the \(remaining) bytes left hold at most \(remaining / max(minBytesEach, 1))")
         }
         return Int(raw)
     }
@@ -57,7 +60,11 @@ struct GGUFReader {
         return String(decoding: slice, as: UTF8.self)
     }
 
-    mutating func readValue(type tag: UInt32, _ what: @autoclosure () -> String) throws -> GGUFValue {
+    /// Arrays of arrays are legal, but no real file nests more than a level
+    /// or two; the limit keeps a crafted file from exhausting the stack.
+    static let maxArrayDepth = 64
+
+    mutating func readValue(type tag: UInt32, _ what: @autoclosure () -> String, depth: Int = 0) throws -> GGUFValue {
         switch tag {
         case 0: return .uint8(try read(UInt8.self, what()))
         case 1: return .int8(try read(Int8.self, what()))
@@ -74,7 +81,7 @@ struct GGUFReader {
             }
             return .bool(raw == 1)
         case 8: return .string(try readString(what()))
-        case 9: return try readArray(what())
+        case 9: return try readArray(what(), depth: depth)
         case 10: return .uint64(try read(UInt64.self, what()))
         case 11: return .int64(try read(Int64.self, what()))
         case 12: return .float64(try readDouble(what()))
@@ -85,13 +92,36 @@ struct GGUFReader {
         }
     }
 
-    private mutating func readArray(_ what: @autoclosure () -> String) throws -> GGUFValue {
+    /// The fewest bytes a value of type `tag` takes, or nil for an unknown type.
+    static func minimumSize(ofType tag: UInt32) -> Int? {
+        switch tag {
+        case 0, 1, 7: 1
+        case 2, 3: 2
+        case 4, 5, 6: 4
+        case 8, 10, 11, 12: 8
+        case 9: 12
+        default: nil
+        }
+    }
+
+    private mutating func readArray(_ what: @autoclosure () -> String, depth: Int) throws -> GGUFValue {
+        let typeStart = offset
         let elementType = try read(UInt32.self, "element type of \(what())")
-        let count = try readCount("element count of \(what())")
+        guard let elementSize = Self.minimumSize(ofType: elementType) else {
+            throw GGUFError(
+                .invalidValue,
+                "\(path): \(what()) at byte \(typeStart) has element type \(elementType); expected 0...12")
+        }
+        guard elementType != 9 || depth < Self.maxArrayDepth else {
+            throw GGUFError(
+                .invalidValue,
+                "\(path): \(what()) at byte \(typeStart) nests arrays more than \(Self.maxArrayDepth) deep")
+        }
+        let count = try readCount("element count of \(what())", minBytesEach: elementSize)
         var elements: [GGUFValue] = []
         elements.reserveCapacity(count)
         for index in 0..<count {
-            elements.append(try readValue(type: elementType, "\(what())[\(index)]"))
+            elements.append(try readValue(type: elementType, "\(what())[\(index)]", depth: depth + 1))
         }
         return .array(elements)
     }
