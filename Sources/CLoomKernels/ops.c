@@ -30,16 +30,30 @@ float loom_dot_f32(const float *a, const float *b, int64_t n) {
 void loom_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t cols,
                       const float *x, int64_t ldx, int64_t ntok,
                       float *y, int64_t ldy, int64_t row0, int64_t row1,
-                      float *scratch) {
+                      float *scratch, const float *sum_fix) {
     const uint8_t *base = (const uint8_t *)w;
+    const int has_min = (type == LOOM_Q4_1 || type == LOOM_Q5_1) && sum_fix;
+    const int64_t blocks = cols / 32, block_bytes = type == LOOM_Q4_1 ? 20 : 24;
     for (int64_t r = row0; r < row1; r++) {
+        const uint8_t *src = base + r * row_bytes;
         const float *row = scratch;
         if (type == LOOM_F32) {
-            row = (const float *)(base + r * row_bytes);
+            row = (const float *)src;
         } else {
-            loom_dequantize_row(type, base + r * row_bytes, scratch, cols);
+            loom_dequantize_row(type, src, scratch, cols);
         }
-        for (int64_t t = 0; t < ntok; t++) y[t * ldy + r] = loom_dot_f32(row, x + t * ldx, cols);
+        for (int64_t t = 0; t < ntok; t++) {
+            float sum = loom_dot_f32(row, x + t * ldx, cols);
+            if (has_min) {
+                const float *fix = sum_fix + t * blocks;
+                for (int64_t b = 0; b < blocks; b++) {
+                    uint16_t m;
+                    memcpy(&m, src + b * block_bytes + 2, 2);
+                    sum += loom_f16_to_f32(m) * fix[b];
+                }
+            }
+            y[t * ldy + r] = sum;
+        }
     }
 }
 
@@ -54,10 +68,14 @@ void loom_rope(float *x, int64_t nheads, int64_t head_dim, int64_t rope_dim,
                int64_t pos, float freq_base, float freq_scale, int neox,
                const float *freq_factors) {
     const int64_t half = rope_dim / 2;
-    for (int64_t i = 0; i < half; i++) {
-        double theta = (double)pos * freq_scale * pow((double)freq_base, -2.0 * (double)i / (double)rope_dim);
-        if (freq_factors) theta /= freq_factors[i];
-        const float c = (float)cos(theta), s = (float)sin(theta);
+    // Angles are built the way ggml builds them (float, one multiplication
+    // per pair) because at long positions its rounding is visible in logits.
+    const float theta_scale = powf(freq_base, -2.0f / (float)rope_dim);
+    float theta_base = (float)pos;
+    for (int64_t i = 0; i < half; i++, theta_base *= theta_scale) {
+        const float ff = freq_factors ? freq_factors[i] : 1.0f;
+        const float theta = freq_scale * (theta_base / ff);
+        const float c = cosf(theta), s = sinf(theta);
         const int64_t a = neox ? i : 2 * i;
         const int64_t b = neox ? i + half : 2 * i + 1;
         for (int64_t h = 0; h < nheads; h++) {
@@ -115,12 +133,17 @@ void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     float scale, float *scores, float *out) {
     init_f16_table();
     const int64_t group = n_heads / n_kv_heads;
+    float qr[512];
     for (int64_t h = head_begin; h < head_end; h++) {
         const int64_t g = h / group;
-        const float *qh = q + h * head_dim;
+        // llama.cpp multiplies f16 keys by the query rounded to f16, and f16
+        // values by the attention weights rounded to f16; so do we.
+        for (int64_t d = 0; d < head_dim; d++) qr[d] = f16_table[loom_f32_to_f16(q[h * head_dim + d])];
+        const float *qh = qr;
         for (int64_t p = 0; p < n_pos; p++)
             scores[p] = dot_f16(qh, kv_at(kv, layer, block_table, p, 0) + g * head_dim, head_dim) * scale;
         loom_softmax(scores, n_pos);
+        for (int64_t p = 0; p < n_pos; p++) scores[p] = f16_table[loom_f32_to_f16(scores[p])];
         float *oh = out + h * head_dim;
         memset(oh, 0, (size_t)head_dim * sizeof(float));
         for (int64_t p = 0; p < n_pos; p++) {

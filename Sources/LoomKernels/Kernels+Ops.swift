@@ -2,11 +2,19 @@ import CLoomKernels
 
 extension Kernels {
     /// y[t][r] = W[r] · x[t] for `tokens` input rows of `W.cols` floats
-    /// (`x` rows are `ldx` apart, `y` rows `ldy` apart).
+    /// (`x` rows are `ldx` apart, `y` rows `ldy` apart). `rounded` is scratch
+    /// for `tokens × W.cols × 33 / 32` floats: the activations rounded as
+    /// llama.cpp rounds them for this weight type, then per-block sum fixes.
     public static func matmul(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
-        into y: UnsafeMutablePointer<Float>, ldy: Int, parallel: Parallel
+        into y: UnsafeMutablePointer<Float>, ldy: Int, rounded: UnsafeMutablePointer<Float>,
+        parallel: Parallel
     ) {
+        let sumFix = rounded + tokens * w.cols, blocks = w.cols / 32
+        for t in 0..<tokens {
+            loom_round_activations(Int32(w.type), x + t * ldx, rounded + t * w.cols, Int64(w.cols), sumFix + t * blocks)
+        }
+        let x = UnsafePointer(rounded), ldx = w.cols
         // Rows are dealt in groups so each thread dequantizes whole cache lines
         // of weights and the slices stay balanced for small matrices.
         parallel.forEachSlice(w.rows, granularity: 16) { rows in
@@ -14,7 +22,7 @@ extension Kernels {
                 loom_matmul_rows(
                     Int32(w.type), w.data, Int64(w.rowBytes), Int64(w.cols),
                     x, Int64(ldx), Int64(tokens), y, Int64(ldy),
-                    Int64(rows.lowerBound), Int64(rows.upperBound), scratch.baseAddress)
+                    Int64(rows.lowerBound), Int64(rows.upperBound), scratch.baseAddress, sumFix)
             }
         }
     }

@@ -75,6 +75,11 @@ public struct GGUFWriter: Sendable {
         addTensor(name: name, dims: dims, type: type, bytes: Quantizer.quantize(values, as: type))
     }
 
+    /// Drops a tensor, so a test can build a model that lacks one.
+    public mutating func removeTensor(_ name: String) {
+        tensors.removeAll { $0.name == name }
+    }
+
     /// Offsets of each tensor's data from the start of the data section, in
     /// the order tensors were added.
     public var tensorOffsets: [Int] {

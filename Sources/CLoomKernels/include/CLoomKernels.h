@@ -46,7 +46,7 @@ float loom_dot_f32(const float *a, const float *b, int64_t n);
 void loom_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t cols,
                       const float *x, int64_t ldx, int64_t ntok,
                       float *y, int64_t ldy, int64_t row0, int64_t row1,
-                      float *scratch);
+                      float *scratch, const float *sum_fix);
 
 /* out = x / rms(x) * weight, over n elements. */
 void loom_rmsnorm(const float *x, const float *weight, float *out, int64_t n, float eps);
@@ -88,6 +88,24 @@ void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                     float scale, float *scores, float *out);
 
+#ifdef __cplusplus
+}
+#endif
+#endif
+
+#ifndef CLOOM_KERNELS_ACT_H
+#define CLOOM_KERNELS_ACT_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Rounds activations the way llama.cpp's CPU backend does before a dot
+   product with weights of `weight_type`: Q8_0 blocks for Q4_0/Q5_0/Q8_0,
+   Q8_1 for Q4_1/Q5_1, Q8_K for K-quants, halves for F16, bfloat for BF16.
+   Writes the dequantized result, so a float dot with dequantized weights
+   gives llama.cpp's value up to summation order. For Q4_1/Q5_1, `sum_fix`
+   (n / 32 floats, or NULL) receives each block's Q8_1 sum correction, which
+   loom_matmul_rows adds times the weight block's min. */
+void loom_round_activations(int weight_type, const float *x, float *out, int64_t n, float *sum_fix);
 #ifdef __cplusplus
 }
 #endif

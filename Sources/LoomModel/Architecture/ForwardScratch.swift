@@ -15,6 +15,7 @@ final class ForwardScratch {
     let router: UnsafeMutablePointer<Float>     // [T, experts] MoE router logits
     let gathered: UnsafeMutablePointer<Float>   // [T, d] rows routed to one expert
     let expertOut: UnsafeMutablePointer<Float>  // [T, d] that expert's output
+    let rounded: UnsafeMutablePointer<Float>    // [T, widest input] activations rounded for a matmul
     let maxLogitRows: Int
     private var owned: [UnsafeMutablePointer<Float>] = []
 
@@ -42,6 +43,7 @@ final class ForwardScratch {
         router = buffer(capacity * c.expertCount)
         gathered = buffer(c.isMoE ? capacity * c.embeddingLength : 0)
         expertOut = buffer(c.isMoE ? capacity * c.embeddingLength : 0)
+        rounded = buffer(capacity * max(c.embeddingLength, c.qDim, ff) * 33 / 32 + capacity)
         self.owned = owned
     }
 

@@ -20,13 +20,13 @@ extension Transformer {
         }
         storeKV(layer, step)
         attend(layer, step)
-        Kernels.matmul(w.output, scratch.attention, ldx: c.qDim, tokens: n, into: scratch.delta, ldy: d, parallel: parallel)
+        Kernels.matmul(w.output, scratch.attention, ldx: c.qDim, tokens: n, into: scratch.delta, ldy: d, rounded: scratch.rounded, parallel: parallel)
         addResidual(n)
     }
 
     func project(_ m: WeightMatrix, bias: Vector?, into out: UnsafeMutablePointer<Float>, _ n: Int) {
         let d = config.embeddingLength
-        Kernels.matmul(m, scratch.normed, ldx: d, tokens: n, into: out, ldy: m.rows, parallel: parallel)
+        Kernels.matmul(m, scratch.normed, ldx: d, tokens: n, into: out, ldy: m.rows, rounded: scratch.rounded, parallel: parallel)
         guard let bias else { return }
         for i in 0..<n {
             let row = out + i * m.rows

@@ -25,15 +25,15 @@ extension Transformer {
         input: UnsafePointer<Float>, tokens: Int, into out: UnsafeMutablePointer<Float>
     ) {
         let d = config.embeddingLength, ff = gate.rows
-        Kernels.matmul(gate, input, ldx: d, tokens: tokens, into: scratch.gate, ldy: ff, parallel: parallel)
-        Kernels.matmul(up, input, ldx: d, tokens: tokens, into: scratch.up, ldy: ff, parallel: parallel)
+        Kernels.matmul(gate, input, ldx: d, tokens: tokens, into: scratch.gate, ldy: ff, rounded: scratch.rounded, parallel: parallel)
+        Kernels.matmul(up, input, ldx: d, tokens: tokens, into: scratch.up, ldy: ff, rounded: scratch.rounded, parallel: parallel)
         Kernels.swiglu(scratch.gate, scratch.up, count: tokens * ff)
-        Kernels.matmul(down, scratch.gate, ldx: ff, tokens: tokens, into: out, ldy: d, parallel: parallel)
+        Kernels.matmul(down, scratch.gate, ldx: ff, tokens: tokens, into: out, ldy: d, rounded: scratch.rounded, parallel: parallel)
     }
 
     private func mixtureOfExperts(_ layer: Int, _ moe: MoEWeights, tokens n: Int) throws {
         let c = config, d = c.embeddingLength
-        Kernels.matmul(moe.router, scratch.normed, ldx: d, tokens: n, into: scratch.router, ldy: c.expertCount, parallel: parallel)
+        Kernels.matmul(moe.router, scratch.normed, ldx: d, tokens: n, into: scratch.router, ldy: c.expertCount, rounded: scratch.rounded, parallel: parallel)
         let routes = ExpertRoutes(
             logits: UnsafeBufferPointer(start: scratch.router, count: n * c.expertCount),
             tokens: n, experts: c.expertCount, topK: c.expertsUsed, normalize: c.normalizeExpertWeights)

@@ -69,7 +69,7 @@ public final class Transformer {
         }
         Kernels.matmul(
             weights.output, scratch.normed, ldx: d, tokens: rows.count,
-            into: logitsOut, ldy: config.vocabularySize, parallel: parallel)
+            into: logitsOut, ldy: config.vocabularySize, rounded: scratch.rounded, parallel: parallel)
     }
 
     private func validate(_ batch: ForwardBatch, kv: KVCacheMemory) throws {
