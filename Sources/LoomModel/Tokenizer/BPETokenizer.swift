@@ -15,7 +15,7 @@ struct BPETokenizer: Tokenizer {
     /// Token text (UTF-8 of the GPT-2 spelling) → id.
     private let tokenIDs: ByteStringTable
     /// (left symbol << 32 | right symbol) → (rank << 32 | merged symbol).
-    private let merges: [UInt64: UInt64]
+    private let merges: PairTable
     /// The symbol each input byte starts as; -1 when no token or merge spells it.
     private let byteSymbols: [Int32]
 
@@ -26,27 +26,41 @@ struct BPETokenizer: Tokenizer {
         pieces = PieceTable(vocabulary)
         let tokenIDs = try Self.tokenTable(vocabulary)
         var extra = ByteStringTable(capacity: 64)
-        let vocabularySize = Int32(vocabulary.tokens.count)
-        func symbol(_ bytes: ArraySlice<UInt8>) -> Int32 {
-            let key = Array(bytes)
-            if let id = tokenIDs.find(key) { return id }
-            let fresh = vocabularySize + Int32(extra.count)
-            return extra.insert(key, value: fresh) ?? fresh
-        }
-        var merges: [UInt64: UInt64] = [:]
-        merges.reserveCapacity(vocabulary.merges.count)
-        for (rank, line) in vocabulary.merges.enumerated() {
-            let bytes = Array(line.utf8)
-            // Split at the first space after the first byte, as llama.cpp does.
-            guard let space = bytes.dropFirst().firstIndex(of: 0x20), space + 1 < bytes.count else { continue }
-            let left = symbol(bytes[..<space]), right = symbol(bytes[(space + 1)...])
-            let merged = symbol(bytes[..<space] + bytes[(space + 1)...])
-            let key = Self.pairKey(left, right)
-            if merges[key] == nil { merges[key] = UInt64(rank) << 32 | UInt64(UInt32(merged)) }
-        }
+        merges = Self.mergeTable(vocabulary, tokenIDs, &extra)
         byteSymbols = ByteLevel.utf8ForByte.map { tokenIDs.find($0) ?? extra.find($0) ?? -1 }
         self.tokenIDs = tokenIDs
-        self.merges = merges
+        _ = ScalarClasses.of(0)  // build the class table now, not during the first request
+    }
+
+    /// Ranks every merge by its line in `tokenizer.ggml.merges` (first line
+    /// wins for a repeated pair). Halves and results missing from the
+    /// vocabulary get ids in `extra`, past the vocabulary's.
+    private static func mergeTable(_ vocabulary: Vocabulary, _ tokenIDs: ByteStringTable, _ extra: inout ByteStringTable) -> PairTable {
+        let vocabularySize = Int32(vocabulary.tokens.count)
+        func symbol(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32 {
+            if let id = tokenIDs.find(bytes) ?? extra.find(bytes) { return id }
+            let fresh = vocabularySize + Int32(extra.count)
+            extra.insert(bytes, value: fresh)
+            return fresh
+        }
+        var merges = PairTable(capacity: vocabulary.merges.count)
+        var joined: [UInt8] = []
+        for (rank, var line) in vocabulary.merges.enumerated() {
+            line.withUTF8 { bytes in
+                // Split at the first space after the first byte, as llama.cpp does.
+                guard let space = bytes.dropFirst().firstIndex(of: 0x20), space + 1 < bytes.count else { return }
+                let leftBytes = UnsafeBufferPointer(rebasing: bytes[..<space])
+                let rightBytes = UnsafeBufferPointer(rebasing: bytes[(space + 1)...])
+                joined.removeAll(keepingCapacity: true)
+                joined.append(contentsOf: leftBytes)
+                joined.append(contentsOf: rightBytes)
+                let left = symbol(leftBytes), right = symbol(rightBytes)
+                let merged = joined.withUnsafeBufferPointer(symbol)
+                let key = pairKey(left, right)
+                merges.insertIfAbsent(key, UInt64(rank) << 32 | UInt64(UInt32(merged)))
+            }
+        }
+        return merges
     }
 
     /// Token text → id; a repeated token is an error, as in llama.cpp.
@@ -152,7 +166,7 @@ struct BPETokenizer: Tokenizer {
     private func addBigram(_ left: Int32, _ right: Int32, _ ws: inout Workspace) {
         guard left >= 0, right >= 0 else { return }
         let a = ws.symbols[Int(left)], b = ws.symbols[Int(right)]
-        guard a >= 0, b >= 0, let merge = merges[Self.pairKey(a, b)] else { return }
+        guard a >= 0, b >= 0, let merge = merges.find(Self.pairKey(a, b)) else { return }
         ws.queue.push(Bigram(
             order: merge & 0xFFFF_FFFF_0000_0000 | UInt64(UInt32(left)), right: right,
             length: ws.lengths[Int(left)] + ws.lengths[Int(right)], merged: Int32(truncatingIfNeeded: merge & 0xFFFF_FFFF)))
@@ -179,5 +193,48 @@ struct BPETokenizer: Tokenizer {
         ws.spelling.removeAll(keepingCapacity: true)
         for byte in word { ws.spelling.append(contentsOf: ByteLevel.utf8ForByte[Int(byte)]) }
         return tokenIDs.find(ws.spelling)
+    }
+}
+
+/// An open-addressing map from packed symbol pairs to packed merges. It is
+/// the innermost lookup of BPE; `Dictionary`'s seeded SipHash cost more than
+/// the rest of the merge loop, and these keys need no protection from collisions.
+struct PairTable: Sendable {
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let mask: Int
+    private static let empty = UInt64.max  // never a key: symbol ids are below 2^31
+
+    init(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        keys = Array(repeating: Self.empty, count: size)
+        values = Array(repeating: 0, count: size)
+        mask = size - 1
+    }
+
+    private func slot(for key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+    }
+
+    func find(_ key: UInt64) -> UInt64? {
+        var index = slot(for: key)
+        while true {
+            let stored = keys[index]
+            if stored == key { return values[index] }
+            if stored == Self.empty { return nil }
+            index = (index + 1) & mask
+        }
+    }
+
+    /// Keeps the first value for a key, as llama.cpp's `emplace` does.
+    mutating func insertIfAbsent(_ key: UInt64, _ value: UInt64) {
+        var index = slot(for: key)
+        while keys[index] != Self.empty {
+            if keys[index] == key { return }
+            index = (index + 1) & mask
+        }
+        keys[index] = key
+        values[index] = value
     }
 }

@@ -22,6 +22,10 @@ struct SpecialTokenSplitter: Sendable {
     }
 
     private let entries: [Entry]
+    /// Bytes some special token starts with. Only text positions holding one
+    /// are tried, so cost grows with those positions, not with text length
+    /// times the number of special tokens (Llama 3 has 256).
+    private let isFirstByte: [Bool]
 
     init(_ vocabulary: Vocabulary) {
         var entries: [Entry] = []
@@ -34,10 +38,15 @@ struct SpecialTokenSplitter: Sendable {
         // Longest first; equal lengths by id, where llama.cpp's unstable sort leaves the order unspecified.
         entries.sort { $0.bytes.count != $1.bytes.count ? $0.bytes.count > $1.bytes.count : $0.id < $1.id }
         self.entries = entries.filter { !$0.bytes.isEmpty }
+        var isFirstByte = [Bool](repeating: false, count: 256)
+        for entry in self.entries { isFirstByte[Int(entry.bytes[0])] = true }
+        self.isFirstByte = isFirstByte
     }
 
     func split(_ text: UnsafeBufferPointer<UInt8>, parseSpecial: Bool) -> [Fragment] {
         var fragments: [Fragment] = text.isEmpty ? [] : [.text(0..<text.count)]
+        let candidates = text.indices.filter { isFirstByte[Int(text[$0])] }
+        guard !candidates.isEmpty else { return fragments }
         for entry in entries where parseSpecial || !entry.needsParseSpecial {
             var next: [Fragment] = []
             next.reserveCapacity(fragments.count + 2)
@@ -46,18 +55,26 @@ struct SpecialTokenSplitter: Sendable {
                     next.append(fragment)
                     continue
                 }
-                cut(entry, from: range, of: text, into: &next)
+                cut(entry, from: range, of: text, candidates: candidates, into: &next)
             }
             fragments = next
         }
         return fragments
     }
 
-    /// Replaces every occurrence of the entry's text in `range` by its id.
-    private func cut(_ entry: Entry, from range: Range<Int>, of text: UnsafeBufferPointer<UInt8>, into out: inout [Fragment]) {
+    /// Replaces every occurrence of the entry's text in `range` by its id,
+    /// leftmost first, as `std::string::find` from the end of the last match.
+    private func cut(
+        _ entry: Entry, from range: Range<Int>, of text: UnsafeBufferPointer<UInt8>, candidates: [Int],
+        into out: inout [Fragment]
+    ) {
         var start = range.lowerBound
         let end = range.upperBound
-        while let match = Self.find(entry.bytes, in: text, start..<end) {
+        var next = Self.firstIndex(in: candidates, notBelow: start)
+        while next < candidates.count, candidates[next] + entry.bytes.count <= end {
+            let match = candidates[next]
+            next += 1
+            guard match >= start, Self.occurs(entry.bytes, in: text, at: match) else { continue }
             var leftEnd = match
             if entry.stripLeft {
                 while leftEnd > start && Self.isSpace(text[leftEnd - 1]) { leftEnd -= 1 }
@@ -72,20 +89,19 @@ struct SpecialTokenSplitter: Sendable {
         if start < end { out.append(.text(start..<end)) }
     }
 
-    private static func find(_ needle: [UInt8], in text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
-        guard needle.count <= range.count else { return nil }
-        let first = needle[0]
-        var i = range.lowerBound
-        let last = range.upperBound - needle.count
-        while i <= last {
-            if text[i] == first {
-                var k = 1
-                while k < needle.count && text[i + k] == needle[k] { k += 1 }
-                if k == needle.count { return i }
-            }
-            i += 1
+    /// Binary search: the first candidate position at or after `start`.
+    private static func firstIndex(in candidates: [Int], notBelow start: Int) -> Int {
+        var low = 0, high = candidates.count
+        while low < high {
+            let middle = (low + high) / 2
+            if candidates[middle] < start { low = middle + 1 } else { high = middle }
         }
-        return nil
+        return low
+    }
+
+    private static func occurs(_ needle: [UInt8], in text: UnsafeBufferPointer<UInt8>, at position: Int) -> Bool {
+        for k in 0..<needle.count where text[position + k] != needle[k] { return false }
+        return true
     }
 
     /// C `isspace` in the "C" locale, which llama.cpp uses for stripping.

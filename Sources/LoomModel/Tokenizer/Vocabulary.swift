@@ -13,7 +13,8 @@ public struct Vocabulary: Sendable {
     }
 
     public var model: Model
-    /// `tokenizer.ggml.pre`; empty when the file has none (llama.cpp then uses "default").
+    /// `tokenizer.ggml.pre`; empty when the file has none (llama.cpp then
+    /// uses "default"). Only BPE vocabularies use it.
     public var preTokenizer: String
     public var tokens: [String]
     public var scores: [Float]
@@ -42,7 +43,7 @@ public struct Vocabulary: Sendable {
             throw GGUFError(.invalidValue, "\(path): tokenizer.ggml.model is '\(modelName)'; Loom supports 'gpt2' (byte-level BPE) and 'llama' (SentencePiece)")
         }
         self.model = model
-        preTokenizer = model == .bpe ? (try reader.optionalString("tokenizer.ggml.pre") ?? "") : ""
+        preTokenizer = try reader.optionalString("tokenizer.ggml.pre") ?? ""
         tokens = try reader.requiredStrings("tokenizer.ggml.tokens")
         for index in tokens.indices where tokens[index].isEmpty {
             tokens[index] = "[EMPTY_\(index)]"  // llama.cpp's name for an empty token, so it stays addressable
