@@ -150,5 +150,10 @@ struct TokenizerBPETests {
 
         let duplicate = #expect(throws: TokenizerError.self) { try SyntheticBPE.tokenizer(extra: [("a", .normal)]) }
         #expect(duplicate?.code == .invalidVocabulary)
+
+        var edited = try Vocabulary(metadata: SyntheticBPE.metadata(), path: "m.gguf")
+        edited.tokens.append("extra")
+        let mismatch = #expect(throws: TokenizerError.self) { try Tokenizers.make(edited) }
+        #expect(mismatch?.code == .invalidVocabulary)
     }
 }

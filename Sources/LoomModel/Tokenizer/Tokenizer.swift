@@ -26,6 +26,7 @@ public enum Tokenizers {
     /// Builds the tokenizer the vocabulary's model and pre-tokenizer call for.
     /// Lookup tables are built here, once, so encoding allocates little.
     public static func make(_ vocabulary: Vocabulary) throws -> any Tokenizer {
+        try validate(vocabulary)
         switch vocabulary.model {
         case .bpe:
             guard let preTokenizer = PreTokenizer.byName[vocabulary.preTokenizer] else {
@@ -36,6 +37,25 @@ public enum Tokenizers {
             return try BPETokenizer(vocabulary: vocabulary, preTokenizer: preTokenizer)
         case .sentencePiece:
             return try SentencePieceTokenizer(vocabulary: vocabulary)
+        }
+    }
+}
+
+extension Tokenizers {
+    /// The fields of a `Vocabulary` are public and mutable; tables built from
+    /// them index one by the other, so they must still agree.
+    static func validate(_ vocabulary: Vocabulary) throws {
+        let count = vocabulary.tokens.count
+        guard vocabulary.types.count == count, vocabulary.scores.count == count else {
+            throw TokenizerError(
+                .invalidVocabulary,
+                "the vocabulary has \(count) tokens but \(vocabulary.types.count) types and \(vocabulary.scores.count) scores; they must match one to one")
+        }
+        let named: [(String, TokenID?)] = [("bos", vocabulary.bosID), ("eos", vocabulary.eosID), ("unknown", vocabulary.unknownID), ("eot", vocabulary.eotID)]
+        for (name, id) in named {
+            if let id, id < 0 || Int(id) >= count {
+                throw TokenizerError(.invalidVocabulary, "the \(name) token id \(id) is outside the vocabulary of \(count) tokens")
+            }
         }
     }
 }
