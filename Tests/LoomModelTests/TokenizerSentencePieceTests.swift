@@ -43,10 +43,30 @@ struct TokenizerSentencePieceTests {
         #expect(golden.cases.count >= 30)
     }
 
+    /// The random texts of tokenizer/fuzz.json (scripts/golden/tokenizer_fuzz_goldens.py).
+    @Test func matchesLlamaCppOnRandomTexts() throws {
+        struct Fuzz: Decodable {
+            var texts: [String]
+            var ids: [String: [[TokenID]]]
+        }
+        let fuzz = try JSONDecoder().decode(Fuzz.self, from: Fixtures.data("tokenizer/fuzz.json"))
+        let expected = try #require(fuzz.ids["spm-tiny"])
+        let (tokenizer, _) = try Self.load()
+        var matched = 0
+        for (index, (text, ids)) in zip(fuzz.texts, expected).enumerated() {
+            let got = try tokenizer.encode(text, addSpecial: true, parseSpecial: index % 3 == 0)
+            #expect(got == ids, "text #\(index) \(text.debugDescription)")
+            if got == ids { matched += 1 }
+        }
+        print("fuzz spm-tiny: \(matched)/\(fuzz.texts.count) texts match llama.cpp")
+        #expect(fuzz.texts.count >= 200)
+    }
+
     @Test func vocabularyFollowsTheFile() throws {
         let (tokenizer, golden) = try Self.load()
         let vocabulary = tokenizer.vocabulary
         #expect(vocabulary.model == .sentencePiece)
+        #expect(vocabulary.preTokenizer == "default")  // stored, though SentencePiece ignores it
         #expect(vocabulary.bosID == golden.bos_id)
         #expect(vocabulary.eosID == golden.eos_id)
         #expect(vocabulary.unknownID == golden.unk_id)
