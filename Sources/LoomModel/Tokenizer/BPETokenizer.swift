@@ -6,7 +6,7 @@
 /// Merges work on integer symbol ids rather than strings: every string that
 /// can take part in a merge gets an id once, in `init` — the vocabulary's own
 /// id, or an id past the vocabulary for merge halves it lacks — so the merge
-/// loop is dictionary lookups on a packed pair.
+/// loop is hash lookups on a packed pair of integers.
 struct BPETokenizer: Tokenizer {
     let vocabulary: Vocabulary
     private let preTokenizer: PreTokenizer
