@@ -9,6 +9,7 @@ enum JinjaTests {
     ]
 
     static func apply(_ name: String, _ value: JinjaValue, _ arguments: CallArguments) throws -> Bool {
+        guard names.contains(name) else { throw ChatTemplateError(.unsupported, "unknown test '\(name)'") }
         if let result = typeTest(name, value) { return result }
         let args = try arguments.bind(["other"], function: name)
         let other = args[0] ?? .undefined
@@ -63,7 +64,7 @@ enum JinjaTests {
         case "iterable", "sequence":
             switch value {
             case .array, .object, .string: return true
-            case .undefined: return name == "iterable"
+            case .undefined: return true  // jinja2's Undefined has __len__ and __getitem__
             default: return false
             }
         case "callable": if case .callable = value { return true } else { return false }

@@ -296,17 +296,10 @@ extension JinjaParser {
     }
 
     private mutating func parseFilter(_ base: Expr) throws -> Expr {
-        let token = current
+        let location = current.location
         let name = try expectName()
-        try checkFilterName(name, token)
         let arguments = isOp("(") ? try parseCallArguments() : Arguments()
-        return Expr(kind: .filter(base, name: name, arguments), location: token.location)
-    }
-
-    func checkFilterName(_ name: String, _ token: JinjaToken) throws {
-        guard JinjaFilters.names.contains(name) else {
-            throw ChatTemplateError(.unsupported, "unknown filter '\(name)'", at: token.location)
-        }
+        return Expr(kind: .filter(base, name: name, arguments), location: location)
     }
 
     /// `x is [not] name`, with arguments in parentheses or, as jinja2
@@ -318,11 +311,7 @@ extension JinjaParser {
             negated = true
             advance()
         }
-        let token = current
         let name = try expectName()
-        guard JinjaTests.names.contains(name) else {
-            throw ChatTemplateError(.unsupported, "unknown test '\(name)'", at: token.location)
-        }
         var arguments = Arguments()
         if isOp("(") {
             arguments = try parseCallArguments()

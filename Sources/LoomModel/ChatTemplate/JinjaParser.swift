@@ -19,6 +19,7 @@ struct JinjaParser {
     static func parse(_ tokens: [JinjaToken]) throws -> (nodes: [Node], macros: [MacroDefinition]) {
         var parser = JinjaParser(tokens: tokens)
         let (nodes, _) = try parser.parseBody(until: [])
+        try JinjaValidator(macros: parser.macros).check(nodes, soft: false)
         return (nodes, parser.macros)
     }
 
@@ -285,9 +286,7 @@ struct JinjaParser {
     }
 
     private mutating func parseFilterBlock(_ location: SourceLocation) throws -> Node {
-        let nameToken = current
         let name = try expectName()
-        try checkFilterName(name, nameToken)
         let arguments = isOp("(") ? try parseCallArguments() : Arguments()
         try expectBlockEnd()
         let (body, _) = try parseBody(until: ["endfilter"])
