@@ -30,7 +30,7 @@ extension JinjaValue {
 
     var objectValue: [String: JinjaValue] {
         guard case .object(let object) = self else { return [:] }
-        return Dictionary(uniqueKeysWithValues: object.pairs.map { ($0.key, $0.value) })
+        return Dictionary(uniqueKeysWithValues: object.pairs.compactMap { pair in pair.key.value.stringValue.map { ($0, pair.value) } })
     }
 }
 

@@ -33,19 +33,28 @@ enum JinjaAccess {
         "strip", "lstrip", "rstrip", "startswith", "endswith", "split", "rsplit", "splitlines",
         "upper", "lower", "title", "capitalize", "swapcase", "replace", "find", "rfind", "count",
         "join", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "removeprefix",
-        "removesuffix", "center", "ljust", "rjust", "zfill",
+        "removesuffix", "center", "ljust", "rjust", "zfill", "format",
     ]
     static let dictMethods: Set<String> = ["items", "keys", "values", "get"]
+    /// Mutating methods exist in Python, but jinja2's immutable sandbox
+    /// (which transformers uses) refuses them; looking them up yields a
+    /// method that fails with that explanation when called.
+    static let mutatingMethods: Set<String> = [
+        "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "update", "setdefault",
+        "popitem",
+    ]
 
     /// `value.name`. Python attributes win over dict keys, so `d.items` is
     /// the method even when `d` has an "items" key.
     static func attribute(_ value: JinjaValue, _ name: String) -> JinjaValue {
         switch value {
         case .object(let object):
-            if dictMethods.contains(name) { return method(value, name) }
+            if dictMethods.contains(name) || mutatingMethods.contains(name) { return method(value, name) }
             return object[name] ?? .undefined
         case .string:
             return stringMethods.contains(name) ? method(value, name) : .undefined
+        case .array:
+            return mutatingMethods.contains(name) ? method(value, name) : .undefined
         default:
             return .undefined
         }
@@ -54,8 +63,8 @@ enum JinjaAccess {
     /// `value[key]`. Dict keys win over attributes here.
     static func item(_ value: JinjaValue, _ key: JinjaValue) -> JinjaValue {
         switch (value, key) {
-        case (.object(let object), .string(let name)):
-            return object[name] ?? attribute(value, name)
+        case (.object(let object), _):
+            if let found = JinjaObject.Key(key).flatMap({ object[$0] }) { return found }
         case (.array(let items), _):
             guard let index = key.integer else { break }
             let resolved = index < 0 ? index + items.count : index
@@ -92,7 +101,7 @@ enum JinjaAccess {
     static func iterate(_ value: JinjaValue) throws -> [JinjaValue] {
         switch value {
         case .array(let items): return items
-        case .object(let object): return object.keys.map { .string($0) }
+        case .object(let object): return object.keys.map(\.value)
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
         default: throw ChatTemplateError(.type, "'\(value.typeName)' object is not iterable")

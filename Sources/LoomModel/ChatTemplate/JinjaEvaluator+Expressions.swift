@@ -25,11 +25,11 @@ extension JinjaEvaluator {
         case .filter(let base, let name, let arguments):
             let value = try evaluate(base)
             let args = try evaluateArguments(arguments)
-            return try at(expr.location) { try JinjaFilters.apply(name, value, args) }
+            return try naming(base, value, expr.location) { try JinjaFilters.apply(name, value, args) }
         case .test(let base, let name, let arguments):
             let value = try evaluate(base)
             let args = try evaluateArguments(arguments)
-            return .bool(try at(expr.location) { try JinjaTests.apply(name, value, args) })
+            return .bool(try naming(base, value, expr.location) { try JinjaTests.apply(name, value, args) })
         default:
             return try evaluateOperator(expr)
         }
@@ -50,11 +50,15 @@ extension JinjaEvaluator {
             }
             return try at(expr.location) { try JinjaOperators.binary(op, a, b) }
         case .compare(let first, let operations):
+            var leftExpr = first
             var left = try evaluate(first)
-            for (op, operandExpr) in operations {
-                let right = try evaluate(operandExpr)
-                guard try at(expr.location, { try JinjaOperators.compare(op, left, right) }) else { return .bool(false) }
-                left = right
+            for (op, rightExpr) in operations {
+                let right = try evaluate(rightExpr)
+                let result = try naming(leftExpr, left, expr.location) {
+                    try naming(rightExpr, right, expr.location) { try JinjaOperators.compare(op, left, right) }
+                }
+                guard result else { return .bool(false) }
+                (leftExpr, left) = (rightExpr, right)
             }
             return .bool(true)
         case .and(let left, let right):
@@ -76,8 +80,9 @@ extension JinjaEvaluator {
     private func evaluateDict(_ pairs: [(key: Expr, value: Expr)]) throws -> JinjaValue {
         var object = JinjaObject()
         for (keyExpr, valueExpr) in pairs {
-            guard case .string(let key) = try evaluate(keyExpr) else {
-                throw ChatTemplateError(.unsupported, "dict keys other than strings are not supported", at: keyExpr.location)
+            let keyValue = try evaluate(keyExpr)
+            guard let key = JinjaObject.Key(keyValue) else {
+                throw ChatTemplateError(.type, "unhashable or unsupported dict key type '\(keyValue.typeName)'", at: keyExpr.location)
             }
             object[key] = try evaluate(valueExpr)
         }
@@ -94,6 +99,18 @@ extension JinjaEvaluator {
     /// but refuses to look inside it or compute with it.
     func undefinedError(_ expr: Expr) -> ChatTemplateError {
         ChatTemplateError(.undefined, "'\(describe(expr))' is undefined", at: expr.location)
+    }
+
+    /// Like `at`, and when a helper refuses an undefined `value`, names the
+    /// expression that produced it, as jinja2's "'x' is undefined" does.
+    private func naming<T>(_ expr: Expr, _ value: JinjaValue, _ location: SourceLocation, _ body: () throws -> T)
+        throws -> T
+    {
+        do {
+            return try at(location, body)
+        } catch let error as ChatTemplateError where error.code == .undefined && value.isUndefined {
+            throw undefinedError(expr)
+        }
     }
 
     private func attribute(of value: JinjaValue, _ name: String, base: Expr) throws -> JinjaValue {

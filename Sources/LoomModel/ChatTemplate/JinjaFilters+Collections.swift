@@ -36,10 +36,21 @@ extension JinjaFilters {
             if let path = try stringArgument(args[0], "sum attribute") { items = items.map { JinjaAccess.path($0, path) } }
             return try items.reduce(args[1] ?? .int(0)) { try JinjaOperators.binary(.add, $0, $1) }
         case "dictsort": return try dictSort(value, arguments)
+        case "map", "select", "reject", "selectattr", "rejectattr":
+            // jinja2 skips iterating falsy input here, so `none | map(...)` is empty.
+            guard value.isTruthy else { return .array([]) }
+            return try mapOrSelect(name, value, arguments)
+        default: return nil
+        }
+    }
+
+    private static func mapOrSelect(_ name: String, _ value: JinjaValue, _ arguments: CallArguments) throws
+        -> JinjaValue
+    {
+        switch name {
         case "map": return try map(value, arguments)
         case "select", "reject": return try select(value, arguments, keep: name == "select")
-        case "selectattr", "rejectattr": return try selectAttribute(value, arguments, keep: name == "selectattr")
-        default: return nil
+        default: return try selectAttribute(value, arguments, keep: name == "selectattr")
         }
     }
 
@@ -50,7 +61,7 @@ extension JinjaFilters {
         case "list": return .array(try JinjaAccess.iterate(value))
         case "items":
             switch value {
-            case .object(let object): return .array(object.pairs.map { .array([.string($0.key), $0.value]) })
+            case .object(let object): return .array(object.pairs.map { .array([$0.key.value, $0.value]) })
             case .undefined: return .array([])
             default: throw ChatTemplateError(.type, "items filter needs a mapping, got \(value.typeName)")
             }
@@ -113,7 +124,7 @@ extension JinjaFilters {
         case "value": byValue = true
         default: throw ChatTemplateError(.value, "You can only sort by either \"key\" or \"value\"")
         }
-        let pairs: [JinjaValue] = object.pairs.map { .array([.string($0.key), $0.value]) }
+        let pairs: [JinjaValue] = object.pairs.map { .array([$0.key.value, $0.value]) }
         return .array(
             try sorted(
                 pairs, caseSensitive: args[0], attribute: .string(byValue ? "1" : "0"),

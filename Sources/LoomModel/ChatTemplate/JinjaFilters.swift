@@ -43,6 +43,8 @@ enum JinjaFilters {
             guard case .string(let attribute)? = args[0] else {
                 throw ChatTemplateError(.type, "attr() needs an attribute name")
             }
+            // Python getattr only: a dict's keys are not attributes here.
+            if case .object = value, !JinjaAccess.dictMethods.contains(attribute) { return .undefined }
             return JinjaAccess.attribute(value, attribute)
         default:
             throw ChatTemplateError(.unsupported, "unknown filter '\(name)'")

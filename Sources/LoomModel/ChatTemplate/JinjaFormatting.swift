@@ -23,7 +23,7 @@ extension JinjaValue {
         case .array(let items):
             return "[" + items.map(\.pythonRepr).joined(separator: ", ") + "]"
         case .object(let object):
-            let body = object.pairs.map { pythonStringRepr($0.key) + ": " + $0.value.pythonRepr }
+            let body = object.pairs.map { $0.key.value.pythonRepr + ": " + $0.value.pythonRepr }
             return "{" + body.joined(separator: ", ") + "}"
         case .namespace: return "<Namespace>"
         case .callable(let c): return "<function \(c.name)>"
@@ -116,8 +116,12 @@ extension JinjaValue {
             try writeJSONContainer(into: &out, options, depth: depth, open: "[", close: "]", items.map { (nil, $0) })
         case .object(let object):
             var pairs = object.pairs
-            if options.sortKeys { pairs.sort { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) } }
-            try writeJSONContainer(into: &out, options, depth: depth, open: "{", close: "}", pairs.map { ($0.key, $0.value) })
+            if options.sortKeys {
+                // Python sorts the keys themselves, so mixed key types fail.
+                try pairs.sort { try JinjaOperators.less($0.key.value, $1.key.value) }
+            }
+            try writeJSONContainer(
+                into: &out, options, depth: depth, open: "{", close: "}", pairs.map { (jsonKey($0.key), $0.value) })
         case .undefined, .namespace, .callable:
             throw ChatTemplateError(.type, "Object of type \(typeName) is not JSON serializable")
         }
@@ -139,6 +143,15 @@ extension JinjaValue {
         }
         if let indent = options.indent { out += "\n" + String(repeating: indent, count: depth) }
         out += close
+    }
+}
+
+/// json.dumps turns non-string keys into strings: 1 -> "1", None -> "null".
+private func jsonKey(_ key: JinjaObject.Key) -> String {
+    switch key {
+    case .string(let s): return s
+    case .int(let i): return String(i)
+    case .none: return "null"
     }
 }
 

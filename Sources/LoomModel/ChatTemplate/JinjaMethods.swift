@@ -4,6 +4,11 @@
 /// forbids the mutating list methods anyway.
 enum JinjaMethods {
     static func call(_ receiver: JinjaValue, _ name: String, _ arguments: CallArguments) throws -> JinjaValue {
+        if JinjaAccess.mutatingMethods.contains(name), receiver.typeName != "str" {
+            throw ChatTemplateError(
+                .unsupported,
+                "'\(receiver.typeName).\(name)' is unsafe: templates render in jinja2's immutable sandbox")
+        }
         switch receiver {
         case .string(let s): return try callStringMethod(s, name, arguments)
         case .object(let object): return try callDictMethod(object, name, arguments)
@@ -17,16 +22,16 @@ enum JinjaMethods {
         switch name {
         case "items":
             _ = try arguments.bind([], function: name)
-            return .array(object.pairs.map { .array([.string($0.key), $0.value]) })
+            return .array(object.pairs.map { .array([$0.key.value, $0.value]) })
         case "keys":
             _ = try arguments.bind([], function: name)
-            return .array(object.keys.map { .string($0) })
+            return .array(object.keys.map(\.value))
         case "values":
             _ = try arguments.bind([], function: name)
             return .array(object.values)
         case "get":
             let args = try arguments.bind(["key", "default"], function: name)
-            guard case .string(let key)? = args[0] else { return args[1] ?? .none }
+            guard let key = JinjaObject.Key(args[0] ?? .undefined) else { return args[1] ?? .none }
             return object[key] ?? args[1] ?? .none
         default:
             throw ChatTemplateError(.type, "'dict' object has no method '\(name)'")
@@ -103,8 +108,68 @@ enum JinjaMethods {
             return s.pythonHasSuffix(affix) && !affix.isEmpty ? String(scalars: scalars.dropLast(affix.scalarCount)) : s
         case "center", "ljust", "rjust", "zfill":
             return try pad(s, name, arguments)
+        case "format":
+            return try format(s, arguments)
         default:
             return nil
+        }
+    }
+
+    /// `str.format` with `{}`, `{0}`, `{name}` fields and `!r`/`!s`
+    /// conversions; format specs (`{:>10}`) are refused rather than ignored.
+    private static func format(_ s: String, _ arguments: CallArguments) throws -> String {
+        var out = ""
+        var scalars = s.unicodeScalars[...]
+        var nextIndex = 0
+        while let c = scalars.popFirst() {
+            if (c == "{" || c == "}") && scalars.first == c {
+                scalars.removeFirst()
+                out.unicodeScalars.append(c)
+            } else if c == "{" {
+                guard let close = scalars.firstIndex(of: "}") else {
+                    throw ChatTemplateError(.value, "Single '{' encountered in format string")
+                }
+                out += try formatField(String(scalars[..<close]), arguments, &nextIndex)
+                scalars = scalars[scalars.index(after: close)...]
+            } else if c == "}" {
+                throw ChatTemplateError(.value, "Single '}' encountered in format string")
+            } else {
+                out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    private static func formatField(_ field: String, _ arguments: CallArguments, _ nextIndex: inout Int) throws
+        -> String
+    {
+        var name = field
+        var conversion: String? = nil
+        if field.contains(":") {
+            throw ChatTemplateError(.unsupported, "format specs in str.format ('{\(field)}') are not supported")
+        }
+        if let bang = field.firstIndex(of: "!") {
+            name = String(field[..<bang])
+            conversion = String(field[field.index(after: bang)...])
+        }
+        let value: JinjaValue
+        if name.isEmpty || Int(name) != nil {
+            let index = Int(name) ?? nextIndex
+            if name.isEmpty { nextIndex += 1 }
+            guard arguments.positional.indices.contains(index) else {
+                throw ChatTemplateError(.value, "Replacement index \(index) out of range for positional args tuple")
+            }
+            value = arguments.positional[index]
+        } else {
+            guard let keyword = arguments.keyword.first(where: { $0.name == name }) else {
+                throw ChatTemplateError(.value, "str.format has no argument named '\(name)'")
+            }
+            value = keyword.value
+        }
+        switch conversion {
+        case nil, "s": return value.pythonString
+        case "r": return value.pythonRepr
+        default: throw ChatTemplateError(.unsupported, "str.format conversion '!\(conversion!)' is not supported")
         }
     }
 

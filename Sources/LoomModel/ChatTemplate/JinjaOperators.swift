@@ -73,7 +73,7 @@ enum JinjaOperators {
             return s.pythonContains(needle)
         case .array(let items): return items.contains { equals($0, item) }
         case .object(let object):
-            guard case .string(let key) = item else { return false }
+            guard let key = JinjaObject.Key(item) else { return false }
             return object[key] != nil
         case .undefined: return false
         default: throw typeError("argument of type '\(container.typeName)' is not iterable")

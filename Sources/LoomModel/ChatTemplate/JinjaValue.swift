@@ -26,11 +26,46 @@ public enum JinjaValue: Sendable, Equatable {
     case callable(JinjaCallable)
 }
 
-/// An insertion-ordered dictionary with string keys, like a Python dict built
-/// from JSON. Equality ignores order, as Python's does.
+/// An insertion-ordered Python dict, like one built from JSON. Keys are
+/// strings except in the odd template literal (`{0: 0, 512: 128}`).
+/// Equality ignores order, as Python's does.
 public struct JinjaObject: Sendable, Equatable {
-    public private(set) var keys: [String] = []
-    private var storage: [String: JinjaValue] = [:]
+    /// A hashable Python dict key. Python hashes `1`, `1.0` and `True` alike,
+    /// so integral numbers and booleans all become `.int`.
+    public enum Key: Hashable, Sendable, ExpressibleByStringLiteral {
+        case string(String)
+        case int(Int)
+        case none
+
+        public init(stringLiteral value: String) { self = .string(value) }
+
+        /// The key as a template value, for iteration and `items()`.
+        public var value: JinjaValue {
+            switch self {
+            case .string(let s): return .string(s)
+            case .int(let i): return .int(i)
+            case .none: return .none
+            }
+        }
+
+        /// The dict key a template value names, or nil if Python could not
+        /// hash it (lists, dicts) or it is not a key type templates use.
+        init?(_ value: JinjaValue) {
+            switch value {
+            case .string(let s): self = .string(s)
+            case .int(let i): self = .int(i)
+            case .bool(let b): self = .int(b ? 1 : 0)
+            case .double(let d):
+                guard let i = Int(exactly: d) else { return nil }
+                self = .int(i)
+            case .none: self = .none
+            default: return nil
+            }
+        }
+    }
+
+    public private(set) var keys: [Key] = []
+    private var storage: [Key: JinjaValue] = [:]
 
     public init() {}
 
@@ -38,7 +73,7 @@ public struct JinjaObject: Sendable, Equatable {
         for (key, value) in pairs { self[key] = value }
     }
 
-    public subscript(key: String) -> JinjaValue? {
+    public subscript(key: Key) -> JinjaValue? {
         get { storage[key] }
         set {
             if let newValue {
@@ -49,10 +84,15 @@ public struct JinjaObject: Sendable, Equatable {
         }
     }
 
+    public subscript(key: String) -> JinjaValue? {
+        get { self[.string(key)] }
+        set { self[.string(key)] = newValue }
+    }
+
     public var count: Int { keys.count }
     public var isEmpty: Bool { keys.isEmpty }
     public var values: [JinjaValue] { keys.map { storage[$0]! } }
-    public var pairs: [(key: String, value: JinjaValue)] { keys.map { ($0, storage[$0]!) } }
+    public var pairs: [(key: Key, value: JinjaValue)] { keys.map { ($0, storage[$0]!) } }
 
     public static func == (lhs: JinjaObject, rhs: JinjaObject) -> Bool {
         lhs.storage == rhs.storage
@@ -60,8 +100,8 @@ public struct JinjaObject: Sendable, Equatable {
 }
 
 extension JinjaObject: ExpressibleByDictionaryLiteral {
-    public init(dictionaryLiteral elements: (String, JinjaValue)...) {
-        self.init(elements)
+    public init(dictionaryLiteral elements: (Key, JinjaValue)...) {
+        for (key, value) in elements { self[key] = value }
     }
 }
 
