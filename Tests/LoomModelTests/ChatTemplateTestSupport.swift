@@ -1,6 +1,7 @@
 import Foundation
 import LoomModel
 import LoomTesting
+import Testing
 
 /// Reading fixture files as template values: they go through the
 /// order-preserving JSON parser because dict order shows in `tojson` and
@@ -43,5 +44,39 @@ func renderOutcome(_ source: String, _ context: [String: JinjaValue] = [:]) -> S
         return "ERROR \(error.code): \(error.message)"
     } catch {
         return "ERROR \(error)"
+    }
+}
+
+/// One template snippet with its context (as JSON, so dict order is
+/// explicit) and either jinja2's output or the error code we must raise.
+struct JinjaCase: CustomTestStringConvertible, Sendable {
+    var label: String
+    var template: String
+    var context: String
+    var expected: String?
+    var error: ChatTemplateError.Code?
+
+    var testDescription: String { label }
+
+    init(_ label: String, _ template: String, context: String = "{}", expected: String) {
+        (self.label, self.template, self.context, self.expected) = (label, template, context, expected)
+    }
+
+    init(_ label: String, _ template: String, context: String = "{}", error: ChatTemplateError.Code) {
+        (self.label, self.template, self.context, self.error) = (label, template, context, error)
+    }
+
+    func check() throws {
+        let variables = try JinjaValue(json: context).objectValue
+        let render = { try ChatTemplate(source: template).render(context: variables) }
+        if let expected {
+            #expect(try render() == expected)
+            return
+        }
+        let thrown = #expect(throws: ChatTemplateError.self) { try render() }
+        #expect(thrown?.code == error)
+        if let thrown, thrown.code != .raised {
+            #expect(thrown.location != nil, "errors should say where: \(thrown.message)")
+        }
     }
 }
