@@ -39,22 +39,22 @@ enum JinjaAccess {
     /// Mutating methods exist in Python, but jinja2's immutable sandbox
     /// (which transformers uses) refuses them; looking them up yields a
     /// method that fails with that explanation when called.
-    static let mutatingMethods: Set<String> = [
-        "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "update", "setdefault",
-        "popitem",
+    static let listMutatingMethods: Set<String> = [
+        "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
     ]
+    static let dictMutatingMethods: Set<String> = ["update", "pop", "popitem", "setdefault", "clear"]
 
     /// `value.name`. Python attributes win over dict keys, so `d.items` is
     /// the method even when `d` has an "items" key.
     static func attribute(_ value: JinjaValue, _ name: String) -> JinjaValue {
         switch value {
         case .object(let object):
-            if dictMethods.contains(name) || mutatingMethods.contains(name) { return method(value, name) }
+            if dictMethods.contains(name) || dictMutatingMethods.contains(name) { return method(value, name) }
             return object[name] ?? .undefined
         case .string:
             return stringMethods.contains(name) ? method(value, name) : .undefined
         case .array:
-            return mutatingMethods.contains(name) ? method(value, name) : .undefined
+            return listMutatingMethods.contains(name) ? method(value, name) : .undefined
         default:
             return .undefined
         }

@@ -4,7 +4,8 @@
 /// forbids the mutating list methods anyway.
 enum JinjaMethods {
     static func call(_ receiver: JinjaValue, _ name: String, _ arguments: CallArguments) throws -> JinjaValue {
-        if JinjaAccess.mutatingMethods.contains(name), receiver.typeName != "str" {
+        let mutating = receiver.typeName == "list" ? JinjaAccess.listMutatingMethods : JinjaAccess.dictMutatingMethods
+        if receiver.typeName != "str" && mutating.contains(name) {
             throw ChatTemplateError(
                 .unsupported,
                 "'\(receiver.typeName).\(name)' is unsafe: templates render in jinja2's immutable sandbox")
