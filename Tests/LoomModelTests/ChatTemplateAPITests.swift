@@ -48,7 +48,7 @@ import Testing
             try ChatTemplate(source: "line one\n{% if x %}\n  {{ x + }}\n{% endif %}")
         }
         #expect(error?.code == .syntax)
-        #expect(error?.location == SourceLocation(line: 3, column: 10))
+        #expect(error?.location == TemplateLocation(line: 3, column: 10))
         #expect(error?.message.hasSuffix("at 3:10") == true)
     }
 
@@ -78,7 +78,7 @@ import Testing
         #expect(try template.render(context: [:]) == "ok")
         let error = #expect(throws: ChatTemplateError.self) { try template.render(context: ["x": "{}"]) }
         #expect(error?.code == .unsupported)
-        #expect(error?.location == SourceLocation(line: 1, column: 18))
+        #expect(error?.location == TemplateLocation(line: 1, column: 18))
     }
 
     @Test func undefinedErrorsNameTheExpression() throws {

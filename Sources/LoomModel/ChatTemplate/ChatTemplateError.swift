@@ -1,6 +1,6 @@
 /// A position in a template's source, 1-based, so errors can point at the
 /// construct a template author has to look at.
-public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
+public struct TemplateLocation: Sendable, Equatable, CustomStringConvertible {
     public var line: Int
     public var column: Int
 
@@ -35,9 +35,9 @@ public struct ChatTemplateError: Error, CustomStringConvertible, Sendable, Equat
     public var code: Code
     public var message: String
     /// Where in the template the error arose, when known.
-    public var location: SourceLocation?
+    public var location: TemplateLocation?
 
-    public init(_ code: Code, _ message: String, at location: SourceLocation? = nil) {
+    public init(_ code: Code, _ message: String, at location: TemplateLocation? = nil) {
         self.code = code
         self.location = location
         if let location, code != .raised {

@@ -28,7 +28,7 @@ struct Expr: Sendable {
     }
 
     var kind: Kind
-    var location: SourceLocation
+    var location: TemplateLocation
 }
 
 struct Arguments: Sendable {
@@ -64,14 +64,14 @@ struct ForLoop: Sendable {
     var condition: Expr?
     var body: [Node]
     var elseBody: [Node]
-    var location: SourceLocation
+    var location: TemplateLocation
 }
 
 struct MacroDefinition: Sendable {
     var name: String
     var parameters: [(name: String, defaultValue: Expr?)]
     var body: [Node]
-    var location: SourceLocation
+    var location: TemplateLocation
 }
 
 indirect enum Node: Sendable {
@@ -79,7 +79,7 @@ indirect enum Node: Sendable {
     case output(Expr)
     case ifChain(branches: [(condition: Expr, body: [Node])], elseBody: [Node])
     case forLoop(ForLoop)
-    case set(AssignTarget, Expr, SourceLocation)
+    case set(AssignTarget, Expr, TemplateLocation)
     /// `{% set x %}...{% endset %}` captures rendered output.
     case setBlock(String, [Node])
     /// Defines a macro (by index into the template's macro table) in scope.
@@ -87,7 +87,7 @@ indirect enum Node: Sendable {
     /// `{% with a = 1 %}` opens a scope with extra names.
     case with([(name: String, value: Expr)], [Node])
     /// `{% filter upper %}...{% endfilter %}` filters the rendered body.
-    case filterBlock(name: String, Arguments, [Node], SourceLocation)
-    case breakLoop(SourceLocation)
-    case continueLoop(SourceLocation)
+    case filterBlock(name: String, Arguments, [Node], TemplateLocation)
+    case breakLoop(TemplateLocation)
+    case continueLoop(TemplateLocation)
 }

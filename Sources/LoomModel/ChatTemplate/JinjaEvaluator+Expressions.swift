@@ -103,7 +103,7 @@ extension JinjaEvaluator {
 
     /// Like `at`, and when a helper refuses an undefined `value`, names the
     /// expression that produced it, as jinja2's "'x' is undefined" does.
-    private func naming<T>(_ expr: Expr, _ value: JinjaValue, _ location: SourceLocation, _ body: () throws -> T)
+    private func naming<T>(_ expr: Expr, _ value: JinjaValue, _ location: TemplateLocation, _ body: () throws -> T)
         throws -> T
     {
         do {
@@ -136,7 +136,7 @@ extension JinjaEvaluator {
         }
     }
 
-    private func call(_ calleeExpr: Expr, _ arguments: Arguments, _ location: SourceLocation) throws -> JinjaValue {
+    private func call(_ calleeExpr: Expr, _ arguments: Arguments, _ location: TemplateLocation) throws -> JinjaValue {
         let callee = try evaluate(calleeExpr)
         let args = try evaluateArguments(arguments)
         guard case .callable(let callable) = callee else {

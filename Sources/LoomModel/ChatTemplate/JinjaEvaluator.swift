@@ -37,7 +37,7 @@ final class JinjaEvaluator {
 
     /// Attaches `location` to errors from helpers that don't know where in
     /// the template they were called from.
-    func at<T>(_ location: SourceLocation, _ body: () throws -> T) throws -> T {
+    func at<T>(_ location: TemplateLocation, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as ChatTemplateError where error.location == nil && error.code != .raised {
@@ -134,7 +134,7 @@ final class JinjaEvaluator {
         return .object(loop)
     }
 
-    private func bindings(_ target: AssignTarget, _ value: JinjaValue, _ location: SourceLocation) throws
+    private func bindings(_ target: AssignTarget, _ value: JinjaValue, _ location: TemplateLocation) throws
         -> [String: JinjaValue]
     {
         switch target {
@@ -152,7 +152,7 @@ final class JinjaEvaluator {
         }
     }
 
-    private func assign(_ target: AssignTarget, _ value: JinjaValue, _ location: SourceLocation) throws {
+    private func assign(_ target: AssignTarget, _ value: JinjaValue, _ location: TemplateLocation) throws {
         guard case .attribute(let base, let attribute) = target else {
             for (name, item) in try bindings(target, value, location) { scopes[scopes.count - 1][name] = item }
             return

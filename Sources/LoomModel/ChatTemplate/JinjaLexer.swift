@@ -13,7 +13,7 @@ struct JinjaToken: Sendable {
     }
 
     var kind: Kind
-    var location: SourceLocation
+    var location: TemplateLocation
 }
 
 /// Splits a template into text and tag tokens the way jinja2's lexer does
@@ -60,14 +60,14 @@ struct JinjaLexer {
         return out
     }
 
-    func location(_ offset: Int) -> SourceLocation {
+    func location(_ offset: Int) -> TemplateLocation {
         var low = 0
         var high = lineStarts.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
             if lineStarts[mid] <= offset { low = mid } else { high = mid - 1 }
         }
-        return SourceLocation(line: low + 1, column: offset - lineStarts[low] + 1)
+        return TemplateLocation(line: low + 1, column: offset - lineStarts[low] + 1)
     }
 
     func syntaxError(_ message: String, at offset: Int) -> ChatTemplateError {

@@ -181,7 +181,7 @@ extension JinjaParser {
         }
     }
 
-    private mutating func parseList(_ location: SourceLocation) throws -> Expr {
+    private mutating func parseList(_ location: TemplateLocation) throws -> Expr {
         advance()
         var items: [Expr] = []
         while !isOp("]") {
@@ -193,7 +193,7 @@ extension JinjaParser {
         return Expr(kind: .list(items), location: location)
     }
 
-    private mutating func parseDict(_ location: SourceLocation) throws -> Expr {
+    private mutating func parseDict(_ location: TemplateLocation) throws -> Expr {
         advance()
         var pairs: [(key: Expr, value: Expr)] = []
         while !isOp("}") {
@@ -236,7 +236,7 @@ extension JinjaParser {
     }
 
     /// `x[i]` or a Python slice `x[start:stop:step]` with any part omitted.
-    private mutating func parseSubscript(_ base: Expr, _ location: SourceLocation) throws -> Expr {
+    private mutating func parseSubscript(_ base: Expr, _ location: TemplateLocation) throws -> Expr {
         var start: Expr? = nil
         if !isOp(":") {
             start = try parseExpression()

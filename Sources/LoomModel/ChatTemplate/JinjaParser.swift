@@ -174,7 +174,7 @@ struct JinjaParser {
         }
     }
 
-    private mutating func parseFor(_ location: SourceLocation) throws -> Node {
+    private mutating func parseFor(_ location: TemplateLocation) throws -> Node {
         let target = try parseAssignTarget(allowNamespace: false)
         guard isName("in") else { throw error("expected 'in', got \(describe(current))") }
         advance()
@@ -203,7 +203,7 @@ struct JinjaParser {
                 body: body, elseBody: elseBody, location: location))
     }
 
-    private mutating func parseSet(_ location: SourceLocation) throws -> Node {
+    private mutating func parseSet(_ location: TemplateLocation) throws -> Node {
         let target = try parseAssignTarget(allowNamespace: true)
         if isOp("=") {
             advance()
@@ -243,7 +243,7 @@ struct JinjaParser {
         return names.count == 1 && !parenthesized ? .name(names[0]) : .tuple(names)
     }
 
-    private mutating func parseMacro(_ location: SourceLocation) throws -> Node {
+    private mutating func parseMacro(_ location: TemplateLocation) throws -> Node {
         let name = try expectName()
         try expectOp("(")
         var parameters: [(name: String, defaultValue: Expr?)] = []
@@ -285,7 +285,7 @@ struct JinjaParser {
         return .with(bindings, body)
     }
 
-    private mutating func parseFilterBlock(_ location: SourceLocation) throws -> Node {
+    private mutating func parseFilterBlock(_ location: TemplateLocation) throws -> Node {
         let name = try expectName()
         let arguments = isOp("(") ? try parseCallArguments() : Arguments()
         try expectBlockEnd()

@@ -50,7 +50,7 @@ struct JinjaValidator {
         for argument in arguments.keyword { try check(argument.value, soft: soft) }
     }
 
-    private func checkName(_ name: String, filter: Bool, soft: Bool, _ location: SourceLocation) throws {
+    private func checkName(_ name: String, filter: Bool, soft: Bool, _ location: TemplateLocation) throws {
         let known = filter ? JinjaFilters.names.contains(name) : JinjaTests.names.contains(name)
         guard known || soft else {
             throw ChatTemplateError(.unsupported, "unknown \(filter ? "filter" : "test") '\(name)'", at: location)

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import LoomEngine
+import LoomModel
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate", abstract: "Generate text from a prompt, streaming it as it comes.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(name: .long, help: "The prompt (raw text; with --chat, the user's message).")
+    var prompt: String
+
+    @Option(name: .long, help: "With --chat: a system message.")
+    var system: String?
+
+    @Flag(name: .long, help: "Wrap the prompt in the model's chat template.")
+    var chat = false
+
+    @Option(name: .long, help: "Most tokens to generate.")
+    var maxTokens: Int = 128
+
+    @Option(name: .long, help: "0 is greedy.")
+    var temperature: Float = 0
+
+    @Option(name: .long) var topK: Int = 0
+    @Option(name: .long) var topP: Float = 1
+    @Option(name: .long) var minP: Float = 0
+    @Option(name: .long) var repetitionPenalty: Float = 1
+    @Option(name: .long) var frequencyPenalty: Float = 0
+    @Option(name: .long) var presencePenalty: Float = 0
+
+    @Option(name: .long, help: "Seed for reproducible sampling.")
+    var seed: UInt64?
+
+    @Flag(name: .long, help: "Print one JSON object {\"tokens\": [...], \"text\": \"...\"} at the end instead of streaming.")
+    var json = false
+
+    @Flag(name: .long, help: "Keep generating past end-of-generation tokens.")
+    var ignoreEos = false
+
+    func validate() throws {
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
+        guard (0...1).contains(topP), topP > 0 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard (0...1).contains(minP) else { throw ValidationError("--min-p must be in [0, 1]") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be 0 (off) or more") }
+        guard repetitionPenalty > 0 else { throw ValidationError("--repetition-penalty must be positive") }
+    }
+
+    func run() throws {
+        let model = try LanguageModel(path: try options.modelPath(), threads: options.threads)
+        let text: String
+        if chat {
+            var messages: [ChatMessage] = []
+            if let system { messages.append(ChatMessage(role: "system", content: system)) }
+            messages.append(ChatMessage(role: "user", content: prompt))
+            text = try model.renderChat(messages)
+        } else {
+            text = prompt
+        }
+        let ids = try model.tokenizer.encode(text, addSpecial: !chat, parseSpecial: chat)
+        let sampling = SamplingParameters(
+            temperature: temperature, topK: topK, topP: topP, minP: minP,
+            repetitionPenalty: repetitionPenalty, frequencyPenalty: frequencyPenalty,
+            presencePenalty: presencePenalty, seed: seed)
+        var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)
+        let result = try Generator(model: model.transformer).generate(
+            prompt: ids, maxTokens: maxTokens, sampling: sampling,
+            stopTokens: ignoreEos ? [] : model.vocabulary.endOfGenerationIDs
+        ) { token, _ in
+            let piece = detokenizer.append(token)
+            if !json {
+                FileHandle.standardOutput.write(Data(piece.utf8))
+            }
+            return true
+        }
+        if json {
+            try printJSON(tokens: result.tokens, text: model.tokenizer.decode(result.tokens))
+        } else {
+            FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
+        }
+    }
+
+    private func printJSON(tokens: [TokenID], text: String) throws {
+        struct Output: Encodable {
+            var tokens: [TokenID]
+            var text: String
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(Output(tokens: tokens, text: text))
+        print(String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+import LoomEngine
+import LoomModel
+import LoomTesting
+
+/// Runs the real `loom` executable, built beside these tests.
+struct LoomProcess {
+    static var executable: URL {
+        let build = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build")
+        let candidates = ["release", "debug"].map { build.appendingPathComponent("\($0)/loom") }
+        let existing = candidates.filter { FileManager.default.fileExists(atPath: $0.path) }
+        func modified(_ url: URL) -> Date {
+            (try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
+        }
+        return existing.max { modified($0) < modified($1) } ?? candidates[0]
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite(.serialized) struct CommandLineTests {
+    struct GenerateJSON: Decodable {
+        var tokens: [TokenID]
+        var text: String
+    }
+
+    @Test func generateJSONMatchesTheLibrary() throws {
+        let path = try TestModel.path()
+        let output = try LoomProcess.run(["generate", "--model", path, "--prompt", "The capital of France is", "--max-tokens", "12", "--json", "--threads", "2"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let parsed = try JSONDecoder().decode(GenerateJSON.self, from: Data(output.stdout.utf8))
+        let model = try LanguageModel(path: path, threads: 2)
+        let prompt = try model.tokenizer.encode("The capital of France is", addSpecial: true, parseSpecial: false)
+        let expected = try Generator(model: model.transformer).generate(
+            prompt: prompt, maxTokens: 12, stopTokens: model.vocabulary.endOfGenerationIDs)
+        #expect(parsed.tokens == expected.tokens)
+        #expect(parsed.text == model.tokenizer.decode(expected.tokens))
+        #expect(parsed.text.hasPrefix(" Paris"))
+    }
+
+    @Test func chatStreamsAnAnswer() throws {
+        let output = try LoomProcess.run(
+            ["generate", "--chat", "--prompt", "What is the capital of France? Answer in one sentence.", "--max-tokens", "40"],
+            environment: ["LOOM_MODEL": try TestModel.path()])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("Paris"))
+        #expect(!output.stdout.contains("<|im_end|>"))
+    }
+
+    @Test func tokenizePrintsLlamaCppIds() throws {
+        let output = try LoomProcess.run(["tokenize", "--model", try TestModel.path(), "<|im_start|>user\nHi<|im_end|>\n"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let ids = try JSONDecoder().decode([TokenID].self, from: Data(output.stdout.utf8))
+        #expect(ids.first == 1 && ids.contains(2))
+    }
+
+    @Test func missingModelSaysHowToGetOne() throws {
+        let output = try LoomProcess.run(
+            ["generate", "--prompt", "hi"], environment: ["LOOM_MODEL": "/nonexistent/model.gguf"])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("/nonexistent/model.gguf"))
+        #expect(output.stderr.contains("fetch-model.sh"))
+    }
+
+    @Test func truncatedModelIsAClearError() throws {
+        let source = try FileHandle(forReadingFrom: URL(fileURLWithPath: try TestModel.path()))
+        let head = source.readData(ofLength: 4_000_000)
+        try source.close()
+        let path = temporaryPath("truncated.gguf")
+        try head.write(to: URL(fileURLWithPath: path))
+        let output = try LoomProcess.run(["generate", "--model", path, "--prompt", "hi"])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains(path))
+        #expect(output.stderr.contains("truncated") || output.stderr.contains("needs bytes"))
+    }
+
+    @Test func promptOverTheContextIsAClearError() throws {
+        let output = try LoomProcess.run([
+            "generate", "--model", try TestModel.path(), "--prompt", "Hello", "--max-tokens", "9000",
+        ])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("context is 8192 tokens"))
+    }
+}
