@@ -57,6 +57,9 @@ public struct BlockPool: Sendable {
     public func refCount(_ block: BlockID) -> Int { Int(refCounts[Int(block)]) }
     public func hash(of block: BlockID) -> BlockHash? { cached[Int(block)]?.hash }
     public func block(for hash: BlockHash) -> BlockID? { index[hash] }
+    /// Every hash the pool can serve: what a router replaying this pool's
+    /// events must hold.
+    public var cachedHashes: Set<BlockHash> { Set(index.keys) }
     /// Unreferenced cached blocks, the next to be evicted first.
     public var evictionOrder: [BlockID] { evictable.inOrder }
 
