@@ -68,6 +68,7 @@ struct Harness {
     var model: SimulatedModel
     var events: [EngineEvent] = []
     var plans: [StepPlan] = []
+    var requests: [UInt64: EngineRequest] = [:]
 
     init(_ configuration: SchedulerConfiguration) throws {
         scheduler = try Scheduler(configuration)
@@ -75,7 +76,14 @@ struct Harness {
     }
 
     mutating func submit(_ id: UInt64, prompt: [TokenID], maxTokens: Int, stop: Set<TokenID> = []) throws {
-        try scheduler.submit(EngineRequest(id: RequestID(id), prompt: prompt, maxTokens: maxTokens, stopTokens: stop))
+        let request = EngineRequest(id: RequestID(id), prompt: prompt, maxTokens: maxTokens, stopTokens: stop)
+        try scheduler.submit(request)
+        requests[id] = request
+    }
+
+    /// What request `id` generates when run alone.
+    func reference(_ id: UInt64) -> [TokenID] {
+        SimulatedModel.reference(requests[id]!)
     }
 
     @discardableResult
