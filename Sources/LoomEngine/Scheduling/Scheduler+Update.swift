@@ -12,6 +12,9 @@ extension Scheduler {
             result.sampled.count == plan.logitRequests.count,
             "the plan asked for \(plan.logitRequests.count) sampled tokens; the result has \(result.sampled.count)")
         inFlight = nil
+        // A request ended during the step gets no more tokens: its client
+        // may be gone, or a stop string already ended its text.
+        let ending = Set(deferredTerminations.map(\.0))
         var events: [EngineEvent] = []
         var sampled = result.sampled.makeIterator()
         var finished: [(RequestID, FinishReason)] = []
@@ -20,7 +23,7 @@ extension Scheduler {
             running[i].computed += item.tokens.count
             stats.computedTokens += item.tokens.count
             commitFullBlocks(i)
-            guard item.needsLogits, let token = sampled.next() else { continue }
+            guard item.needsLogits, let token = sampled.next(), !ending.contains(item.id) else { continue }
             if let reason = accept(token, at: i, events: &events) { finished.append((item.id, reason)) }
         }
         for (id, reason) in finished + deferredTerminations {

@@ -42,7 +42,9 @@ public struct SchedulerConfiguration: Sendable {
         try require(blockSize > 0, "blockSize is \(blockSize); a block holds at least one token")
         try require(hasher.blockSize == blockSize, "the hasher hashes blocks of \(hasher.blockSize) tokens but blockSize is \(blockSize); make them equal")
         try require(maxRunning > 0, "maxRunning is \(maxRunning); allow at least one running sequence")
-        try require(maxWaiting >= 0, "maxWaiting is \(maxWaiting); use 0 to refuse anything that cannot start at once")
+        // Every request passes through the waiting queue, even one that is
+        // admitted in the very next step, so 0 would refuse everything.
+        try require(maxWaiting > 0, "maxWaiting is \(maxWaiting); allow at least one waiting request")
         try require(contextLength > 0, "contextLength is \(contextLength); it must be positive")
         // Every running sequence decodes one token per step; a budget below
         // maxRunning would have to stall decodes, which the design forbids.

@@ -7,7 +7,8 @@ import LoomModel
 public struct StepPlan: Sendable, Equatable {
     public struct Item: Sendable, Equatable {
         public var id: RequestID
-        /// The sequence's tokens at positions `start ..< start + tokens.count`.
+        /// The sequence's tokens at positions `start ..< start + tokens.count`;
+        /// `start` is also how many tokens it had computed (or found cached).
         public var tokens: [TokenID]
         public var start: Int
         /// The sequence's whole table; it covers every position this step writes.
@@ -15,9 +16,6 @@ public struct StepPlan: Sendable, Equatable {
         /// True when this chunk reaches the end of the sequence's known
         /// tokens, so the step samples the sequence's next token.
         public var needsLogits: Bool
-        /// Tokens the sequence had already computed before this step
-        /// (cached prefix included); `start` equals it.
-        public var computedBefore: Int { start }
     }
 
     public var items: [Item] = []
