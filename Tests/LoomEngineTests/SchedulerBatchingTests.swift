@@ -105,6 +105,11 @@ private func request(_ id: UInt64, _ prompt: [TokenID], _ maxTokens: Int) -> Eng
         try h.submit(2, prompt: b, maxTokens: 1)
         h.runUntilIdle()
         let (ha, hb, hc) = (hasher.chain(a), hasher.chain(b), hasher.chain(c))
+        // The router hashes prompts itself; the events must carry the same chain.
+        #expect(h.cacheEvents == [
+            .stored(hash: ha[0], parent: nil), .stored(hash: ha[1], parent: ha[0]),
+            .stored(hash: hb[0], parent: nil), .stored(hash: hb[1], parent: hb[0]),
+        ])
         #expect(h.scheduler.pool.cachedHashes == Set(ha + hb))
         // Released tables go tail first, older tables first: A1 A0 B1 B0.
         try h.submit(3, prompt: c, maxTokens: 1)

@@ -63,6 +63,26 @@ private func heldBlocks(_ scheduler: Scheduler) -> Set<BlockID> {
     }
 }
 
+/// A policy written for the test: the seam is a type, not a flag.
+private struct OldestFirstPreemption: PreemptionPolicy {
+    func victim(among candidates: [PreemptionCandidate]) -> Int {
+        candidates.indices.min { candidates[$0].arrival < candidates[$1].arrival }!
+    }
+}
+
+extension SchedulerPreemptionTests {
+    @Test func thePreemptionPolicyChoosesTheVictim() throws {
+        var c = configuration(blocks: 6, budget: 64)
+        c.preemption = OldestFirstPreemption()
+        var h = try Harness(c)
+        try h.submit(1, prompt: tokens(30, seed: 1), maxTokens: 40)
+        try h.submit(2, prompt: tokens(30, seed: 2), maxTokens: 40)
+        h.runUntilIdle()
+        #expect(h.plans.flatMap(\.preempted).first == RequestID(1))
+        #expect(h.tokens(1) == h.reference(1) && h.tokens(2) == h.reference(2))
+    }
+}
+
 @Suite struct SchedulerQueueTests {
     @Test func requestsStartAndFinishInArrivalOrder() throws {
         var h = try Harness(configuration(maxRunning: 1))
@@ -172,6 +192,15 @@ private func heldBlocks(_ scheduler: Scheduler) -> Set<BlockID> {
         // The token sampled in that step is dropped: nothing follows the end.
         #expect(events == [.finished(RequestID(1), .cancelled, RequestUsage(promptTokens: 20, completionTokens: 1, cachedPromptTokens: 0))])
         #expect(h.scheduler.pool.usedCount == 0)
+    }
+
+    @Test func aStopStringFoundByTheEngineEndsTheRequestWithStop() throws {
+        var h = try Harness(configuration())
+        try h.submit(1, prompt: tokens(12, seed: 1), maxTokens: 50)
+        for _ in 0..<4 { h.step() }
+        h.events += h.scheduler.finish(RequestID(1), reason: .stop)
+        #expect(h.finishes(1).map(\.0) == [.stop] && h.finishes(1).map(\.1.completionTokens) == [4])
+        #expect(h.scheduler.isIdle && h.scheduler.pool.usedCount == 0)
     }
 
     @Test func aStopTokenEndsTheRequestAndIsNotEmitted() throws {

@@ -134,6 +134,7 @@ struct Traffic {
         let c = h.scheduler.configuration
         let ids = plan.items.map(\.id)
         try #require(plan.tokenCount <= c.tokenBudget)
+        try #require(!plan.isEmpty || h.scheduler.isIdle, "work is queued but the step does nothing")
         try #require(Set(ids).count == ids.count && ids.count <= c.maxRunning)
         let missing = decoding.subtracting(ids).subtracting(plan.preempted).filter { ledger.finished[$0] == nil }
         try #require(missing.isEmpty, "decodes \(missing) were left out of a step")

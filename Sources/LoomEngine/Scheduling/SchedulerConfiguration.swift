@@ -13,6 +13,8 @@ public struct SchedulerConfiguration: Sendable {
     /// logit row per step, so the model's logit-row limit bounds this).
     public var maxRunning: Int
     /// Accepted requests that may wait for admission; more are refused.
+    /// Preempted sequences go back to the queue even when it is full: they
+    /// were accepted already.
     public var maxWaiting: Int
     /// The model's context: prompt plus generated tokens.
     public var contextLength: Int
