@@ -53,9 +53,6 @@ public struct Scheduler: Sendable {
     public var blockTables: [RequestID: [BlockID]] {
         Dictionary(uniqueKeysWithValues: running.map { ($0.id, $0.blockTable) })
     }
-    public func computedTokens(of id: RequestID) -> Int? {
-        (running.first { $0.id == id } ?? waiting.first { $0.id == id })?.computed
-    }
 
     // MARK: Requests
 

@@ -18,6 +18,9 @@ public struct SchedulerConfiguration: Sendable {
     public var maxWaiting: Int
     /// The model's context: prompt plus generated tokens.
     public var contextLength: Int
+    /// Names the model in every block hash. The default (model id 0) suits
+    /// tests; a worker must key it by its weights, or a router indexing two
+    /// models would match one model's prompts to the other's cache.
     public var hasher: BlockHasher
     public var preemption: any PreemptionPolicy
 
