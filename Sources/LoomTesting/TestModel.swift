@@ -1,4 +1,5 @@
 import Foundation
+import LoomModel
 
 /// Locates the real model the fidelity tests run against. Real-model tests
 /// must fail, never skip, when it is missing: a skipped golden test looks
@@ -10,7 +11,7 @@ public enum TestModel {
         public var description: String { "\(code): \(message)" }
     }
 
-    public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    public static let fileName = ModelLocator.defaultFileName
 
     /// $LOOM_MODEL if set, else the cache `scripts/fetch-model.sh` fills, else /tmp/models.
     public static func path() throws -> String {
@@ -21,8 +22,9 @@ public enum TestModel {
             }
             return path
         }
-        let home = environment["HOME"] ?? NSHomeDirectory()
-        let candidates = ["\(home)/.cache/loom/models/\(fileName)", "/tmp/models/\(fileName)"]
+        // The default location is the one `loom` itself uses; /tmp/models is
+        // where ../shared/tools/fetch-smollm2 puts it for measurements.
+        let candidates = [ModelLocator.defaultPath, "/tmp/models/\(fileName)"]
         if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) {
             return found
         }
