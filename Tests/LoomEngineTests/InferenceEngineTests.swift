@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+import LoomEngine
+import LoomModel
+import LoomTesting
+
+@Suite struct InferenceEngineTests {
+    let path: String
+    init() throws { path = try TinyModel().write(to: temporaryPath("engine.gguf")) }
+
+    private func engine(blocks: Int = 64, maxRunning: Int = 8) throws -> (InferenceEngine, Transformer) {
+        let model = try Transformer(path: path, threads: 1, maxBatchTokens: 64)
+        let engine = try InferenceEngine(model: model, configuration: SchedulerConfiguration(
+            blockCount: blocks, tokenBudget: 32, maxRunning: maxRunning, contextLength: model.config.contextLength))
+        return (engine, try Transformer(path: path, threads: 1))
+    }
+
+    private func collect(_ stream: AsyncThrowingStream<GenerationOutput, Error>) async throws -> ([TokenID], FinishReason?) {
+        var tokens: [TokenID] = []
+        var reason: FinishReason?
+        for try await output in stream {
+            switch output {
+            case .token(let token, _, _): tokens.append(token)
+            case .finished(let why, _): reason = why
+            }
+        }
+        return (tokens, reason)
+    }
+
+    @Test func concurrentRequestsGetWhatEachGetsAlone() async throws {
+        let (engine, reference) = try engine()
+        defer { engine.shutdown() }
+        let shared = (0..<35).map { TokenID(($0 * 11) % 250) }
+        let prompts = (0..<5).map { i in shared + (0..<(3 + 7 * i)).map { TokenID(($0 * 17 + i) % 250) } }
+        let results = try await withThrowingTaskGroup(of: (Int, [TokenID], FinishReason?).self) { group in
+            for (i, prompt) in prompts.enumerated() {
+                group.addTask {
+                    let (tokens, reason) = try await collect(engine.generate(GenerationRequest(prompt: prompt, maxTokens: 10)))
+                    return (i, tokens, reason)
+                }
+            }
+            var all: [Int: ([TokenID], FinishReason?)] = [:]
+            for try await (i, tokens, reason) in group { all[i] = (tokens, reason) }
+            return all
+        }
+        for (i, prompt) in prompts.enumerated() {
+            let alone = try Generator(model: reference).generate(prompt: prompt, maxTokens: 10).tokens
+            #expect(results[i]?.0 == alone, "prompt \(i)")
+            #expect(results[i]?.1 == .length)
+        }
+    }
+
+    @Test func logprobsComeWithEachToken() async throws {
+        let (engine, _) = try engine()
+        defer { engine.shutdown() }
+        var steps = 0
+        for try await output in engine.generate(GenerationRequest(prompt: [1, 2, 3], maxTokens: 4, topLogprobs: 3)) {
+            guard case .token(let token, let logprob, let top) = output else { continue }
+            steps += 1
+            #expect(top.count == 3)
+            #expect(top[0].token == token)
+            #expect(top[0].logprob == logprob && logprob <= 0)
+        }
+        #expect(steps == 4)
+    }
+
+    @Test func aRefusedRequestFailsAloneAndTheEngineCarriesOn() async throws {
+        let (engine, _) = try engine()
+        defer { engine.shutdown() }
+        let tooLong = [TokenID](repeating: 5, count: 300)
+        await #expect(throws: SchedulerError.self) {
+            _ = try await collect(engine.generate(GenerationRequest(prompt: tooLong, maxTokens: 4)))
+        }
+        let (tokens, reason) = try await collect(engine.generate(GenerationRequest(prompt: [7, 8, 9], maxTokens: 3)))
+        #expect(tokens.count == 3 && reason == .length)
+    }
+
+    /// Dropping a stream cancels the request and frees its blocks: with a
+    /// pool too small for two long requests, a second one can run only once
+    /// the first is gone.
+    @Test func droppingTheStreamCancelsAndFreesBlocks() async throws {
+        let (engine, _) = try engine(blocks: 12, maxRunning: 2)
+        defer { engine.shutdown() }
+        var seen = 0
+        for try await output in engine.generate(GenerationRequest(prompt: Array(repeating: 3, count: 20), maxTokens: 150)) {
+            if case .token = output { seen += 1 }
+            if seen == 3 { break }
+        }
+        #expect(seen == 3)
+        let (tokens, reason) = try await collect(engine.generate(GenerationRequest(prompt: Array(repeating: 4, count: 20), maxTokens: 150)))
+        #expect(tokens.count == 150 && reason == .length)
+    }
+
+    @Test func stopTokensEndWithStop() async throws {
+        let (engine, reference) = try engine()
+        defer { engine.shutdown() }
+        let prompt: [TokenID] = [40, 41, 42]
+        let free = try Generator(model: reference).generate(prompt: prompt, maxTokens: 12).tokens
+        // Stop on the first token that did not occur before it.
+        let k = try #require(free.indices.dropFirst().first { !free[..<$0].contains(free[$0]) })
+        let (tokens, reason) = try await collect(engine.generate(GenerationRequest(prompt: prompt, maxTokens: 12, stopTokens: [free[k]])))
+        #expect(tokens == Array(free.prefix(k)))
+        #expect(reason == .stop)
+    }
+}
