@@ -13,9 +13,13 @@ let package = Package(
         .library(name: "LoomModel", targets: ["LoomModel"]),
         .library(name: "LoomEngine", targets: ["LoomEngine"]),
         .library(name: "LoomTesting", targets: ["LoomTesting"]),
+        .library(name: "LoomWire", targets: ["LoomWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CLoomKernels", cSettings: kernelFlags),
@@ -29,6 +33,24 @@ let package = Package(
                 "LoomModel", "LoomEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .target(
+            name: "LoomWire",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "LoomWireTests",
+            dependencies: [
+                "LoomWire",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            exclude: ["Fixtures"]
         ),
         .testTarget(name: "LoomKernelsTests", dependencies: ["LoomKernels", "LoomTesting"]),
         .testTarget(name: "LoomModelTests", dependencies: ["LoomModel", "LoomTesting"]),
