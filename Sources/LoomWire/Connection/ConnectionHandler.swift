@@ -13,35 +13,56 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private var handshake: HandshakeStateMachine
     private let handshakePromise: EventLoopPromise<PeerInfo>
+    private let keepaliveInterval: TimeAmount?
     private let keepaliveMissLimit: Int
     private var missedKeepalives = 0
+    private var readSinceTick = false
+    private var keepaliveTask: RepeatedTask?
     private var closing = false
     private let logger: Logger
 
     init(
         handshake: HandshakeStateMachine,
         handshakePromise: EventLoopPromise<PeerInfo>,
+        keepaliveInterval: TimeAmount?,
         keepaliveMissLimit: Int,
         logger: Logger
     ) {
         self.handshake = handshake
         self.handshakePromise = handshakePromise
+        self.keepaliveInterval = keepaliveInterval
         self.keepaliveMissLimit = keepaliveMissLimit
         self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { perform(handshake.channelActive(), context: context) }
+        if context.channel.isActive { activate(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        keepaliveTask?.cancel()
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        perform(handshake.channelActive(), context: context)
+        activate(context: context)
         context.fireChannelActive()
+    }
+
+    private func activate(context: ChannelHandlerContext) {
+        perform(handshake.channelActive(), context: context)
+        guard keepaliveTask == nil, let interval = keepaliveInterval else { return }
+        // Ticks on the event loop's own clock (not wall time), so the
+        // behaviour is the same on EmbeddedEventLoop in tests.
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let (handler, context) = loopBound.value
+            handler.keepaliveTick(context: context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        missedKeepalives = 0
+        readSinceTick = true
         if frame.kind == .ping, handshake.isEstablished {
             if !frame.header.flags.contains(.pong) {
                 context.writeAndFlush(wrapOutboundOut(.ping(pong: true)), promise: nil)
@@ -51,9 +72,23 @@ final class ConnectionHandler: ChannelDuplexHandler {
         perform(handshake.frameReceived(frame), context: context)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
-            context.fireUserInboundEventTriggered(event)
+    /// The peer is pinged after each interval in which it sent nothing, and
+    /// dropped once it stays silent through more than the miss limit; any
+    /// frame from it, a pong included, proves it alive.
+    private func keepaliveTick(context: ChannelHandlerContext) {
+        guard !closing else { return }
+        guard handshake.isEstablished else {
+            // A peer that connects and never finishes HELLO would otherwise
+            // hold the connection open forever.
+            missedKeepalives += 1
+            if missedKeepalives > keepaliveMissLimit {
+                close(context: context, WireError(.handshakeFailed, "no HELLO exchange within \(keepaliveMissLimit) keepalive intervals"), reply: nil)
+            }
+            return
+        }
+        if readSinceTick {
+            readSinceTick = false
+            missedKeepalives = 0
             return
         }
         missedKeepalives += 1
@@ -71,6 +106,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        keepaliveTask?.cancel()
         handshakePromise.fail(WireError(.connectionClosed, "connection closed before the HELLO exchange finished"))
         context.fireChannelInactive()
     }

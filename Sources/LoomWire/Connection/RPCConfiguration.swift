@@ -74,14 +74,12 @@ enum Pipeline {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
         try sync.addHandler(FrameEncoder())
-        if let interval = configuration.keepaliveInterval {
-            try sync.addHandler(IdleStateHandler(readTimeout: interval.timeAmount))
-        }
         var logger = configuration.logger
         logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
         try sync.addHandler(ConnectionHandler(
             handshake: HandshakeStateMachine(role: role, local: configuration.hello),
             handshakePromise: promise,
+            keepaliveInterval: configuration.keepaliveInterval?.timeAmount,
             keepaliveMissLimit: configuration.keepaliveMissLimit,
             logger: logger
         ))

@@ -55,6 +55,8 @@ public final class RPCServer: Sendable {
                         for try await (connection, handshake) in connections {
                             group.addTask { await self.serve(connection, handshake: handshake) }
                         }
+                    } catch is CancellationError {
+                        // run() was cancelled: the normal way to stop.
                     } catch {
                         configuration.logger.error("listener failed", metadata: ["error": "\(error)"])
                     }
@@ -68,9 +70,9 @@ public final class RPCServer: Sendable {
 
     private func serve(_ connection: NIOAsyncChannel<Frame, Frame>, handshake: EventLoopFuture<PeerInfo>) async {
         do {
-            try await connection.executeThenClose { inbound, outbound in
+            try await connection.executeThenClose { inbound, _ in
                 let peer = try await handshake.get()
-                let session = ServerConnection(peer: peer, services: services, outbound: outbound, logger: configuration.logger)
+                let session = ServerConnection(peer: peer, services: services, outbound: FrameWriter(channel: connection.channel), logger: configuration.logger)
                 await withTaskCancellationHandler {
                     await session.run(inbound)
                 } onCancel: {

@@ -11,10 +11,10 @@ public struct RPCRequest: Sendable {
     public var timeout: Duration?
 }
 
-/// Sends the items of a server-streaming call. `send` suspends while the
-/// connection cannot take more bytes, so a slow client slows the handler.
+/// Sends the items of a server-streaming call. `send` returns once the item
+/// is in the socket, so a slow client slows the handler.
 public struct RPCStreamWriter: Sendable {
-    let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    let outbound: FrameWriter
     let header: FrameHeader
 
     public func send(_ item: RPCMessage) async throws {
@@ -76,5 +76,21 @@ public struct RPCServices: Sendable {
         precondition(method != HandshakeStateMachine.helloMethod, "method 0 is reserved for HELLO")
         precondition(handlers[method] == nil, "method \(method) registered twice")
         handlers[method] = handler
+    }
+}
+
+/// Writes a frame and waits until the socket has taken it.
+///
+/// Server replies bypass NIOAsyncChannel's outbound writer on purpose: its
+/// `write` returns without suspending while the channel is writable, and a
+/// handler streaming into a fast reader then keeps the event loop so busy
+/// with queued writes that the CANCEL for that very stream was never read
+/// (seen in `streamEarlyExit`). Waiting for each write bounds a stream to one
+/// frame in flight and is also what carries backpressure to the handler.
+struct FrameWriter: Sendable {
+    let channel: Channel
+
+    func write(_ frame: Frame) async throws {
+        try await channel.writeAndFlush(frame).get()
     }
 }

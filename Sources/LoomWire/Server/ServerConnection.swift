@@ -8,11 +8,11 @@ import NIOCore
 struct ServerConnection: Sendable {
     let peer: PeerInfo
     let services: RPCServices
-    let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    let outbound: FrameWriter
     let logger: Logger
     private let calls = NIOLockedValueBox([UInt64: Task<Void, Never>]())
 
-    init(peer: PeerInfo, services: RPCServices, outbound: NIOAsyncChannelOutboundWriter<Frame>, logger: Logger) {
+    init(peer: PeerInfo, services: RPCServices, outbound: FrameWriter, logger: Logger) {
         self.peer = peer
         self.services = services
         self.outbound = outbound
