@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "LoomEngine", targets: ["LoomEngine"]),
         .library(name: "LoomTesting", targets: ["LoomTesting"]),
         .library(name: "LoomWire", targets: ["LoomWire"]),
+        .library(name: "LoomTransfer", targets: ["LoomTransfer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +45,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "LoomTransfer",
+            dependencies: [
+                "LoomWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire"]),
         .testTarget(
             name: "LoomWireTests",
             dependencies: [
