@@ -12,14 +12,24 @@ import NIOConcurrencyHelpers
 public final class RegisteredRegion: @unchecked Sendable {
     public let descriptor: RegionDescriptor
     let memory: UnsafeMutableRawBufferPointer
+    private let release: @Sendable (UnsafeMutableRawBufferPointer) -> Void
 
     init(descriptor: RegionDescriptor) {
         self.descriptor = descriptor
         self.memory = .allocate(byteCount: descriptor.length, alignment: 64)
         memory.initializeMemory(as: UInt8.self, repeating: 0)
+        self.release = { $0.deallocate() }
     }
 
-    deinit { memory.deallocate() }
+    /// Memory that someone else allocated (a shared mapping); `release`
+    /// unmaps it when the region goes away.
+    init(descriptor: RegionDescriptor, memory: UnsafeMutableRawBufferPointer, release: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void) {
+        self.descriptor = descriptor
+        self.memory = memory
+        self.release = release
+    }
+
+    deinit { release(memory) }
 
     public var count: Int { memory.count }
 
@@ -61,6 +71,19 @@ public final class RegionTable: Sendable {
             state.byID[id] = region
             return region
         }
+    }
+
+    /// Registers a region whose memory `make` provides for the descriptor it
+    /// is given (the `shm` backend maps a shared file here).
+    public func register(length: Int, make: (RegionDescriptor) throws -> RegisteredRegion) rethrows -> RegisteredRegion {
+        precondition(length > 0, "a region needs at least one byte")
+        let id = regions.withLockedValue { state in
+            defer { state.next += 1 }
+            return state.next
+        }
+        let region = try make(RegionDescriptor(owner: owner, regionID: id, epoch: epoch, length: length))
+        regions.withLockedValue { $0.byID[id] = region }
+        return region
     }
 
     public func deregister(_ region: RegisteredRegion) {

@@ -47,6 +47,24 @@ public final class TransferTarget: Sendable {
             }
             cursor += length
         }
+        return count(request, sender: sender, ack: ack)
+    }
+
+    /// For writes whose bytes the sender already copied into a shared
+    /// mapping (`shm`): checks the segments it claims and counts the
+    /// immediate, once per op id.
+    public func commitShared(_ request: Loom_Transfer_WriteRequest) throws(TransferError) -> Loom_Transfer_WriteAck {
+        for segment in request.segments {
+            _ = try regions.resolve(regionID: segment.regionID, epoch: segment.epoch,
+                                    offset: Int(clamping: segment.offset), count: Int(clamping: segment.length))
+        }
+        var ack = Loom_Transfer_WriteAck()
+        ack.opID = request.opID
+        return count(request, sender: "\(request.sender)#\(request.senderEpoch)", ack: ack)
+    }
+
+    private func count(_ request: Loom_Transfer_WriteRequest, sender: String, ack: Loom_Transfer_WriteAck) -> Loom_Transfer_WriteAck {
+        var ack = ack
         let fresh = applied.withLockedValue { $0[sender, default: []].insert(request.opID).inserted }
         if fresh, request.carriesImmediate { counters.record(request.immediate) }
         ack.duplicate = !fresh
