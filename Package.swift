@@ -53,6 +53,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        .executableTarget(name: "loom-peer", dependencies: ["LoomTransfer", "LoomWire"]),
         .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire"]),
         .testTarget(
             name: "LoomWireTests",
