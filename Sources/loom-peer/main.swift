@@ -11,6 +11,8 @@ enum PeerMethods {
     static let echo: UInt32 = 1
     /// Returns "<count of immediate 1> <sum of region bytes>" as text.
     static let inspect: UInt32 = 2
+    /// Answers with nothing: for throughput of request attachments.
+    static let sink: UInt32 = 3
 }
 
 /// Unbuffered, so the test reading our pipe sees each line at once.
@@ -40,12 +42,28 @@ func serve() async throws {
         let sum = try region.read(offset: 0, count: region.count).reduce(UInt64(0)) { $0 &+ UInt64($1) }
         return RPCMessage(message: ByteBuffer(string: "\(target.counters.count(1)) \(sum)"))
     }
+    services.unary(PeerMethods.sink) { _ in RPCMessage() }
     TransferService.register(into: &services, target: target)
+    TransferService.registerShared(into: &services, target: target)
     let server = try await RPCServer.bind(.tcp(host: argument("host", "127.0.0.1"), port: Int(argument("port", "0"))!),
                                           services: services, configuration: configuration("server"))
-    let descriptor = try region.descriptor.serialized().map { String(format: "%02x", $0) }.joined()
-    emit("LISTENING \(server.localAddress) \(descriptor)")
-    try await server.run()
+    var descriptor = try region.descriptor.serialized().map { String(format: "%02x", $0) }.joined()
+    var extra = ""
+    let shmServer: RPCServer?
+    if CommandLine.arguments.contains("--shm") {
+        let shared = try SharedMemoryRegion.register(in: target.regions, length: region.count)
+        descriptor += " " + (try shared.descriptor.serialized().map { String(format: "%02x", $0) }.joined())
+        shmServer = try await RPCServer.bind(.unix(path: "/tmp/loom-peer-\(getpid()).sock"), services: services, configuration: configuration("server"))
+        extra = " \(shmServer!.localAddress)"
+    } else {
+        shmServer = nil
+    }
+    emit("LISTENING \(server.localAddress) \(descriptor)\(extra)")
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await server.run() }
+        if let shmServer { group.addTask { try await shmServer.run() } }
+        try await group.waitForAll()
+    }
 }
 
 /// The server's region (from its LISTENING line) and a source to copy from.
@@ -101,6 +119,8 @@ do {
     switch CommandLine.arguments.dropFirst().first {
     case "serve": try await serve()
     case "client": try await client()
+    case "bench-rpc": try await benchRPC()
+    case "bench-transfer": try await benchTransfer()
     default:
         FileHandle.standardError.write("usage: loom-peer serve|client [--host H] [--port P] ...\n".data(using: .utf8)!)
         exit(2)
