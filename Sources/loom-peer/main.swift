@@ -34,7 +34,7 @@ func configuration(_ name: String) -> RPCConfiguration {
 }
 
 func serve() async throws {
-    let target = TransferTarget(regions: RegionTable(owner: "server", epoch: UInt64(argument("epoch", "1"))!))
+    let target = TransferTarget(regions: RegionTable(owner: "server", epoch: UInt64(argument("epoch", "\(UInt64(Date().timeIntervalSince1970 * 1e6))"))!))
     let region = target.regions.register(length: Int(argument("region-bytes", "\(64 << 20)"))!)
     var services = RPCServices()
     services.unary(PeerMethods.echo) { $0.message }

@@ -17,6 +17,10 @@ public enum SharedMemoryRegion {
     public static func register(in table: RegionTable, length: Int, directory: String = "/dev/shm") throws -> RegisteredRegion {
         try table.register(length: length) { descriptor in
             let path = path(directory: directory, descriptor)
+            // A file with our owner, epoch and id can only be left over from
+            // a process that died without deregistering (epochs are unique
+            // per incarnation), so it is replaced.
+            unlink(path)
             let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
             guard fd >= 0 else { throw errnoError("create \(path)") }
             defer { close(fd) }
