@@ -56,7 +56,15 @@ extension RPCConnection {
         guard frame.header.frameLength <= min(configuration.maxFrameSize, Int(peer.hello.maxFrameSize)) else {
             throw WireError(.frameTooLarge, "request of \(frame.header.frameLength) bytes exceeds the max frame size (ours \(configuration.maxFrameSize), server's \(peer.hello.maxFrameSize)); send the data in parts")
         }
-        try await outbound.write(frame)
+        // Small requests are not awaited (one thread hop less per call);
+        // large ones wait until the socket took them, which is what pushes
+        // back on a caller sending bulk attachments. Both go through the
+        // channel in call order.
+        if frame.header.frameLength < 64 << 10 {
+            channel.writeAndFlush(frame, promise: nil)
+        } else {
+            try await channel.writeAndFlush(frame).get()
+        }
     }
 
     /// Waits for the call's next frame, racing the deadline. On a local

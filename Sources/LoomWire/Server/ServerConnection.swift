@@ -45,7 +45,7 @@ struct ServerConnection: Sendable {
         calls.withLockedValue { running in
             guard running[id] == nil else {
                 let error = WireError(.protocolViolation, "correlation id \(id) is already in use by a running call")
-                Task { [outbound] in try? await outbound.write(.error(error, replyingTo: frame.header)) }
+                outbound.send(.error(error, replyingTo: frame.header))
                 return
             }
             // Inserted under the lock before the task can finish and remove itself.
@@ -63,11 +63,11 @@ struct ServerConnection: Sendable {
                                  message: RPCMessage(frame), peer: peer, timeout: timeout)
         do {
             let reply = try await withDeadline(timeout) { try await handle(request, header) }
-            if let reply { try await outbound.write(reply) }
+            if let reply { outbound.send(reply) }
         } catch {
             let wire = Self.wireError(error, method: header.method)
             logger.debug("call failed", metadata: ["method": "\(header.method)", "error": "\(wire)"])
-            try? await outbound.write(.error(wire, replyingTo: header))
+            outbound.send(.error(wire, replyingTo: header))
         }
     }
 
