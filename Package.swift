@@ -53,7 +53,10 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .executableTarget(name: "loom-peer", dependencies: ["LoomTransfer", "LoomWire"]),
+        .executableTarget(
+            name: "loom-peer",
+            dependencies: ["LoomTransfer", "LoomWire", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire"]),
         .testTarget(
             name: "LoomWireTests",

@@ -6,6 +6,7 @@ import Foundation
 import LoomTransfer
 import LoomWire
 import NIOCore
+import NIOPosix
 
 enum PeerMethods {
     static let echo: UInt32 = 1
@@ -113,6 +114,12 @@ func client() async throws {
             emit("ERROR \(error)")
         }
     }
+}
+
+// Runs Swift tasks on NIO's event loop threads, so a call's frames and its
+// handler do not hop between two thread pools on every round trip.
+if CommandLine.arguments.contains("--nio-executor") {
+    _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 }
 
 do {
