@@ -1,6 +1,9 @@
 import Logging
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A bound RPC listener. `run()` serves connections until the task running
 /// it is cancelled; then every connection and in-flight call is cancelled and
@@ -65,6 +68,11 @@ public final class RPCServer: Sendable {
         } onCancel: {
             // The accept loop does not wake on cancellation by itself.
             listener.channel.close(promise: nil)
+        }
+        if case .unix(let path) = localAddress {
+            // NIO leaves the socket file behind; the next bind would replace
+            // it, but a stopped server should not leave litter in /tmp.
+            unlink(path)
         }
     }
 
