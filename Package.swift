@@ -13,9 +13,14 @@ let package = Package(
         .library(name: "LoomModel", targets: ["LoomModel"]),
         .library(name: "LoomEngine", targets: ["LoomEngine"]),
         .library(name: "LoomTesting", targets: ["LoomTesting"]),
+        .library(name: "LoomWire", targets: ["LoomWire"]),
+        .library(name: "LoomTransfer", targets: ["LoomTransfer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CLoomKernels", cSettings: kernelFlags),
@@ -29,6 +34,37 @@ let package = Package(
                 "LoomModel", "LoomEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .target(
+            name: "LoomWire",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "LoomTransfer",
+            dependencies: [
+                "LoomWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "loom-peer",
+            dependencies: ["LoomTransfer", "LoomWire", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
+        .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire"]),
+        .testTarget(
+            name: "LoomWireTests",
+            dependencies: [
+                "LoomWire",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            exclude: ["Fixtures"]
         ),
         .testTarget(name: "LoomKernelsTests", dependencies: ["LoomKernels", "LoomTesting"]),
         .testTarget(name: "LoomModelTests", dependencies: ["LoomModel", "LoomTesting"]),

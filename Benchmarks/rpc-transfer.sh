@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Measures LoomWire RPC and the tcp/shm transfer backends on loopback, next to
+# their references in the same run: sockperf ping-pong (raw TCP round trip),
+# iperf3 (loopback TCP bandwidth) and memcpy (measured by bench-transfer).
+# Needs: apt-get install sockperf iperf3; a release build of loom-peer:
+#   swift build -c release --product loom-peer
+# Usage: bash Benchmarks/rpc-transfer.sh [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-3}"
+peer=.build/release/loom-peer
+[ -x "$peer" ] || { echo "build it first: swift build -c release --product loom-peer" >&2; exit 1; }
+out=$(mktemp)
+"$peer" serve --port 0 --shm --region-bytes $((64 << 20)) > "$out" 2>&1 &
+server=$!
+sockperf_pid=""; iperf_pid=""
+trap 'kill $server ${sockperf_pid} ${iperf_pid} 2>/dev/null || true; rm -f "$out"' EXIT
+for _ in $(seq 50); do grep -q LISTENING "$out" && break; sleep 0.1; done
+set -- $(cat "$out")
+port=${2##*:}; descriptors="$3,$4"; unix=${5#unix://}
+for run in $(seq "$runs"); do
+    "$peer" bench-rpc --port "$port" --calls 5000
+    "$peer" bench-transfer --backend tcp --port "$port" --descriptor "$descriptors" --runs 5
+    "$peer" bench-transfer --backend shm --unix "$unix" --descriptor "$descriptors" --runs 5
+done
+sockperf server --tcp -i 127.0.0.1 -p 11111 > /dev/null 2>&1 & sockperf_pid=$!
+iperf3 -s -p 5299 -1 > /dev/null 2>&1 & iperf_pid=$!
+sleep 1
+for run in $(seq "$runs"); do
+    sockperf ping-pong --tcp -i 127.0.0.1 -p 11111 -m 32 -t 3 2>&1 \
+        | awk '/50.000 =/ {p50=$NF} /99.000 =/ {p99=$NF} END {printf "{\"bench\":\"sockperf\",\"p50_one_way_us\":%s,\"p99_one_way_us\":%s}\n", p50, p99}'
+done
+iperf3 -c 127.0.0.1 -p 5299 -t 5 -J | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"bench":"iperf3","gbytes_per_s":round(d["end"]["sum_received"]["bits_per_second"]/8e9,3)}))'

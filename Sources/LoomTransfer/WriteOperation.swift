@@ -1,0 +1,70 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// One one-sided write to one peer: bytes for zero or more places in that
+/// peer's regions, and an optional immediate counted when all have landed.
+public struct WriteOperation: Sendable {
+    public struct Segment: Sendable {
+        public var region: RegionDescriptor
+        public var offset: Int
+        public var bytes: ByteBuffer
+    }
+
+    public var segments: [Segment]
+    public var immediate: UInt32?
+    /// Unique in this process; a target applies each id once, so a
+    /// duplicated delivery of the same write is never counted twice.
+    public let id: UInt64
+
+    private static let nextID = NIOLockedValueBox<UInt64>(1)
+
+    /// Validated against the descriptors here, so an out-of-region write is
+    /// refused before it leaves the process (the target checks again).
+    init(segments: [Segment], immediate: UInt32?) throws(TransferError) {
+        for segment in segments {
+            try segment.region.checkBounds(offset: segment.offset, count: segment.bytes.readableBytes)
+        }
+        self.segments = segments
+        self.immediate = immediate
+        self.id = Self.nextID.withLockedValue { id in
+            defer { id += 1 }
+            return id
+        }
+    }
+
+    public var byteCount: Int { segments.reduce(0) { $0 + $1.bytes.readableBytes } }
+
+    /// `count` bytes from `source` at `sourceOffset` to `remote` at `remoteOffset`.
+    public static func single(
+        from source: RegisteredRegion, offset sourceOffset: Int, count: Int,
+        to remote: RegionDescriptor, offset remoteOffset: Int, immediate: UInt32? = nil
+    ) throws(TransferError) -> WriteOperation {
+        let bytes = try source.read(offset: sourceOffset, count: count)
+        return try WriteOperation(segments: [Segment(region: remote, offset: remoteOffset, bytes: ByteBuffer(bytes: bytes))], immediate: immediate)
+    }
+
+    /// Pages `sourcePages[i]` (of `pageLength` bytes, `sourceStride` apart)
+    /// to `remotePages[i]` (`remoteStride` apart): how a KV block table maps
+    /// onto another worker's pool.
+    public static func paged(
+        from source: RegisteredRegion, pages sourcePages: [Int], stride sourceStride: Int,
+        to remote: RegionDescriptor, pages remotePages: [Int], stride remoteStride: Int,
+        pageLength: Int, immediate: UInt32? = nil
+    ) throws(TransferError) -> WriteOperation {
+        guard sourcePages.count == remotePages.count, pageLength <= sourceStride, pageLength <= remoteStride else {
+            throw TransferError(.invalidRequest, "paged write needs as many source pages as remote pages (\(sourcePages.count) vs \(remotePages.count)) and pages no longer than their strides")
+        }
+        var segments: [Segment] = []
+        segments.reserveCapacity(sourcePages.count)
+        for (sourcePage, remotePage) in zip(sourcePages, remotePages) {
+            let bytes = try source.read(offset: sourcePage * sourceStride, count: pageLength)
+            segments.append(Segment(region: remote, offset: remotePage * remoteStride, bytes: ByteBuffer(bytes: bytes)))
+        }
+        return try WriteOperation(segments: segments, immediate: immediate)
+    }
+
+    /// No bytes, only the immediate: a signal that counts like a write.
+    public static func immediateOnly(_ immediate: UInt32) -> WriteOperation {
+        try! WriteOperation(segments: [], immediate: immediate)
+    }
+}

@@ -1,0 +1,89 @@
+import Logging
+import NIOCore
+
+/// Where an RPC endpoint listens or is reached.
+public enum RPCAddress: Sendable, Hashable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): "tcp://\(host):\(port)"
+        case .unix(let path): "unix://\(path)"
+        }
+    }
+}
+
+/// Settings shared by clients and servers. Both sides must agree on
+/// `maxFrameSize` for large attachments to pass; each enforces its own.
+public struct RPCConfiguration: Sendable {
+    public var nodeName: String
+    public var maxFrameSize: Int = 64 << 20
+    /// Ping when the peer has been silent this long; nil turns keepalive off.
+    public var keepaliveInterval: Duration? = .seconds(10)
+    /// Silent intervals tolerated before the connection is declared dead.
+    public var keepaliveMissLimit: Int = 3
+    /// Frames a server-streaming call buffers before the connection stops
+    /// reading; this is what pushes back on a fast server.
+    public var streamBufferCapacity: Int = 16
+    public var capabilities: [String] = ["unary", "server-streaming", "attachments", "cancel", "deadline"]
+    public var transferBackends: [Loom_Wire_TransferBackendOffer] = []
+    public var epoch: UInt64 = 0
+    public var logger: Logger
+
+    public init(nodeName: String, logger: Logger? = nil) {
+        self.nodeName = nodeName
+        self.logger = logger ?? Logger(label: "loom.wire.\(nodeName)")
+    }
+
+    var hello: Loom_Wire_Hello {
+        var hello = Loom_Wire_Hello()
+        hello.versions = [1]
+        hello.capabilities = capabilities
+        hello.transferBackends = transferBackends
+        hello.nodeName = nodeName
+        hello.maxFrameSize = UInt64(maxFrameSize)
+        hello.epoch = epoch
+        return hello
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// Rounded up so that a tiny deadline never becomes "no deadline" (0).
+    var wireMilliseconds: UInt32 {
+        let (seconds, attoseconds) = components
+        let ms = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        return UInt32(clamping: max(ms, 1))
+    }
+}
+
+enum Pipeline {
+    /// Installs the codec and connection handler and wraps the channel for
+    /// async use. Must run on the channel's event loop.
+    static func configure(
+        _ channel: Channel,
+        role: HandshakeStateMachine.Role,
+        configuration: RPCConfiguration
+    ) throws -> (NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>) {
+        let promise = channel.eventLoop.makePromise(of: PeerInfo.self)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
+        try sync.addHandler(FrameEncoder())
+        var logger = configuration.logger
+        logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+        try sync.addHandler(ConnectionHandler(
+            handshake: HandshakeStateMachine(role: role, local: configuration.hello),
+            handshakePromise: promise,
+            keepaliveInterval: configuration.keepaliveInterval?.timeAmount,
+            keepaliveMissLimit: configuration.keepaliveMissLimit,
+            logger: logger
+        ))
+        let wrapped = try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
+        return (wrapped, promise.futureResult)
+    }
+}

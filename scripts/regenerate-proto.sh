@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerates the committed Swift for proto/*.proto. Not part of the build or CI:
+# run it by hand after editing a .proto, and commit the output.
+# Needs protoc (Debian: protobuf-compiler) and protoc-gen-swift from
+# swift-protobuf 1.39.0 (the version Package.swift pins); build the plugin once:
+#   git clone -b 1.39.0 https://github.com/apple/swift-protobuf /tmp/sp
+#   (cd /tmp/sp && swift build --product protoc-gen-swift)
+#   PROTOC_GEN_SWIFT=/tmp/sp/.build/debug/protoc-gen-swift bash scripts/regenerate-proto.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+plugin="${PROTOC_GEN_SWIFT:-$(command -v protoc-gen-swift || true)}"
+[ -x "$plugin" ] || { echo "regenerate-proto: set PROTOC_GEN_SWIFT to a built protoc-gen-swift" >&2; exit 1; }
+command -v protoc >/dev/null || { echo "regenerate-proto: apt-get install protobuf-compiler" >&2; exit 1; }
+out=Sources/LoomWire/Generated
+mkdir -p "$out"
+protoc --plugin=protoc-gen-swift="$plugin" \
+    --swift_opt=Visibility=Public --swift_opt=FileNaming=DropPath \
+    -I proto --swift_out="$out" proto/*.proto
+echo "regenerate-proto: wrote $(ls "$out")" >&2
