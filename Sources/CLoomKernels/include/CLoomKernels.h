@@ -110,3 +110,36 @@ void loom_round_activations(int weight_type, const float *x, float *out, int64_t
 }
 #endif
 #endif
+
+#ifndef CLOOM_KERNELS_QDOT_H
+#define CLOOM_KERNELS_QDOT_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* 32 activations quantized to int8: value j is qs[j] * d, where d is the
+   half-rounded scale (kept as a float so kernels skip the conversion) and
+   s = half(d * sum(qs)), the Q8_1 sum that types with a minimum need. */
+typedef struct {
+    float d;
+    float s;
+    int8_t qs[32];
+} loom_q8_block;
+
+/* 1 if loom_matmul_q8 handles weights of `type` (Q4_0, Q4_1, Q8_0). */
+int loom_has_int_dot(int type);
+int loom_cpu_has_avx2(void);
+
+/* Quantizes n floats (a multiple of 32) the way loom_round_activations
+   rounds them for Q4_0/Q4_1/Q8_0 weights. */
+void loom_quantize_q8(const float *x, loom_q8_block *out, int64_t n);
+
+/* y[t * ldy + r] = W[r] . x[t] for rows [row0, row1) and tokens [0, ntok),
+   with x[t] the cols/32 blocks at x + t * cols/32. `allow_simd` = 0 forces
+   the portable path (tests compare the two). */
+void loom_matmul_q8(int type, const void *w, int64_t row_bytes, int64_t cols,
+                    const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
+                    int64_t row0, int64_t row1, int allow_simd);
+#ifdef __cplusplus
+}
+#endif
+#endif
