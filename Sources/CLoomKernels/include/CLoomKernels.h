@@ -143,3 +143,25 @@ void loom_matmul_q8(int type, const void *w, int64_t row_bytes, int64_t cols,
 }
 #endif
 #endif
+
+#ifndef CLOOM_KERNELS_POOL_H
+#define CLOOM_KERNELS_POOL_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* A persistent thread pool: `threads` - 1 workers plus the calling thread. */
+typedef struct loom_pool loom_pool;
+typedef void (*loom_task_fn)(void *ctx, int64_t part);
+
+loom_pool *loom_pool_create(int threads);
+void loom_pool_destroy(loom_pool *pool);
+int loom_pool_threads(const loom_pool *pool);
+
+/* Calls fn(ctx, part) for every part in [0, parts) across the pool and
+   returns when all have returned. Calls from several threads are serialized;
+   a call from inside a part runs inline. */
+void loom_pool_run(loom_pool *pool, loom_task_fn fn, void *ctx, int64_t parts);
+#ifdef __cplusplus
+}
+#endif
+#endif
