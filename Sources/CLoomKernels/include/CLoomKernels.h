@@ -81,7 +81,9 @@ typedef struct {
 /* Attention for one query token: `q` holds n_heads x head_dim; keys and
    values are positions [0, n_pos) of one sequence in `layer`, found through
    `block_table`. Query head h reads KV head h / (n_heads / n_kv_heads).
-   `scores` holds n_pos floats of scratch. Writes n_heads x head_dim to out. */
+   Heads sharing a KV head are done together, reading each KV row once, so
+   `scores` holds n_pos x (n_heads / n_kv_heads) floats of scratch. Writes
+   heads [head_begin, head_end) of head_dim floats each into out. */
 void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     const int32_t *block_table, int64_t n_pos,
                     int64_t head_begin, int64_t head_end,
@@ -128,6 +130,10 @@ typedef struct {
 /* 1 if loom_matmul_q8 handles weights of `type` (Q4_0, Q4_1, Q8_0). */
 int loom_has_int_dot(int type);
 int loom_cpu_has_avx2(void);
+
+/* AVX2/F16C attention loops; call only when loom_cpu_has_avx2(). */
+float loom_dot_f16_avx2(const float *q, const uint16_t *k, int64_t n);
+void loom_axpy_f16_avx2(float *y, float w, const uint16_t *v, int64_t n);
 
 /* Quantizes n floats (a multiple of 32) the way loom_round_activations
    rounds them for Q4_0/Q4_1/Q8_0 weights. */
