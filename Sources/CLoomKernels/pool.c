@@ -26,10 +26,12 @@ struct loom_pool {
     // generation (release). A worker reads them only after claiming a part
     // of that generation, and the caller cannot move on while a claimed part
     // is unfinished, so a worker that wakes late never sees a torn op.
+    // The part count lives in the ticket itself: a late worker that compared
+    // an old generation's exhausted counter against a new op's count could
+    // otherwise claim a part that does not exist.
     loom_task_fn fn;
     void *ctx;
-    int64_t parts;
-    uint64_t ticket;             // atomic: generation << 32 | next part to hand out
+    uint64_t ticket;             // atomic: generation << 32 | parts << 16 | next part
     int64_t done;                // atomic: parts finished this generation
     int stop;                    // atomic
 };
@@ -43,9 +45,10 @@ static __thread int inside_pool = 0;
 static void run_parts(struct loom_pool *p, uint64_t gen) {
     uint64_t t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
     for (;;) {
-        if (t >> 32 != gen || (int64_t)(t & 0xffffffffu) >= __atomic_load_n(&p->parts, __ATOMIC_RELAXED)) return;
+        const uint64_t part = t & 0xffff, parts = (t >> 16) & 0xffff;
+        if (t >> 32 != gen || part >= parts) return;
         if (!__atomic_compare_exchange_n(&p->ticket, &t, t + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
-        p->fn(p->ctx, (int64_t)(t & 0xffffffffu));
+        p->fn(p->ctx, (int64_t)part);
         __atomic_fetch_add(&p->done, 1, __ATOMIC_RELEASE);
         t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
     }
@@ -111,18 +114,19 @@ int loom_pool_threads(const loom_pool *p) { return p->workers + 1; }
 
 void loom_pool_run(loom_pool *p, loom_task_fn fn, void *ctx, int64_t parts) {
     if (parts <= 0) return;
-    if (inside_pool || p->workers == 0 || parts == 1) {
+    // Part counts past the ticket's 16 bits run inline; callers split work
+    // into a few slices per thread, far below that.
+    if (inside_pool || p->workers == 0 || parts == 1 || parts > 0xffff) {
         for (int64_t i = 0; i < parts; i++) fn(ctx, i);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
     p->fn = fn;
     p->ctx = ctx;
-    __atomic_store_n(&p->parts, parts, __ATOMIC_RELAXED);
     __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
     const uint64_t gen = (__atomic_load_n(&p->ticket, __ATOMIC_RELAXED) >> 32) + 1;
     pthread_mutex_lock(&p->sleep_lock);
-    __atomic_store_n(&p->ticket, gen << 32, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->ticket, gen << 32 | (uint64_t)parts << 16, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->sleep_lock);
     inside_pool = 1;
