@@ -137,7 +137,7 @@ AVX2 static inline float half_avx(const uint8_t *p) {
 // Up to four tokens against one weight row, so each unpacked weight block is
 // reused from registers; every token's accumulation order is unchanged.
 #define TOKENS 4
-AVX2 static void row_tokens_avx2(int type, const uint8_t *row, int64_t blocks,
+AVX2 __attribute__((always_inline)) static inline void row_tokens_avx2(int type, const uint8_t *row, int64_t blocks,
                                   const loom_q8_block *x, int64_t nt, float *y, int64_t ldy) {
     __m256 acc[TOKENS];
     float summs[TOKENS];
@@ -171,9 +171,9 @@ AVX2 static void row_tokens_avx2(int type, const uint8_t *row, int64_t blocks,
 // Tiles of rows x tokens sized so a tile's activations stay in L1/L2 while
 // every row of the tile passes over them: prefill and batched decode read
 // each weight row once per token tile instead of once per token.
-AVX2 static void rows_avx2(int type, const uint8_t *w, int64_t row_bytes, int64_t blocks,
-                           const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
-                           int64_t row0, int64_t row1) {
+AVX2 __attribute__((always_inline)) static inline void tiles_avx2(
+        int type, const uint8_t *w, int64_t row_bytes, int64_t blocks, const loom_q8_block *x,
+        int64_t ntok, float *y, int64_t ldy, int64_t row0, int64_t row1) {
     int64_t tile = (16 * 1024) / (blocks * (int64_t)sizeof(loom_q8_block));
     tile = tile < TOKENS ? TOKENS : tile / TOKENS * TOKENS;
     for (int64_t t0 = 0; t0 < ntok; t0 += tile) {
@@ -185,6 +185,18 @@ AVX2 static void rows_avx2(int type, const uint8_t *w, int64_t row_bytes, int64_
                 row_tokens_avx2(type, row, blocks, x + t * blocks, nt, y + t * ldy + r, ldy);
             }
         }
+    }
+}
+
+// One instantiation per type (the type is a constant inside each), so the
+// inner loops carry no per-block branches on it.
+AVX2 static void rows_avx2(int type, const uint8_t *w, int64_t row_bytes, int64_t blocks,
+                           const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
+                           int64_t row0, int64_t row1) {
+    switch (type) {
+    case LOOM_Q4_0: tiles_avx2(LOOM_Q4_0, w, row_bytes, blocks, x, ntok, y, ldy, row0, row1); return;
+    case LOOM_Q4_1: tiles_avx2(LOOM_Q4_1, w, row_bytes, blocks, x, ntok, y, ldy, row0, row1); return;
+    default: tiles_avx2(LOOM_Q8_0, w, row_bytes, blocks, x, ntok, y, ldy, row0, row1); return;
     }
 }
 #endif
