@@ -134,9 +134,9 @@ AVX2 static inline float half_avx(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
-// Up to four tokens against one weight row, so each unpacked weight block is
+// Up to eight tokens against one weight row, so each unpacked weight block is
 // reused from registers; every token's accumulation order is unchanged.
-#define TOKENS 4
+#define TOKENS 8
 AVX2 __attribute__((always_inline)) static inline void row_tokens_avx2(int type, const uint8_t *row, int64_t blocks,
                                   const loom_q8_block *x, int64_t nt, float *y, int64_t ldy) {
     __m256 acc[TOKENS];
