@@ -24,6 +24,7 @@ rss_mib() { awk -F: '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$1
 echo "loom bench model ($RUNS runs) ..." >&2
 /usr/bin/time -v "$LOOM" bench model --model "$MODEL" --threads "$THREADS" --runs "$RUNS" --json \
     > "$OUT/loom.json" 2> "$OUT/loom.err" || { cat "$OUT/loom.err" >&2; exit 1; }
+grep 'median' "$OUT/loom.err" >&2
 
 echo "llama-bench -t $THREADS -p 512 -n 128 ($RUNS reps) ..." >&2
 /usr/bin/time -v "$LLAMA_BIN/llama-bench" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r "$RUNS" -o json \
