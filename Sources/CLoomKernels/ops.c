@@ -126,6 +126,44 @@ static float dot_f16(const float *q, const uint16_t *k, int64_t n) {
     return sum;
 }
 
+// Heads [h0, h1) share KV head g: each key and value row is read once for
+// all of them. llama.cpp multiplies f16 keys by the query rounded to f16, and
+// f16 values by the attention weights rounded to f16; so do we.
+static void attend_group(const float *q, const loom_kv_layout *kv, int64_t layer,
+                         const int32_t *table, int64_t n_pos, int64_t h0, int64_t h1, int64_t g,
+                         int64_t head_dim, float scale, float *scores, float *out) {
+    const int64_t nh = h1 - h0;
+    float qr[8 * 512];
+    for (int64_t i = 0; i < nh; i++)
+        for (int64_t d = 0; d < head_dim; d++)
+            qr[i * head_dim + d] = f16_table[loom_f32_to_f16(q[(h0 + i) * head_dim + d])];
+    const int simd = loom_cpu_has_avx2();
+    for (int64_t p = 0; p < n_pos; p++) {
+        const uint16_t *k = kv_at(kv, layer, table, p, 0) + g * head_dim;
+        for (int64_t i = 0; i < nh; i++)
+            scores[i * n_pos + p] = (simd ? loom_dot_f16_avx2(qr + i * head_dim, k, head_dim)
+                                          : dot_f16(qr + i * head_dim, k, head_dim)) * scale;
+    }
+    for (int64_t i = 0; i < nh; i++) {
+        float *s = scores + i * n_pos;
+        loom_softmax(s, n_pos);
+        for (int64_t p = 0; p < n_pos; p++) s[p] = f16_table[loom_f32_to_f16(s[p])];
+        memset(out + (h0 + i) * head_dim, 0, (size_t)head_dim * sizeof(float));
+    }
+    for (int64_t p = 0; p < n_pos; p++) {
+        const uint16_t *v = kv_at(kv, layer, table, p, 1) + g * head_dim;
+        for (int64_t i = 0; i < nh; i++) {
+            float *oh = out + (h0 + i) * head_dim;
+            if (simd) {
+                loom_axpy_f16_avx2(oh, scores[i * n_pos + p], v, head_dim);
+            } else {
+                const float w = scores[i * n_pos + p];
+                for (int64_t d = 0; d < head_dim; d++) oh[d] += w * f16_table[v[d]];
+            }
+        }
+    }
+}
+
 void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     const int32_t *block_table, int64_t n_pos,
                     int64_t head_begin, int64_t head_end,
@@ -133,23 +171,11 @@ void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     float scale, float *scores, float *out) {
     init_f16_table();
     const int64_t group = n_heads / n_kv_heads;
-    float qr[512];
-    for (int64_t h = head_begin; h < head_end; h++) {
+    for (int64_t h = head_begin; h < head_end;) {
         const int64_t g = h / group;
-        // llama.cpp multiplies f16 keys by the query rounded to f16, and f16
-        // values by the attention weights rounded to f16; so do we.
-        for (int64_t d = 0; d < head_dim; d++) qr[d] = f16_table[loom_f32_to_f16(q[h * head_dim + d])];
-        const float *qh = qr;
-        for (int64_t p = 0; p < n_pos; p++)
-            scores[p] = dot_f16(qh, kv_at(kv, layer, block_table, p, 0) + g * head_dim, head_dim) * scale;
-        loom_softmax(scores, n_pos);
-        for (int64_t p = 0; p < n_pos; p++) scores[p] = f16_table[loom_f32_to_f16(scores[p])];
-        float *oh = out + h * head_dim;
-        memset(oh, 0, (size_t)head_dim * sizeof(float));
-        for (int64_t p = 0; p < n_pos; p++) {
-            const uint16_t *v = kv_at(kv, layer, block_table, p, 1) + g * head_dim;
-            const float w = scores[p];
-            for (int64_t d = 0; d < head_dim; d++) oh[d] += w * f16_table[v[d]];
-        }
+        int64_t h1 = (g + 1) * group < head_end ? (g + 1) * group : head_end;
+        if (h1 - h > 8) h1 = h + 8;  // qr holds 8 heads
+        attend_group(q, kv, layer, block_table, n_pos, h, h1, g, head_dim, scale, scores, out);
+        h = h1;
     }
 }

@@ -10,6 +10,10 @@ extension Kernels {
         into y: UnsafeMutablePointer<Float>, ldy: Int, rounded: UnsafeMutablePointer<Float>,
         parallel: Parallel
     ) {
+        if loom_has_int_dot(Int32(w.type)) != 0 {
+            integerMatmul(w, x, ldx: ldx, tokens: tokens, into: y, ldy: ldy, scratch: UnsafeMutableRawPointer(rounded), parallel: parallel)
+            return
+        }
         let sumFix = rounded + tokens * w.cols, blocks = w.cols / 32
         for t in 0..<tokens {
             loom_round_activations(Int32(w.type), x + t * ldx, rounded + t * w.cols, Int64(w.cols), sumFix + t * blocks)
@@ -24,6 +28,26 @@ extension Kernels {
                     x, Int64(ldx), Int64(tokens), y, Int64(ldy),
                     Int64(rows.lowerBound), Int64(rows.upperBound), scratch.baseAddress, sumFix)
             }
+        }
+    }
+
+    /// Quantizes each token's activations once into Q8 blocks, then every
+    /// thread runs integer dot products over its rows. The blocks (40 bytes
+    /// per 32 values) fit in the `rounded` scratch the float path sizes.
+    private static func integerMatmul(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
+        into y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutableRawPointer, parallel: Parallel
+    ) {
+        let blocks = w.cols / 32
+        let q8 = scratch.bindMemory(to: loom_q8_block.self, capacity: tokens * blocks)
+        parallel.forEachSlice(tokens, granularity: 8) { slice in
+            for t in slice { loom_quantize_q8(x + t * ldx, q8 + t * blocks, Int64(w.cols)) }
+        }
+        let input = UnsafePointer(q8)
+        parallel.forEachSlice(w.rows, granularity: 16) { rows in
+            loom_matmul_q8(
+                Int32(w.type), w.data, Int64(w.rowBytes), Int64(w.cols), input, Int64(tokens),
+                y, Int64(ldy), Int64(rows.lowerBound), Int64(rows.upperBound), 1)
         }
     }
 

@@ -81,7 +81,9 @@ typedef struct {
 /* Attention for one query token: `q` holds n_heads x head_dim; keys and
    values are positions [0, n_pos) of one sequence in `layer`, found through
    `block_table`. Query head h reads KV head h / (n_heads / n_kv_heads).
-   `scores` holds n_pos floats of scratch. Writes n_heads x head_dim to out. */
+   Heads sharing a KV head are done together, reading each KV row once, so
+   `scores` holds n_pos x (n_heads / n_kv_heads) floats of scratch. Writes
+   heads [head_begin, head_end) of head_dim floats each into out. */
 void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     const int32_t *block_table, int64_t n_pos,
                     int64_t head_begin, int64_t head_end,
@@ -106,6 +108,65 @@ extern "C" {
    (n / 32 floats, or NULL) receives each block's Q8_1 sum correction, which
    loom_matmul_rows adds times the weight block's min. */
 void loom_round_activations(int weight_type, const float *x, float *out, int64_t n, float *sum_fix);
+#ifdef __cplusplus
+}
+#endif
+#endif
+
+#ifndef CLOOM_KERNELS_QDOT_H
+#define CLOOM_KERNELS_QDOT_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* 32 activations quantized to int8: value j is qs[j] * d, where d is the
+   half-rounded scale (kept as a float so kernels skip the conversion) and
+   s = half(d * sum(qs)), the Q8_1 sum that types with a minimum need. */
+typedef struct {
+    float d;
+    float s;
+    int8_t qs[32];
+} loom_q8_block;
+
+/* 1 if loom_matmul_q8 handles weights of `type` (Q4_0, Q4_1, Q8_0). */
+int loom_has_int_dot(int type);
+int loom_cpu_has_avx2(void);
+
+/* AVX2/F16C attention loops; call only when loom_cpu_has_avx2(). */
+float loom_dot_f16_avx2(const float *q, const uint16_t *k, int64_t n);
+void loom_axpy_f16_avx2(float *y, float w, const uint16_t *v, int64_t n);
+
+/* Quantizes n floats (a multiple of 32) the way loom_round_activations
+   rounds them for Q4_0/Q4_1/Q8_0 weights. */
+void loom_quantize_q8(const float *x, loom_q8_block *out, int64_t n);
+
+/* y[t * ldy + r] = W[r] . x[t] for rows [row0, row1) and tokens [0, ntok),
+   with x[t] the cols/32 blocks at x + t * cols/32. `allow_simd` = 0 forces
+   the portable path (tests compare the two). */
+void loom_matmul_q8(int type, const void *w, int64_t row_bytes, int64_t cols,
+                    const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
+                    int64_t row0, int64_t row1, int allow_simd);
+#ifdef __cplusplus
+}
+#endif
+#endif
+
+#ifndef CLOOM_KERNELS_POOL_H
+#define CLOOM_KERNELS_POOL_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* A persistent thread pool: `threads` - 1 workers plus the calling thread. */
+typedef struct loom_pool loom_pool;
+typedef void (*loom_task_fn)(void *ctx, int64_t part);
+
+loom_pool *loom_pool_create(int threads);
+void loom_pool_destroy(loom_pool *pool);
+int loom_pool_threads(const loom_pool *pool);
+
+/* Calls fn(ctx, part) for every part in [0, parts) across the pool and
+   returns when all have returned. Calls from several threads are serialized;
+   a call from inside a part runs inline. */
+void loom_pool_run(loom_pool *pool, loom_task_fn fn, void *ctx, int64_t parts);
 #ifdef __cplusplus
 }
 #endif

@@ -74,8 +74,10 @@ extension Transformer {
             base: kv.base, block_stride: Int64(kv.layout.blockStride), layer_stride: Int64(kv.layout.layerStride),
             block_size: Int64(kv.layout.blockSize), kv_dim: Int64(kv.layout.kvDim))
         let maxPositions = (step.range.map { Int(step.batch.positions[$0]) }.max() ?? 0) + 1
-        parallel.forEachSlice(step.count * heads) { units in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: maxPositions) { scores in
+        let group = heads / c.kvHeadCount
+        // Slices in whole query groups, so each KV head is read once per token.
+        parallel.forEachSlice(step.count * heads, granularity: group) { units in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: maxPositions * group) { scores in
                 var unit = units.lowerBound
                 while unit < units.upperBound {
                     let i = unit / heads, head = unit % heads

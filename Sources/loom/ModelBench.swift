@@ -1,0 +1,83 @@
+import LoomEngine
+import LoomModel
+
+/// The timed workloads of `loom bench model`. Prompts are fixed synthetic
+/// token ids (speed does not depend on which tokens they are) and decoding is
+/// greedy, so every run does the same work.
+struct ModelBench {
+    let model: Transformer
+
+    private func promptToken(_ i: Int, sequence: Int) -> TokenID {
+        TokenID((i * 7919 + sequence * 104_729 + 1) % model.config.vocabularySize)
+    }
+
+    /// One forward pass over a `tokens`-token prompt into a fresh cache.
+    func prefill(tokens: Int) throws -> (tokens: Int, seconds: Double) {
+        let cache = SequenceKVCache(layout: KVCacheLayout(config: model.config), capacity: tokens)
+        var batch = ForwardBatch()
+        batch.append(tokens: (0..<tokens).map { promptToken($0, sequence: 0) }, startingAt: 0, blockTable: cache.blockTable)
+        let clock = ContinuousClock(), start = clock.now
+        _ = try model.forward(batch, kv: cache.memory)
+        return (tokens, seconds(clock.now - start))
+    }
+
+    /// Prefills `sequences` prompts (untimed), then decodes `tokens` steps in
+    /// which every sequence advances by one token; times the decode steps.
+    func decode(prompt: Int, tokens: Int, sequences: Int) throws -> (tokens: Int, seconds: Double) {
+        let layout = KVCacheLayout(config: model.config)
+        let blocksPerSequence = layout.blocksNeeded(tokens: prompt + tokens)
+        let cache = SequenceKVCache(layout: layout, capacity: sequences * blocksPerSequence * layout.blockSize)
+        let tables = (0..<sequences).map {
+            Array(cache.blockTable[($0 * blocksPerSequence)..<(($0 + 1) * blocksPerSequence)])
+        }
+        var next: [TokenID] = []
+        for s in 0..<sequences {
+            var batch = ForwardBatch()
+            batch.append(tokens: (0..<prompt).map { promptToken($0, sequence: s) }, startingAt: 0, blockTable: tables[s])
+            next.append(argmax(try model.forward(batch, kv: cache.memory), row: 0))
+        }
+        let clock = ContinuousClock(), start = clock.now
+        for step in 0..<tokens {
+            var batch = ForwardBatch()
+            for s in 0..<sequences {
+                batch.append(tokens: [next[s]], startingAt: prompt + step, blockTable: tables[s])
+            }
+            let logits = try model.forward(batch, kv: cache.memory)
+            next = (0..<sequences).map { argmax(logits, row: $0) }
+        }
+        return (tokens * sequences, seconds(clock.now - start))
+    }
+
+    private func argmax(_ logits: UnsafeBufferPointer<Float>, row: Int) -> TokenID {
+        let vocab = model.config.vocabularySize
+        let slice = logits[(row * vocab)..<((row + 1) * vocab)]
+        return TokenID(slice.indices.max { slice[$0] < slice[$1] }! - row * vocab)
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}
+
+struct BenchResult {
+    var prefillTokS: Double
+    var decodeTokS: Double
+    var batch16DecodeTokS: Double
+    var peakRSSMiB: Double
+
+    func json() -> String {
+        func f(_ v: Double) -> String { String(format: "%.2f", v) }
+        return "{\"prefill_tok_s\": \(f(prefillTokS)), \"decode_tok_s\": \(f(decodeTokS)), "
+            + "\"batch16_decode_tok_s\": \(f(batch16DecodeTokS)), \"peak_rss_mib\": \(f(peakRSSMiB))}"
+    }
+
+    func table(sequences: Int) -> String {
+        func f(_ v: Double) -> String { String(format: "%10.1f", v) }
+        return """
+            prefill            \(f(prefillTokS)) tok/s
+            decode             \(f(decodeTokS)) tok/s
+            decode x\(sequences)\(String(repeating: " ", count: max(0, 10 - String(sequences).count)))\(f(batch16DecodeTokS)) tok/s
+            peak RSS           \(f(peakRSSMiB)) MiB
+            """
+    }
+}

@@ -1,0 +1,68 @@
+import CLoomKernels
+import LoomKernels
+import LoomModel
+import LoomTesting
+import Testing
+
+/// The integer kernels must compute what the float reference path computes
+/// (activations rounded as llama.cpp rounds them, weights dequantized, float
+/// dot, Q8_1 sum fix) up to summation order, and the AVX2 and portable paths
+/// must agree bit for bit since both follow ggml's lane order.
+@Suite struct IntegerDotTests {
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q8_0]
+
+    @Test(arguments: types)
+    func integerMatmulMatchesFloatReference(type: GGMLType) {
+        let rows = 7, cols = 160, tokens = 11  // a full 8-token group and a tail
+        var g = SeededGenerator(seed: UInt64(type.rawValue))
+        let weights = Quantizer.quantize((0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &g) }, as: type)
+        // Shift some activations so Q8_1's per-block sums are far from zero.
+        let x = (0..<(tokens * cols)).map { i in Float.random(in: -2...2, using: &g) + (i % 64 < 32 ? 0.7 : 0) }
+        let reference = floatPath(type, weights, x, rows: rows, cols: cols, tokens: tokens)
+        let simd = integerPath(type, weights, x, rows: rows, cols: cols, tokens: tokens, simd: true)
+        let portable = integerPath(type, weights, x, rows: rows, cols: cols, tokens: tokens, simd: false)
+        #expect(simd == portable)
+        let scale = reference.map(abs).max()!
+        for (a, b) in zip(simd, reference) { #expect(abs(a - b) <= 1e-5 * scale) }
+    }
+
+    @Test func quantizedActivationsAreTheRoundedOnes() {
+        var g = SeededGenerator(seed: 9)
+        let x = (0..<96).map { _ in Float.random(in: -3...3, using: &g) }
+        var rounded = [Float](repeating: 0, count: 96), fix = [Float](repeating: 0, count: 3)
+        loom_round_activations(Int32(LOOM_Q4_1.rawValue), x, &rounded, 96, &fix)
+        var blocks = [loom_q8_block](repeating: loom_q8_block(), count: 3)
+        loom_quantize_q8(x, &blocks, 96)
+        for (b, block) in blocks.enumerated() {
+            let qs = withUnsafeBytes(of: block.qs) { Array($0.bindMemory(to: Int8.self)) }
+            for j in 0..<32 { #expect(Float(qs[j]) * block.d == rounded[b * 32 + j]) }
+            #expect(block.s - block.d * Float(qs.reduce(0) { $0 + Int($1) }) == fix[b])
+        }
+    }
+
+    private func floatPath(_ type: GGMLType, _ w: [UInt8], _ x: [Float], rows: Int, cols: Int, tokens: Int) -> [Float] {
+        var rounded = [Float](repeating: 0, count: tokens * cols), fix = [Float](repeating: 0, count: tokens * cols / 32)
+        for t in 0..<tokens {
+            x.withUnsafeBufferPointer { xp in
+                rounded.withUnsafeMutableBufferPointer { rp in
+                    fix.withUnsafeMutableBufferPointer { fp in
+                        loom_round_activations(Int32(type.rawValue), xp.baseAddress! + t * cols, rp.baseAddress! + t * cols, Int64(cols), fp.baseAddress! + t * cols / 32)
+                    }
+                }
+            }
+        }
+        var y = [Float](repeating: 0, count: tokens * rows), scratch = [Float](repeating: 0, count: cols)
+        loom_matmul_rows(Int32(type.rawValue), w, Int64(w.count / rows), Int64(cols), rounded, Int64(cols), Int64(tokens), &y, Int64(rows), 0, Int64(rows), &scratch, fix)
+        return y
+    }
+
+    private func integerPath(_ type: GGMLType, _ w: [UInt8], _ x: [Float], rows: Int, cols: Int, tokens: Int, simd: Bool) -> [Float] {
+        var blocks = [loom_q8_block](repeating: loom_q8_block(), count: tokens * cols / 32)
+        blocks.withUnsafeMutableBufferPointer { bp in
+            for t in 0..<tokens { loom_quantize_q8(Array(x[(t * cols)..<((t + 1) * cols)]), bp.baseAddress! + t * cols / 32, Int64(cols)) }
+        }
+        var y = [Float](repeating: 0, count: tokens * rows)
+        loom_matmul_q8(Int32(type.rawValue), w, Int64(w.count / rows), Int64(cols), blocks, Int64(tokens), &y, Int64(rows), 0, Int64(rows), simd ? 1 : 0)
+        return y
+    }
+}
