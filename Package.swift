@@ -13,9 +13,11 @@ let package = Package(
         .library(name: "LoomModel", targets: ["LoomModel"]),
         .library(name: "LoomEngine", targets: ["LoomEngine"]),
         .library(name: "LoomTesting", targets: ["LoomTesting"]),
+        .library(name: "LoomHTTP", targets: ["LoomHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(name: "CLoomKernels", cSettings: kernelFlags),
@@ -23,16 +25,31 @@ let package = Package(
         .target(name: "LoomModel", dependencies: ["LoomKernels"]),
         .target(name: "LoomEngine", dependencies: ["LoomModel", "LoomKernels"]),
         .target(name: "LoomTesting", dependencies: ["LoomModel", "LoomKernels"]),
+        .target(
+            name: "LoomHTTP",
+            dependencies: [
+                "LoomModel", "LoomEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine",
+                "LoomModel", "LoomEngine", "LoomHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "LoomKernelsTests", dependencies: ["LoomKernels", "LoomTesting"]),
         .testTarget(name: "LoomModelTests", dependencies: ["LoomModel", "LoomTesting"]),
         .testTarget(name: "LoomEngineTests", dependencies: ["LoomEngine", "LoomTesting"]),
+        .testTarget(
+            name: "LoomHTTPTests",
+            dependencies: [
+                "LoomHTTP", "LoomEngine", "LoomModel", "LoomTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "LoomRealModelTests",
             dependencies: ["LoomEngine", "LoomModel", "LoomTesting"]
