@@ -39,8 +39,12 @@ final class ChoiceReader: @unchecked Sendable {
     private let wantsLogprobs: Bool
     private let promptTokens: Int
     private var completionTokens = 0
+    private var timer: ChoiceTimer
 
-    init(index: Int, stream: AsyncThrowingStream<GenerationOutput, Error>, tokenizer: any Tokenizer, stops: [String], wantsLogprobs: Bool, promptTokens: Int) {
+    init(
+        index: Int, stream: AsyncThrowingStream<GenerationOutput, Error>, tokenizer: any Tokenizer,
+        stops: [String], wantsLogprobs: Bool, promptTokens: Int, timer: ChoiceTimer
+    ) {
         self.index = index
         iterator = stream.makeAsyncIterator()
         detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
@@ -48,6 +52,7 @@ final class ChoiceReader: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.wantsLogprobs = wantsLogprobs
         self.promptTokens = promptTokens
+        self.timer = timer
     }
 
     /// Waits for the engine to accept the request, so a refusal (overload,
@@ -75,10 +80,12 @@ final class ChoiceReader: @unchecked Sendable {
         switch output {
         case .token(let token, let logprob, let top):
             completionTokens += 1
+            timer.token()
             if wantsLogprobs { pendingLogprobs.append(describe(token, logprob, top)) }
             let (text, stopped) = matcher.push(detokenizer.append(token))
             if stopped {
                 iterator = nil  // dropping the stream cancels the request
+                timer.finished(completionTokens: completionTokens, cachedPromptTokens: 0, promptTokens: promptTokens)
                 let usage = RequestUsage(promptTokens: promptTokens, completionTokens: completionTokens, cachedPromptTokens: 0)
                 return .finished(text, takeLogprobs(), .stop, usage)
             }
@@ -89,6 +96,7 @@ final class ChoiceReader: @unchecked Sendable {
             return text.isEmpty && logprobs.isEmpty ? nil : .delta(text, logprobs)
         case .finished(let reason, let usage):
             iterator = nil
+            timer.finished(completionTokens: usage.completionTokens, cachedPromptTokens: usage.cachedPromptTokens, promptTokens: usage.promptTokens)
             var (text, stopped) = matcher.push(detokenizer.finish())
             if !stopped { text += matcher.flush() }
             return .finished(text, takeLogprobs(), reason == .length ? .length : .stop, usage)

@@ -27,12 +27,18 @@ struct ChoiceAccumulator {
 }
 
 extension OpenAIServer {
-    func run(_ plan: GenerationPlan, as endpoint: Endpoint) async throws -> Response {
+    func run(_ plan: GenerationPlan, as endpoint: Endpoint, arrival: ContinuousClock.Instant) async throws -> Response {
         let readers = (0..<plan.n).map { i in
             ChoiceReader(
                 index: i, stream: model.engine.generate(plan.request(choice: i, stopTokens: model.stopTokens)),
-                tokenizer: model.tokenizer, stops: plan.stops, wantsLogprobs: plan.logprobs, promptTokens: plan.prompt.count)
+                tokenizer: model.tokenizer, stops: plan.stops, wantsLogprobs: plan.logprobs, promptTokens: plan.prompt.count,
+                timer: ChoiceTimer(metrics: metrics, start: arrival))
         }
+        metrics.requestsInFlight.increment()
+        // A streaming response hands the decrement to its body writer,
+        // which runs after this function has returned.
+        var handedOff = false
+        defer { if !handedOff { metrics.requestsInFlight.decrement() } }
         // Primed together: a choice queued behind its siblings must not hide
         // another's refusal. On a refusal the group cancels the rest.
         do {
@@ -43,13 +49,19 @@ extension OpenAIServer {
         } catch let error as SchedulerError {
             throw APIError(error)
         }
+        metrics.promptTokens.increment(by: Int64(plan.prompt.count))
         let meta = ResponseMeta(
             id: endpoint.idPrefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
             created: Int(Date().timeIntervalSince1970), model: model.name, endpoint: endpoint, plan: plan)
         if plan.stream {
+            handedOff = true
+            let inFlight = metrics.requestsInFlight
             return Response(
                 status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                body: ResponseBody { writer in try await Self.stream(readers, meta: meta, to: &writer) })
+                body: ResponseBody { writer in
+                    defer { inFlight.decrement() }
+                    try await Self.stream(readers, meta: meta, to: &writer)
+                })
         }
         var choices = [ChoiceAccumulator](repeating: .init(), count: plan.n)
         try await forEachEvent(of: readers) { index, event in

@@ -20,16 +20,23 @@ public struct OpenAIServer: Sendable {
 
     let model: ServedModel
     let configuration: Configuration
+    let metrics: ServerMetrics
     let startedAt = Int(Date().timeIntervalSince1970)
 
-    public init(model: ServedModel, configuration: Configuration = .init()) {
+    public init(model: ServedModel, configuration: Configuration = .init(), metrics: ServerMetrics = .init()) {
         self.model = model
         self.configuration = configuration
+        self.metrics = metrics
     }
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/health") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}"))) }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
         let v1 = router.group("v1").add(middleware: APIKeyMiddleware(key: configuration.apiKey))
         v1.get("models") { _, _ in try json(ModelList(data: [.init(id: model.name, created: startedAt)])) }
         v1.post("chat/completions") { request, _ in try await chatCompletions(request) }
@@ -38,6 +45,7 @@ public struct OpenAIServer: Sendable {
     }
 
     func chatCompletions(_ request: Request) async throws -> Response {
+        let arrival = ContinuousClock.now
         let body = try await decode(ChatCompletionRequest.self, from: request)
         try checkModel(body.model)
         let messages = body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") }
@@ -55,10 +63,11 @@ public struct OpenAIServer: Sendable {
             throw APIError.invalid("top_logprobs", "top_logprobs needs logprobs: true")
         }
         let plan = try GenerationPlan(body, prompt: prompt, contextLength: model.contextLength, logprobs: body.logprobs ?? false, topLogprobs: topLogprobs)
-        return try await run(plan, as: .chat)
+        return try await run(plan, as: .chat, arrival: arrival)
     }
 
     func completions(_ request: Request) async throws -> Response {
+        let arrival = ContinuousClock.now
         let body = try await decode(CompletionRequest.self, from: request)
         try checkModel(body.model)
         let prompt: [TokenID]
@@ -77,7 +86,7 @@ public struct OpenAIServer: Sendable {
         let logprobs = body.logprobs ?? 0
         if !(0...5).contains(logprobs) { throw APIError.invalid("logprobs", "logprobs is \(logprobs); it must be between 0 and 5") }
         let plan = try GenerationPlan(body, prompt: prompt, contextLength: model.contextLength, logprobs: body.logprobs != nil, topLogprobs: logprobs)
-        return try await run(plan, as: .completion)
+        return try await run(plan, as: .completion, arrival: arrival)
     }
 
     private func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {

@@ -99,3 +99,22 @@ import Testing
         }
     }
 }
+
+@Suite struct MetricsTests {
+    @Test func metricsCountTokensAndTimeRequests() async throws {
+        try await ServerHarness().run { client, _ in
+            let body = try JSONValue(try await client.post("/v1/completions", #"{"prompt": "metrics", "max_tokens": 4, "temperature": 0}"#).body)
+            let generated = try #require(body["usage"]["completion_tokens"].int)
+            let prompt = try #require(body["usage"]["prompt_tokens"].int)
+            let response = try await client.execute(uri: "/metrics", method: .get)
+            #expect(response.status == .ok)
+            let lines = String(buffer: response.body).split(separator: "\n").map(String.init)
+            #expect(lines.contains("loom_generation_tokens_total \(generated)"))
+            #expect(lines.contains("loom_prompt_tokens_total \(prompt)"))
+            #expect(lines.contains("loom_time_to_first_token_seconds_count 1"))
+            #expect(lines.contains("loom_inter_token_latency_seconds_count \(generated - 1)"))
+            #expect(lines.contains("loom_e2e_request_latency_seconds_count 1"))
+            #expect(lines.contains("loom_requests_in_flight 0.0") || lines.contains("loom_requests_in_flight 0"))
+        }
+    }
+}
