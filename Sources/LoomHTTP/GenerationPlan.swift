@@ -12,6 +12,8 @@ struct GenerationPlan: Sendable {
     var topLogprobs: Int
     var stream: Bool
     var includeUsage: Bool
+    /// `response_format: json_object`: constrain decoding to a JSON object.
+    var jsonMode: Bool
 
     /// Checks every field before anything reaches the engine, so a bad
     /// request costs the batch nothing.
@@ -46,6 +48,9 @@ struct GenerationPlan: Sendable {
         try require((0...20).contains(topLogprobs), "top_logprobs", "top_logprobs is \(topLogprobs); it must be between 0 and 20")
         let stops = fields.stop?.values ?? []
         try require(stops.count <= 4, "stop", "\(stops.count) stop strings were given; at most 4 are allowed")
+        let format = fields.response_format?.type ?? "text"
+        try require(["text", "json_object"].contains(format), "response_format", "response_format type '\(format)' is not supported; use 'text' or 'json_object'")
+        jsonMode = format == "json_object"
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.n = n

@@ -32,6 +32,10 @@ struct MessageContent: Decodable, Sendable {
     }
 }
 
+struct ResponseFormat: Decodable, Sendable {
+    var type: String
+}
+
 struct StreamOptions: Decodable, Sendable {
     var include_usage: Bool?
 }
@@ -52,6 +56,7 @@ protocol SamplingFields {
     var presence_penalty: Double? { get }
     var repetition_penalty: Double? { get }
     var maxTokensAsked: Int? { get }
+    var response_format: ResponseFormat? { get }
 }
 
 struct ChatCompletionRequest: Decodable, SamplingFields {
@@ -77,6 +82,7 @@ struct ChatCompletionRequest: Decodable, SamplingFields {
     var max_completion_tokens: Int?
     var logprobs: Bool?
     var top_logprobs: Int?
+    var response_format: ResponseFormat?
 
     var maxTokensAsked: Int? { max_completion_tokens ?? max_tokens }
 }
@@ -115,6 +121,7 @@ struct CompletionRequest: Decodable, SamplingFields {
     var repetition_penalty: Double?
     var max_tokens: Int?
     var logprobs: Int?
+    var response_format: ResponseFormat?
 
     var maxTokensAsked: Int? { max_tokens }
 }

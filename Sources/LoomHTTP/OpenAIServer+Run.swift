@@ -29,8 +29,10 @@ struct ChoiceAccumulator {
 extension OpenAIServer {
     func run(_ plan: GenerationPlan, as endpoint: Endpoint, arrival: ContinuousClock.Instant) async throws -> Response {
         let readers = (0..<plan.n).map { i in
-            ChoiceReader(
-                index: i, stream: model.engine.generate(plan.request(choice: i, stopTokens: model.stopTokens)),
+            var request = plan.request(choice: i, stopTokens: model.stopTokens)
+            if plan.jsonMode { request.constraint = JSONConstraint(pieces: model.jsonPieces, stopTokens: model.stopTokens) }
+            return ChoiceReader(
+                index: i, stream: model.engine.generate(request),
                 tokenizer: model.tokenizer, stops: plan.stops, wantsLogprobs: plan.logprobs, promptTokens: plan.prompt.count,
                 timer: ChoiceTimer(metrics: metrics, start: arrival))
         }

@@ -14,6 +14,9 @@ public struct ServedModel: Sendable {
     public let contextLength: Int
     let bosToken: String
     let eosToken: String
+    /// Each token's bytes for JSON mode; control and unused tokens are
+    /// empty, which JSON mode never allows.
+    let jsonPieces: [[UInt8]]
 
     public init(model: LanguageModel, engine: InferenceEngine, name: String? = nil) {
         self.name = name ?? URL(fileURLWithPath: model.path).deletingPathExtension().lastPathComponent
@@ -24,6 +27,11 @@ public struct ServedModel: Sendable {
         let v = model.vocabulary
         bosToken = v.bosID.map { v.tokens[Int($0)] } ?? ""
         eosToken = v.eosID.map { v.tokens[Int($0)] } ?? ""
+        let tokenizer = model.tokenizer
+        jsonPieces = (0..<v.count).map { i in
+            let type = i < v.types.count ? v.types[i] : .normal
+            return [.normal, .byte, .userDefined, .undefined].contains(type) ? tokenizer.piece(TokenID(i)) : []
+        }
     }
 
     var stopTokens: Set<TokenID> { tokenizer.vocabulary.endOfGenerationIDs }
