@@ -3,6 +3,7 @@
 Run by ServeProcessTests with the server's base URL and model id; exits
 non-zero with the failing assertion if any behaviour differs from OpenAI's.
 """
+import json
 import sys
 
 import openai
@@ -46,6 +47,12 @@ assert len(content) == 5 and all(len(t.top_logprobs) == 2 for t in content)
 legacy = client.completions.create(model=model, prompt="The capital of France is", max_tokens=5, temperature=0, logprobs=1)
 assert legacy.choices[0].text.startswith(" Paris"), legacy.choices[0].text
 assert len(legacy.choices[0].logprobs.tokens) == 5
+
+json_reply = client.chat.completions.create(
+    model=model, max_tokens=80, temperature=0, response_format={"type": "json_object"},
+    messages=[{"role": "user", "content": "Give the capital of France as a JSON object with the key capital."}])
+assert json_reply.choices[0].finish_reason == "stop", json_reply.choices[0]
+assert isinstance(json.loads(json_reply.choices[0].message.content), dict), json_reply.choices[0].message.content
 
 try:
     client.chat.completions.create(model="no-such-model", messages=messages)
