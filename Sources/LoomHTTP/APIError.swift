@@ -72,7 +72,7 @@ extension APIError {
         case .overloaded:
             self.init(.tooManyRequests, type: "server_overloaded", code: "overloaded", error.message, retryAfter: 1)
         case .contextOverflow, .exceedsKVCapacity:
-            self.init(.badRequest, code: "context_length_exceeded", param: "messages", error.message)
+            self.init(.badRequest, code: "context_length_exceeded", error.message)
         case .invalidRequest, .invalidConfiguration:
             self.init(.badRequest, code: "invalid_request", error.message)
         }
@@ -87,7 +87,9 @@ extension APIError {
         switch error {
         case .typeMismatch(let type, let context):
             let field = path(context)
-            self.init(.badRequest, code: "invalid_type", param: field, "'\(field)' has the wrong type: expected \(type)")
+            self.init(
+                .badRequest, code: "invalid_type", param: field.isEmpty ? nil : field,
+                field.isEmpty ? "the body must be a JSON object" : "'\(field)' has the wrong type: expected \(type)")
         case .valueNotFound(let type, let context):
             let field = path(context)
             self.init(.badRequest, code: "invalid_type", param: field, "'\(field)' is null; expected \(type)")

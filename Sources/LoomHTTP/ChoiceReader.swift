@@ -39,6 +39,7 @@ final class ChoiceReader: @unchecked Sendable {
     private let wantsLogprobs: Bool
     private let promptTokens: Int
     private var completionTokens = 0
+    private var finished = false
     private var timer: ChoiceTimer
 
     init(
@@ -71,8 +72,16 @@ final class ChoiceReader: @unchecked Sendable {
             } else {
                 output = try await iterator?.next()
             }
-            guard let output else { return nil }
-            if let event = consume(output) { return event }
+            guard let output else {
+                // The engine promises a `.finished` before the stream ends;
+                // without this check a broken promise would hang the response.
+                if finished { return nil }
+                throw APIError(.internalServerError, type: "server_error", code: "stream_ended", "the engine ended choice \(index) without finishing it; retry the request")
+            }
+            if let event = consume(output) {
+                if case .finished = event { finished = true }
+                return event
+            }
         }
     }
 

@@ -115,3 +115,42 @@ import Testing
         }
     }
 }
+
+@Suite struct BodyShapeTests {
+    @Test func aBodyThatIsNotAnObjectIs400() async throws {
+        try await ServerHarness().run { client, _ in
+            let response = try await client.post("/v1/chat/completions", "[1, 2]")
+            #expect(response.status == .badRequest)
+            #expect(try JSONValue(response.body)["error"]["message"].string == "the body must be a JSON object")
+        }
+    }
+}
+
+@Suite struct IsolationTests {
+    /// Bad requests arriving while others run are refused alone: the good
+    /// requests' text is exactly what each gives when it runs by itself.
+    @Test func badRequestsAmidGoodOnesLeaveTheGoodOnesUntouched() async throws {
+        try await ServerHarness().run { client, _ in
+            let good = (0..<3).map { #"{"prompt": "iso \#($0)", "max_tokens": 20, "temperature": 0}"# }
+            let bad = [#"{"prompt": "x", "max_tokens": 9000}"#, "{", #"{"prompt": 5}"#, #"{"prompt": "x", "model": "nope"}"#]
+            var alone: [String] = []
+            for body in good { alone.append(try JSONValue(try await client.post("/v1/completions", body).body)["choices"][0]["text"].string ?? "?") }
+            let results = try await withThrowingTaskGroup(of: (String, Int, String?).self) { group in
+                for body in good + bad {
+                    group.addTask {
+                        let response = try await client.post("/v1/completions", body)
+                        return (body, Int(response.status.code), try? JSONValue(response.body)["choices"][0]["text"].string)
+                    }
+                }
+                var all: [String: (Int, String?)] = [:]
+                for try await (body, status, text) in group { all[body] = (status, text) }
+                return all
+            }
+            for (i, body) in good.enumerated() {
+                #expect(results[body]?.0 == 200)
+                #expect(results[body]?.1 == alone[i])
+            }
+            #expect(bad.map { results[$0]?.0 } == [400, 400, 400, 404])
+        }
+    }
+}
