@@ -17,14 +17,17 @@ public struct ServerMetrics: Sendable {
     public init() {
         let fast: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
         let slow: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300)]
-        timeToFirstToken = registry.makeDurationHistogram(name: "loom_time_to_first_token_seconds", buckets: fast, help: "Request arrival to the first generated token")
-        interTokenLatency = registry.makeDurationHistogram(name: "loom_inter_token_latency_seconds", buckets: fast, help: "Time between consecutive tokens of one choice")
-        requestLatency = registry.makeDurationHistogram(name: "loom_e2e_request_latency_seconds", buckets: slow, help: "Request arrival to the last token of a choice")
-        requestsInFlight = registry.makeGauge(name: "loom_requests_in_flight", help: "Generation requests being served over HTTP")
-        promptTokens = registry.makeCounter(name: "loom_prompt_tokens_total", help: "Prompt tokens of accepted requests")
-        generatedTokens = registry.makeCounter(name: "loom_generation_tokens_total", help: "Tokens generated")
-        prefixQueriedTokens = registry.makeCounter(name: "loom_prefix_cache_queried_tokens_total", help: "Prompt tokens looked up in the prefix cache")
-        prefixHitTokens = registry.makeCounter(name: "loom_prefix_cache_hit_tokens_total", help: "Prompt tokens served from the prefix cache")
+        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "loom", metricName: metric, unitName: unit, helpText: help)
+        }
+        timeToFirstToken = registry.makeDurationHistogram(descriptor: name("time_to_first_token", "seconds", "Request arrival to the first generated token"), buckets: fast)
+        interTokenLatency = registry.makeDurationHistogram(descriptor: name("inter_token_latency", "seconds", "Time between consecutive tokens of one choice"), buckets: fast)
+        requestLatency = registry.makeDurationHistogram(descriptor: name("e2e_request_latency", "seconds", "Request arrival to the last token of a choice"), buckets: slow)
+        requestsInFlight = registry.makeGauge(descriptor: name("requests_in", "flight", "Generation requests being served over HTTP"))
+        promptTokens = registry.makeCounter(descriptor: name("prompt_tokens", "total", "Prompt tokens of accepted requests"))
+        generatedTokens = registry.makeCounter(descriptor: name("generation_tokens", "total", "Tokens generated"))
+        prefixQueriedTokens = registry.makeCounter(descriptor: name("prefix_cache_queried_tokens", "total", "Prompt tokens looked up in the prefix cache"))
+        prefixHitTokens = registry.makeCounter(descriptor: name("prefix_cache_hit_tokens", "total", "Prompt tokens served from the prefix cache"))
     }
 
     public func render() -> [UInt8] { registry.emitToBuffer() }
