@@ -109,10 +109,12 @@ extension APIError {
 }
 
 extension JSONEncoder {
-    /// Compact, with `/` unescaped, as OpenAI's own responses are.
+    /// Compact, with `/` unescaped, as OpenAI's own responses are; keys
+    /// sorted, because Linux Foundation otherwise orders them at random per
+    /// call and identical chunks should be identical bytes.
     static var openAI: JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         return encoder
     }
 }

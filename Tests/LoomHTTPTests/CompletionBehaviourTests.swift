@@ -68,6 +68,9 @@ import Testing
             #expect(chunks[0]["choices"][0]["delta"]["role"].string == "assistant")
             #expect(events[1].contains(#""finish_reason":null"#) && events[1].contains(#""usage":null"#))
             let closing = chunks[chunks.count - 2]
+            let id = closing["id"].string ?? "", created = closing["created"].int ?? 0
+            // Keys are sorted, so a chunk's bytes are fixed by its content.
+            #expect(events[events.count - 3] == #"{"choices":[{"delta":{},"finish_reason":"length","index":0,"logprobs":null}],"created":\#(created),"id":"\#(id)","model":"tiny","object":"chat.completion.chunk","usage":null}"#)
             #expect(closing["choices"][0]["finish_reason"].string == "length")
             #expect(closing["choices"][0]["delta"].keys.isEmpty)
             let usage = chunks[chunks.count - 1]
