@@ -15,12 +15,15 @@ let package = Package(
         .library(name: "LoomTesting", targets: ["LoomTesting"]),
         .library(name: "LoomWire", targets: ["LoomWire"]),
         .library(name: "LoomTransfer", targets: ["LoomTransfer"]),
+        .library(name: "LoomHTTP", targets: ["LoomHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(name: "CLoomKernels", cSettings: kernelFlags),
@@ -28,10 +31,19 @@ let package = Package(
         .target(name: "LoomModel", dependencies: ["LoomKernels"]),
         .target(name: "LoomEngine", dependencies: ["LoomModel", "LoomKernels"]),
         .target(name: "LoomTesting", dependencies: ["LoomModel", "LoomKernels"]),
+        .target(
+            name: "LoomHTTP",
+            dependencies: [
+                "LoomModel", "LoomEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine",
+                "LoomModel", "LoomEngine", "LoomHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,6 +81,13 @@ let package = Package(
         .testTarget(name: "LoomKernelsTests", dependencies: ["LoomKernels", "LoomTesting"]),
         .testTarget(name: "LoomModelTests", dependencies: ["LoomModel", "LoomTesting"]),
         .testTarget(name: "LoomEngineTests", dependencies: ["LoomEngine", "LoomTesting"]),
+        .testTarget(
+            name: "LoomHTTPTests",
+            dependencies: [
+                "LoomHTTP", "LoomEngine", "LoomModel", "LoomTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "LoomRealModelTests",
             dependencies: ["LoomEngine", "LoomModel", "LoomTesting"]

@@ -15,3 +15,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 fi
 command -v swift >/dev/null || { echo "install-deps: Swift 6 is needed on PATH (https://www.swift.org/install/linux/)" >&2; exit 1; }
+# The serve tests drive `loom serve` with the official OpenAI Python client.
+if ! python3 -c "import openai" 2>/dev/null; then
+    echo "install-deps: installing the openai Python package" >&2
+    python3 -m pip install -q openai >&2 || python3 -m pip install -q --break-system-packages openai >&2
+fi

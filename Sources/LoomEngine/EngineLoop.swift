@@ -10,16 +10,19 @@ public struct GenerationRequest: Sendable {
     public var stopTokens: Set<TokenID>
     /// How many most-likely alternatives to report with each token (0: none).
     public var topLogprobs: Int
+    /// Limits which tokens may be sampled (e.g. JSON mode); nil allows all.
+    public var constraint: (any TokenConstraint)?
 
     public init(
         prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(),
-        stopTokens: Set<TokenID> = [], topLogprobs: Int = 0
+        stopTokens: Set<TokenID> = [], topLogprobs: Int = 0, constraint: (any TokenConstraint)? = nil
     ) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokens = stopTokens
         self.topLogprobs = topLogprobs
+        self.constraint = constraint
     }
 }
 
@@ -46,6 +49,7 @@ struct RequestContext {
     var sampler: Sampler
     var history: [TokenID]
     var topLogprobs: Int
+    var constraint: (any TokenConstraint)?
     let continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation
 }
 
@@ -74,7 +78,8 @@ final class EngineLoop: @unchecked Sendable {
                 try scheduler.submit(EngineRequest(id: id, prompt: request.prompt, maxTokens: request.maxTokens, stopTokens: request.stopTokens))
                 contexts[id] = RequestContext(
                     sampler: Sampler(parameters: request.sampling, vocabularySize: model.config.vocabularySize),
-                    history: request.prompt, topLogprobs: request.topLogprobs, continuation: continuation)
+                    history: request.prompt, topLogprobs: request.topLogprobs, constraint: request.constraint,
+                    continuation: continuation)
             } catch {
                 continuation.finish(throwing: error)
             }
@@ -97,10 +102,17 @@ final class EngineLoop: @unchecked Sendable {
             let logits = try model.forward(plan.forwardBatch(), kv: memory.memory)
             for (row, id) in plan.logitRequests.enumerated() {
                 let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
-                let token = contexts[id]!.sampler.sample(rowLogits, history: contexts[id]!.history)
+                let (token, logprob, top): (TokenID, Float, [Logprobs.Entry])
+                if let constraint = contexts[id]!.constraint {
+                    // Masked in a copy: the logits buffer is the model's scratch.
+                    var masked = Array(rowLogits)
+                    masked.withUnsafeMutableBufferPointer { constraint.mask($0) }
+                    (token, logprob, top) = masked.withUnsafeBufferPointer { sample($0, for: id) }
+                } else {
+                    (token, logprob, top) = sample(rowLogits, for: id)
+                }
                 sampled.append(token)
-                let top = Logprobs.top(contexts[id]!.topLogprobs, in: rowLogits)
-                logitsByRequest[id] = (Logprobs.of(token, in: rowLogits), top)
+                logitsByRequest[id] = (logprob, top)
             }
         } catch {
             for item in plan.items { contexts[item.id]?.continuation.finish(throwing: error) }
@@ -113,11 +125,17 @@ final class EngineLoop: @unchecked Sendable {
         deliver(scheduler.update(StepResult(sampled: sampled)), logits: logitsByRequest)
     }
 
+    private func sample(_ logits: UnsafeBufferPointer<Float>, for id: RequestID) -> (TokenID, Float, [Logprobs.Entry]) {
+        let token = contexts[id]!.sampler.sample(logits, history: contexts[id]!.history)
+        return (token, Logprobs.of(token, in: logits), Logprobs.top(contexts[id]!.topLogprobs, in: logits))
+    }
+
     private func deliver(_ events: [EngineEvent], logits: [RequestID: (Float, [Logprobs.Entry])]) {
         for event in events {
             switch event {
             case .token(let id, let token):
                 contexts[id]?.history.append(token)
+                contexts[id]?.constraint?.accept(token)
                 let (logprob, top) = logits[id] ?? (0, [])
                 contexts[id]?.continuation.yield(.token(token, logprob: logprob, top: top))
             case .finished(let id, let reason, let usage):

@@ -1,0 +1,45 @@
+import Foundation
+import LoomEngine
+import LoomModel
+
+/// What the HTTP layer needs of one loaded model, frozen into a `Sendable`
+/// value: the engine that runs it and the tokenizer and chat template that
+/// turn requests into prompts.
+public struct ServedModel: Sendable {
+    /// The id clients send as `model`; the file name without `.gguf`.
+    public let name: String
+    public let engine: InferenceEngine
+    public let tokenizer: any Tokenizer
+    public let chatTemplate: ChatTemplate?
+    public let contextLength: Int
+    let bosToken: String
+    let eosToken: String
+    /// Each token's bytes for JSON mode; control and unused tokens are
+    /// empty, which JSON mode never allows.
+    let jsonPieces: [[UInt8]]
+
+    public init(model: LanguageModel, engine: InferenceEngine, name: String? = nil) {
+        self.name = name ?? URL(fileURLWithPath: model.path).deletingPathExtension().lastPathComponent
+        self.engine = engine
+        tokenizer = model.tokenizer
+        chatTemplate = model.chatTemplate
+        contextLength = engine.contextLength
+        let v = model.vocabulary
+        bosToken = v.bosID.map { v.tokens[Int($0)] } ?? ""
+        eosToken = v.eosID.map { v.tokens[Int($0)] } ?? ""
+        let tokenizer = model.tokenizer
+        jsonPieces = (0..<v.count).map { i in
+            let type = i < v.types.count ? v.types[i] : .normal
+            return [.normal, .byte, .userDefined, .undefined].contains(type) ? tokenizer.piece(TokenID(i)) : []
+        }
+    }
+
+    var stopTokens: Set<TokenID> { tokenizer.vocabulary.endOfGenerationIDs }
+
+    func renderChat(_ messages: [ChatMessage]) throws -> String {
+        guard let chatTemplate else {
+            throw APIError(.badRequest, code: "no_chat_template", "model \(name) has no chat template; use /v1/completions with a raw prompt")
+        }
+        return try chatTemplate.render(messages: messages, addGenerationPrompt: true, bosToken: bosToken, eosToken: eosToken)
+    }
+}
