@@ -35,6 +35,15 @@ public enum GenerationOutput: Sendable, Equatable {
     case finished(FinishReason, RequestUsage)
 }
 
+/// What the engine is doing, as of its last step.
+public struct EngineSnapshot: Sendable, Equatable {
+    public var running: Int
+    public var waiting: Int
+    public var usedBlocks: Int
+    public var blockCount: Int
+    public var stats: SchedulerStats
+}
+
 /// Messages from clients to the engine thread.
 enum EngineCommand: Sendable {
     case submit(RequestID, GenerationRequest, AsyncThrowingStream<GenerationOutput, Error>.Continuation)
@@ -149,4 +158,11 @@ final class EngineLoop: @unchecked Sendable {
     }
 
     var isIdle: Bool { scheduler.isIdle }
+
+    var snapshot: EngineSnapshot {
+        EngineSnapshot(
+            running: scheduler.runningIDs.count, waiting: scheduler.waitingIDs.count,
+            usedBlocks: scheduler.pool.usedCount, blockCount: scheduler.configuration.blockCount,
+            stats: scheduler.stats)
+    }
 }

@@ -12,6 +12,7 @@ public final class InferenceEngine: Sendable {
     private let nextID = Atomic<UInt64>(1)
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
+    private let published: Mutex<EngineSnapshot>
     public let vocabularySize: Int
     public let contextLength: Int
 
@@ -20,6 +21,7 @@ public final class InferenceEngine: Sendable {
     public init(model: Transformer, configuration: SchedulerConfiguration) throws {
         precondition(configuration.maxRunning <= model.maxLogitRows, "maxRunning \(configuration.maxRunning) exceeds the model's \(model.maxLogitRows) logit rows per step")
         let loop = try EngineLoop(model: model, configuration: configuration)
+        published = Mutex(loop.snapshot)
         vocabularySize = model.config.vocabularySize
         contextLength = model.config.contextLength
         let thread = Thread { [self] in run(loop) }
@@ -48,6 +50,10 @@ public final class InferenceEngine: Sendable {
         finished.wait()
     }
 
+    /// The engine's state as of its last step: for metrics, status pages and
+    /// tests that must see what the scheduler did.
+    public var snapshot: EngineSnapshot { published.withLock { $0 } }
+
     private func send(_ command: EngineCommand) {
         inbox.withLock { $0.append(command) }
         wake.signal()
@@ -60,6 +66,7 @@ public final class InferenceEngine: Sendable {
                 return inbox
             }
             for command in commands { loop.apply(command) }
+            published.withLock { $0 = loop.snapshot }
             if loop.isIdle {
                 wake.wait()
                 continue

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import LoomEngine
 import LoomModel
@@ -75,18 +76,30 @@ import LoomTesting
         #expect(tokens.count == 3 && reason == .length)
     }
 
-    /// Dropping a stream cancels the request and frees its blocks: with a
-    /// pool too small for two long requests, a second one can run only once
-    /// the first is gone.
+    /// Dropping a stream cancels the request and frees its blocks. The
+    /// engine thread is held in the second step (in the constraint's `mask`)
+    /// until the consumer has dropped its stream, so the cancel is queued
+    /// before the third step whatever the machine's speed: the request must
+    /// end after two tokens, not its 150.
     @Test func droppingTheStreamCancelsAndFreesBlocks() async throws {
         let (engine, _) = try engine(blocks: 12, maxRunning: 2)
         defer { engine.shutdown() }
-        var seen = 0
-        for try await output in engine.generate(GenerationRequest(prompt: Array(repeating: 3, count: 20), maxTokens: 150)) {
-            if case .token = output { seen += 1 }
-            if seen == 3 { break }
+        let gate = HoldFirstToken()
+        var stream: AsyncThrowingStream<GenerationOutput, Error>? = engine.generate(
+            GenerationRequest(prompt: Array(repeating: 3, count: 20), maxTokens: 150, constraint: gate))
+        var iterator = stream!.makeAsyncIterator()
+        guard case .token = try await iterator.next() else { Issue.record("no first token"); return }
+        stream = nil
+        iterator = AsyncThrowingStream<GenerationOutput, Error>.makeStream().stream.makeAsyncIterator()
+        try await Task.sleep(for: .milliseconds(50))  // let the termination handler queue the cancel
+        gate.release.signal()
+        var idle = engine.snapshot
+        for _ in 0..<2_000 where idle.running + idle.waiting > 0 || idle.stats.generatedTokens == 0 {
+            try await Task.sleep(for: .milliseconds(5))
+            idle = engine.snapshot
         }
-        #expect(seen == 3)
+        #expect(idle.running == 0 && idle.usedBlocks == 0)
+        #expect(idle.stats.generatedTokens == 2, "the dropped request kept generating")
         let (tokens, reason) = try await collect(engine.generate(GenerationRequest(prompt: Array(repeating: 4, count: 20), maxTokens: 150)))
         #expect(tokens.count == 150 && reason == .length)
     }
@@ -102,4 +115,15 @@ import LoomTesting
         #expect(tokens == Array(free.prefix(k)))
         #expect(reason == .stop)
     }
+}
+
+/// Holds the engine thread in the second step's `mask` (after the first
+/// token went out) until released.
+final class HoldFirstToken: TokenConstraint, Sendable {
+    let release = DispatchSemaphore(value: 0)
+    private let masks = Atomic<Int>(0)
+    func mask(_ logits: UnsafeMutableBufferPointer<Float>) {
+        if masks.add(1, ordering: .relaxed).newValue == 2 { release.wait() }
+    }
+    func accept(_ token: TokenID) {}
 }
