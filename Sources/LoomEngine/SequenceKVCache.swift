@@ -1,27 +1,21 @@
 import LoomModel
 
-/// The KV cache of one sequence: enough blocks for `capacity` tokens in one
-/// allocation, used in order. `loom generate` runs on it; the serving engine
-/// replaces it with a shared paged pool, through the same `KVCacheMemory` view.
+/// The KV cache of one sequence: a `PagedKVMemory` with enough blocks for
+/// `capacity` tokens, used in order. `loom generate` runs on it; the serving
+/// engine shares one pool among sequences through the same `KVCacheMemory` view.
 public final class SequenceKVCache {
-    public let layout: KVCacheLayout
     public let capacity: Int
     public let blockTable: [Int32]
-    private let base: UnsafeMutablePointer<UInt16>
+    private let storage: PagedKVMemory
 
     public init(layout: KVCacheLayout, capacity: Int) {
         precondition(capacity > 0, "a KV cache needs room for at least one token")
         let blocks = layout.blocksNeeded(tokens: capacity)
-        self.layout = layout
         self.capacity = blocks * layout.blockSize
         self.blockTable = (0..<blocks).map(Int32.init)
-        base = .allocate(capacity: blocks * layout.blockStride)
-        base.initialize(repeating: 0, count: blocks * layout.blockStride)
+        storage = PagedKVMemory(layout: layout, blockCount: blocks)
     }
 
-    deinit { base.deallocate() }
-
-    public var memory: KVCacheMemory {
-        KVCacheMemory(layout: layout, base: base, blockCount: blockTable.count)
-    }
+    public var layout: KVCacheLayout { storage.layout }
+    public var memory: KVCacheMemory { storage.memory }
 }
