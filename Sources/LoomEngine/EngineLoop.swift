@@ -12,6 +12,10 @@ public struct GenerationRequest: Sendable {
     public var topLogprobs: Int
     /// Limits which tokens may be sampled (e.g. JSON mode); nil allows all.
     public var constraint: (any TokenConstraint)?
+    /// Set on a prefill worker: once the prompt is computed, the stream
+    /// yields `.kvBlocks` with the prompt's blocks from this index on (the
+    /// ones the decode worker does not have cached), before the first token.
+    public var exportKVFromBlock: Int?
 
     public init(
         prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(),
@@ -33,12 +37,17 @@ public enum GenerationOutput: Sendable, Equatable {
     case token(TokenID, logprob: Float, top: [Logprobs.Entry])
     /// The terminal state; nothing follows it.
     case finished(FinishReason, RequestUsage)
+    /// The prompt's KV blocks a `GenerationRequest.exportKVFromBlock` asked
+    /// for, copied out of the pool: `KVCacheLayout.bytesPerBlock` bytes each.
+    case kvBlocks(firstBlock: Int, bytes: [UInt8])
 }
 
 /// What the engine is doing, as of its last step.
 public struct EngineSnapshot: Sendable, Equatable {
     public var running: Int
     public var waiting: Int
+    /// Sequences holding blocks for a remote prefill that has not landed yet.
+    public var reserved: Int
     public var usedBlocks: Int
     public var blockCount: Int
     public var stats: SchedulerStats
@@ -49,6 +58,8 @@ enum EngineCommand: Sendable {
     case submit(RequestID, GenerationRequest, AsyncThrowingStream<GenerationOutput, Error>.Continuation)
     case cancel(RequestID)
     case finish(RequestID, FinishReason)
+    case reserve(RequestID, GenerationRequest, CheckedContinuation<KVReservation, Error>)
+    case attach(RequestID, firstToken: TokenID, logprob: Float, AsyncThrowingStream<GenerationOutput, Error>.Continuation)
 }
 
 /// Per-request state the engine thread keeps beside the scheduler's: the
@@ -59,7 +70,19 @@ struct RequestContext {
     var history: [TokenID]
     var topLogprobs: Int
     var constraint: (any TokenConstraint)?
-    let continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation
+    var exportKVFromBlock: Int?
+    /// Nil while a reservation waits for its remote prefill: nobody is
+    /// listening yet.
+    var continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation?
+
+    init(_ request: GenerationRequest, vocabularySize: Int, continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation?) {
+        sampler = Sampler(parameters: request.sampling, vocabularySize: vocabularySize)
+        history = request.prompt
+        topLogprobs = request.topLogprobs
+        constraint = request.constraint
+        exportKVFromBlock = request.exportKVFromBlock
+        self.continuation = continuation
+    }
 }
 
 /// The state only the engine thread touches: model, KV memory, scheduler and
@@ -74,21 +97,25 @@ final class EngineLoop: @unchecked Sendable {
     var scheduler: Scheduler
     var contexts: [RequestID: RequestContext] = [:]
 
-    init(model: Transformer, configuration: SchedulerConfiguration) throws {
+    /// Cache changes for the router, published by `deliver`.
+    let cacheLog: KVCacheLog
+
+    init(model: Transformer, configuration: SchedulerConfiguration, memory: PagedKVMemory?, cacheLog: KVCacheLog) throws {
         self.model = model
-        self.memory = PagedKVMemory(layout: KVCacheLayout(config: model.config), blockCount: configuration.blockCount)
+        let memory = memory ?? PagedKVMemory(layout: KVCacheLayout(config: model.config), blockCount: configuration.blockCount)
+        precondition(memory.blockCount == configuration.blockCount && memory.layout == KVCacheLayout(config: model.config, blockSize: configuration.blockSize),
+                     "the KV memory's geometry does not match the model and scheduler configuration")
+        self.memory = memory
         self.scheduler = try Scheduler(configuration)
+        self.cacheLog = cacheLog
     }
 
     func apply(_ command: EngineCommand) {
         switch command {
         case .submit(let id, let request, let continuation):
             do {
-                try scheduler.submit(EngineRequest(id: id, prompt: request.prompt, maxTokens: request.maxTokens, stopTokens: request.stopTokens))
-                contexts[id] = RequestContext(
-                    sampler: Sampler(parameters: request.sampling, vocabularySize: model.config.vocabularySize),
-                    history: request.prompt, topLogprobs: request.topLogprobs, constraint: request.constraint,
-                    continuation: continuation)
+                try scheduler.submit(EngineRequest(request, id: id))
+                contexts[id] = RequestContext(request, vocabularySize: model.config.vocabularySize, continuation: continuation)
             } catch {
                 continuation.finish(throwing: error)
             }
@@ -96,6 +123,32 @@ final class EngineLoop: @unchecked Sendable {
             deliver(scheduler.cancel(id), logits: [:])
         case .finish(let id, let reason):
             deliver(scheduler.finish(id, reason: reason), logits: [:])
+        case .reserve(let id, let request, let reply):
+            do {
+                let reservation = try scheduler.reserve(EngineRequest(request, id: id))
+                contexts[id] = RequestContext(request, vocabularySize: model.config.vocabularySize, continuation: nil)
+                reply.resume(returning: reservation)
+            } catch {
+                reply.resume(throwing: error)
+            }
+        case .attach(let id, let firstToken, let logprob, let continuation):
+            attach(id, firstToken: firstToken, logprob: logprob, continuation)
+        }
+    }
+
+    /// The remote prefill of a reservation landed: the sequence starts
+    /// decoding after `firstToken`, which the prefill worker sampled.
+    private func attach(_ id: RequestID, firstToken: TokenID, logprob: Float, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation) {
+        guard contexts[id] != nil, contexts[id]!.continuation == nil else {
+            continuation.finish(throwing: SchedulerError(.invalidRequest, "request \(id) holds no reservation here (expired or already attached); prefill it again"))
+            return
+        }
+        contexts[id]!.continuation = continuation
+        do {
+            deliver(try scheduler.admitReserved(id, firstToken: firstToken), logits: [id: (logprob, [])])
+        } catch {
+            contexts[id] = nil
+            continuation.finish(throwing: error)
         }
     }
 
@@ -124,14 +177,35 @@ final class EngineLoop: @unchecked Sendable {
                 logitsByRequest[id] = (logprob, top)
             }
         } catch {
-            for item in plan.items { contexts[item.id]?.continuation.finish(throwing: error) }
+            for item in plan.items { contexts[item.id]?.continuation?.finish(throwing: error) }
             sampled = plan.logitRequests.map { _ in 0 }
             for item in plan.items { _ = scheduler.cancel(item.id) }
             _ = scheduler.update(StepResult(sampled: sampled))
             for item in plan.items { contexts[item.id] = nil }
             return
         }
-        deliver(scheduler.update(StepResult(sampled: sampled)), logits: logitsByRequest)
+        let events = scheduler.update(StepResult(sampled: sampled))
+        // Finished sequences released their blocks in `update`, but a
+        // released block keeps its bytes until the next `schedule()`.
+        exportKV(plan)
+        deliver(events, logits: logitsByRequest)
+    }
+
+    private func exportKV(_ plan: StepPlan) {
+        for item in plan.items where item.needsLogits {
+            guard let first = contexts[item.id]?.exportKVFromBlock else { continue }
+            contexts[item.id]!.exportKVFromBlock = nil
+            let size = memory.layout.bytesPerBlock
+            let blocks = item.blockTable[min(first, item.blockTable.count)...]
+            var bytes = [UInt8](repeating: 0, count: blocks.count * size)
+            bytes.withUnsafeMutableBytes { out in
+                for (i, block) in blocks.enumerated() {
+                    let source = UnsafeRawPointer(memory.base) + memory.offset(of: block)
+                    (out.baseAddress! + i * size).copyMemory(from: source, byteCount: size)
+                }
+            }
+            contexts[item.id]!.continuation?.yield(.kvBlocks(firstBlock: first, bytes: bytes))
+        }
     }
 
     private func sample(_ logits: UnsafeBufferPointer<Float>, for id: RequestID) -> (TokenID, Float, [Logprobs.Entry]) {
@@ -146,13 +220,13 @@ final class EngineLoop: @unchecked Sendable {
                 contexts[id]?.history.append(token)
                 contexts[id]?.constraint?.accept(token)
                 let (logprob, top) = logits[id] ?? (0, [])
-                contexts[id]?.continuation.yield(.token(token, logprob: logprob, top: top))
+                contexts[id]?.continuation?.yield(.token(token, logprob: logprob, top: top))
             case .finished(let id, let reason, let usage):
-                contexts[id]?.continuation.yield(.finished(reason, usage))
-                contexts[id]?.continuation.finish()
+                contexts[id]?.continuation?.yield(.finished(reason, usage))
+                contexts[id]?.continuation?.finish()
                 contexts[id] = nil
-            case .cache:
-                break
+            case .cache(let change):
+                cacheLog.record(change)
             }
         }
     }
@@ -161,8 +235,50 @@ final class EngineLoop: @unchecked Sendable {
 
     var snapshot: EngineSnapshot {
         EngineSnapshot(
-            running: scheduler.runningIDs.count, waiting: scheduler.waitingIDs.count,
+            running: scheduler.runningIDs.count, waiting: scheduler.waitingIDs.count, reserved: scheduler.reservedIDs.count,
             usedBlocks: scheduler.pool.usedCount, blockCount: scheduler.configuration.blockCount,
             stats: scheduler.stats)
+    }
+}
+
+extension EngineRequest {
+    init(_ request: GenerationRequest, id: RequestID) {
+        self.init(id: id, prompt: request.prompt, maxTokens: request.maxTokens, stopTokens: request.stopTokens)
+    }
+}
+
+/// The worker's cache contents as the router must see them: every hash it
+/// holds, and the changes not yet reported. Written by the engine thread,
+/// read by whoever reports to the router.
+final class KVCacheLog: Sendable {
+    private struct State {
+        var hashes: Set<BlockHash> = []
+        var pending: [KVCacheEvent] = []
+    }
+
+    private let state = Mutex(State())
+
+    func record(_ event: KVCacheEvent) {
+        state.withLock { state in
+            switch event {
+            case .stored(let hash, _): state.hashes.insert(hash)
+            case .removed(let hash): state.hashes.remove(hash)
+            }
+            state.pending.append(event)
+        }
+    }
+
+    func drain() -> [KVCacheEvent] {
+        state.withLock { state in
+            defer { state.pending.removeAll() }
+            return state.pending
+        }
+    }
+
+    func hashesResettingEvents() -> Set<BlockHash> {
+        state.withLock { state in
+            state.pending.removeAll()
+            return state.hashes
+        }
     }
 }

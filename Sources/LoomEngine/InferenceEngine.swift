@@ -13,14 +13,18 @@ public final class InferenceEngine: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let published: Mutex<EngineSnapshot>
+    private let cacheLog = KVCacheLog()
+    public let kvLayout: KVCacheLayout
     public let vocabularySize: Int
     public let contextLength: Int
 
-    /// Loads nothing itself: give it a model and how to schedule. The engine
-    /// thread starts at once and runs until `shutdown()`.
-    public init(model: Transformer, configuration: SchedulerConfiguration) throws {
+    /// Loads nothing itself: give it a model and how to schedule, and the KV
+    /// pool's memory if it must live somewhere particular (a region peers
+    /// write into). The engine thread starts at once and runs until `shutdown()`.
+    public init(model: Transformer, configuration: SchedulerConfiguration, memory: PagedKVMemory? = nil) throws {
         precondition(configuration.maxRunning <= model.maxLogitRows, "maxRunning \(configuration.maxRunning) exceeds the model's \(model.maxLogitRows) logit rows per step")
-        let loop = try EngineLoop(model: model, configuration: configuration)
+        let loop = try EngineLoop(model: model, configuration: configuration, memory: memory, cacheLog: cacheLog)
+        kvLayout = loop.memory.layout
         published = Mutex(loop.snapshot)
         vocabularySize = model.config.vocabularySize
         contextLength = model.config.contextLength
@@ -40,6 +44,47 @@ public final class InferenceEngine: Sendable {
         }
         send(.submit(id, request, continuation))
         return stream
+    }
+
+    /// Holds KV blocks for `request`'s prompt for a remote prefill worker to
+    /// fill (see `KVReservation`); the id in the reservation names it from
+    /// here on. Throws a `SchedulerError` when it cannot be held now.
+    public func reserve(_ request: GenerationRequest) async throws -> KVReservation {
+        let id = RequestID(nextID.add(1, ordering: .relaxed).oldValue)
+        return try await withCheckedThrowingContinuation { reply in
+            send(.reserve(id, request, reply))
+        }
+    }
+
+    /// Starts decoding a reservation whose blocks the prefill worker has
+    /// written, after the `firstToken` it sampled. The stream starts with
+    /// that token; dropping it cancels the request.
+    public func attach(_ id: RequestID, firstToken: TokenID, logprob: Float) -> AsyncThrowingStream<GenerationOutput, Error> {
+        let (stream, continuation) = AsyncThrowingStream<GenerationOutput, Error>.makeStream()
+        continuation.onTermination = { [weak self] termination in
+            if case .cancelled = termination { self?.send(.cancel(id)) }
+        }
+        send(.attach(id, firstToken: firstToken, logprob: logprob, continuation))
+        return stream
+    }
+
+    /// Ends a request or drops a reservation (its lease ran out); unknown
+    /// ids are ignored.
+    public func cancel(_ id: RequestID) {
+        send(.cancel(id))
+    }
+
+    /// Cache changes since the last call, oldest first: what a worker
+    /// reports to the router's prefix index.
+    public func drainCacheEvents() -> [KVCacheEvent] {
+        cacheLog.drain()
+    }
+
+    /// Every block hash the cache holds, for a full report (a worker
+    /// registering, or re-registering with a restarted router); pending
+    /// events are dropped because the snapshot already includes them.
+    public func cachedHashesResettingEvents() -> Set<BlockHash> {
+        cacheLog.hashesResettingEvents()
     }
 
     /// Stops the engine thread after the current step; requests still running

@@ -32,7 +32,7 @@ extension OpenAIServer {
             var request = plan.request(choice: i, stopTokens: model.stopTokens)
             if plan.jsonMode { request.constraint = JSONConstraint(pieces: model.jsonPieces, stopTokens: model.stopTokens) }
             return ChoiceReader(
-                index: i, stream: model.engine.generate(request),
+                index: i, stream: model.backend.generate(request),
                 tokenizer: model.tokenizer, stops: plan.stops, wantsLogprobs: plan.logprobs, promptTokens: plan.prompt.count,
                 timer: ChoiceTimer(metrics: metrics, start: arrival))
         }

@@ -35,7 +35,7 @@ public struct OpenAIServer: Sendable {
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(load: model.backend.snapshot))))
         }
         let v1 = router.group("v1").add(middleware: APIKeyMiddleware(key: configuration.apiKey))
         v1.get("models") { _, _ in try json(ModelList(data: [.init(id: model.name, created: startedAt)])) }

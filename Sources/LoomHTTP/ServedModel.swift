@@ -2,13 +2,13 @@ import Foundation
 import LoomEngine
 import LoomModel
 
-/// What the HTTP layer needs of one loaded model, frozen into a `Sendable`
-/// value: the engine that runs it and the tokenizer and chat template that
-/// turn requests into prompts.
+/// What the HTTP layer needs of one served model, frozen into a `Sendable`
+/// value: the backend that runs it (an engine here, or workers elsewhere)
+/// and the tokenizer and chat template that turn requests into prompts.
 public struct ServedModel: Sendable {
     /// The id clients send as `model`; the file name without `.gguf`.
     public let name: String
-    public let engine: InferenceEngine
+    public let backend: any GenerationBackend
     public let tokenizer: any Tokenizer
     public let chatTemplate: ChatTemplate?
     public let contextLength: Int
@@ -19,19 +19,33 @@ public struct ServedModel: Sendable {
     let jsonPieces: [[UInt8]]
 
     public init(model: LanguageModel, engine: InferenceEngine, name: String? = nil) {
-        self.name = name ?? URL(fileURLWithPath: model.path).deletingPathExtension().lastPathComponent
-        self.engine = engine
-        tokenizer = model.tokenizer
-        chatTemplate = model.chatTemplate
-        contextLength = engine.contextLength
-        let v = model.vocabulary
+        self.init(path: model.path, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate,
+                  contextLength: engine.contextLength, backend: engine, name: name)
+    }
+
+    /// For a front end without weights (the router): only the tokenizer
+    /// and template are local; `backend` runs the model elsewhere.
+    public init(path: String, tokenizer: any Tokenizer, chatTemplate: ChatTemplate?, contextLength: Int,
+                backend: any GenerationBackend, name: String? = nil) {
+        self.name = name ?? Self.defaultName(path: path)
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.contextLength = contextLength
+        let v = tokenizer.vocabulary
         bosToken = v.bosID.map { v.tokens[Int($0)] } ?? ""
         eosToken = v.eosID.map { v.tokens[Int($0)] } ?? ""
-        let tokenizer = model.tokenizer
+        let tokenizer = tokenizer
         jsonPieces = (0..<v.count).map { i in
             let type = i < v.types.count ? v.types[i] : .normal
             return [.normal, .byte, .userDefined, .undefined].contains(type) ? tokenizer.piece(TokenID(i)) : []
         }
+    }
+
+    /// The id clients send as `model` unless told otherwise: the file name
+    /// without `.gguf`.
+    public static func defaultName(path: String) -> String {
+        URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
     }
 
     var stopTokens: Set<TokenID> { tokenizer.vocabulary.endOfGenerationIDs }

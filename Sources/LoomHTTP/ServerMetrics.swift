@@ -1,3 +1,4 @@
+import LoomEngine
 import Prometheus
 
 /// The serving metrics `/metrics` exposes in Prometheus' text format. Each
@@ -13,6 +14,10 @@ public struct ServerMetrics: Sendable {
     let generatedTokens: Counter
     let prefixQueriedTokens: Counter
     let prefixHitTokens: Counter
+    let running: Gauge
+    let waiting: Gauge
+    let kvBlocksUsed: Gauge
+    let kvBlocksTotal: Gauge
 
     public init() {
         let fast: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
@@ -28,9 +33,22 @@ public struct ServerMetrics: Sendable {
         generatedTokens = registry.makeCounter(descriptor: name("generation_tokens", "total", "Tokens generated"))
         prefixQueriedTokens = registry.makeCounter(descriptor: name("prefix_cache_queried_tokens", "total", "Prompt tokens looked up in the prefix cache"))
         prefixHitTokens = registry.makeCounter(descriptor: name("prefix_cache_hit_tokens", "total", "Prompt tokens served from the prefix cache"))
+
+        running = registry.makeGauge(descriptor: name("running", "requests", "Sequences in the running batch"))
+        waiting = registry.makeGauge(descriptor: name("waiting", "requests", "Accepted requests waiting for a running slot"))
+        kvBlocksUsed = registry.makeGauge(descriptor: name("kv_blocks", "used", "KV-pool blocks referenced by sequences"))
+        kvBlocksTotal = registry.makeGauge(descriptor: name("kv_blocks", "total", "KV-pool blocks in all"))
     }
 
-    public func render() -> [UInt8] { registry.emitToBuffer() }
+    /// Renders the registry after refreshing the gauges from `load`, so a
+    /// scrape always sees the engine's state as of its last step.
+    public func render(load: EngineSnapshot) -> [UInt8] {
+        running.set(Int64(load.running))
+        waiting.set(Int64(load.waiting))
+        kvBlocksUsed.set(Int64(load.usedBlocks))
+        kvBlocksTotal.set(Int64(load.blockCount))
+        return registry.emitToBuffer()
+    }
 }
 
 /// Times one choice: first token, gaps between tokens, and the whole request.

@@ -40,7 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let served = try loadModel()
+        let (served, engine) = try loadModel()
         let server = OpenAIServer(model: served, configuration: .init(apiKey: apiKey))
         let app = Application(
             router: server.router(),
@@ -52,15 +52,15 @@ struct ServeCommand: AsyncParsableCommand {
             })
         // runService drains in-flight requests on SIGINT/SIGTERM before returning.
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-        served.engine.shutdown()
+        engine.shutdown()
     }
 
-    private func loadModel() throws -> ServedModel {
+    private func loadModel() throws -> (ServedModel, InferenceEngine) {
         let tokenBudget = 256
         let model = try LanguageModel(path: try options.modelPath(), threads: options.threads, maxBatchTokens: tokenBudget)
         let engine = try InferenceEngine(model: model.transformer, configuration: SchedulerConfiguration(
             blockCount: kvBlocks, tokenBudget: tokenBudget, maxRunning: maxRunning, maxWaiting: maxWaiting,
             contextLength: model.transformer.config.contextLength))
-        return ServedModel(model: model, engine: engine, name: modelName)
+        return (ServedModel(model: model, engine: engine, name: modelName), engine)
     }
 }

@@ -36,6 +36,15 @@ struct SimulatedModel {
         return output
     }
 
+    /// What a remote prefill worker's one-sided writes do: tokens land in
+    /// the slots of `blockTable` from position `start` on.
+    mutating func write(_ tokens: [TokenID], from start: Int, blockTable: [BlockID]) {
+        for (offset, token) in tokens.enumerated() {
+            let position = start + offset
+            slots[Int(blockTable[position / blockSize])][position % blockSize] = token
+        }
+    }
+
     mutating func execute(_ plan: StepPlan, pool: BlockPool) -> StepResult {
         var sampled: [TokenID] = []
         for item in plan.items {

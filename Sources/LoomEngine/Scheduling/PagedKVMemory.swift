@@ -12,6 +12,9 @@ public final class PagedKVMemory {
     public let layout: KVCacheLayout
     public let blockCount: Int
     public let base: UnsafeMutablePointer<UInt16>
+    /// Whoever owns borrowed memory (a registered region); nil when this
+    /// object allocated `base` and frees it.
+    private let owner: AnyObject?
 
     public init(layout: KVCacheLayout, blockCount: Int) {
         precondition(blockCount > 0, "a KV pool needs at least one block")
@@ -25,9 +28,23 @@ public final class PagedKVMemory {
         precondition(status == 0 && raw != nil, "cannot allocate a KV pool of \(bytes) bytes; lower the block count")
         memset(raw!, 0, bytes)
         base = raw!.bindMemory(to: UInt16.self, capacity: blockCount * layout.blockStride)
+        owner = nil
     }
 
-    deinit { free(base) }
+    /// A pool in memory someone else allocated (a region registered with
+    /// the transfer layer, so prefill workers can write blocks into it).
+    /// `owner` is kept alive as long as this pool, and must keep `memory`
+    /// valid that long.
+    public init(layout: KVCacheLayout, borrowing memory: UnsafeMutableRawBufferPointer, owner: AnyObject) {
+        precondition(memory.count >= layout.bytesPerBlock, "a KV pool needs room for at least one block")
+        precondition(Int(bitPattern: memory.baseAddress!) % 64 == 0, "KV memory must be 64-byte aligned")
+        self.layout = layout
+        self.blockCount = memory.count / layout.bytesPerBlock
+        self.base = memory.baseAddress!.bindMemory(to: UInt16.self, capacity: blockCount * layout.blockStride)
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { free(base) } }
 
     /// The view a forward pass reads and writes.
     public var memory: KVCacheMemory {

@@ -94,7 +94,7 @@ extension Scheduler {
     /// one waits, which is what FCFS promises.
     private mutating func admitWaiting(_ step: inout StepBuilder) {
         let size = configuration.blockSize
-        while step.budget > 0, running.count < configuration.maxRunning, var sequence = waiting.first {
+        while step.budget > 0, running.count + reserved.count < configuration.maxRunning, var sequence = waiting.first {
             // The last prompt token is always computed, even on a full hit,
             // because its logits give the first sampled token; capping the
             // hit below it also keeps the block it writes uncached.

@@ -36,7 +36,7 @@ extension Scheduler {
 
     /// Appends a sampled token unless it is a stop token; returns why the
     /// sequence ends, if it does.
-    private mutating func accept(_ token: TokenID, at i: Int, events: inout [EngineEvent]) -> FinishReason? {
+    mutating func accept(_ token: TokenID, at i: Int, events: inout [EngineEvent]) -> FinishReason? {
         let request = running[i].request
         if request.stopTokens.contains(token) { return .stop }
         running[i].tokens.append(token)
@@ -50,7 +50,7 @@ extension Scheduler {
 
     /// Gives every block whose slots are now all written its hash, making it
     /// reusable. From here on the block is read-only.
-    private mutating func commitFullBlocks(_ i: Int) {
+    mutating func commitFullBlocks(_ i: Int) {
         let size = configuration.blockSize
         while running[i].hashedBlocks < running[i].computed / size {
             let n = running[i].hashedBlocks

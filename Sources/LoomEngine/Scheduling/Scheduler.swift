@@ -10,6 +10,9 @@ public struct SchedulerStats: Sendable, Equatable {
     public var computedTokens = 0
     public var generatedTokens = 0
     public var preemptions = 0
+    /// Prompt tokens whose KV another worker computed and wrote into this
+    /// pool (disaggregated prefill); they never count as computed here.
+    public var remotePrefilledTokens = 0
 }
 
 /// The engine's scheduler as a value-type state machine: `submit` and
@@ -34,6 +37,9 @@ public struct Scheduler: Sendable {
     var running: [SequenceState] = []
     /// FCFS by arrival; preempted sequences go back to their place.
     var waiting: [SequenceState] = []
+    /// Sequences whose prompt blocks are held for a remote prefill worker to
+    /// fill; they count against `maxRunning` because each will run.
+    var reserved: [SequenceState] = []
     var inFlight: StepPlan?
     var deferredTerminations: [(RequestID, FinishReason)] = []
     private var nextArrival: UInt64 = 0
@@ -48,6 +54,9 @@ public struct Scheduler: Sendable {
 
     public var runningIDs: [RequestID] { running.map(\.id) }
     public var waitingIDs: [RequestID] { waiting.map(\.id) }
+    public var reservedIDs: [RequestID] { reserved.map(\.id) }
+    /// Reservations need no steps: the engine can sleep while remote
+    /// prefill workers fill them.
     public var isIdle: Bool { running.isEmpty && waiting.isEmpty }
     /// Block tables of every running sequence (waiting ones hold none).
     public var blockTables: [RequestID: [BlockID]] {
@@ -65,11 +74,15 @@ public struct Scheduler: Sendable {
                 .overloaded,
                 "\(waiting.count) requests are already waiting (the limit is \(configuration.maxWaiting)); retry after some finish")
         }
-        waiting.append(SequenceState(request: request, arrival: nextArrival, hasher: configuration.hasher))
-        nextArrival += 1
+        waiting.append(SequenceState(request: request, arrival: takeArrival(), hasher: configuration.hasher))
     }
 
-    private func check(_ request: EngineRequest) throws(SchedulerError) {
+    mutating func takeArrival() -> UInt64 {
+        defer { nextArrival += 1 }
+        return nextArrival
+    }
+
+    func check(_ request: EngineRequest) throws(SchedulerError) {
         let total = request.prompt.count + request.maxTokens
         guard !request.prompt.isEmpty, request.maxTokens > 0 else {
             throw SchedulerError(
@@ -87,7 +100,7 @@ public struct Scheduler: Sendable {
                 .exceedsKVCapacity,
                 "the request needs \(blocks) KV blocks but the pool has \(configuration.blockCount); shorten it to \(configuration.blockCount * configuration.blockSize) tokens")
         }
-        guard !running.contains(where: { $0.id == request.id }), !waiting.contains(where: { $0.id == request.id }) else {
+        guard !(running + waiting + reserved).contains(where: { $0.id == request.id }) else {
             throw SchedulerError(.invalidRequest, "request \(request.id) is already in the scheduler; ids must be unique among live requests")
         }
     }
@@ -114,6 +127,11 @@ public struct Scheduler: Sendable {
         }
         if let i = running.firstIndex(where: { $0.id == id }) {
             let sequence = running.remove(at: i)
+            pool.release(sequence.blockTable)
+            return [.finished(id, reason, sequence.usage)]
+        }
+        if let i = reserved.firstIndex(where: { $0.id == id }) {
+            let sequence = reserved.remove(at: i)
             pool.release(sequence.blockTable)
             return [.finished(id, reason, sequence.usage)]
         }
