@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LoomWire", targets: ["LoomWire"]),
         .library(name: "LoomTransfer", targets: ["LoomTransfer"]),
         .library(name: "LoomHTTP", targets: ["LoomHTTP"]),
+        .library(name: "LoomWorker", targets: ["LoomWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -63,6 +64,14 @@ let package = Package(
                 "LoomWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "LoomWorker",
+            dependencies: [
+                "LoomEngine", "LoomModel", "LoomHTTP", "LoomWire", "LoomTransfer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(

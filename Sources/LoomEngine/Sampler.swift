@@ -91,6 +91,11 @@ public enum Logprobs {
     public struct Entry: Sendable, Equatable {
         public var token: TokenID
         public var logprob: Float
+
+        public init(token: TokenID, logprob: Float) {
+            self.token = token
+            self.logprob = logprob
+        }
     }
 
     /// log softmax(logits)[token].

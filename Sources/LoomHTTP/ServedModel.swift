@@ -50,6 +50,12 @@ public struct ServedModel: Sendable {
 
     var stopTokens: Set<TokenID> { tokenizer.vocabulary.endOfGenerationIDs }
 
+    /// A fresh JSON-mode constraint for one sequence (a worker applies it
+    /// itself when the router asks for `response_format: json_object`).
+    public func jsonConstraint() -> any TokenConstraint {
+        JSONConstraint(pieces: jsonPieces, stopTokens: stopTokens)
+    }
+
     func renderChat(_ messages: [ChatMessage]) throws -> String {
         guard let chatTemplate else {
             throw APIError(.badRequest, code: "no_chat_template", "model \(name) has no chat template; use /v1/completions with a raw prompt")

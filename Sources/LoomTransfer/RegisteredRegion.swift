@@ -33,6 +33,11 @@ public final class RegisteredRegion: @unchecked Sendable {
 
     public var count: Int { memory.count }
 
+    /// The memory itself, for an owner that computes in place (a decode
+    /// worker's KV pool lives in its registered region). The owner keeps
+    /// this region alive as long as it uses the pointer.
+    public var bytes: UnsafeMutableRawBufferPointer { memory }
+
     /// Copies bytes out; for the owner after the counter says they are there.
     public func read(offset: Int, count: Int) throws(TransferError) -> [UInt8] {
         try descriptor.checkBounds(offset: offset, count: count)

@@ -11,6 +11,9 @@ public struct TransferError: Error, Sendable, Hashable, CustomStringConvertible 
         case ackLost = 5
         case peerUnavailable = 6
         case invalidRequest = 7
+        /// The target's owner refused the write (its lease on those bytes
+        /// expired, say); nothing was written.
+        case refused = 8
     }
 
     public var code: Code

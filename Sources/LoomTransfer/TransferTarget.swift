@@ -2,19 +2,28 @@ import LoomWire
 import NIOConcurrencyHelpers
 import NIOCore
 
+/// A policy the target's owner applies before any byte of a write lands,
+/// beyond region bounds: a decode worker accepts writes only into the
+/// blocks of a live reservation with that reservation's immediate.
+public protocol WriteAdmission: Sendable {
+    func admit(_ request: Loom_Transfer_WriteRequest) throws(TransferError)
+}
+
 /// The receiving side of one-sided writes: checks each segment against the
 /// region table, copies it in, then counts the immediate. Backends hand it
 /// what arrived; it does not care how.
 public final class TransferTarget: Sendable {
     public let regions: RegionTable
     public let counters: ImmediateCounters
+    let admission: (any WriteAdmission)?
     /// Op ids applied per sender incarnation, so a duplicated delivery is
     /// acknowledged again but never applied (or counted) twice.
     private let applied = NIOLockedValueBox([String: Set<UInt64>]())
 
-    public init(regions: RegionTable, counters: ImmediateCounters = ImmediateCounters()) {
+    public init(regions: RegionTable, counters: ImmediateCounters = ImmediateCounters(), admission: (any WriteAdmission)? = nil) {
         self.regions = regions
         self.counters = counters
+        self.admission = admission
     }
 
     /// Applies a write whose bytes are `payload`, segment after segment.
@@ -28,6 +37,7 @@ public final class TransferTarget: Sendable {
             ack.duplicate = true
             return ack
         }
+        try admission?.admit(request)
         var targets: [(RegisteredRegion, Int, Int)] = []
         var total = 0
         for segment in request.segments {
@@ -54,6 +64,7 @@ public final class TransferTarget: Sendable {
     /// mapping (`shm`): checks the segments it claims and counts the
     /// immediate, once per op id.
     public func commitShared(_ request: Loom_Transfer_WriteRequest) throws(TransferError) -> Loom_Transfer_WriteAck {
+        try admission?.admit(request)
         for segment in request.segments {
             _ = try regions.resolve(regionID: segment.regionID, epoch: segment.epoch,
                                     offset: Int(clamping: segment.offset), count: Int(clamping: segment.length))

@@ -63,6 +63,24 @@ public struct WriteOperation: Sendable {
         return try WriteOperation(segments: segments, immediate: immediate)
     }
 
+    /// Consecutive pages of `local` (each `pageLength` bytes) to
+    /// `remotePages[i]` (`remoteStride` apart), without copying `local`:
+    /// how a prefill worker ships the KV blocks it exported to the blocks a
+    /// decode worker reserved.
+    public static func pages(
+        of local: ByteBuffer, pageLength: Int, to remote: RegionDescriptor, pages remotePages: some Collection<Int>,
+        stride remoteStride: Int, immediate: UInt32? = nil
+    ) throws(TransferError) -> WriteOperation {
+        guard pageLength > 0, pageLength <= remoteStride, local.readableBytes == remotePages.count * pageLength else {
+            throw TransferError(.invalidRequest, "\(local.readableBytes) bytes do not make \(remotePages.count) pages of \(pageLength) bytes (remote stride \(remoteStride))")
+        }
+        let segments = remotePages.enumerated().map { i, page in
+            Segment(region: remote, offset: page * remoteStride,
+                    bytes: local.getSlice(at: local.readerIndex + i * pageLength, length: pageLength)!)
+        }
+        return try WriteOperation(segments: segments, immediate: immediate)
+    }
+
     /// No bytes, only the immediate: a signal that counts like a write.
     public static func immediateOnly(_ immediate: UInt32) -> WriteOperation {
         try! WriteOperation(segments: [], immediate: immediate)

@@ -53,7 +53,7 @@ public final class TCPTransport: TransferTransport {
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (lane, part) in parts.enumerated() where !part.isEmpty {
-                group.addTask { try await self.send(part, immediate: nil, opID: operation.id << 8 | UInt64(lane + 1), lane: lane) }
+                group.addTask { try await self.send(part, immediate: nil, tag: operation.immediate ?? 0, opID: operation.id << 8 | UInt64(lane + 1), lane: lane) }
             }
             try await group.waitForAll()
         }
@@ -62,13 +62,16 @@ public final class TCPTransport: TransferTransport {
 
     /// `opID` is the operation's id shifted left by 8, with the low byte
     /// naming the stripe part, so each part is deduplicated on its own.
-    private func send(_ segments: [WriteOperation.Segment], immediate: UInt32?, opID: UInt64, lane: Int?) async throws {
+    private func send(_ segments: [WriteOperation.Segment], immediate: UInt32?, tag: UInt32 = 0, opID: UInt64, lane: Int?) async throws {
         var request = Loom_Transfer_WriteRequest()
         request.opID = opID
         request.sender = sender
         request.senderEpoch = senderEpoch
         request.carriesImmediate = immediate != nil
-        request.immediate = immediate ?? 0
+        // Stripes carry the operation's immediate uncounted, so a target
+        // that admits writes by it (a decode worker's reservation) can
+        // check every part, not only the last.
+        request.immediate = immediate ?? tag
         var payload = ByteBuffer()
         request.segments = segments.map { segment in
             var wire = Loom_Transfer_WriteSegment()

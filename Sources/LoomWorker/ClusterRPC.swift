@@ -1,0 +1,146 @@
+import LoomEngine
+import LoomModel
+import LoomWire
+
+/// The RPC methods of a Loom cluster. Router methods are served by the
+/// router (workers call them); worker methods by every worker.
+public enum ClusterRPC {
+    public static let register = RPCMethod<Loom_Cluster_RegisterRequest, Loom_Cluster_RegisterResponse>(200)
+    public static let heartbeat = RPCMethod<Loom_Cluster_HeartbeatRequest, Loom_Cluster_HeartbeatResponse>(201)
+
+    /// Runs a whole request on the worker (prefill and decode); streams `TokenEvent`s.
+    public static let generate = RPCMethod<Loom_Cluster_GenerationSpec, Loom_Cluster_TokenEvent>(300)
+    /// Decode worker: hold blocks for a prompt another worker prefills.
+    public static let reserve = RPCMethod<Loom_Cluster_GenerationSpec, Loom_Cluster_Reservation>(301)
+    /// Prefill worker: compute a prompt and write its KV into a reservation.
+    public static let prefill = RPCMethod<Loom_Cluster_PrefillRequest, Loom_Cluster_PrefillResponse>(302)
+    /// Decode worker: start decoding a filled reservation; streams `TokenEvent`s.
+    public static let attach = RPCMethod<Loom_Cluster_AttachRequest, Loom_Cluster_TokenEvent>(303)
+    /// Decode worker: drop a reservation whose prefill failed.
+    public static let release = RPCMethod<Loom_Cluster_AttachRequest, Loom_Cluster_Empty>(304)
+}
+
+// MARK: Wire forms of engine values
+
+extension Loom_Cluster_GenerationSpec {
+    public init(_ request: GenerationRequest, jsonMode: Bool) {
+        self.init()
+        prompt = request.prompt
+        maxTokens = UInt32(request.maxTokens)
+        stopTokens = request.stopTokens.sorted()
+        topLogprobs = UInt32(request.topLogprobs)
+        self.jsonMode = jsonMode
+        var s = Loom_Cluster_Sampling()
+        s.temperature = request.sampling.temperature
+        s.topK = Int32(request.sampling.topK)
+        s.topP = request.sampling.topP
+        s.minP = request.sampling.minP
+        s.repetitionPenalty = request.sampling.repetitionPenalty
+        s.frequencyPenalty = request.sampling.frequencyPenalty
+        s.presencePenalty = request.sampling.presencePenalty
+        s.hasSeed_p = request.sampling.seed != nil
+        s.seed = request.sampling.seed ?? 0
+        sampling = s
+    }
+
+    /// The engine request, without a constraint (the worker adds JSON mode's).
+    public var request: GenerationRequest {
+        let s = sampling
+        return GenerationRequest(
+            prompt: prompt, maxTokens: Int(maxTokens),
+            sampling: SamplingParameters(
+                temperature: s.temperature, topK: Int(s.topK), topP: s.topP, minP: s.minP,
+                repetitionPenalty: s.repetitionPenalty, frequencyPenalty: s.frequencyPenalty,
+                presencePenalty: s.presencePenalty, seed: s.hasSeed_p ? s.seed : nil),
+            stopTokens: Set(stopTokens), topLogprobs: Int(topLogprobs))
+    }
+}
+
+extension Loom_Cluster_Token {
+    public init(_ token: TokenID, logprob: Float, top: [Logprobs.Entry]) {
+        self.init()
+        id = token
+        self.logprob = logprob
+        self.top = top.map { entry in
+            var wire = Loom_Cluster_TopEntry()
+            wire.token = entry.token
+            wire.logprob = entry.logprob
+            return wire
+        }
+    }
+
+    public var output: GenerationOutput {
+        .token(id, logprob: logprob, top: top.map { Logprobs.Entry(token: $0.token, logprob: $0.logprob) })
+    }
+}
+
+extension Loom_Cluster_Finished {
+    public init(_ reason: FinishReason, _ usage: RequestUsage) {
+        self.init()
+        self.reason = reason.rawValue
+        promptTokens = UInt32(usage.promptTokens)
+        completionTokens = UInt32(usage.completionTokens)
+        cachedPromptTokens = UInt32(usage.cachedPromptTokens)
+    }
+
+    public var output: GenerationOutput {
+        .finished(FinishReason(rawValue: reason) ?? .stop, RequestUsage(
+            promptTokens: Int(promptTokens), completionTokens: Int(completionTokens), cachedPromptTokens: Int(cachedPromptTokens)))
+    }
+}
+
+extension Loom_Cluster_TokenEvent {
+    /// The wire item for an engine output; nil for outputs that stay local.
+    public init?(_ output: GenerationOutput) {
+        self.init()
+        switch output {
+        case .token(let token, let logprob, let top): event = .token(Loom_Cluster_Token(token, logprob: logprob, top: top))
+        case .finished(let reason, let usage): event = .finished(Loom_Cluster_Finished(reason, usage))
+        case .kvBlocks: return nil
+        }
+    }
+
+    public var output: GenerationOutput? {
+        switch event {
+        case .token(let token): token.output
+        case .finished(let finished): finished.output
+        case nil: nil
+        }
+    }
+}
+
+extension Loom_Cluster_Load {
+    public init(_ snapshot: EngineSnapshot, kvBlocksSent: UInt64, kvBlocksReceived: UInt64) {
+        self.init()
+        running = UInt32(snapshot.running)
+        waiting = UInt32(snapshot.waiting)
+        reserved = UInt32(snapshot.reserved)
+        usedBlocks = UInt32(snapshot.usedBlocks)
+        blockCount = UInt32(snapshot.blockCount)
+        computedTokens = UInt64(snapshot.stats.computedTokens)
+        remotePrefilledTokens = UInt64(snapshot.stats.remotePrefilledTokens)
+        self.kvBlocksSent = kvBlocksSent
+        self.kvBlocksReceived = kvBlocksReceived
+    }
+}
+
+extension Loom_Cluster_CacheEvent {
+    public init(_ event: KVCacheEvent) {
+        self.init()
+        switch event {
+        case .stored(let hash, let parent):
+            stored = true
+            self.hash = hash.rawValue
+            hasParent_p = parent != nil
+            self.parent = parent?.rawValue ?? 0
+        case .removed(let hash):
+            stored = false
+            self.hash = hash.rawValue
+        }
+    }
+
+    public var event: KVCacheEvent {
+        stored ? .stored(hash: BlockHash(rawValue: hash), parent: hasParent_p ? BlockHash(rawValue: parent) : nil)
+            : .removed(hash: BlockHash(rawValue: hash))
+    }
+}

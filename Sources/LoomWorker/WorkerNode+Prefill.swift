@@ -1,0 +1,56 @@
+import LoomEngine
+import LoomModel
+import LoomTransfer
+import LoomWire
+import NIOCore
+
+extension WorkerNode {
+    /// Computes the prompt (reusing this worker's own prefix cache), writes
+    /// the blocks the decode worker lacks straight into its reserved blocks
+    /// with one-sided writes carrying the reservation's immediate, and
+    /// returns the first sampled token. The decode worker samples the rest.
+    func prefill(_ wire: Loom_Cluster_PrefillRequest) async throws -> Loom_Cluster_PrefillResponse {
+        let target = wire.target
+        var request = request(wire.spec)
+        request.maxTokens = 1
+        request.exportKVFromBlock = Int(target.firstBlock)
+        let before = engine.snapshot.stats.computedTokens
+        var response = Loom_Cluster_PrefillResponse()
+        var exported: [UInt8]?
+        do {
+            for try await output in engine.generate(request) {
+                switch output {
+                case .kvBlocks(_, let bytes): exported = bytes
+                case .token(let token, let logprob, let top): response.first = Loom_Cluster_Token(token, logprob: logprob, top: top)
+                case .finished(let reason, let usage):
+                    // Only a stop token as the very first token ends the
+                    // request here; otherwise decoding goes on remotely.
+                    if !response.hasFirst { response.finished = Loom_Cluster_Finished(reason, usage) }
+                }
+            }
+        } catch let error as SchedulerError {
+            throw WireError(error)
+        }
+        response.computedTokens = UInt32(clamping: engine.snapshot.stats.computedTokens - before)
+        guard response.hasFirst else { return response }
+        guard let exported else {
+            throw WireError(.handlerFailed, "the engine finished the prompt without exporting its KV blocks")
+        }
+        try await write(exported, into: target)
+        response.writes = 1
+        return response
+    }
+
+    private func write(_ bytes: [UInt8], into target: Loom_Cluster_Reservation) async throws {
+        let pageLength = Int(target.bytesPerBlock)
+        guard pageLength == engine.kvLayout.bytesPerBlock else {
+            throw WireError(.handlerFailed, "the decode worker's KV blocks are \(pageLength) bytes but ours are \(engine.kvLayout.bytesPerBlock); are both serving the same model?")
+        }
+        let operation = try WriteOperation.pages(
+            of: ByteBuffer(bytes: bytes), pageLength: pageLength, to: RegionDescriptor(target.region),
+            pages: target.blocks.map { Int($0) }, stride: pageLength, immediate: target.immediate)
+        let address = RPCAddress.tcp(host: target.transferHost, port: Int(target.transferPort))
+        try await peers.withTransport(to: address) { try await $0.write(operation) }
+        kvBlocksSent.add(UInt64(target.blocks.count), ordering: .relaxed)
+    }
+}

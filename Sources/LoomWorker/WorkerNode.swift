@@ -1,0 +1,188 @@
+import Foundation
+import LoomEngine
+import LoomHTTP
+import LoomModel
+import LoomTransfer
+import LoomWire
+import NIOCore
+import Synchronization
+
+/// Which worker this process is and how it serves.
+public struct WorkerConfiguration: Sendable {
+    public var name: String
+    public var role: String
+    /// Where peers reach this worker's RPC (and `tcp` transfer) server.
+    public var host: String
+    public var port: Int
+    /// How long a reservation waits for its prefill before its blocks return.
+    public var lease: Duration
+
+    public init(name: String, role: String, host: String, port: Int, lease: Duration = .seconds(30)) {
+        self.name = name
+        self.role = role
+        self.host = host
+        self.port = port
+        self.lease = lease
+    }
+}
+
+/// One worker's engine exposed over Loom's RPC: whole requests (`generate`),
+/// and both halves of disaggregated serving — a decode worker reserves KV
+/// blocks and decodes once they are filled (`reserve`, `attach`), a prefill
+/// worker computes prompts and writes their KV into those blocks (`prefill`).
+public final class WorkerNode: Sendable {
+    public let configuration: WorkerConfiguration
+    public let engine: InferenceEngine
+    let served: ServedModel
+    let regions: RegionTable
+    /// The engine's KV pool: registered, so prefill workers write into it.
+    let pool: RegisteredRegion
+    let target: TransferTarget
+    let leases = ReservationLeases()
+    let peers: PeerTransports
+    let rpc: RPCConfiguration
+    let kvBlocksSent = Atomic<UInt64>(0)
+    let kvBlocksReceived = Atomic<UInt64>(0)
+
+    public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
+        self.configuration = configuration
+        let layout = KVCacheLayout(config: model.transformer.config, blockSize: scheduler.blockSize)
+        regions = RegionTable(owner: configuration.name, epoch: epoch)
+        pool = regions.register(length: scheduler.blockCount * layout.bytesPerBlock)
+        let memory = PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool)
+        engine = try InferenceEngine(model: model.transformer, configuration: scheduler, memory: memory)
+        served = ServedModel(model: model, engine: engine, name: ServedModel.defaultName(path: model.path))
+        target = TransferTarget(regions: regions, admission: leases)
+        var rpc = RPCConfiguration(nodeName: configuration.name)
+        rpc.epoch = epoch
+        self.rpc = rpc
+        peers = PeerTransports(configuration: rpc)
+    }
+
+    /// The RPC methods this worker answers, including the `tcp` transfer
+    /// target that prefill workers write KV blocks through.
+    public var services: RPCServices {
+        var services = RPCServices()
+        TransferService.register(into: &services, target: target)
+        services.serverStreaming(ClusterRPC.generate) { spec, _, writer in
+            try await self.stream(self.engine.generate(self.request(spec)), to: writer)
+        }
+        services.unary(ClusterRPC.reserve) { spec, _ in (try await self.reserve(spec), ByteBuffer()) }
+        services.unary(ClusterRPC.prefill) { request, _ in (try await self.prefill(request), ByteBuffer()) }
+        services.serverStreaming(ClusterRPC.attach) { request, _, writer in try await self.attach(request, writer) }
+        services.unary(ClusterRPC.release) { request, _ in
+            self.release(RequestID(request.requestID), immediate: UInt32(truncatingIfNeeded: request.requestID))
+            return (Loom_Cluster_Empty(), ByteBuffer())
+        }
+        return services
+    }
+
+    public var rpcConfiguration: RPCConfiguration { rpc }
+
+    public var load: Loom_Cluster_Load {
+        Loom_Cluster_Load(engine.snapshot, kvBlocksSent: kvBlocksSent.load(ordering: .relaxed),
+                          kvBlocksReceived: kvBlocksReceived.load(ordering: .relaxed))
+    }
+
+    public func shutdown() {
+        peers.closeAll()
+        engine.shutdown()
+    }
+
+    func request(_ spec: Loom_Cluster_GenerationSpec) -> GenerationRequest {
+        var request = spec.request
+        if spec.jsonMode { request.constraint = served.jsonConstraint() }
+        return request
+    }
+
+    /// Forwards engine outputs as stream items. Engine refusals become
+    /// errors the router can map back to HTTP statuses.
+    func stream(_ outputs: AsyncThrowingStream<GenerationOutput, Error>, to writer: RPCStreamWriter) async throws {
+        do {
+            for try await output in outputs {
+                if let item = Loom_Cluster_TokenEvent(output) { try await writer.send(item) }
+            }
+        } catch let error as SchedulerError {
+            throw WireError(error)
+        }
+    }
+
+    // MARK: Decode side
+
+    func reserve(_ spec: Loom_Cluster_GenerationSpec) async throws -> Loom_Cluster_Reservation {
+        let reservation: KVReservation
+        do {
+            reservation = try await engine.reserve(request(spec))
+        } catch let error as SchedulerError {
+            throw WireError(error)
+        }
+        let immediate = UInt32(truncatingIfNeeded: reservation.id.rawValue)
+        let bytesPerBlock = engine.kvLayout.bytesPerBlock
+        leases.open(immediate, .init(
+            regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch, blockBytes: UInt64(bytesPerBlock),
+            offsets: Set(reservation.blocksToFill.map { UInt64(Int($0) * bytesPerBlock) })))
+        let lease = configuration.lease
+        Task { [weak self] in
+            try? await Task.sleep(for: lease)
+            self?.release(reservation.id, immediate: immediate)
+        }
+        var wire = Loom_Cluster_Reservation()
+        wire.requestID = reservation.id.rawValue
+        wire.region = pool.descriptor.proto
+        wire.blocks = reservation.blocksToFill.map { UInt32($0) }
+        wire.firstBlock = UInt32(reservation.cachedBlocks)
+        wire.bytesPerBlock = UInt64(bytesPerBlock)
+        wire.immediate = immediate
+        wire.transferHost = configuration.host
+        wire.transferPort = UInt32(configuration.port)
+        wire.leaseMs = UInt32(lease.components.seconds * 1000)
+        wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
+        return wire
+    }
+
+    /// Drops a reservation whose prefill never came (or failed); a no-op
+    /// once it was attached.
+    func release(_ id: RequestID, immediate: UInt32) {
+        guard leases.close(immediate) != nil else { return }
+        target.counters.reset(immediate)
+        engine.cancel(id)
+    }
+
+    func attach(_ request: Loom_Cluster_AttachRequest, _ writer: RPCStreamWriter) async throws {
+        let id = RequestID(request.requestID)
+        let immediate = UInt32(truncatingIfNeeded: request.requestID)
+        do {
+            try await target.counters.wait(for: immediate, count: Int(request.expectedWrites), timeout: .milliseconds(Int(request.timeoutMs)))
+        } catch {
+            release(id, immediate: immediate)
+            throw error
+        }
+        guard let lease = leases.close(immediate) else {
+            throw WireError(.handlerFailed, "reservation \(id) expired before its KV arrived; prefill the request again")
+        }
+        target.counters.reset(immediate)
+        kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
+        let first = request.first
+        try await stream(engine.attach(id, firstToken: first.id, logprob: first.logprob), to: writer)
+    }
+}
+
+extension WireError {
+    /// Scheduler refusals travel as codes 2000 and up, so the router can
+    /// answer the client as `loom serve` would (429 for overload, 400 for
+    /// a request that does not fit).
+    static let schedulerCodeBase: UInt32 = 2000
+    static let schedulerCodes: [SchedulerError.Code] = [.overloaded, .contextOverflow, .exceedsKVCapacity, .invalidRequest, .invalidConfiguration]
+
+    public init(_ error: SchedulerError) {
+        let index = Self.schedulerCodes.firstIndex(of: error.code) ?? 0
+        self.init(Code(rawValue: Self.schedulerCodeBase + 1 + UInt32(index)), error.message)
+    }
+
+    /// The scheduler refusal this error carries, if it is one.
+    public var schedulerError: SchedulerError? {
+        let index = Int(code.rawValue) - Int(Self.schedulerCodeBase) - 1
+        guard Self.schedulerCodes.indices.contains(index) else { return nil }
+        return SchedulerError(Self.schedulerCodes[index], message)
+    }
+}
