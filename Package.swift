@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LoomTransfer", targets: ["LoomTransfer"]),
         .library(name: "LoomHTTP", targets: ["LoomHTTP"]),
         .library(name: "LoomWorker", targets: ["LoomWorker"]),
+        .library(name: "LoomCluster", targets: ["LoomCluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "CLoomKernels", cSettings: kernelFlags),
@@ -78,6 +80,11 @@ let package = Package(
             name: "loom-peer",
             dependencies: ["LoomTransfer", "LoomWire", .product(name: "NIOPosix", package: "swift-nio")]
         ),
+        .target(
+            name: "LoomCluster",
+            dependencies: ["LoomEngine", .product(name: "Yams", package: "Yams")]
+        ),
+        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomTesting"]),
         .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire"]),
         .testTarget(
             name: "LoomWireTests",

@@ -1,0 +1,97 @@
+import Foundation
+import Yams
+
+/// A validated cluster description: where the router listens and which
+/// worker processes to start. Produced only by `load`/`parse`, which reject
+/// anything that could not run, so holders of a `ClusterConfig` need no
+/// checks of their own.
+public struct ClusterConfig: Sendable, Equatable {
+    /// The file the config came from, as given.
+    public var file: String
+    /// The model file, resolved against the config's folder; nil when the
+    /// config leaves it to the caller (the `LOOM_MODEL` environment).
+    public var model: String?
+    public var router: RouterConfig
+    public var workers: [WorkerConfig]
+    /// Folder for process logs, resolved against the config's folder.
+    public var logs: String
+
+    public func workers(roles: Set<WorkerRole>) -> [WorkerConfig] {
+        workers.filter { roles.contains($0.role) }
+    }
+
+    /// Reads and validates the config at `path`.
+    public static func load(path: String) throws(ConfigError) -> ClusterConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(.unreadable, file: path, line: 0, column: 0, "cannot read the config: \(error.localizedDescription)")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    /// Validates `yaml` as if read from `file`, which names the file in
+    /// errors and anchors relative paths (`model`, `logs`).
+    public static func parse(yaml: String, file: String) throws(ConfigError) -> ClusterConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw syntaxError(error, yaml: yaml, file: file)
+        }
+        guard let root else {
+            throw ConfigError(.missingKey, file: file, line: 1, column: 1, "the config is empty; it needs at least 'router' and 'workers'")
+        }
+        var decoder = ConfigDecoder(file: file)
+        return try decoder.decode(root)
+    }
+}
+
+/// Where the router listens and how it routes.
+public struct RouterConfig: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    /// The OpenAI-compatible HTTP API.
+    public var port: Int
+    /// Cluster RPC: workers register and send heartbeats here.
+    public var rpcPort: Int
+    public var policy = RoutingPolicyName.prefixAware
+    public var prefixWeight = 1.0
+    /// Uncached prompt tokens below which the decode worker prefills locally.
+    public var disaggregationThreshold = 32
+    public var heartbeatInterval = Duration.milliseconds(500)
+    public var heartbeatTimeout = Duration.milliseconds(3000)
+
+    public init(port: Int, rpcPort: Int) {
+        self.port = port
+        self.rpcPort = rpcPort
+    }
+
+    public var rpcAddress: String { "\(host):\(rpcPort)" }
+}
+
+/// One worker process the cluster runs.
+public struct WorkerConfig: Sendable, Equatable {
+    public var name: String
+    public var role: WorkerRole
+    public var host = "127.0.0.1"
+    /// The worker's RPC port.
+    public var port: Int
+    /// Compute threads.
+    public var threads = 1
+    /// KV blocks in the worker's pool.
+    public var kvBlocks = 1024
+    /// Most sequences in one running batch.
+    public var maxRunning = 16
+    /// A `taskset` CPU list (`0`, `2-3`, `0,4-5`) to pin the process to.
+    public var cpus: String?
+
+    public init(name: String, role: WorkerRole, port: Int) {
+        self.name = name
+        self.role = role
+        self.port = port
+    }
+
+    public var id: WorkerID { WorkerID(name) }
+    public var rpcAddress: String { "\(host):\(port)" }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import Yams
+
+/// Walks a composed config document into a `ClusterConfig`, checking each
+/// value as it is read so every error still has the node's position. The
+/// cross-entry checks (unique names, free ports) run as entries are read,
+/// against tables of what earlier entries claimed.
+struct ConfigDecoder {
+    static let rootKeys = ["model", "router", "workers", "logs"]
+    static let routerKeys = [
+        "host", "port", "rpc_port", "policy", "prefix_weight", "disaggregation_threshold",
+        "heartbeat_interval_ms", "heartbeat_timeout_ms",
+    ]
+    static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus"]
+    static let ports = 1...65535
+
+    let file: String
+    /// "host:port" → who took it and on which line.
+    private var claimedPorts: [String: (owner: String, line: Int)] = [:]
+    /// Worker name → the line it was first given on.
+    private var names: [String: Int] = [:]
+
+    init(file: String) { self.file = file }
+
+    mutating func decode(_ root: Node) throws(ConfigError) -> ClusterConfig {
+        let top = try YAMLSection(root, path: "", mark: root.mark, allowed: Self.rootKeys, file: file)
+        let model = try modelPath(top)
+        let router = try decodeRouter(top.required("router", top.node("router")), mark: top.keyMark("router"))
+        let workers = try decodeWorkers(top)
+        let logs = resolve(try top.string("logs") ?? ".loom/logs")
+        return ClusterConfig(file: file, model: model, router: router, workers: workers, logs: logs)
+    }
+
+    // MARK: Sections
+
+    private mutating func decodeRouter(_ node: Node, mark: Mark?) throws(ConfigError) -> RouterConfig {
+        let s = try YAMLSection(node, path: "router", mark: mark, allowed: Self.routerKeys, file: file)
+        var router = try RouterConfig(
+            port: s.required("port", s.int("port", in: Self.ports)),
+            rpcPort: s.required("rpc_port", s.int("rpc_port", in: Self.ports))
+        )
+        if let host = try host(s) { router.host = host }
+        if let policy = try s.choice("policy", of: RoutingPolicyName.self) { router.policy = policy }
+        if let weight = try s.double("prefix_weight", in: 0...1_000_000) { router.prefixWeight = weight }
+        if let threshold = try s.int("disaggregation_threshold", in: 0...1 << 20) {
+            router.disaggregationThreshold = threshold
+        }
+        let interval = try s.int("heartbeat_interval_ms", in: 1...60_000) ?? 500
+        let timeout = try s.int("heartbeat_timeout_ms", in: 1...600_000) ?? 3000
+        // A timeout within one interval declares healthy workers dead between
+        // two of their heartbeats.
+        guard timeout > interval else {
+            let culprit = s.keyMark("heartbeat_timeout_ms") != nil ? "heartbeat_timeout_ms" : "heartbeat_interval_ms"
+            throw s.error(.outOfRange, s.valueMark(culprit),
+                          "router.heartbeat_timeout_ms (\(timeout)) must be longer than router.heartbeat_interval_ms (\(interval))")
+        }
+        router.heartbeatInterval = .milliseconds(interval)
+        router.heartbeatTimeout = .milliseconds(timeout)
+        try claim(router.port, on: router.host, by: "the router's HTTP port", s, key: "port")
+        try claim(router.rpcPort, on: router.host, by: "the router's RPC port", s, key: "rpc_port")
+        return router
+    }
+
+    private mutating func decodeWorkers(_ top: YAMLSection) throws(ConfigError) -> [WorkerConfig] {
+        let node = try top.required("workers", top.node("workers"))
+        guard let items = node.sequence else {
+            throw top.error(.wrongType, node.mark, "workers must be a list of workers, got \(YAMLSection.describe(node))")
+        }
+        guard !items.isEmpty else {
+            throw top.error(.missingKey, top.keyMark("workers"), "workers must list at least one worker")
+        }
+        var workers: [WorkerConfig] = []
+        for (index, item) in items.enumerated() {
+            workers.append(try decodeWorker(item, index: index))
+        }
+        guard workers.contains(where: { WorkerRole.decodeCapable.contains($0.role) }) else {
+            throw top.error(.noDecodeWorker, top.keyMark("workers"),
+                            "workers needs at least one worker with role decode or mixed: requests have nowhere to decode")
+        }
+        return workers
+    }
+
+    private mutating func decodeWorker(_ node: Node, index: Int) throws(ConfigError) -> WorkerConfig {
+        let s = try YAMLSection(node, path: "workers[\(index)]", mark: node.mark, allowed: Self.workerKeys, file: file)
+        let name = try workerName(s)
+        var worker = try WorkerConfig(
+            name: name,
+            role: s.required("role", s.choice("role", of: WorkerRole.self)),
+            port: s.required("port", s.int("port", in: Self.ports))
+        )
+        if let host = try host(s) { worker.host = host }
+        if let threads = try s.int("threads", in: 1...1024) { worker.threads = threads }
+        // BlockPool indexes blocks with Int32.
+        if let blocks = try s.int("kv_blocks", in: 1...Int(Int32.max)) { worker.kvBlocks = blocks }
+        if let running = try s.int("max_running", in: 1...65536) { worker.maxRunning = running }
+        worker.cpus = try cpuList(s)
+        try claim(worker.port, on: worker.host, by: "worker \(name)", s, key: "port")
+        return worker
+    }
+
+    // MARK: Values
+
+    private mutating func workerName(_ s: YAMLSection) throws(ConfigError) -> String {
+        let name = try s.required("name", s.string("name"))
+        let mark = s.valueMark("name")
+        // Names become process names, log file names and Kubernetes object
+        // names, hence a DNS label's alphabet and length.
+        let allowed = name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+        guard allowed, (1...63).contains(name.count) else {
+            throw s.error(.invalidValue, mark, "\(s.qualified("name")) must be 1 to 63 characters of a-z, 0-9 and '-', got '\(name)'")
+        }
+        if let line = names[name] {
+            throw s.error(.duplicateName, mark, "\(s.qualified("name")) '\(name)' is already the name of the worker on line \(line)")
+        }
+        names[name] = mark?.line ?? 0
+        return name
+    }
+
+    private func host(_ s: YAMLSection) throws(ConfigError) -> String? {
+        guard let host = try s.string("host") else { return nil }
+        guard !host.isEmpty, !host.contains(where: \.isWhitespace) else {
+            throw s.error(.invalidValue, s.valueMark("host"), "\(s.qualified("host")) must be a host name or address, got '\(host)'")
+        }
+        return host
+    }
+
+    /// A `taskset --cpu-list` value: comma-separated CPUs or ascending ranges.
+    private func cpuList(_ s: YAMLSection) throws(ConfigError) -> String? {
+        guard let list = try s.string("cpus") else { return nil }
+        let valid = list.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { item in
+            let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(bounds.count), bounds.allSatisfy({ ($0 ?? -1) >= 0 }) else { return false }
+            return bounds.count == 1 || bounds[0]! <= bounds[1]!
+        }
+        guard valid else {
+            throw s.error(.invalidValue, s.valueMark("cpus"), "\(s.qualified("cpus")) must be a CPU list like 0, 2-3 or 0,4-5, got '\(list)'")
+        }
+        return list
+    }
+
+    private func modelPath(_ top: YAMLSection) throws(ConfigError) -> String? {
+        guard let model = try top.string("model") else { return nil }
+        let path = resolve(model)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue else {
+            throw top.error(.modelNotFound, top.valueMark("model"), "model file '\(path)' does not exist")
+        }
+        return path
+    }
+
+    /// Two processes on one host cannot listen on one port; hosts are
+    /// compared as written, except that localhost is 127.0.0.1.
+    private mutating func claim(_ port: Int, on host: String, by owner: String, _ s: YAMLSection, key: String) throws(ConfigError) {
+        let address = "\(host == "localhost" ? "127.0.0.1" : host):\(port)"
+        let mark = s.valueMark(key)
+        if let taken = claimedPorts[address] {
+            throw s.error(.duplicatePort, mark, "\(s.qualified(key)) \(port) on \(host) is already used by \(taken.owner) (line \(taken.line))")
+        }
+        claimedPorts[address] = (owner, mark?.line ?? 0)
+    }
+
+    /// `path` with `~` expanded, relative to the config file's folder.
+    private func resolve(_ path: String) -> String {
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+        let expanded = NSString(string: path).expandingTildeInPath
+        return URL(fileURLWithPath: expanded, relativeTo: folder).standardizedFileURL.path
+    }
+}
