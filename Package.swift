@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "loom", targets: ["loom"]),
+        .executable(name: "loomctl", targets: ["loomctl"]),
         .library(name: "LoomModel", targets: ["LoomModel"]),
         .library(name: "LoomEngine", targets: ["LoomEngine"]),
         .library(name: "LoomTesting", targets: ["LoomTesting"]),
@@ -18,6 +19,7 @@ let package = Package(
         .library(name: "LoomHTTP", targets: ["LoomHTTP"]),
         .library(name: "LoomWorker", targets: ["LoomWorker"]),
         .library(name: "LoomCluster", targets: ["LoomCluster"]),
+        .library(name: "LoomRouter", targets: ["LoomRouter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,9 +47,10 @@ let package = Package(
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine", "LoomHTTP",
+                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomRouter", "LoomWorker", "LoomWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -76,15 +79,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "LoomCluster", dependencies: ["LoomEngine", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "LoomRouter",
+            dependencies: [
+                "LoomCluster", "LoomEngine", "LoomModel", "LoomHTTP", "LoomWire", "LoomWorker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .executableTarget(
+            name: "loomctl",
+            dependencies: ["LoomRouter", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "loom-peer",
             dependencies: ["LoomTransfer", "LoomWire", .product(name: "NIOPosix", package: "swift-nio")]
         ),
-        .target(
-            name: "LoomCluster",
-            dependencies: ["LoomEngine", .product(name: "Yams", package: "Yams")]
-        ),
-        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomTesting"]),
         .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire"]),
         .testTarget(
             name: "LoomWireTests",
@@ -103,6 +114,11 @@ let package = Package(
                 "LoomHTTP", "LoomEngine", "LoomModel", "LoomTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomTesting"]),
+        .testTarget(
+            name: "LoomClusterE2ETests",
+            dependencies: ["LoomEngine", "LoomModel", "LoomTesting"]
         ),
         .testTarget(
             name: "LoomRealModelTests",

@@ -50,7 +50,20 @@ public struct EngineSnapshot: Sendable, Equatable {
     public var reserved: Int
     public var usedBlocks: Int
     public var blockCount: Int
+    /// Full blocks the prefix cache can serve (referenced or not).
+    public var cachedBlocks: Int = 0
     public var stats: SchedulerStats
+
+    public init(running: Int = 0, waiting: Int = 0, reserved: Int = 0, usedBlocks: Int = 0, blockCount: Int = 0,
+                cachedBlocks: Int = 0, stats: SchedulerStats = .init()) {
+        self.cachedBlocks = cachedBlocks
+        self.running = running
+        self.waiting = waiting
+        self.reserved = reserved
+        self.usedBlocks = usedBlocks
+        self.blockCount = blockCount
+        self.stats = stats
+    }
 }
 
 /// Messages from clients to the engine thread.
@@ -237,7 +250,7 @@ final class EngineLoop: @unchecked Sendable {
         EngineSnapshot(
             running: scheduler.runningIDs.count, waiting: scheduler.waitingIDs.count, reserved: scheduler.reservedIDs.count,
             usedBlocks: scheduler.pool.usedCount, blockCount: scheduler.configuration.blockCount,
-            stats: scheduler.stats)
+            cachedBlocks: scheduler.pool.cachedBlockCount, stats: scheduler.stats)
     }
 }
 

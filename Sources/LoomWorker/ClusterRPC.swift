@@ -117,6 +117,7 @@ extension Loom_Cluster_Load {
         reserved = UInt32(snapshot.reserved)
         usedBlocks = UInt32(snapshot.usedBlocks)
         blockCount = UInt32(snapshot.blockCount)
+        cachedBlocks = UInt32(snapshot.cachedBlocks)
         computedTokens = UInt64(snapshot.stats.computedTokens)
         remotePrefilledTokens = UInt64(snapshot.stats.remotePrefilledTokens)
         self.kvBlocksSent = kvBlocksSent

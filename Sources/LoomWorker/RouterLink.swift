@@ -51,7 +51,7 @@ public struct RouterLink: Sendable {
         request.name = c.name
         request.role = c.role
         request.rpcHost = c.host
-        request.rpcPort = UInt32(c.port)
+        request.rpcPort = UInt32(worker.port)
         request.pid = UInt32(ProcessInfo.processInfo.processIdentifier)
         request.epoch = worker.rpcConfiguration.epoch
         request.blockCount = UInt32(worker.engine.snapshot.blockCount)

@@ -43,9 +43,11 @@ public final class WorkerNode: Sendable {
     let rpc: RPCConfiguration
     let kvBlocksSent = Atomic<UInt64>(0)
     let kvBlocksReceived = Atomic<UInt64>(0)
+    private let boundPort: Atomic<Int>
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
         self.configuration = configuration
+        boundPort = Atomic(configuration.port)
         let layout = KVCacheLayout(config: model.transformer.config, blockSize: scheduler.blockSize)
         regions = RegionTable(owner: configuration.name, epoch: epoch)
         pool = regions.register(length: scheduler.blockCount * layout.bytesPerBlock)
@@ -78,6 +80,14 @@ public final class WorkerNode: Sendable {
     }
 
     public var rpcConfiguration: RPCConfiguration { rpc }
+
+    /// The port peers reach this worker on, once its server is bound (a
+    /// configured port of 0 is only known then).
+    public var port: Int { boundPort.load(ordering: .relaxed) }
+
+    public func advertise(port: Int) {
+        boundPort.store(port, ordering: .relaxed)
+    }
 
     public var load: Loom_Cluster_Load {
         Loom_Cluster_Load(engine.snapshot, kvBlocksSent: kvBlocksSent.load(ordering: .relaxed),
@@ -134,7 +144,7 @@ public final class WorkerNode: Sendable {
         wire.bytesPerBlock = UInt64(bytesPerBlock)
         wire.immediate = immediate
         wire.transferHost = configuration.host
-        wire.transferPort = UInt32(configuration.port)
+        wire.transferPort = UInt32(port)
         wire.leaseMs = UInt32(lease.components.seconds * 1000)
         wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
         return wire

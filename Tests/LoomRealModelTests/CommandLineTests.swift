@@ -6,15 +6,7 @@ import LoomTesting
 
 /// Runs the real `loom` executable, built beside these tests.
 struct LoomProcess {
-    static var executable: URL {
-        let build = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build")
-        let candidates = ["release", "debug"].map { build.appendingPathComponent("\($0)/loom") }
-        let existing = candidates.filter { FileManager.default.fileExists(atPath: $0.path) }
-        func modified(_ url: URL) -> Date {
-            (try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
-        }
-        return existing.max { modified($0) < modified($1) } ?? candidates[0]
-    }
+    static var executable: URL { BuiltExecutable.url("loom") }
 
     struct Output {
         var status: Int32

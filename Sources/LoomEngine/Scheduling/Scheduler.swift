@@ -13,6 +13,8 @@ public struct SchedulerStats: Sendable, Equatable {
     /// Prompt tokens whose KV another worker computed and wrote into this
     /// pool (disaggregated prefill); they never count as computed here.
     public var remotePrefilledTokens = 0
+
+    public init() {}
 }
 
 /// The engine's scheduler as a value-type state machine: `submit` and

@@ -331,6 +331,10 @@ public nonisolated struct Loom_Cluster_Load: Sendable {
 
   public var kvBlocksReceived: UInt64 = 0
 
+  /// Blocks the worker's prefix cache holds: what the router's index must
+  /// agree with once the worker's events are applied.
+  public var cachedBlocks: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1066,7 +1070,7 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1083,6 +1087,7 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.remotePrefilledTokens) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksSent) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksReceived) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.cachedBlocks) }()
       default: break
       }
     }
@@ -1116,6 +1121,9 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.kvBlocksReceived != 0 {
       try visitor.visitSingularUInt64Field(value: self.kvBlocksReceived, fieldNumber: 9)
     }
+    if self.cachedBlocks != 0 {
+      try visitor.visitSingularUInt32Field(value: self.cachedBlocks, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1129,6 +1137,7 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.remotePrefilledTokens != rhs.remotePrefilledTokens {return false}
     if lhs.kvBlocksSent != rhs.kvBlocksSent {return false}
     if lhs.kvBlocksReceived != rhs.kvBlocksReceived {return false}
+    if lhs.cachedBlocks != rhs.cachedBlocks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,115 @@
+import LoomCluster
+import LoomEngine
+import LoomModel
+import LoomWire
+import LoomWorker
+import SwiftProtobuf
+
+enum PrefillOutcome {
+    /// The decode worker prefills itself (it could not reserve blocks now,
+    /// or the prefill worker was overloaded); it queues the request.
+    case local
+    /// The request ended with the prefill's first token.
+    case finished(Loom_Cluster_Finished)
+    /// The KV is in the decode worker's reserved blocks.
+    case ready(Loom_Cluster_Reservation, Loom_Cluster_PrefillResponse)
+}
+
+extension ClusterBackend {
+    /// Reserves blocks on the decode worker, has the prefill worker fill
+    /// them, and reports the first token. A reservation whose prefill
+    /// failed is released at once rather than left to its lease.
+    func prefillRemotely(_ spec: Loom_Cluster_GenerationSpec, on prefill: Route.Target, into decode: Route.Target) async throws -> PrefillOutcome {
+        let reservation: Loom_Cluster_Reservation
+        do {
+            reservation = try await call(decode) { try await $0.unary(ClusterRPC.reserve, spec, timeout: .seconds(10)).0 }
+        } catch let error as WireError where error.schedulerError?.code == .overloaded {
+            return .local
+        }
+        var request = Loom_Cluster_PrefillRequest()
+        request.spec = spec
+        request.target = reservation
+        do {
+            let response = try await call(prefill) { try await $0.unary(ClusterRPC.prefill, request, timeout: .seconds(300)).0 }
+            return response.hasFirst ? .ready(reservation, response) : .finished(response.finished)
+        } catch {
+            await release(reservation, on: decode)
+            if Task.isCancelled { throw CancellationError() }
+            if case let wire as WireError = error {
+                if wire.schedulerError?.code == .overloaded { return .local }
+                // The prefill worker is fine but could not write into the
+                // decode worker: that one is the failure.
+                if wire.isTransferFailure { throw AttemptFailure(worker: decode.id, error: error) }
+            }
+            if let failure = error as? AttemptFailure, failure.worker == prefill.id {
+                throw failure
+            }
+            throw AttemptFailure(worker: prefill.id, error: error)
+        }
+    }
+
+    private func release(_ reservation: Loom_Cluster_Reservation, on decode: Route.Target) async {
+        var request = Loom_Cluster_AttachRequest()
+        request.requestID = reservation.requestID
+        _ = try? await call(decode) { try await $0.unary(ClusterRPC.release, request, timeout: .seconds(2)) }
+    }
+
+    /// Streams a worker's token events to the client. Returns once the
+    /// request finished; a stream that breaks first is that worker's failure.
+    func relay(
+        _ method: UInt32, _ message: some SwiftProtobuf.Message, from worker: Route.Target,
+        _ progress: inout RequestProgress, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation
+    ) async throws {
+        let finished: Bool
+        do {
+            finished = try await call(worker) { connection in
+                try await connection.serverStreaming(method: method, try RPCMessage(message)) { items in
+                    for try await item in items {
+                        switch try item.decode(Loom_Cluster_TokenEvent.self).output {
+                        case .token(let token, let logprob, let top):
+                            progress.generated.append(token)
+                            continuation.yield(.token(token, logprob: logprob, top: top))
+                        case .finished(let reason, let usage):
+                            continuation.yield(.finished(reason, progress.usage(usage)))
+                            continuation.finish()
+                            return true
+                        case .kvBlocks, nil:
+                            continue
+                        }
+                    }
+                    return false
+                }
+            }
+        } catch let error as WireError where error.schedulerError != nil {
+            throw error
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw AttemptFailure(worker: worker.id, error: error)
+        }
+        if !finished {
+            throw AttemptFailure(worker: worker.id, error: WireError(.protocolViolation, "the stream ended without finishing the request"))
+        }
+    }
+
+    /// A call on the kept connection to `worker`. A connection that broke
+    /// is dropped (the next call reconnects) and reported as that worker's
+    /// failure; a refused call leaves the connection to others.
+    func call<T: Sendable>(_ worker: Route.Target, _ body: (RPCConnection) async throws -> T) async throws -> T {
+        do {
+            return try await connections.withResource(worker.address, isBroken: Self.isBroken, body)
+        } catch let error as WireError where Self.isBroken(error) {
+            throw AttemptFailure(worker: worker.id, error: error)
+        }
+    }
+
+    static func isBroken(_ error: Error) -> Bool {
+        guard let wire = error as? WireError else { return false }
+        return [.unavailable, .connectionClosed, .keepaliveTimeout, .protocolViolation, .handshakeFailed].contains(wire.code)
+    }
+}
+
+extension WireError {
+    /// The prefill worker's one-sided write into the decode worker failed
+    /// (transfer errors travel as codes 1000 and up).
+    var isTransferFailure: Bool { (1001..<2000).contains(code.rawValue) || message.contains("peerUnavailable") || message.contains("ackLost") }
+}

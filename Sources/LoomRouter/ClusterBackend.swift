@@ -1,0 +1,133 @@
+import LoomCluster
+import LoomEngine
+import LoomModel
+import LoomWire
+import LoomWorker
+import Logging
+
+/// The router's `GenerationBackend`: each request is routed to a decode
+/// worker (and, when worth it, a prefill worker that writes the prompt's
+/// KV into it), and the decode worker's tokens stream back. If a worker
+/// fails, the request continues elsewhere from the tokens already
+/// delivered, so the client sees one unbroken stream; if no worker can
+/// take it, the client gets an explicit error. Nothing waits forever.
+public final class ClusterBackend: GenerationBackend {
+    public let state: ClusterState
+    let connections: KeptOpen<RPCAddress, RPCConnection>
+    let logger: Logger
+    let maxAttempts: Int
+    /// How long a decode worker waits for the prefill's writes to land
+    /// after the prefill call returned (they are acknowledged by then).
+    let attachTimeout: Duration = .seconds(30)
+
+    public init(state: ClusterState, rpc: RPCConfiguration, logger: Logger, maxAttempts: Int = 3) {
+        self.state = state
+        self.logger = logger
+        self.maxAttempts = maxAttempts
+        connections = KeptOpen { address, body in
+            try await RPCConnection.withConnection(to: address, configuration: rpc) { try await body($0) }
+        }
+    }
+
+    public func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationOutput, Error> {
+        let (stream, continuation) = AsyncThrowingStream<GenerationOutput, Error>.makeStream()
+        let task = Task { await self.serve(request, continuation) }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    public var snapshot: EngineSnapshot { state.aggregateSnapshot }
+
+    public func shutdown() { connections.closeAll() }
+
+    private func serve(_ request: GenerationRequest, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation) async {
+        var progress = RequestProgress(request)
+        var excluded: Set<WorkerID> = []
+        var lastFailure: AttemptFailure?
+        for _ in 0..<maxAttempts {
+            guard let route = state.route(progress.prompt, excluding: excluded) else { break }
+            do {
+                try await attempt(route, &progress, continuation)
+                return
+            } catch let failure as AttemptFailure {
+                if Task.isCancelled { return continuation.finish() }
+                logger.warning("request moved off a failed worker", metadata: [
+                    "worker": "\(failure.worker)", "error": "\(failure.error)", "tokens_delivered": "\(progress.generated.count)"])
+                excluded.insert(failure.worker)
+                lastFailure = failure
+            } catch {
+                return continuation.finish(throwing: (error as? WireError)?.schedulerError ?? error)
+            }
+        }
+        let reason = lastFailure.map { "every worker tried failed it (last: \($0.worker): \($0.error))" }
+            ?? "no live decode worker can take it"
+        continuation.finish(throwing: SchedulerError(.overloaded, "the cluster could not serve this request: \(reason); retry later"))
+    }
+
+    /// One try on one route. Throws `AttemptFailure` when a worker failed
+    /// (the caller retries elsewhere); anything else ends the request.
+    private func attempt(
+        _ route: Route, _ progress: inout RequestProgress, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation
+    ) async throws {
+        state.started(on: route.decode.id)
+        defer { state.finished(on: route.decode.id) }
+        let spec = progress.spec
+        let outcome = if let prefill = route.prefill {
+            try await prefillRemotely(spec, on: prefill, into: route.decode)
+        } else {
+            PrefillOutcome.local
+        }
+        switch outcome {
+        case .local:
+            try await relay(ClusterRPC.generate.id, spec, from: route.decode, &progress, continuation)
+        case .finished(let finished):
+            // The prefill's first token was a stop token: nothing to decode.
+            if case .finished(let reason, let usage) = finished.output {
+                continuation.yield(.finished(reason, progress.usage(usage)))
+            }
+            continuation.finish()
+        case .ready(let reservation, let response):
+            var attach = Loom_Cluster_AttachRequest()
+            attach.requestID = reservation.requestID
+            attach.first = response.first
+            attach.expectedWrites = response.writes
+            attach.timeoutMs = UInt32(attachTimeout.components.seconds * 1000)
+            try await relay(ClusterRPC.attach.id, attach, from: route.decode, &progress, continuation)
+        }
+    }
+}
+
+/// A worker failed this request; it is retried without that worker.
+struct AttemptFailure: Error {
+    var worker: WorkerID
+    var error: Error
+}
+
+/// What a request has produced so far, so that a retry continues it: the
+/// tokens already delivered become part of the prompt.
+struct RequestProgress {
+    let request: GenerationRequest
+    let jsonMode: Bool
+    var generated: [TokenID] = []
+    var cachedPromptTokens: Int?
+
+    init(_ request: GenerationRequest) {
+        self.request = request
+        jsonMode = request.constraint != nil
+    }
+
+    var prompt: [TokenID] { request.prompt + generated }
+
+    var spec: Loom_Cluster_GenerationSpec {
+        var resumed = request
+        resumed.prompt = prompt
+        resumed.maxTokens = request.maxTokens - generated.count
+        return Loom_Cluster_GenerationSpec(resumed, jsonMode: jsonMode)
+    }
+
+    /// The usage of the whole request, whatever attempt finished it.
+    func usage(_ reported: RequestUsage) -> RequestUsage {
+        RequestUsage(promptTokens: request.prompt.count, completionTokens: generated.count,
+                     cachedPromptTokens: cachedPromptTokens ?? reported.cachedPromptTokens)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import LoomCluster
+import LoomEngine
+
+/// What `loomctl status` shows: one row per worker and the index's figures.
+public struct ClusterStatus: Codable, Sendable, Equatable {
+    public struct Worker: Codable, Sendable, Equatable {
+        public var id: String
+        public var role: String
+        public var address: String
+        public var pid: Int
+        public var healthy: Bool
+        public var running: Int
+        public var waiting: Int
+        public var kvBlocksUsed: Int
+        public var kvBlocksTotal: Int
+        public var kvBlocksSent: Int
+        public var kvBlocksReceived: Int
+        public var heartbeatAgeMs: Int
+        public var computedTokens: Int
+        public var remotePrefilledTokens: Int
+        /// Blocks the worker says its cache holds, and the blocks the
+        /// router's index holds for it: equal once events are applied.
+        public var cachedBlocks: Int
+        public var indexedBlocks: Int
+    }
+
+    public var workers: [Worker]
+    public var prefixIndexBlocks: Int
+    public var prefixIndexEntries: Int
+    public var prefixHitRate: Double
+    public var policy: String
+    public var decisions: [String: Int]
+}
+
+extension ClusterState {
+    public var status: ClusterStatus {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            let workers = state.membership.workers.map { w in
+                let reported = state.reported[w.id]
+                let age = w.heartbeatAge(at: now).components
+                return ClusterStatus.Worker(
+                    id: w.id.name, role: w.role.rawValue, address: w.rpcAddress, pid: w.pid, healthy: w.alive,
+                    running: w.load.running, waiting: w.load.waiting, kvBlocksUsed: w.load.usedBlocks, kvBlocksTotal: w.load.blockCount,
+                    kvBlocksSent: w.kvBlocksSent, kvBlocksReceived: w.kvBlocksReceived,
+                    heartbeatAgeMs: Int(age.seconds * 1000 + age.attoseconds / 1_000_000_000_000_000),
+                    computedTokens: Int(reported?.computedTokens ?? 0), remotePrefilledTokens: Int(reported?.remotePrefilledTokens ?? 0),
+                    cachedBlocks: Int(reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count)
+            }
+            return ClusterStatus(
+                workers: workers, prefixIndexBlocks: state.index.distinctBlocks, prefixIndexEntries: state.index.entryCount,
+                prefixHitRate: state.index.hitRate, policy: state.decodePolicy.name, decisions: state.decisions)
+        }
+    }
+
+    /// The cluster's load summed over live workers, for the router's gauges.
+    public var aggregateSnapshot: EngineSnapshot {
+        state.withLock { state in
+            var total = EngineSnapshot()
+            for worker in state.membership.workers where worker.alive {
+                let load = state.reported[worker.id]
+                total.running += Int(load?.running ?? 0)
+                total.waiting += Int(load?.waiting ?? 0)
+                total.reserved += Int(load?.reserved ?? 0)
+                total.usedBlocks += worker.load.usedBlocks
+                total.blockCount += worker.load.blockCount
+            }
+            return total
+        }
+    }
+}

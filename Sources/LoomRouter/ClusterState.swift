@@ -1,0 +1,122 @@
+import LoomCluster
+import LoomEngine
+import LoomModel
+import LoomWire
+import Synchronization
+
+/// Where one request goes: the decode worker, and the prefill worker when
+/// the prompt is worth shipping (nil: the decode worker prefills itself).
+public struct Route: Sendable, Equatable {
+    public struct Target: Sendable, Equatable {
+        public var id: WorkerID
+        public var address: RPCAddress
+    }
+
+    public var decode: Target
+    public var prefill: Target?
+    /// Prompt tokens the decode worker already holds (from the index).
+    public var cachedTokens: Int
+}
+
+/// The router's view of the cluster: membership, the exact prefix index fed
+/// by the workers' cache events, the routing policies, and the requests it
+/// has sent to each worker and not seen finish (fresher than heartbeats,
+/// which lag a burst of arrivals).
+public final class ClusterState: Sendable {
+    public struct Settings: Sendable {
+        public var decodePolicy: RoutingPolicyName
+        public var prefixWeight: Double
+        public var disaggregationThreshold: Int
+        public var heartbeatInterval: Duration
+        public var heartbeatTimeout: Duration
+        public var hasher: BlockHasher
+
+        public init(decodePolicy: RoutingPolicyName = .prefixAware, prefixWeight: Double = 1, disaggregationThreshold: Int = 32,
+                    heartbeatInterval: Duration = .milliseconds(500), heartbeatTimeout: Duration = .seconds(3), hasher: BlockHasher) {
+            self.decodePolicy = decodePolicy
+            self.prefixWeight = prefixWeight
+            self.disaggregationThreshold = disaggregationThreshold
+            self.heartbeatInterval = heartbeatInterval
+            self.heartbeatTimeout = heartbeatTimeout
+            self.hasher = hasher
+        }
+    }
+
+    struct State {
+        var membership = Membership()
+        var index = PrefixIndex()
+        var decodePolicy: any RoutingPolicy
+        var prefillPolicy: any RoutingPolicy
+        var inFlight: [WorkerID: Int] = [:]
+        /// Per worker, the KV-transfer totals it last reported.
+        var reported: [WorkerID: Loom_Cluster_Load] = [:]
+        var decisions: [String: Int] = [:]
+    }
+
+    public let settings: Settings
+    let state: Mutex<State>
+
+    public init(settings: Settings) {
+        self.settings = settings
+        state = Mutex(State(
+            decodePolicy: settings.decodePolicy.make(prefixWeight: settings.prefixWeight),
+            prefillPolicy: RoutingPolicyName.prefixAware.make(prefixWeight: settings.prefixWeight)))
+    }
+
+    // MARK: Membership
+
+    public func register(_ request: Loom_Cluster_RegisterRequest) throws -> Loom_Cluster_RegisterResponse {
+        guard let role = WorkerRole(rawValue: request.role) else {
+            throw WireError(.badMessage, "worker \(request.name) registered with role '\(request.role)'; use prefill, decode or mixed")
+        }
+        guard request.blockSize == UInt32(settings.hasher.blockSize) else {
+            throw WireError(.badMessage, "worker \(request.name) uses KV blocks of \(request.blockSize) tokens but the router hashes blocks of \(settings.hasher.blockSize)")
+        }
+        let id = WorkerID(request.name)
+        state.withLock { state in
+            state.membership.register(
+                id, role: role, rpcAddress: "\(request.rpcHost):\(request.rpcPort)", pid: Int(request.pid),
+                epoch: request.epoch, blockCount: Int(request.blockCount), at: .now)
+            // A registration carries the whole cache: the index starts over
+            // for this worker whatever it believed before.
+            state.index.replace(id, with: Set(request.cachedHashes.map(BlockHash.init(rawValue:))))
+            state.reported[id] = request.load
+        }
+        var response = Loom_Cluster_RegisterResponse()
+        response.heartbeatIntervalMs = UInt32(settings.heartbeatInterval.components.seconds * 1000
+            + settings.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
+        return response
+    }
+
+    public func heartbeat(_ request: Loom_Cluster_HeartbeatRequest) -> Loom_Cluster_HeartbeatResponse {
+        let id = WorkerID(request.name)
+        var response = Loom_Cluster_HeartbeatResponse()
+        state.withLock { state in
+            let load = request.load
+            do {
+                try state.membership.heartbeat(id, epoch: request.epoch, load: WorkerLoad(
+                    running: Int(load.running), waiting: Int(load.waiting) + Int(load.reserved),
+                    usedBlocks: Int(load.usedBlocks), blockCount: Int(load.blockCount)), at: .now)
+            } catch {
+                response.reregister = true
+                return
+            }
+            state.index.apply(request.events.map(\.event), from: id)
+            let before = state.reported[id] ?? Loom_Cluster_Load()
+            state.membership.recordKVBlocksSent(Int(max(0, Int64(load.kvBlocksSent) - Int64(before.kvBlocksSent))), by: id)
+            state.membership.recordKVBlocksReceived(Int(max(0, Int64(load.kvBlocksReceived) - Int64(before.kvBlocksReceived))), by: id)
+            state.reported[id] = load
+        }
+        return response
+    }
+
+    /// Declares silent workers dead and forgets their cache.
+    @discardableResult
+    public func expire() -> [WorkerID] {
+        state.withLock { state in
+            let dead = state.membership.expire(now: .now, timeout: settings.heartbeatTimeout)
+            for id in dead { state.index.remove(id) }
+            return dead
+        }
+    }
+}

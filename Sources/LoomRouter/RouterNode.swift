@@ -1,0 +1,38 @@
+import LoomCluster
+import LoomWire
+import LoomWorker
+import Logging
+import NIOCore
+
+/// The router's RPC side: workers register and heartbeat here, and a
+/// watchdog declares silent ones dead so they get no new work.
+public struct RouterNode: Sendable {
+    public let state: ClusterState
+    let logger: Logger
+
+    public init(state: ClusterState, logger: Logger) {
+        self.state = state
+        self.logger = logger
+    }
+
+    public var services: RPCServices {
+        var services = RPCServices()
+        services.unary(ClusterRPC.register) { request, _ in
+            let response = try state.register(request)
+            logger.info("worker registered", metadata: ["worker": "\(request.name)", "role": "\(request.role)", "address": "\(request.rpcHost):\(request.rpcPort)", "cached_blocks": "\(request.cachedHashes.count)"])
+            return (response, ByteBuffer())
+        }
+        services.unary(ClusterRPC.heartbeat) { request, _ in (state.heartbeat(request), ByteBuffer()) }
+        return services
+    }
+
+    /// Runs until cancelled.
+    public func watchdog() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: state.settings.heartbeatInterval)
+            for id in state.expire() {
+                logger.warning("worker missed its heartbeats; no new work goes to it", metadata: ["worker": "\(id)"])
+            }
+        }
+    }
+}
