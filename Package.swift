@@ -115,6 +115,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomWire", "LoomTesting"]),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomTesting"]),
         .testTarget(
             name: "LoomClusterE2ETests",

@@ -37,7 +37,6 @@ public final class TransferTarget: Sendable {
             ack.duplicate = true
             return ack
         }
-        try admission?.admit(request)
         var targets: [(RegisteredRegion, Int, Int)] = []
         var total = 0
         for segment in request.segments {
@@ -46,6 +45,9 @@ public final class TransferTarget: Sendable {
             targets.append((region, Int(segment.offset), Int(segment.length)))
             total += Int(segment.length)
         }
+        // After the region checks, so a write from before a restart is
+        // reported as stale rather than as outside a reservation.
+        try admission?.admit(request)
         guard total == payload.readableBytes else {
             throw TransferError(.invalidRequest, "write \(request.opID) names \(total) bytes but carries \(payload.readableBytes)")
         }
@@ -64,11 +66,11 @@ public final class TransferTarget: Sendable {
     /// mapping (`shm`): checks the segments it claims and counts the
     /// immediate, once per op id.
     public func commitShared(_ request: Loom_Transfer_WriteRequest) throws(TransferError) -> Loom_Transfer_WriteAck {
-        try admission?.admit(request)
         for segment in request.segments {
             _ = try regions.resolve(regionID: segment.regionID, epoch: segment.epoch,
                                     offset: Int(clamping: segment.offset), count: Int(clamping: segment.length))
         }
+        try admission?.admit(request)
         var ack = Loom_Transfer_WriteAck()
         ack.opID = request.opID
         return count(request, sender: "\(request.sender)#\(request.senderEpoch)", ack: ack)

@@ -1,0 +1,128 @@
+import Foundation
+import LoomEngine
+import LoomModel
+import LoomTesting
+import LoomWire
+import LoomWorker
+import Testing
+
+/// A worker on a tiny seeded model, with its own RPC server on loopback.
+final class RunningWorker: Sendable {
+    static let modelPath: String = (try? TinyModel().write(to: temporaryPath("worker-tiny.gguf"))) ?? ""
+
+    let node: WorkerNode
+    let server: RPCServer
+    let task: Task<Void, Error>
+
+    init(_ name: String, role: String, epoch: UInt64, lease: Duration = .seconds(30)) async throws {
+        let model = try LanguageModel(path: Self.modelPath, threads: 1, maxBatchTokens: 64)
+        let scheduler = SchedulerConfiguration(
+            blockCount: 64, tokenBudget: 64, maxRunning: 4, contextLength: model.transformer.config.contextLength,
+            hasher: BlockHasher(modelName: "tiny"))
+        node = try WorkerNode(model: model, scheduler: scheduler,
+                              configuration: WorkerConfiguration(name: name, role: role, host: "127.0.0.1", port: 0, lease: lease),
+                              epoch: epoch)
+        server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: node.services, configuration: node.rpcConfiguration)
+        guard case .tcp(_, let port) = server.localAddress else { preconditionFailure("bound a TCP address") }
+        node.advertise(port: port)
+        task = Task { [server] in try await server.run() }
+    }
+
+    var address: RPCAddress { .tcp(host: "127.0.0.1", port: node.port) }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+        node.shutdown()
+    }
+
+    func call<T: Sendable>(_ body: (RPCConnection) async throws -> T) async throws -> T {
+        try await RPCConnection.withConnection(to: address, configuration: RPCConfiguration(nodeName: "test"), body)
+    }
+
+    /// Waits (bounded) until the engine's state satisfies `condition`.
+    func waitForEngine(_ condition: (EngineSnapshot) -> Bool) async throws {
+        for _ in 0..<500 where !condition(node.engine.snapshot) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(condition(node.engine.snapshot), "engine state: \(node.engine.snapshot)")
+    }
+}
+
+func spec(_ prompt: [TokenID], maxTokens: Int) -> Loom_Cluster_GenerationSpec {
+    Loom_Cluster_GenerationSpec(GenerationRequest(prompt: prompt, maxTokens: maxTokens), jsonMode: false)
+}
+
+func prefillRequest(_ spec: Loom_Cluster_GenerationSpec, _ target: Loom_Cluster_Reservation) -> Loom_Cluster_PrefillRequest {
+    var request = Loom_Cluster_PrefillRequest()
+    request.spec = spec
+    request.target = target
+    return request
+}
+
+@Suite(.serialized) struct WorkerNodeTests {
+    let prompt: [TokenID] = (0..<37).map { TokenID(3 + ($0 * 7) % 50) }
+
+    @Test func aPrefilledReservationDecodesLikeOneProcess() async throws {
+        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
+        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2)
+        let request = spec(prompt, maxTokens: 12)
+        let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
+        #expect(reservation.blocks.count == 3 && reservation.firstBlock == 0)
+        let response = try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
+        #expect(response.hasFirst && response.writes == 1 && response.computedTokens == 37)
+
+        var attach = Loom_Cluster_AttachRequest()
+        attach.requestID = reservation.requestID
+        attach.first = response.first
+        attach.expectedWrites = response.writes
+        attach.timeoutMs = 5000
+        let tokens: [TokenID] = try await decode.call { connection in
+            try await connection.serverStreaming(method: ClusterRPC.attach.id, try RPCMessage(attach)) { items in
+                var tokens: [TokenID] = []
+                for try await item in items {
+                    if case .token(let token)? = try item.decode(Loom_Cluster_TokenEvent.self).event { tokens.append(token.id) }
+                }
+                return tokens
+            }
+        }
+        let model = try LanguageModel(path: RunningWorker.modelPath, threads: 1)
+        let expected = try Generator(model: model.transformer).generate(prompt: prompt, maxTokens: 12, stopTokens: []).tokens
+        #expect(tokens == expected, "the decode worker continued from KV it never computed")
+        #expect(decode.node.engine.snapshot.stats.remotePrefilledTokens == 37)
+        #expect(decode.node.engine.snapshot.stats.computedTokens == 11, "only generated tokens were fed to the decode worker's model")
+        await prefill.stop()
+        await decode.stop()
+    }
+
+    @Test func aWriteAfterTheLeaseRanOutIsRefusedAndTheBlocksCameBack() async throws {
+        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
+        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, lease: .milliseconds(200))
+        let request = spec(prompt, maxTokens: 4)
+        let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
+        #expect(decode.node.engine.snapshot.usedBlocks == 3)
+        try await decode.waitForEngine { $0.reserved == 0 && $0.usedBlocks == 0 }
+        let refused = await #expect(throws: WireError.self) {
+            try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
+        }
+        #expect(refused?.message.contains("refused") == true, "\(String(describing: refused))")
+        await prefill.stop()
+        await decode.stop()
+    }
+
+    @Test func aDescriptorFromBeforeARestartIsRefused() async throws {
+        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
+        let before = try await RunningWorker("decode-0", role: "decode", epoch: 2)
+        let request = spec(prompt, maxTokens: 4)
+        var reservation = try await before.call { try await $0.unary(ClusterRPC.reserve, request).0 }
+        await before.stop()
+        // The same worker, restarted: a new incarnation with a new epoch.
+        let after = try await RunningWorker("decode-0", role: "decode", epoch: 3)
+        reservation.transferPort = UInt32(after.node.port)
+        let refused = await #expect(throws: WireError.self) {
+            try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
+        }
+        #expect(refused?.message.contains("staleDescriptor") == true, "\(String(describing: refused))")
+        #expect(after.node.engine.snapshot.usedBlocks == 0, "nothing was written into the new incarnation's pool")
+        await prefill.stop()
+        await after.stop()
+    }
+}
