@@ -40,6 +40,13 @@ public final class ClusterBackend: GenerationBackend {
 
     public func shutdown() { connections.closeAll() }
 
+    /// Closes the connection to a worker declared dead, which fails every
+    /// call still waiting on it (a hung worker never answers), so those
+    /// requests move elsewhere instead of waiting out their deadlines.
+    public func disconnect(_ address: RPCAddress) {
+        connections.drop(address)
+    }
+
     private func serve(_ request: GenerationRequest, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation) async {
         var progress = RequestProgress(request)
         var excluded: Set<WorkerID> = []
@@ -55,6 +62,7 @@ public final class ClusterBackend: GenerationBackend {
                     "worker": "\(failure.worker)", "error": "\(failure.error)", "tokens_delivered": "\(progress.generated.count)"])
                 excluded.insert(failure.worker)
                 lastFailure = failure
+                state.countDecision("retry")
             } catch {
                 return continuation.finish(throwing: (error as? WireError)?.schedulerError ?? error)
             }

@@ -37,6 +37,10 @@ extension ClusterState {
         }
     }
 
+    public func countDecision(_ outcome: String) {
+        state.withLock { $0.decisions[outcome, default: 0] += 1 }
+    }
+
     /// Counts a request as the worker's until `finished` says it is done.
     public func started(on id: WorkerID) {
         state.withLock { $0.inFlight[id, default: 0] += 1 }

@@ -110,13 +110,14 @@ public final class ClusterState: Sendable {
         return response
     }
 
-    /// Declares silent workers dead and forgets their cache.
+    /// Declares silent workers dead and forgets their cache; returns them
+    /// with the addresses they were reached on.
     @discardableResult
-    public func expire() -> [WorkerID] {
+    public func expire() -> [(WorkerID, RPCAddress?)] {
         state.withLock { state in
             let dead = state.membership.expire(now: .now, timeout: settings.heartbeatTimeout)
             for id in dead { state.index.remove(id) }
-            return dead
+            return dead.map { ($0, state.membership[$0].flatMap { RPCAddress(hostPort: $0.rpcAddress) }) }
         }
     }
 }

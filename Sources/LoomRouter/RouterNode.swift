@@ -8,10 +8,12 @@ import NIOCore
 /// watchdog declares silent ones dead so they get no new work.
 public struct RouterNode: Sendable {
     public let state: ClusterState
+    let backend: ClusterBackend
     let logger: Logger
 
-    public init(state: ClusterState, logger: Logger) {
-        self.state = state
+    public init(backend: ClusterBackend, logger: Logger) {
+        self.state = backend.state
+        self.backend = backend
         self.logger = logger
     }
 
@@ -30,8 +32,9 @@ public struct RouterNode: Sendable {
     public func watchdog() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: state.settings.heartbeatInterval)
-            for id in state.expire() {
+            for (id, address) in state.expire() {
                 logger.warning("worker missed its heartbeats; no new work goes to it", metadata: ["worker": "\(id)"])
+                if let address { backend.disconnect(address) }
             }
         }
     }

@@ -73,7 +73,7 @@ struct RouterCommand: AsyncParsableCommand {
         rpc.epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         let backend = ClusterBackend(state: state, rpc: rpc, logger: logger)
         let served = ServedModel(path: path, tokenizer: tokenizer, chatTemplate: template, contextLength: contextLength, backend: backend, name: name)
-        let node = RouterNode(state: state, logger: logger)
+        let node = RouterNode(backend: backend, logger: logger)
         let rpcServer = try await RPCServer.bind(.tcp(host: host, port: rpcPort), services: node.services, configuration: rpc)
         let router = OpenAIServer(model: served, configuration: .init(apiKey: apiKey)).router()
         router.get("/admin/status") { _, _ in

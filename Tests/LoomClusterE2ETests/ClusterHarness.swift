@@ -126,6 +126,20 @@ final class ClusterHarness: @unchecked Sendable {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
     }
 
+    /// A chat completion's outcome, as a value that can cross tasks.
+    struct Completion: Sendable {
+        var status: Int
+        var content: String?
+        var raw: String
+    }
+
+    func complete(_ body: [String: Any]) async throws -> Completion {
+        let (status, object) = try await post("v1/chat/completions", body)
+        let raw = (try? JSONSerialization.data(withJSONObject: object)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let message = (object["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any]
+        return Completion(status: status, content: message?["content"] as? String, raw: raw)
+    }
+
     func status() async throws -> [String: Any] {
         let (data, _) = try await URLSession.shared.data(from: httpURL.appendingPathComponent("admin/status"))
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

@@ -41,6 +41,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         keepaliveTask?.cancel()
+        // A connect that fails (nobody listening) closes a channel that was
+        // never active, so channelInactive never runs; the handshake's
+        // waiter must still hear about it. Completed promises ignore this.
+        handshakePromise.fail(WireError(.unavailable, "the connection closed before it was established"))
     }
 
     func channelActive(context: ChannelHandlerContext) {

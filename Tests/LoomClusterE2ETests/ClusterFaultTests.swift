@@ -1,0 +1,113 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import LoomEngine
+import LoomModel
+import LoomTesting
+import Testing
+
+/// A port nobody listens on right now, for a process that must come back
+/// on the same address after a restart.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A prompt long enough that its prefill takes seconds on one thread.
+func longChat(_ question: String) -> [ChatMessage] {
+    let facts = (1...60).map { "Fact \($0): the river number \($0) flows through \($0 * 3) towns and \($0 % 7) lakes." }
+    return [ChatMessage(role: "system", content: longSystemPrompt + " " + facts.joined(separator: " ")),
+            ChatMessage(role: "user", content: question)]
+}
+
+@Suite(.serialized) struct ClusterFaultTests {
+    @Test func aPrefillWorkerThatHangsMidPromptIsRoutedAround() async throws {
+        let reference = try Reference()
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        try cluster.startRouter()
+        let prefill = try cluster.startWorker("prefill-0", role: "prefill")
+        try cluster.startWorker("decode-0", role: "decode")
+        try await cluster.waitUntilHealthy(["prefill-0", "decode-0"])
+
+        let messages = longChat("Which river flows through the most towns?")
+        let payload = try JSONSerialization.data(withJSONObject: body(messages, maxTokens: 12))
+        let request = Task { try await cluster.complete(try JSONSerialization.jsonObject(with: payload) as! [String: Any]) }
+        _ = try await cluster.waitForStatus("the prefill worker busy") { s in
+            (cluster.worker("prefill-0", in: s)?["running"] as? Int ?? 0) > 0
+        }
+        // Stopped, not killed: its sockets stay open and it never answers,
+        // so only the missed heartbeats can reveal it.
+        kill(prefill.process.processIdentifier, SIGSTOP)
+        defer { kill(prefill.process.processIdentifier, SIGCONT) }
+        let completion = try await request.value
+        #expect(completion.status == 200, "\(completion.raw)\n\(cluster.logs)")
+        #expect(completion.content == (try reference.completion(messages, maxTokens: 12)))
+        let after = try await cluster.status()
+        #expect(cluster.worker("prefill-0", in: after)?["healthy"] as? Bool == false)
+        #expect(((after["decisions"] as? [String: Int])?["retry"] ?? 0) >= 1)
+    }
+
+    @Test func aDecodeWorkerKilledMidStreamLosesNoRequest() async throws {
+        let reference = try Reference()
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        try cluster.startRouter(["--disaggregation-threshold", "100000"])
+        let victim = try cluster.startWorker("decode-0", role: "decode")
+        try cluster.startWorker("decode-1", role: "decode")
+        try await cluster.waitUntilHealthy(["decode-0", "decode-1"])
+
+        let questions = ["Name a river in France.", "Name a city in Peru.", "Name a lake in Kenya.", "Name a mountain in Chile."]
+        let requests = questions.map { question in
+            Task { try await cluster.complete(body(chat(question), maxTokens: 48)) }
+        }
+        _ = try await cluster.waitForStatus("decode-0 decoding") { s in
+            let w = cluster.worker("decode-0", in: s)
+            return (w?["running"] as? Int ?? 0) > 0 && (w?["computed_tokens"] as? Int ?? 0) > 0
+        }
+        victim.crash()
+        for (question, request) in zip(questions, requests) {
+            let completion = try await request.value
+            #expect(completion.status == 200, "\(question): \(completion.raw)\n\(cluster.logs)")
+            // Continued elsewhere from the tokens already delivered: the
+            // client's text is what one process would have written.
+            #expect(completion.content == (try reference.completion(chat(question), maxTokens: 48)), "\(question)")
+        }
+        let after = try await cluster.status()
+        #expect(((after["decisions"] as? [String: Int])?["retry"] ?? 0) >= 1, "a request was moved off the killed worker")
+    }
+
+    @Test func workersRegisterAgainWithARestartedRouterAndRebuildItsIndex() async throws {
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        let (http, rpc) = (freePort(), freePort())
+        try cluster.startRouter(rpcPort: rpc, httpPort: http)
+        try cluster.startWorker("decode-0", role: "decode")
+        try await cluster.waitUntilHealthy(["decode-0"])
+        let (status, _) = try await cluster.post("v1/chat/completions", body(chat("What is the capital of Peru?"), maxTokens: 4))
+        #expect(status == 200)
+        _ = try await cluster.waitForStatus("blocks indexed") { s in (cluster.worker("decode-0", in: s)?["indexed_blocks"] as? Int ?? 0) > 0 }
+
+        cluster.router.crash()
+        try cluster.startRouter(rpcPort: rpc, httpPort: http)
+        // The new router knows nothing until the worker registers again
+        // with its whole cache.
+        let rebuilt = try await cluster.waitForStatus("worker back with its cache") { s in
+            let w = cluster.worker("decode-0", in: s)
+            return w?["healthy"] as? Bool == true && (w?["indexed_blocks"] as? Int ?? 0) > 0
+                && w?["indexed_blocks"] as? Int == w?["cached_blocks"] as? Int
+        }
+        #expect((rebuilt["prefix_index_blocks"] as? Int ?? 0) > 0)
+        let (again, response) = try await cluster.post("v1/chat/completions", body(chat("What is the capital of Peru?"), maxTokens: 4))
+        #expect(again == 200, "\(response)")
+        #expect(((try await cluster.status())["decisions"] as? [String: Int])?["prefix_hit"] == 1)
+    }
+}
