@@ -85,6 +85,7 @@ let package = Package(
             dependencies: [
                 "LoomCluster", "LoomEngine", "LoomModel", "LoomHTTP", "LoomWire", "LoomWorker",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -116,6 +117,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomWire", "LoomTesting"]),
+        .testTarget(name: "LoomRouterTests", dependencies: ["LoomRouter", "LoomCluster", "LoomEngine", "LoomModel", "LoomWire", "LoomWorker"]),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomTesting"]),
         .testTarget(
             name: "LoomClusterE2ETests",

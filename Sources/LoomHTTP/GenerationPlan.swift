@@ -14,6 +14,7 @@ struct GenerationPlan: Sendable {
     var includeUsage: Bool
     /// `response_format: json_object`: constrain decoding to a JSON object.
     var jsonMode: Bool
+    var ignoreEOS: Bool
 
     /// Checks every field before anything reaches the engine, so a bad
     /// request costs the batch nothing.
@@ -51,6 +52,8 @@ struct GenerationPlan: Sendable {
         let format = fields.response_format?.type ?? "text"
         try require(["text", "json_object"].contains(format), "response_format", "response_format type '\(format)' is not supported; use 'text' or 'json_object'")
         jsonMode = format == "json_object"
+        ignoreEOS = fields.ignore_eos ?? false
+        try require(!(ignoreEOS && jsonMode), "ignore_eos", "ignore_eos cannot be combined with json_object: the JSON would never end")
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.n = n
@@ -70,6 +73,6 @@ struct GenerationPlan: Sendable {
     func request(choice: Int, stopTokens: Set<TokenID>) -> GenerationRequest {
         var sampling = sampling
         sampling.seed = sampling.seed.map { $0 &+ UInt64(choice) }
-        return GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens, topLogprobs: topLogprobs)
+        return GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: ignoreEOS ? [] : stopTokens, topLogprobs: topLogprobs)
     }
 }

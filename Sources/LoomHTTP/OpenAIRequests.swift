@@ -57,6 +57,10 @@ protocol SamplingFields {
     var repetition_penalty: Double? { get }
     var maxTokensAsked: Int? { get }
     var response_format: ResponseFormat? { get }
+    /// Not OpenAI's: vLLM's and llama-server's extension that keeps
+    /// generating past end-of-generation tokens (benchmarks use it to get
+    /// exactly max_tokens from every server).
+    var ignore_eos: Bool? { get }
 }
 
 struct ChatCompletionRequest: Decodable, SamplingFields {
@@ -83,6 +87,7 @@ struct ChatCompletionRequest: Decodable, SamplingFields {
     var logprobs: Bool?
     var top_logprobs: Int?
     var response_format: ResponseFormat?
+    var ignore_eos: Bool?
 
     var maxTokensAsked: Int? { max_completion_tokens ?? max_tokens }
 }
@@ -122,6 +127,7 @@ struct CompletionRequest: Decodable, SamplingFields {
     var max_tokens: Int?
     var logprobs: Int?
     var response_format: ResponseFormat?
+    var ignore_eos: Bool?
 
     var maxTokensAsked: Int? { max_tokens }
 }

@@ -5,7 +5,8 @@ import Prometheus
 /// server owns its registry (no global bootstrap), so tests and several
 /// servers in one process never share counts.
 public struct ServerMetrics: Sendable {
-    let registry = PrometheusCollectorRegistry()
+    /// Public so a front end can add its own metrics to the same `/metrics`.
+    public let registry = PrometheusCollectorRegistry()
     let timeToFirstToken: DurationHistogram
     let interTokenLatency: DurationHistogram
     let requestLatency: DurationHistogram

@@ -31,6 +31,7 @@ extension ClusterBackend {
         request.target = reservation
         do {
             let response = try await call(prefill) { try await $0.unary(ClusterRPC.prefill, request, timeout: .seconds(300)).0 }
+            state.metrics?.transferred(blocks: reservation.blocks.count, bytes: Int(response.transferBytes), microseconds: response.transferMicros)
             return response.hasFirst ? .ready(reservation, response) : .finished(response.finished)
         } catch {
             await release(reservation, on: decode)

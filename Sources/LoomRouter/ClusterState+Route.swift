@@ -16,7 +16,7 @@ extension ClusterState {
         // The last prompt token is always computed (its logits give the
         // first token), so a cached block holding it does not count.
         let usable = (prompt.count - 1) / size
-        return state.withLock { state in
+        let route: Route? = state.withLock { state in
             let decoders = candidates(&state, roles: WorkerRole.decodeCapable, chain: chain, usable: usable, excluding: excluding)
             guard let decodeID = state.decodePolicy.choose(RoutingRequest(promptBlocks: promptBlocks), among: decoders),
                   let decode = target(state, decodeID)
@@ -31,14 +31,18 @@ extension ClusterState {
             if decision == .remote, let prefillID = state.prefillPolicy.choose(RoutingRequest(promptBlocks: promptBlocks), among: prefillers) {
                 route.prefill = target(state, prefillID)
             }
-            state.decisions[route.prefill == nil ? "local" : "remote", default: 0] += 1
-            state.decisions[cached > 0 ? "prefix_hit" : "prefix_miss", default: 0] += 1
             return route
         }
+        if let route {
+            countDecision(route.prefill == nil ? "local" : "remote")
+            countDecision(route.cachedTokens > 0 ? "prefix_hit" : "prefix_miss")
+        }
+        return route
     }
 
     public func countDecision(_ outcome: String) {
         state.withLock { $0.decisions[outcome, default: 0] += 1 }
+        metrics?.decided(outcome)
     }
 
     /// Counts a request as the worker's until `finished` says it is done.

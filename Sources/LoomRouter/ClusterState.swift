@@ -55,9 +55,11 @@ public final class ClusterState: Sendable {
 
     public let settings: Settings
     let state: Mutex<State>
+    let metrics: RouterMetrics?
 
-    public init(settings: Settings) {
+    public init(settings: Settings, metrics: RouterMetrics? = nil) {
         self.settings = settings
+        self.metrics = metrics
         state = Mutex(State(
             decodePolicy: settings.decodePolicy.make(prefixWeight: settings.prefixWeight),
             prefillPolicy: RoutingPolicyName.prefixAware.make(prefixWeight: settings.prefixWeight)))

@@ -36,7 +36,11 @@ extension WorkerNode {
         guard let exported else {
             throw WireError(.handlerFailed, "the engine finished the prompt without exporting its KV blocks")
         }
+        let start = ContinuousClock.now
         try await write(exported, into: target)
+        let elapsed = (ContinuousClock.now - start).components
+        response.transferMicros = UInt64(elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000)
+        response.transferBytes = UInt64(exported.count)
         response.writes = 1
         return response
     }

@@ -65,17 +65,19 @@ struct RouterCommand: AsyncParsableCommand {
         let template = try file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
         let contextLength = try ModelConfig(gguf: file).contextLength
         let name = ServedModel.defaultName(path: path)
+        let metrics = ServerMetrics()
         let state = ClusterState(settings: .init(
             decodePolicy: RoutingPolicyName(rawValue: policy)!, prefixWeight: prefixWeight,
             disaggregationThreshold: disaggregationThreshold, heartbeatInterval: .milliseconds(heartbeatIntervalMs),
-            heartbeatTimeout: .milliseconds(heartbeatTimeoutMs), hasher: BlockHasher(modelName: name)))
+            heartbeatTimeout: .milliseconds(heartbeatTimeoutMs), hasher: BlockHasher(modelName: name)),
+            metrics: RouterMetrics(registry: metrics.registry))
         var rpc = RPCConfiguration(nodeName: "router", logger: logger)
         rpc.epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         let backend = ClusterBackend(state: state, rpc: rpc, logger: logger)
         let served = ServedModel(path: path, tokenizer: tokenizer, chatTemplate: template, contextLength: contextLength, backend: backend, name: name)
         let node = RouterNode(backend: backend, logger: logger)
         let rpcServer = try await RPCServer.bind(.tcp(host: host, port: rpcPort), services: node.services, configuration: rpc)
-        let router = OpenAIServer(model: served, configuration: .init(apiKey: apiKey)).router()
+        let router = OpenAIServer(model: served, configuration: .init(apiKey: apiKey), metrics: metrics).router()
         router.get("/admin/status") { _, _ in
             let body = try JSONEncoder.sorted.encode(state.status)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))

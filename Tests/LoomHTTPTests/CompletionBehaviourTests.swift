@@ -84,11 +84,24 @@ import Testing
     /// Without include_usage there is no usage chunk: the closing chunk is last before [DONE].
     @Test func completionStreamEndsWithFinishReasonThenDone() async throws {
         try await ServerHarness().run { client, _ in
-            let events = try sseEvents(try await client.post("/v1/completions", #"{"prompt": "x", "max_tokens": 4, "stream": true}"#).body)
+            let events = try sseEvents(try await client.post("/v1/completions", #"{"prompt": "x", "max_tokens": 4, "stream": true, "ignore_eos": true}"#).body)
             let last = try JSONValue(events[events.count - 2])
             #expect(last["object"].string == "text_completion")
             #expect(last["choices"][0]["finish_reason"].string == "length")
             #expect(!events.joined().contains("usage"))
+        }
+    }
+
+    /// ignore_eos (vLLM's and llama-server's extension, which load
+    /// generators send) keeps sampling past end-of-generation tokens.
+    @Test func ignoreEOSGeneratesExactlyMaxTokens() async throws {
+        try await ServerHarness().run { client, served in
+            for seed in 0..<8 {
+                let body = try JSONValue(try await client.post("/v1/completions", #"{"prompt": "x", "max_tokens": 12, "seed": \#(seed), "ignore_eos": true}"#).body)
+                #expect(body["usage"]["completion_tokens"].int == 12 && body["choices"][0]["finish_reason"].string == "length")
+            }
+            let refused = try await client.post("/v1/completions", #"{"prompt": "x", "ignore_eos": true, "response_format": {"type": "json_object"}}"#)
+            #expect(refused.status == .badRequest)
         }
     }
 

@@ -273,6 +273,11 @@ public nonisolated struct Loom_Cluster_PrefillResponse: Sendable {
 
   public var computedTokens: UInt32 = 0
 
+  /// Time spent writing the KV into the decode worker.
+  public var transferMicros: UInt64 = 0
+
+  public var transferBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -972,7 +977,7 @@ nonisolated extension Loom_Cluster_PrefillRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Loom_Cluster_PrefillResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrefillResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}first\0\u{1}finished\0\u{1}writes\0\u{3}computed_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}first\0\u{1}finished\0\u{1}writes\0\u{3}computed_tokens\0\u{3}transfer_micros\0\u{3}transfer_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -984,6 +989,8 @@ nonisolated extension Loom_Cluster_PrefillResponse: SwiftProtobuf.Message, Swift
       case 2: try { try decoder.decodeSingularMessageField(value: &self._finished) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.writes) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.computedTokens) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.transferMicros) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.transferBytes) }()
       default: break
       }
     }
@@ -1006,6 +1013,12 @@ nonisolated extension Loom_Cluster_PrefillResponse: SwiftProtobuf.Message, Swift
     if self.computedTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.computedTokens, fieldNumber: 4)
     }
+    if self.transferMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transferMicros, fieldNumber: 5)
+    }
+    if self.transferBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transferBytes, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1014,6 +1027,8 @@ nonisolated extension Loom_Cluster_PrefillResponse: SwiftProtobuf.Message, Swift
     if lhs._finished != rhs._finished {return false}
     if lhs.writes != rhs.writes {return false}
     if lhs.computedTokens != rhs.computedTokens {return false}
+    if lhs.transferMicros != rhs.transferMicros {return false}
+    if lhs.transferBytes != rhs.transferBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,104 @@
+import LoomCluster
+import LoomEngine
+import LoomModel
+import LoomRouter
+import LoomWire
+import Testing
+
+/// Routing and P/D pairing as the router decides them, from registrations
+/// and heartbeats alone: no model, no network.
+@Suite struct ClusterStateTests {
+    let hasher = BlockHasher(modelName: "test")
+
+    func state(threshold: Int = 32, timeout: Duration = .seconds(3)) -> ClusterState {
+        ClusterState(settings: .init(disaggregationThreshold: threshold, heartbeatTimeout: timeout, hasher: hasher))
+    }
+
+    func register(_ state: ClusterState, _ name: String, role: String, port: Int, epoch: UInt64 = 1, cached: [BlockHash] = []) throws {
+        var request = Loom_Cluster_RegisterRequest()
+        request.name = name
+        request.role = role
+        request.rpcHost = "127.0.0.1"
+        request.rpcPort = UInt32(port)
+        request.epoch = epoch
+        request.blockCount = 1000
+        request.blockSize = 16
+        request.cachedHashes = cached.map(\.rawValue)
+        _ = try state.register(request)
+    }
+
+    let prompt: [TokenID] = (0..<100).map { TokenID($0) }
+
+    @Test func aPromptGoesToTheDecodeWorkerHoldingItsPrefix() throws {
+        let s = state()
+        try register(s, "decode-0", role: "decode", port: 1)
+        try register(s, "decode-1", role: "decode", port: 2, cached: Array(hasher.chain(prompt).prefix(4)))
+        let route = try #require(s.route(prompt))
+        #expect(route.decode.id == WorkerID("decode-1") && route.decode.address == .tcp(host: "127.0.0.1", port: 2))
+        #expect(route.cachedTokens == 64)
+        #expect(route.prefill == nil, "no prefill worker: the decode worker prefills")
+    }
+
+    @Test func aLongUncachedPromptIsPairedWithAPrefillWorkerAndAShortOneIsNot() throws {
+        let s = state(threshold: 32)
+        try register(s, "decode-0", role: "decode", port: 1)
+        try register(s, "prefill-0", role: "prefill", port: 3)
+        #expect(s.route(prompt)?.prefill?.id == WorkerID("prefill-0"))
+        #expect(s.route(Array(prompt.prefix(20)))?.prefill == nil, "20 uncached tokens are under the threshold")
+        let status = s.status
+        #expect(status.decisions["remote"] == 1 && status.decisions["local"] == 1)
+    }
+
+    @Test func theBlockHoldingTheLastPromptTokenNeverCountsAsCached() throws {
+        let s = state()
+        let exact = Array(prompt.prefix(64))
+        try register(s, "decode-0", role: "decode", port: 1, cached: hasher.chain(exact))
+        #expect(s.route(exact)?.cachedTokens == 48, "its logits are needed, so the last block is computed again")
+    }
+
+    @Test func failedWorkersAreSkippedAndWithNoneLeftThereIsNoRoute() throws {
+        let s = state()
+        try register(s, "decode-0", role: "decode", port: 1)
+        try register(s, "decode-1", role: "decode", port: 2)
+        #expect(s.route(prompt, excluding: [WorkerID("decode-0")])?.decode.id == WorkerID("decode-1"))
+        #expect(s.route(prompt, excluding: [WorkerID("decode-0"), WorkerID("decode-1")]) == nil)
+    }
+
+    @Test func requestsInFlightSpreadABurstBeforeAnyHeartbeatReportsIt() throws {
+        let s = state()
+        try register(s, "decode-0", role: "decode", port: 1)
+        try register(s, "decode-1", role: "decode", port: 2)
+        var chosen: [String] = []
+        for _ in 0..<4 {
+            let route = try #require(s.route(prompt))
+            s.started(on: route.decode.id)
+            chosen.append(route.decode.id.name)
+        }
+        #expect(chosen.sorted() == ["decode-0", "decode-0", "decode-1", "decode-1"])
+    }
+
+    @Test func heartbeatsFeedTheIndexAndAnUnknownIncarnationMustRegisterAgain() throws {
+        let s = state()
+        try register(s, "decode-0", role: "decode", port: 1, epoch: 7)
+        var beat = Loom_Cluster_HeartbeatRequest()
+        beat.name = "decode-0"
+        beat.epoch = 7
+        let chain = hasher.chain(prompt)
+        beat.events = chain.enumerated().map { i, hash in Loom_Cluster_CacheEvent(.stored(hash: hash, parent: i == 0 ? nil : chain[i - 1])) }
+        #expect(s.heartbeat(beat).reregister == false)
+        #expect(s.status.workers.first?.indexedBlocks == 6)
+        #expect(s.route(prompt)?.cachedTokens == 96)
+        beat.epoch = 8
+        #expect(s.heartbeat(beat).reregister == true, "a restarted worker's heartbeat is not accepted")
+    }
+
+    @Test func silentWorkersAreDeclaredDeadAndLoseTheirIndex() async throws {
+        let s = state(timeout: .milliseconds(1))
+        try register(s, "decode-0", role: "decode", port: 1, cached: hasher.chain(prompt))
+        try await Task.sleep(for: .milliseconds(5))
+        let dead = s.expire()
+        #expect(dead.map(\.0) == [WorkerID("decode-0")] && dead.first?.1 == .tcp(host: "127.0.0.1", port: 1))
+        #expect(s.route(prompt) == nil)
+        #expect(s.status.prefixIndexBlocks == 0 && s.status.workers.first?.healthy == false)
+    }
+}
