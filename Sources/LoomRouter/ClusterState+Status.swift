@@ -23,6 +23,9 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
         /// router's index holds for it: equal once events are applied.
         public var cachedBlocks: Int
         public var indexedBlocks: Int
+        /// KV writes this worker sent, by transfer backend.
+        public var shmWrites: Int
+        public var tcpWrites: Int
     }
 
     public var workers: [Worker]
@@ -46,7 +49,8 @@ extension ClusterState {
                     kvBlocksSent: w.kvBlocksSent, kvBlocksReceived: w.kvBlocksReceived,
                     heartbeatAgeMs: Int(age.seconds * 1000 + age.attoseconds / 1_000_000_000_000_000),
                     computedTokens: Int(reported?.computedTokens ?? 0), remotePrefilledTokens: Int(reported?.remotePrefilledTokens ?? 0),
-                    cachedBlocks: Int(reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count)
+                    cachedBlocks: Int(reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count,
+                    shmWrites: Int(reported?.shmWrites ?? 0), tcpWrites: Int(reported?.tcpWrites ?? 0))
             }
             return ClusterStatus(
                 workers: workers, prefixIndexBlocks: state.index.distinctBlocks, prefixIndexEntries: state.index.entryCount,

@@ -50,11 +50,14 @@ extension WorkerNode {
         guard pageLength == engine.kvLayout.bytesPerBlock else {
             throw WireError(.handlerFailed, "the decode worker's KV blocks are \(pageLength) bytes but ours are \(engine.kvLayout.bytesPerBlock); are both serving the same model?")
         }
+        let region = RegionDescriptor(target.region)
         let operation = try WriteOperation.pages(
-            of: ByteBuffer(bytes: bytes), pageLength: pageLength, to: RegionDescriptor(target.region),
+            of: ByteBuffer(bytes: bytes), pageLength: pageLength, to: region,
             pages: target.blocks.map { Int($0) }, stride: pageLength, immediate: target.immediate)
         let address = RPCAddress.tcp(host: target.transferHost, port: Int(target.transferPort))
-        try await peers.withTransport(to: address) { try await $0.write(operation) }
+        let shared = target.hostID == HostIdentity.current && region.backendKeys[SharedMemoryRegion.backendKey] != nil
+        try await peers.withTransport(to: address, shared: shared) { try await $0.write(operation) }
+        if shared { shmWrites.add(1, ordering: .relaxed) } else { tcpWrites.add(1, ordering: .relaxed) }
         kvBlocksSent.add(UInt64(target.blocks.count), ordering: .relaxed)
     }
 }

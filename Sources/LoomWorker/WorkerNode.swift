@@ -43,14 +43,22 @@ public final class WorkerNode: Sendable {
     let rpc: RPCConfiguration
     let kvBlocksSent = Atomic<UInt64>(0)
     let kvBlocksReceived = Atomic<UInt64>(0)
+    let shmWrites = Atomic<UInt64>(0)
+    let tcpWrites = Atomic<UInt64>(0)
     private let boundPort: Atomic<Int>
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
         self.configuration = configuration
         boundPort = Atomic(configuration.port)
         let layout = KVCacheLayout(config: model.transformer.config, blockSize: scheduler.blockSize)
-        regions = RegionTable(owner: configuration.name, epoch: epoch)
-        pool = regions.register(length: scheduler.blockCount * layout.bytesPerBlock)
+        // The pid in the owner's name lets a later start clean up the
+        // shared pool files of a worker that was killed.
+        regions = RegionTable(owner: "\(configuration.name).pid\(ProcessInfo.processInfo.processIdentifier)", epoch: epoch)
+        StaleSharedPools.remove()
+        let bytes = scheduler.blockCount * layout.bytesPerBlock
+        // A shared mapping lets prefill workers on this host copy blocks in
+        // directly; without /dev/shm the pool is private and reached by tcp.
+        pool = (try? SharedMemoryRegion.register(in: regions, length: bytes)) ?? regions.register(length: bytes)
         let memory = PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool)
         engine = try InferenceEngine(model: model.transformer, configuration: scheduler, memory: memory)
         served = ServedModel(model: model, engine: engine, name: ServedModel.defaultName(path: model.path))
@@ -66,6 +74,7 @@ public final class WorkerNode: Sendable {
     public var services: RPCServices {
         var services = RPCServices()
         TransferService.register(into: &services, target: target)
+        TransferService.registerShared(into: &services, target: target)
         services.serverStreaming(ClusterRPC.generate) { spec, _, writer in
             try await self.stream(self.engine.generate(self.request(spec)), to: writer)
         }
@@ -90,8 +99,11 @@ public final class WorkerNode: Sendable {
     }
 
     public var load: Loom_Cluster_Load {
-        Loom_Cluster_Load(engine.snapshot, kvBlocksSent: kvBlocksSent.load(ordering: .relaxed),
-                          kvBlocksReceived: kvBlocksReceived.load(ordering: .relaxed))
+        var load = Loom_Cluster_Load(engine.snapshot, kvBlocksSent: kvBlocksSent.load(ordering: .relaxed),
+                                     kvBlocksReceived: kvBlocksReceived.load(ordering: .relaxed))
+        load.shmWrites = shmWrites.load(ordering: .relaxed)
+        load.tcpWrites = tcpWrites.load(ordering: .relaxed)
+        return load
     }
 
     public func shutdown() {
@@ -147,6 +159,7 @@ public final class WorkerNode: Sendable {
         wire.transferPort = UInt32(port)
         wire.leaseMs = UInt32(lease.components.seconds * 1000)
         wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
+        wire.hostID = HostIdentity.current
         return wire
     }
 

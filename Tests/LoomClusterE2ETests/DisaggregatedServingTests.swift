@@ -77,6 +77,7 @@ func content(_ response: [String: Any]) -> String? {
         let blocks = (promptTokens + 15) / 16
         #expect(prefill["kv_blocks_sent"] as? Int == blocks && decode["kv_blocks_received"] as? Int == blocks)
         #expect((settled["decisions"] as? [String: Int])?["remote"] == 1)
+        #expect(prefill["shm_writes"] as? Int == 1 && prefill["tcp_writes"] as? Int == 0, "workers on one host share memory")
     }
 
     @Test func streamingThroughTheRouterMatchesAndShortPromptsStayOnTheDecodeWorker() async throws {

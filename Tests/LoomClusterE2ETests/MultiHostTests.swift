@@ -113,5 +113,6 @@ struct VirtualHosts {
         #expect(decode["address"] as? String == "\(hosts.address(2)):7611")
         #expect((decode["kv_blocks_received"] as? Int ?? 0) > 0 && decode["kv_blocks_received"] as? Int == prefill["kv_blocks_sent"] as? Int)
         #expect(decode["remote_prefilled_tokens"] as? Int == (try reference.prompt(messages)).count)
+        #expect(prefill["tcp_writes"] as? Int == 1 && prefill["shm_writes"] as? Int == 0, "hosts apart use tcp")
     }
 }

@@ -206,6 +206,11 @@ public nonisolated struct Loom_Cluster_Reservation: Sendable {
 
   public var cachedTokens: UInt32 = 0
 
+  /// Which host the decode worker runs on (machine and network namespace):
+  /// a prefill worker on the same host writes through the shared mapping
+  /// (`shm`), any other over `tcp`.
+  public var hostID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -339,6 +344,11 @@ public nonisolated struct Loom_Cluster_Load: Sendable {
   /// Blocks the worker's prefix cache holds: what the router's index must
   /// agree with once the worker's events are applied.
   public var cachedBlocks: UInt32 = 0
+
+  /// KV writes this worker sent through each backend.
+  public var shmWrites: UInt64 = 0
+
+  public var tcpWrites: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -821,7 +831,7 @@ nonisolated extension Loom_Cluster_TokenEvent: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Reservation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}region\0\u{1}blocks\0\u{3}first_block\0\u{3}bytes_per_block\0\u{1}immediate\0\u{3}transfer_host\0\u{3}transfer_port\0\u{3}lease_ms\0\u{3}cached_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}region\0\u{1}blocks\0\u{3}first_block\0\u{3}bytes_per_block\0\u{1}immediate\0\u{3}transfer_host\0\u{3}transfer_port\0\u{3}lease_ms\0\u{3}cached_tokens\0\u{3}host_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -839,6 +849,7 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.transferPort) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.leaseMs) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.cachedTokens) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
       default: break
       }
     }
@@ -879,6 +890,9 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
     if self.cachedTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.cachedTokens, fieldNumber: 10)
     }
+    if !self.hostID.isEmpty {
+      try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -893,6 +907,7 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
     if lhs.transferPort != rhs.transferPort {return false}
     if lhs.leaseMs != rhs.leaseMs {return false}
     if lhs.cachedTokens != rhs.cachedTokens {return false}
+    if lhs.hostID != rhs.hostID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1085,7 +1100,7 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1103,6 +1118,8 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksSent) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksReceived) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.cachedBlocks) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.shmWrites) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.tcpWrites) }()
       default: break
       }
     }
@@ -1139,6 +1156,12 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.cachedBlocks != 0 {
       try visitor.visitSingularUInt32Field(value: self.cachedBlocks, fieldNumber: 10)
     }
+    if self.shmWrites != 0 {
+      try visitor.visitSingularUInt64Field(value: self.shmWrites, fieldNumber: 11)
+    }
+    if self.tcpWrites != 0 {
+      try visitor.visitSingularUInt64Field(value: self.tcpWrites, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1153,6 +1176,8 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.kvBlocksSent != rhs.kvBlocksSent {return false}
     if lhs.kvBlocksReceived != rhs.kvBlocksReceived {return false}
     if lhs.cachedBlocks != rhs.cachedBlocks {return false}
+    if lhs.shmWrites != rhs.shmWrites {return false}
+    if lhs.tcpWrites != rhs.tcpWrites {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
