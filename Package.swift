@@ -116,7 +116,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomWire", "LoomTesting"]),
+        .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomWire", "LoomTransfer", "LoomTesting"]),
         .testTarget(name: "LoomRouterTests", dependencies: ["LoomRouter", "LoomCluster", "LoomEngine", "LoomModel", "LoomWire", "LoomWorker"]),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomTesting"]),
         .testTarget(

@@ -72,7 +72,19 @@ enum EngineCommand: Sendable {
     case cancel(RequestID)
     case finish(RequestID, FinishReason)
     case reserve(RequestID, GenerationRequest, CheckedContinuation<KVReservation, Error>)
-    case attach(RequestID, firstToken: TokenID, logprob: Float, AsyncThrowingStream<GenerationOutput, Error>.Continuation)
+    case attach(RequestID, firstToken: TokenID, logprob: Float, top: [Logprobs.Entry], AsyncThrowingStream<GenerationOutput, Error>.Continuation)
+}
+
+extension EngineCommand {
+    /// Answers a command the engine will never run (it shut down).
+    func refuse() {
+        let error = SchedulerError(.unavailable, "the engine has shut down; retry on another server")
+        switch self {
+        case .submit(_, _, let continuation), .attach(_, _, _, _, let continuation): continuation.finish(throwing: error)
+        case .reserve(_, _, let reply): reply.resume(throwing: error)
+        case .cancel, .finish: break
+        }
+    }
 }
 
 /// Per-request state the engine thread keeps beside the scheduler's: the
@@ -144,21 +156,21 @@ final class EngineLoop: @unchecked Sendable {
             } catch {
                 reply.resume(throwing: error)
             }
-        case .attach(let id, let firstToken, let logprob, let continuation):
-            attach(id, firstToken: firstToken, logprob: logprob, continuation)
+        case .attach(let id, let firstToken, let logprob, let top, let continuation):
+            attach(id, firstToken: firstToken, logprob: logprob, top: top, continuation)
         }
     }
 
     /// The remote prefill of a reservation landed: the sequence starts
     /// decoding after `firstToken`, which the prefill worker sampled.
-    private func attach(_ id: RequestID, firstToken: TokenID, logprob: Float, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation) {
+    private func attach(_ id: RequestID, firstToken: TokenID, logprob: Float, top: [Logprobs.Entry], _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation) {
         guard contexts[id] != nil, contexts[id]!.continuation == nil else {
             continuation.finish(throwing: SchedulerError(.invalidRequest, "request \(id) holds no reservation here (expired or already attached); prefill it again"))
             return
         }
         contexts[id]!.continuation = continuation
         do {
-            deliver(try scheduler.admitReserved(id, firstToken: firstToken), logits: [id: (logprob, [])])
+            deliver(try scheduler.admitReserved(id, firstToken: firstToken), logits: [id: (logprob, top)])
         } catch {
             contexts[id] = nil
             continuation.finish(throwing: error)
@@ -267,8 +279,13 @@ final class KVCacheLog: Sendable {
     private struct State {
         var hashes: Set<BlockHash> = []
         var pending: [KVCacheEvent] = []
+        var overflowed = false
     }
 
+    /// Nobody drains the events of a `loom serve` (or of a worker cut off
+    /// from its router), so they are capped; past the cap only a full
+    /// snapshot can bring a reader up to date.
+    static let pendingLimit = 65_536
     private let state = Mutex(State())
 
     func record(_ event: KVCacheEvent) {
@@ -277,20 +294,27 @@ final class KVCacheLog: Sendable {
             case .stored(let hash, _): state.hashes.insert(hash)
             case .removed(let hash): state.hashes.remove(hash)
             }
-            state.pending.append(event)
+            if state.pending.count >= Self.pendingLimit {
+                state.pending.removeAll()
+                state.overflowed = true
+            }
+            if !state.overflowed { state.pending.append(event) }
         }
     }
 
-    func drain() -> [KVCacheEvent] {
+    /// The events since the last drain, or nil if some were dropped (the
+    /// reader must take a full snapshot instead).
+    func drain() -> [KVCacheEvent]? {
         state.withLock { state in
             defer { state.pending.removeAll() }
-            return state.pending
+            return state.overflowed ? nil : state.pending
         }
     }
 
     func hashesResettingEvents() -> Set<BlockHash> {
         state.withLock { state in
             state.pending.removeAll()
+            state.overflowed = false
             return state.hashes
         }
     }

@@ -7,7 +7,8 @@ import Synchronization
 /// back while a single engine thread (not the cooperative pool, whose
 /// threads must never block on a long matmul) runs the steps.
 public final class InferenceEngine: Sendable {
-    private let inbox = Mutex<[EngineCommand]>([])
+    /// Commands for the engine thread; nil once it stopped taking them.
+    private let inbox = Mutex<[EngineCommand]?>([])
     private let stopping = Atomic<Bool>(false)
     private let nextID = Atomic<UInt64>(1)
     private let wake = DispatchSemaphore(value: 0)
@@ -59,12 +60,12 @@ public final class InferenceEngine: Sendable {
     /// Starts decoding a reservation whose blocks the prefill worker has
     /// written, after the `firstToken` it sampled. The stream starts with
     /// that token; dropping it cancels the request.
-    public func attach(_ id: RequestID, firstToken: TokenID, logprob: Float) -> AsyncThrowingStream<GenerationOutput, Error> {
+    public func attach(_ id: RequestID, firstToken: TokenID, logprob: Float, top: [Logprobs.Entry] = []) -> AsyncThrowingStream<GenerationOutput, Error> {
         let (stream, continuation) = AsyncThrowingStream<GenerationOutput, Error>.makeStream()
         continuation.onTermination = { [weak self] termination in
             if case .cancelled = termination { self?.send(.cancel(id)) }
         }
-        send(.attach(id, firstToken: firstToken, logprob: logprob, continuation))
+        send(.attach(id, firstToken: firstToken, logprob: logprob, top: top, continuation))
         return stream
     }
 
@@ -75,8 +76,9 @@ public final class InferenceEngine: Sendable {
     }
 
     /// Cache changes since the last call, oldest first: what a worker
-    /// reports to the router's prefix index.
-    public func drainCacheEvents() -> [KVCacheEvent] {
+    /// reports to the router's prefix index. Nil when too many piled up
+    /// unread and some were dropped: take `cachedHashesResettingEvents()`.
+    public func drainCacheEvents() -> [KVCacheEvent]? {
         cacheLog.drain()
     }
 
@@ -100,15 +102,18 @@ public final class InferenceEngine: Sendable {
     public var snapshot: EngineSnapshot { published.withLock { $0 } }
 
     private func send(_ command: EngineCommand) {
-        inbox.withLock { $0.append(command) }
-        wake.signal()
+        let accepted = inbox.withLock { inbox in
+            inbox?.append(command)
+            return inbox != nil
+        }
+        if accepted { wake.signal() } else { command.refuse() }
     }
 
     private func run(_ loop: EngineLoop) {
         while !stopping.load(ordering: .acquiring) {
             let commands = inbox.withLock { inbox in
-                defer { inbox.removeAll() }
-                return inbox
+                defer { inbox = [] }
+                return inbox ?? []
             }
             for command in commands { loop.apply(command) }
             published.withLock { $0 = loop.snapshot }
@@ -119,6 +124,13 @@ public final class InferenceEngine: Sendable {
             loop.step()
         }
         for id in loop.contexts.keys { loop.apply(.cancel(id)) }
+        // Whatever arrived after the last step (and anything sent from now
+        // on) is refused, so no caller waits on a thread that is gone.
+        let unread = inbox.withLock { inbox in
+            defer { inbox = nil }
+            return inbox ?? []
+        }
+        for command in unread { command.refuse() }
         finished.signal()
     }
 }

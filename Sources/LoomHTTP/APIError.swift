@@ -75,6 +75,8 @@ extension APIError {
             self.init(.badRequest, code: "context_length_exceeded", error.message)
         case .invalidRequest, .invalidConfiguration:
             self.init(.badRequest, code: "invalid_request", error.message)
+        case .unavailable:
+            self.init(.serviceUnavailable, type: "server_error", code: "unavailable", error.message, retryAfter: 1)
         }
     }
 

@@ -10,7 +10,7 @@ enum PrefillOutcome {
     /// or the prefill worker was overloaded); it queues the request.
     case local
     /// The request ended with the prefill's first token.
-    case finished(Loom_Cluster_Finished)
+    case finished(Loom_Cluster_Reservation, Loom_Cluster_Finished)
     /// The KV is in the decode worker's reserved blocks.
     case ready(Loom_Cluster_Reservation, Loom_Cluster_PrefillResponse)
 }
@@ -25,16 +25,23 @@ extension ClusterBackend {
             reservation = try await call(decode) { try await $0.unary(ClusterRPC.reserve, spec, timeout: .seconds(10)).0 }
         } catch let error as WireError where error.schedulerError?.code == .overloaded {
             return .local
+        } catch let error as WireError where error.schedulerError == nil {
+            // A reserve that timed out or failed may have left blocks held;
+            // the lease returns them. This worker is the one that failed.
+            throw AttemptFailure(worker: decode.id, error: error)
         }
         var request = Loom_Cluster_PrefillRequest()
         request.spec = spec
         request.target = reservation
         do {
-            let response = try await call(prefill) { try await $0.unary(ClusterRPC.prefill, request, timeout: .seconds(300)).0 }
-            state.metrics?.transferred(blocks: reservation.blocks.count, bytes: Int(response.transferBytes), microseconds: response.transferMicros)
-            return response.hasFirst ? .ready(reservation, response) : .finished(response.finished)
+            // Past the lease the decode worker may have handed the blocks
+            // to someone else; the prefill worker checks it too.
+            let lease = Duration.milliseconds(Int(reservation.leaseMs))
+            let response = try await call(prefill) { try await $0.unary(ClusterRPC.prefill, request, timeout: lease).0 }
+            state.metrics?.transferred(blocks: reservation.blocks.count, bytes: Int(clamping: response.transferBytes), microseconds: response.transferMicros)
+            return response.hasFirst ? .ready(reservation, response) : .finished(reservation, response.finished)
         } catch {
-            await release(reservation, on: decode)
+            release(reservation, on: decode)
             if Task.isCancelled { throw CancellationError() }
             if case let wire as WireError = error {
                 if wire.schedulerError?.code == .overloaded { return .local }
@@ -49,10 +56,12 @@ extension ClusterBackend {
         }
     }
 
-    private func release(_ reservation: Loom_Cluster_Reservation, on decode: Route.Target) async {
+    /// Best effort, in its own task: the request's task may be cancelled,
+    /// and the lease returns the blocks anyway if this is lost.
+    func release(_ reservation: Loom_Cluster_Reservation, on decode: Route.Target) {
         var request = Loom_Cluster_AttachRequest()
         request.requestID = reservation.requestID
-        _ = try? await call(decode) { try await $0.unary(ClusterRPC.release, request, timeout: .seconds(2)) }
+        Task { _ = try? await self.call(decode) { try await $0.unary(ClusterRPC.release, request, timeout: .seconds(2)) } }
     }
 
     /// Streams a worker's token events to the client. Returns once the
@@ -81,7 +90,7 @@ extension ClusterBackend {
                     return false
                 }
             }
-        } catch let error as WireError where error.schedulerError != nil {
+        } catch let error as WireError where error.schedulerError != nil && error.schedulerError?.code != .overloaded {
             throw error
         } catch {
             if Task.isCancelled { throw CancellationError() }
@@ -112,5 +121,5 @@ extension ClusterBackend {
 extension WireError {
     /// The prefill worker's one-sided write into the decode worker failed
     /// (transfer errors travel as codes 1000 and up).
-    var isTransferFailure: Bool { (1001..<2000).contains(code.rawValue) || message.contains("peerUnavailable") || message.contains("ackLost") }
+    var isTransferFailure: Bool { (1001..<2000).contains(code.rawValue) }
 }

@@ -52,6 +52,12 @@ public final class ClusterBackend: GenerationBackend {
         var excluded: Set<WorkerID> = []
         var lastFailure: AttemptFailure?
         for _ in 0..<maxAttempts {
+            // The stream broke after the last token but before its finish:
+            // nothing is left to generate.
+            if progress.generated.count >= progress.request.maxTokens {
+                continuation.yield(.finished(.length, progress.usage(nil)))
+                return continuation.finish()
+            }
             guard let route = state.route(progress.prompt, excluding: excluded) else { break }
             do {
                 try await attempt(route, &progress, continuation)
@@ -67,9 +73,14 @@ public final class ClusterBackend: GenerationBackend {
                 return continuation.finish(throwing: (error as? WireError)?.schedulerError ?? error)
             }
         }
-        let reason = lastFailure.map { "every worker tried failed it (last: \($0.worker): \($0.error))" }
-            ?? "no live decode worker can take it"
-        continuation.finish(throwing: SchedulerError(.overloaded, "the cluster could not serve this request: \(reason); retry later"))
+        guard let lastFailure else {
+            return continuation.finish(throwing: SchedulerError(.unavailable, "no live decode worker can take this request; start one (loom worker --role decode) or retry later"))
+        }
+        // Busy workers are a 429 (retry with backoff); failed ones a 503.
+        let overloaded = (lastFailure.error as? WireError)?.schedulerError?.code == .overloaded
+        continuation.finish(throwing: SchedulerError(
+            overloaded ? .overloaded : .unavailable,
+            "the cluster could not serve this request: every worker tried \(overloaded ? "is busy" : "failed it") (last: \(lastFailure.worker): \(lastFailure.error)); retry later"))
     }
 
     /// One try on one route. Throws `AttemptFailure` when a worker failed
@@ -88,13 +99,18 @@ public final class ClusterBackend: GenerationBackend {
         switch outcome {
         case .local:
             try await relay(ClusterRPC.generate.id, spec, from: route.decode, &progress, continuation)
-        case .finished(let finished):
-            // The prefill's first token was a stop token: nothing to decode.
+        case .finished(let reservation, let finished):
+            // The prefill's first token was a stop token: nothing to decode,
+            // and the decode worker's blocks can go back at once.
+            release(reservation, on: route.decode)
             if case .finished(let reason, let usage) = finished.output {
                 continuation.yield(.finished(reason, progress.usage(usage)))
             }
             continuation.finish()
         case .ready(let reservation, let response):
+            // If the client leaves before the attach arrives, the
+            // reservation would otherwise wait out its lease.
+            if Task.isCancelled { return release(reservation, on: route.decode) }
             var attach = Loom_Cluster_AttachRequest()
             attach.requestID = reservation.requestID
             attach.first = response.first
@@ -133,9 +149,11 @@ struct RequestProgress {
         return Loom_Cluster_GenerationSpec(resumed, jsonMode: jsonMode)
     }
 
-    /// The usage of the whole request, whatever attempt finished it.
-    func usage(_ reported: RequestUsage) -> RequestUsage {
+    /// The usage of the whole request, whatever attempt finished it. A
+    /// retry's prompt includes generated tokens, so its cache figure is
+    /// capped at the original prompt.
+    func usage(_ reported: RequestUsage?) -> RequestUsage {
         RequestUsage(promptTokens: request.prompt.count, completionTokens: generated.count,
-                     cachedPromptTokens: cachedPromptTokens ?? reported.cachedPromptTokens)
+                     cachedPromptTokens: min(cachedPromptTokens ?? reported?.cachedPromptTokens ?? 0, request.prompt.count))
     }
 }

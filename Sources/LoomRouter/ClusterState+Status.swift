@@ -48,9 +48,9 @@ extension ClusterState {
                     running: w.load.running, waiting: w.load.waiting, kvBlocksUsed: w.load.usedBlocks, kvBlocksTotal: w.load.blockCount,
                     kvBlocksSent: w.kvBlocksSent, kvBlocksReceived: w.kvBlocksReceived,
                     heartbeatAgeMs: Int(age.seconds * 1000 + age.attoseconds / 1_000_000_000_000_000),
-                    computedTokens: Int(reported?.computedTokens ?? 0), remotePrefilledTokens: Int(reported?.remotePrefilledTokens ?? 0),
-                    cachedBlocks: Int(reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count,
-                    shmWrites: Int(reported?.shmWrites ?? 0), tcpWrites: Int(reported?.tcpWrites ?? 0))
+                    computedTokens: Int(clamping: reported?.computedTokens ?? 0), remotePrefilledTokens: Int(clamping: reported?.remotePrefilledTokens ?? 0),
+                    cachedBlocks: Int(clamping: reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count,
+                    shmWrites: Int(clamping: reported?.shmWrites ?? 0), tcpWrites: Int(clamping: reported?.tcpWrites ?? 0))
             }
             return ClusterStatus(
                 workers: workers, prefixIndexBlocks: state.index.distinctBlocks, prefixIndexEntries: state.index.entryCount,

@@ -30,9 +30,13 @@ public final class ClusterState: Sendable {
         public var heartbeatInterval: Duration
         public var heartbeatTimeout: Duration
         public var hasher: BlockHasher
+        /// The model every worker must serve; nil accepts any (tests).
+        public var modelName: String?
 
         public init(decodePolicy: RoutingPolicyName = .prefixAware, prefixWeight: Double = 1, disaggregationThreshold: Int = 32,
-                    heartbeatInterval: Duration = .milliseconds(500), heartbeatTimeout: Duration = .seconds(3), hasher: BlockHasher) {
+                    heartbeatInterval: Duration = .milliseconds(500), heartbeatTimeout: Duration = .seconds(3), hasher: BlockHasher,
+                    modelName: String? = nil) {
+            self.modelName = modelName
             self.decodePolicy = decodePolicy
             self.prefixWeight = prefixWeight
             self.disaggregationThreshold = disaggregationThreshold
@@ -74,11 +78,14 @@ public final class ClusterState: Sendable {
         guard request.blockSize == UInt32(settings.hasher.blockSize) else {
             throw WireError(.badMessage, "worker \(request.name) uses KV blocks of \(request.blockSize) tokens but the router hashes blocks of \(settings.hasher.blockSize)")
         }
+        if let modelName = settings.modelName, request.modelName != modelName {
+            throw WireError(.badMessage, "worker \(request.name) serves '\(request.modelName)' but this router serves '\(modelName)'; start it with the same --model")
+        }
         let id = WorkerID(request.name)
         state.withLock { state in
             state.membership.register(
                 id, role: role, rpcAddress: "\(request.rpcHost):\(request.rpcPort)", pid: Int(request.pid),
-                epoch: request.epoch, blockCount: Int(request.blockCount), at: .now)
+                epoch: request.epoch, blockCount: Int(clamping: request.blockCount), at: .now)
             // A registration carries the whole cache: the index starts over
             // for this worker whatever it believed before.
             state.index.replace(id, with: Set(request.cachedHashes.map(BlockHash.init(rawValue:))))
@@ -105,8 +112,12 @@ public final class ClusterState: Sendable {
             }
             state.index.apply(request.events.map(\.event), from: id)
             let before = state.reported[id] ?? Loom_Cluster_Load()
-            state.membership.recordKVBlocksSent(Int(max(0, Int64(load.kvBlocksSent) - Int64(before.kvBlocksSent))), by: id)
-            state.membership.recordKVBlocksReceived(Int(max(0, Int64(load.kvBlocksReceived) - Int64(before.kvBlocksReceived))), by: id)
+            // Counters a worker reports are totals; a smaller one means a
+            // new incarnation. Clamped: they come from another process.
+            let sent = load.kvBlocksSent >= before.kvBlocksSent ? load.kvBlocksSent - before.kvBlocksSent : 0
+            let received = load.kvBlocksReceived >= before.kvBlocksReceived ? load.kvBlocksReceived - before.kvBlocksReceived : 0
+            state.membership.recordKVBlocksSent(Int(clamping: sent), by: id)
+            state.membership.recordKVBlocksReceived(Int(clamping: received), by: id)
             state.reported[id] = load
         }
         return response

@@ -21,7 +21,7 @@ public struct RouterMetrics: Sendable {
     func transferred(blocks: Int, bytes: Int, microseconds: UInt64) {
         blocksTransferred.increment(by: Int64(blocks))
         bytesTransferred.increment(by: Int64(bytes))
-        transferTime.record(.microseconds(Int64(microseconds)))
+        transferTime.record(.microseconds(Int64(clamping: microseconds)))
     }
 
     /// One counter per outcome: local/remote prefill, prefix hit/miss, retry.

@@ -72,7 +72,10 @@ public struct RouterLink: Sendable {
             request.name = worker.configuration.name
             request.epoch = worker.rpcConfiguration.epoch
             request.load = worker.load
-            request.events = worker.engine.drainCacheEvents().map(Loom_Cluster_CacheEvent.init)
+            // Events were dropped while nobody read them: register again
+            // with the whole cache instead.
+            guard let events = worker.engine.drainCacheEvents() else { return }
+            request.events = events.map(Loom_Cluster_CacheEvent.init)
             let (response, _) = try await connection.unary(ClusterRPC.heartbeat, request, timeout: interval * 4)
             if response.reregister { return }
         }

@@ -11,6 +11,7 @@ extension WorkerNode {
     /// returns the first sampled token. The decode worker samples the rest.
     func prefill(_ wire: Loom_Cluster_PrefillRequest) async throws -> Loom_Cluster_PrefillResponse {
         let target = wire.target
+        let received = ContinuousClock.now
         var request = request(wire.spec)
         request.maxTokens = 1
         request.exportKVFromBlock = Int(target.firstBlock)
@@ -25,7 +26,11 @@ extension WorkerNode {
                 case .finished(let reason, let usage):
                     // Only a stop token as the very first token ends the
                     // request here; otherwise decoding goes on remotely.
-                    if !response.hasFirst { response.finished = Loom_Cluster_Finished(reason, usage) }
+                    guard !response.hasFirst else { break }
+                    guard reason == .stop else {
+                        throw WireError(.handlerFailed, "the prefill ended as \(reason.rawValue) before its first token (is this worker shutting down?)")
+                    }
+                    response.finished = Loom_Cluster_Finished(reason, usage)
                 }
             }
         } catch let error as SchedulerError {
@@ -36,8 +41,18 @@ extension WorkerNode {
         guard let exported else {
             throw WireError(.handlerFailed, "the engine finished the prompt without exporting its KV blocks")
         }
+        // Close to the lease's end the decode worker may free the blocks
+        // while the bytes are on their way; better to fail than to land in
+        // someone else's KV.
+        guard ContinuousClock.now - received < .milliseconds(Int(target.leaseMs)) * 0.8 else {
+            throw WireError(.deadlineExceeded, "the prefill took most of the decode worker's \(target.leaseMs) ms lease; not writing into blocks it may have reclaimed")
+        }
         let start = ContinuousClock.now
-        try await write(exported, into: target)
+        do {
+            try await write(exported, into: target)
+        } catch let error as TransferError {
+            throw WireError(error)
+        }
         let elapsed = (ContinuousClock.now - start).components
         response.transferMicros = UInt64(elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000)
         response.transferBytes = UInt64(exported.count)

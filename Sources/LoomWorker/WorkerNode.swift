@@ -157,7 +157,7 @@ public final class WorkerNode: Sendable {
         wire.immediate = immediate
         wire.transferHost = configuration.host
         wire.transferPort = UInt32(port)
-        wire.leaseMs = UInt32(lease.components.seconds * 1000)
+        wire.leaseMs = UInt32(clamping: lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
         wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
         wire.hostID = HostIdentity.current
         return wire
@@ -186,7 +186,8 @@ public final class WorkerNode: Sendable {
         target.counters.reset(immediate)
         kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
         let first = request.first
-        try await stream(engine.attach(id, firstToken: first.id, logprob: first.logprob), to: writer)
+        guard case .token(let token, let logprob, let top) = first.output else { return }
+        try await stream(engine.attach(id, firstToken: token, logprob: logprob, top: top), to: writer)
     }
 }
 
@@ -195,7 +196,8 @@ extension WireError {
     /// answer the client as `loom serve` would (429 for overload, 400 for
     /// a request that does not fit).
     static let schedulerCodeBase: UInt32 = 2000
-    static let schedulerCodes: [SchedulerError.Code] = [.overloaded, .contextOverflow, .exceedsKVCapacity, .invalidRequest, .invalidConfiguration]
+    /// Append only: the index is the wire code.
+    static let schedulerCodes: [SchedulerError.Code] = [.overloaded, .contextOverflow, .exceedsKVCapacity, .invalidRequest, .invalidConfiguration, .unavailable]
 
     public init(_ error: SchedulerError) {
         let index = Self.schedulerCodes.firstIndex(of: error.code) ?? 0

@@ -69,7 +69,7 @@ struct RouterCommand: AsyncParsableCommand {
         let state = ClusterState(settings: .init(
             decodePolicy: RoutingPolicyName(rawValue: policy)!, prefixWeight: prefixWeight,
             disaggregationThreshold: disaggregationThreshold, heartbeatInterval: .milliseconds(heartbeatIntervalMs),
-            heartbeatTimeout: .milliseconds(heartbeatTimeoutMs), hasher: BlockHasher(modelName: name)),
+            heartbeatTimeout: .milliseconds(heartbeatTimeoutMs), hasher: BlockHasher(modelName: name), modelName: name),
             metrics: RouterMetrics(registry: metrics.registry))
         var rpc = RPCConfiguration(nodeName: "router", logger: logger)
         rpc.epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000)

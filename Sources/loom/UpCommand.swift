@@ -29,6 +29,9 @@ struct UpCommand: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: cluster.logs, withIntermediateDirectories: true)
         let supervisor = Supervisor(executable: Self.executablePath, logs: cluster.logs)
+        // Also when startup fails or the router dies: no orphans left
+        // holding ports and shared memory.
+        defer { supervisor.stopAll() }
         try await runUntilSignalled {
             try await supervisor.start(cluster.launches(model: model))
             let url = "http://\(cluster.router.host):\(cluster.router.port)"
@@ -37,7 +40,6 @@ struct UpCommand: AsyncParsableCommand {
             announce(Self.banner(url: url, cluster: cluster, model: model))
             try await supervisor.watch()
         }
-        supervisor.stopAll()
     }
 
     /// This executable, so children run the same build.

@@ -2,6 +2,7 @@ import Foundation
 import LoomEngine
 import LoomModel
 import LoomTesting
+import LoomTransfer
 import LoomWire
 import LoomWorker
 import Testing
@@ -103,7 +104,7 @@ func prefillRequest(_ spec: Loom_Cluster_GenerationSpec, _ target: Loom_Cluster_
         let refused = await #expect(throws: WireError.self) {
             try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
         }
-        #expect(refused?.message.contains("refused") == true, "\(String(describing: refused))")
+        #expect(refused?.code.rawValue == 1000 + TransferError.Code.refused.rawValue, "\(String(describing: refused))")
         await prefill.stop()
         await decode.stop()
     }
@@ -120,7 +121,8 @@ func prefillRequest(_ spec: Loom_Cluster_GenerationSpec, _ target: Loom_Cluster_
         let refused = await #expect(throws: WireError.self) {
             try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
         }
-        #expect(refused?.message.contains("staleDescriptor") == true, "\(String(describing: refused))")
+        #expect(refused?.code.rawValue == 1000 + TransferError.Code.staleDescriptor.rawValue, "\(String(describing: refused))")
+        #expect(refused?.message.contains("restarted") == true)
         #expect(after.node.engine.snapshot.usedBlocks == 0, "nothing was written into the new incarnation's pool")
         await prefill.stop()
         await after.stop()

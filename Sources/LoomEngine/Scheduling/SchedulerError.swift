@@ -12,6 +12,9 @@ public struct SchedulerError: Error, CustomStringConvertible, Sendable, Equatabl
         case invalidRequest
         /// The scheduler configuration is inconsistent.
         case invalidConfiguration
+        /// Nothing can serve the request now (a cluster with no live
+        /// worker); retry later (HTTP 503).
+        case unavailable
     }
 
     public var code: Code

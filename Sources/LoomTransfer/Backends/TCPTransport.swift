@@ -104,6 +104,14 @@ public final class TCPTransport: TransferTransport {
     }
 }
 
+extension WireError {
+    /// A transfer failure as an RPC error, code 1000 + its code, so a
+    /// caller further up can tell what failed (`TransferError(wire:)`).
+    public init(_ error: TransferError) {
+        self.init(Code(rawValue: TransferService.errorCodeBase + error.code.rawValue), error.message)
+    }
+}
+
 /// The receiving half of the `tcp` backend, served on an RPC server.
 public enum TransferService {
     static let errorCodeBase: UInt32 = 1000
