@@ -97,7 +97,7 @@ out, workloads = sys.argv[1], sys.argv[2:]
 def load(name, w): return json.load(open(f"{out}/{name}-{w}.json"))
 def p50(r, key): return r[key]["p50"] if r[key] else float("nan")
 print(f"{'workload':14} {'server':13} {'ok/all':>7} {'out tok/s':>10} {'TTFT p50':>10} {'TTFT p99':>10} "
-      f"{'ITL p50':>9} {'E2E p50':>9} {'tok/req':>8}")
+      f"{'ITL p50':>9} {'E2E p50':>9} {'tok/req':>8} {'prompt':>7}")
 for w in workloads:
     for name, label in (("loom", "loom"), ("llama", "llama-server")):
         r = load(name, w)
@@ -105,7 +105,7 @@ for w in workloads:
         per_req = r["output_tokens"] / ok if ok else 0
         print(f"{w:14} {label:13} {ok:>3}/{r['requests']:<3} {r['output_tok_s']:10.1f} {p50(r, 'ttft_ms'):9.0f}ms "
               f"{(r['ttft_ms'] or {}).get('p99', float('nan')):9.0f}ms {p50(r, 'itl_ms'):7.1f}ms "
-              f"{p50(r, 'e2e_ms'):7.0f}ms {per_req:8.1f}")
+              f"{p50(r, 'e2e_ms'):7.0f}ms {per_req:8.1f} {r['prompt_tokens_mean'] or float('nan'):7.1f}")
         for reason in r["failure_reasons"]:
             print(f"{'':28} failure: {reason}")
 print()
