@@ -52,7 +52,7 @@ public struct ChatStreamClient: Sendable {
             // connection through AsyncHTTPClient's cancellation handler.
             let first = await group.next() ?? nil
             group.cancelAll()
-            return first ?? .failed("timed out after \(String(format: "%g", timeout.seconds)) s")
+            return first ?? timedOut
         }
     }
 
@@ -81,11 +81,19 @@ public struct ChatStreamClient: Sendable {
                 for item in StreamEvent.decode(last) { recorder.record(item, at: end) }
             }
             return recorder.finish(at: end)
+        } catch let error as HTTPClientError where error == .readTimeout || error == .deadlineExceeded {
+            // The client's own timeouts are set from `timeout`; when a busy
+            // machine lets them fire first, the cause is still the same.
+            return timedOut
         } catch is CancellationError {
             return .failed("cancelled")
         } catch {
             return .failed(String(describing: error))
         }
+    }
+
+    private var timedOut: RequestOutcome {
+        .failed("timed out after \(String(format: "%g", timeout.seconds)) s")
     }
 
     private func makeRequest(_ prompt: BenchPrompt) throws -> HTTPClientRequest {

@@ -4,11 +4,29 @@ import HummingbirdTesting
 import LoomBench
 import Testing
 
+/// Holds the streams of model "slow" until the test opens it: a server that
+/// never answers, for as long as the test needs one. The server's graceful
+/// shutdown waits for those handlers, so every test must open it in the end.
+private actor Gate {
+    private var isOpen = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func wait() async {
+        if isOpen { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func open() {
+        isOpen = true
+        for waiter in waiters { waiter.resume() }
+        waiters = []
+    }
+}
+
 /// A stand-in OpenAI server on a real loopback socket: it streams a few
-/// chunks in separate writes, answers 429 to model "busy" and stalls for
-/// model "slow" (2 s: long past the client's timeout, short enough that
-/// shutdown does not wait long for it), so the client's streaming, error and timeout
-/// paths run over TCP without a model.
+/// chunks in separate writes, answers 429 to model "busy" and stalls model
+/// "slow" behind a gate, so the client's streaming, error and timeout paths
+/// run over TCP without a model.
 private enum FakeServer {
     struct Body: Decodable {
         struct StreamOptions: Decodable { var include_usage: Bool }
@@ -19,7 +37,7 @@ private enum FakeServer {
         var ignore_eos: Bool
     }
 
-    static func application() -> some ApplicationProtocol {
+    static func application(gate: Gate) -> some ApplicationProtocol {
         let router = Router()
         router.get("/v1/models") { _, _ in
             Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"object":"list","data":[{"id":"fake"}]}"#)))
@@ -36,7 +54,7 @@ private enum FakeServer {
                 status: .ok, headers: [.contentType: "text/event-stream"],
                 body: ResponseBody { writer in
                     try await writer.write(ByteBuffer(string: #"data: {"choices":[{"delta":{"role":"assistant","content":""}}]}"# + "\n\n"))
-                    if body.model == "slow" { try await Task.sleep(for: .seconds(2)) }
+                    if body.model == "slow" { await gate.wait() }
                     for word in ["one", " two", " three"] {
                         try await Task.sleep(for: .milliseconds(20))
                         try await writer.write(ByteBuffer(string: "data: {\"choices\":[{\"delta\":{\"content\":\"\(word)\"}}]}\n\n"))
@@ -48,16 +66,27 @@ private enum FakeServer {
         return Application(router: router)
     }
 
-    static func withServer(_ body: @escaping @Sendable (ServerTarget) async throws -> Void) async throws {
-        try await application().test(.live) { client in
+    static func withServer(
+        gate: Gate = Gate(), _ body: @escaping @Sendable (ServerTarget) async throws -> Void
+    ) async throws {
+        try await application(gate: gate).test(.live) { client in
             let port = try #require(client.port)
-            try await body(ServerTarget(baseURL: "http://127.0.0.1:\(port)/", apiKey: "k"))
+            // Opened even when `body` throws, or shutdown would wait forever.
+            do {
+                try await body(ServerTarget(baseURL: "http://127.0.0.1:\(port)/", apiKey: "k"))
+            } catch {
+                await gate.open()
+                throw error
+            }
+            await gate.open()
         }
     }
 }
 
 @Suite struct FakeServerTests {
-    private func options(_ target: ServerTarget, model: String?, timeout: Duration = .seconds(10)) -> ServeBenchmarkOptions {
+    // Generous by default: the full test suite can starve this one of
+    // threads for tens of seconds, and only the timeout test is about time.
+    private func options(_ target: ServerTarget, model: String?, timeout: Duration = .seconds(120)) -> ServeBenchmarkOptions {
         ServeBenchmarkOptions(
             target: target, model: model, workload: .plain, requests: 6, shape: .closed(concurrency: 3),
             maxTokens: 3, seed: 1, timeout: timeout)
@@ -88,14 +117,24 @@ private enum FakeServer {
         }
     }
 
+    /// The server never answers while the run is in progress, so the run
+    /// can only return through its timeouts. Should a change make requests
+    /// wait for the server, the gate opens after 60 s and the elapsed time
+    /// shows it, instead of the test hanging.
     @Test func aStuckStreamTimesOutInsteadOfHanging() async throws {
-        try await FakeServer.withServer { target in
+        let gate = Gate()
+        let fallback = Task {
+            try? await Task.sleep(for: .seconds(60))
+            await gate.open()
+        }
+        defer { fallback.cancel() }
+        try await FakeServer.withServer(gate: gate) { target in
             let started = ContinuousClock.now
             let report = try await ServeBenchmark.run(
                 options(target, model: "slow", timeout: .milliseconds(300)), progressInterval: .seconds(60)) { _ in }
             #expect(report.failures == 6)
             #expect(report.failure_reasons == ["timed out after 0.3 s"])
-            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(ContinuousClock.now - started < .seconds(60))
         }
     }
 }
