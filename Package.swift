@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(name: "CLoomKernels", cSettings: kernelFlags),
@@ -44,10 +45,19 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The load generator talks to any OpenAI-compatible server, so it
+        // depends on an HTTP client and nothing of Loom's own.
+        .target(
+            name: "LoomBench",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomRouter", "LoomWorker", "LoomWire",
+                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomRouter", "LoomWorker", "LoomWire", "LoomBench",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +132,14 @@ let package = Package(
         .testTarget(
             name: "LoomClusterE2ETests",
             dependencies: ["LoomEngine", "LoomModel", "LoomTesting"]
+        ),
+        .testTarget(
+            name: "LoomBenchTests",
+            dependencies: [
+                "LoomBench",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "LoomRealModelTests",

@@ -2,6 +2,6 @@ import ArgumentParser
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Measure Loom's speed.",
-        subcommands: [BenchModelCommand.self])
+        commandName: "bench", abstract: "Measure Loom's speed, or any OpenAI-compatible server's.",
+        subcommands: [BenchModelCommand.self, BenchServeCommand.self])
 }
