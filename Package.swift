@@ -107,7 +107,7 @@ let package = Package(
             name: "loom-peer",
             dependencies: ["LoomTransfer", "LoomWire", .product(name: "NIOPosix", package: "swift-nio")]
         ),
-        .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire"]),
+        .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire", "LoomTesting"]),
         .testTarget(
             name: "LoomWireTests",
             dependencies: [

@@ -52,19 +52,7 @@ struct VirtualHosts {
     }
 
     static func run(_ tool: String, _ arguments: [String]) throws -> (Int32, String) {
-        guard FileManager.default.isExecutableFile(atPath: tool) else {
-            throw ClusterDidNotStart(description: "\(tool) is missing (apt-get install iproute2 curl)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        try Tool.run(tool, arguments)
     }
 }
 

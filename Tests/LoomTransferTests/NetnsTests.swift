@@ -1,4 +1,5 @@
 import Foundation
+import LoomTesting
 import Testing
 
 /// Two network namespaces joined by a veth pair stand in for two hosts; a
@@ -53,16 +54,7 @@ struct NetnsTests {
 
     @discardableResult
     static func run(_ tool: String, _ arguments: [String]) throws -> (Int32, String) {
-        guard FileManager.default.isExecutableFile(atPath: tool) else { throw Failure("\(tool) is missing (apt-get install iproute2)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        try Tool.run(tool, arguments)
     }
 
     /// Starts `loom-peer` in a namespace with output to a file we poll.
