@@ -12,6 +12,10 @@ public struct GenerationRequest: Sendable {
     public var topLogprobs: Int
     /// Limits which tokens may be sampled (e.g. JSON mode); nil allows all.
     public var constraint: (any TokenConstraint)?
+    /// How many of the prompt's last tokens were generated earlier, by
+    /// another worker, for this same request: sampling and the constraint
+    /// pick up where they left off instead of starting over.
+    public var resumedTokens: Int = 0
     /// Set on a prefill worker: once the prompt is computed, the stream
     /// yields `.kvBlocks` with the prompt's blocks from this index on (the
     /// ones the decode worker does not have cached), before the first token.
@@ -102,9 +106,11 @@ struct RequestContext {
 
     init(_ request: GenerationRequest, vocabularySize: Int, continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation?) {
         sampler = Sampler(parameters: request.sampling, vocabularySize: vocabularySize)
+        sampler.skip(samples: request.resumedTokens)
         history = request.prompt
         topLogprobs = request.topLogprobs
         constraint = request.constraint
+        for token in request.prompt.suffix(request.resumedTokens) { constraint?.accept(token) }
         exportKVFromBlock = request.exportKVFromBlock
         self.continuation = continuation
     }
@@ -169,6 +175,8 @@ final class EngineLoop: @unchecked Sendable {
             return
         }
         contexts[id]!.continuation = continuation
+        // The prefill worker drew the first token's sample.
+        contexts[id]!.sampler.skip(samples: 1)
         do {
             deliver(try scheduler.admitReserved(id, firstToken: firstToken), logits: [id: (logprob, top)])
         } catch {

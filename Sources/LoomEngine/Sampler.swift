@@ -18,6 +18,14 @@ public struct Sampler {
         candidates.reserveCapacity(vocabularySize)
     }
 
+    /// Advances the random state past `count` samples taken elsewhere (by
+    /// a prefill worker, or a worker that failed mid-request), so a seeded
+    /// request continues with the draws it would have used in one process.
+    public mutating func skip(samples count: Int) {
+        guard !parameters.isGreedy else { return }
+        for _ in 0..<count { _ = random.unit() }
+    }
+
     /// The next token given the logits and the sequence so far (prompt and
     /// generated tokens, which the penalties look at).
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>, history: some Collection<TokenID>) -> TokenID {

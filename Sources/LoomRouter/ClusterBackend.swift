@@ -146,6 +146,7 @@ struct RequestProgress {
         var resumed = request
         resumed.prompt = prompt
         resumed.maxTokens = request.maxTokens - generated.count
+        resumed.resumedTokens = request.resumedTokens + generated.count
         return Loom_Cluster_GenerationSpec(resumed, jsonMode: jsonMode)
     }
 

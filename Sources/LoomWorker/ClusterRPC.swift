@@ -30,6 +30,7 @@ extension Loom_Cluster_GenerationSpec {
         stopTokens = request.stopTokens.sorted()
         topLogprobs = UInt32(request.topLogprobs)
         self.jsonMode = jsonMode
+        resumedTokens = UInt32(request.resumedTokens)
         var s = Loom_Cluster_Sampling()
         s.temperature = request.sampling.temperature
         s.topK = Int32(request.sampling.topK)
@@ -46,13 +47,15 @@ extension Loom_Cluster_GenerationSpec {
     /// The engine request, without a constraint (the worker adds JSON mode's).
     public var request: GenerationRequest {
         let s = sampling
-        return GenerationRequest(
+        var request = GenerationRequest(
             prompt: prompt, maxTokens: Int(maxTokens),
             sampling: SamplingParameters(
                 temperature: s.temperature, topK: Int(s.topK), topP: s.topP, minP: s.minP,
                 repetitionPenalty: s.repetitionPenalty, frequencyPenalty: s.frequencyPenalty,
                 presencePenalty: s.presencePenalty, seed: s.hasSeed_p ? s.seed : nil),
             stopTokens: Set(stopTokens), topLogprobs: Int(topLogprobs))
+        request.resumedTokens = min(Int(resumedTokens), prompt.count)
+        return request
     }
 }
 

@@ -15,7 +15,6 @@ extension WorkerNode {
         var request = request(wire.spec)
         request.maxTokens = 1
         request.exportKVFromBlock = Int(target.firstBlock)
-        let before = engine.snapshot.stats.computedTokens
         var response = Loom_Cluster_PrefillResponse()
         var exported: [UInt8]?
         do {
@@ -24,6 +23,8 @@ extension WorkerNode {
                 case .kvBlocks(_, let bytes): exported = bytes
                 case .token(let token, let logprob, let top): response.first = Loom_Cluster_Token(token, logprob: logprob, top: top)
                 case .finished(let reason, let usage):
+                    // The prompt tokens this worker's cache did not have.
+                    response.computedTokens = UInt32(clamping: usage.promptTokens - usage.cachedPromptTokens)
                     // Only a stop token as the very first token ends the
                     // request here; otherwise decoding goes on remotely.
                     guard !response.hasFirst else { break }
@@ -36,7 +37,6 @@ extension WorkerNode {
         } catch let error as SchedulerError {
             throw WireError(error)
         }
-        response.computedTokens = UInt32(clamping: engine.snapshot.stats.computedTokens - before)
         guard response.hasFirst else { return response }
         guard let exported else {
             throw WireError(.handlerFailed, "the engine finished the prompt without exporting its KV blocks")

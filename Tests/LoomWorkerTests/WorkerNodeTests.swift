@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LoomEngine
 import LoomModel
 import LoomTesting
@@ -10,6 +11,9 @@ import Testing
 /// A worker on a tiny seeded model, with its own RPC server on loopback.
 final class RunningWorker: Sendable {
     static let modelPath: String = (try? TinyModel().write(to: temporaryPath("worker-tiny.gguf"))) ?? ""
+    /// Every worker a test starts is a new incarnation, as a new process
+    /// would be, even when suites running side by side reuse its name.
+    static let incarnation = Atomic<UInt64>(0)
 
     let node: WorkerNode
     let server: RPCServer
@@ -22,7 +26,7 @@ final class RunningWorker: Sendable {
             hasher: BlockHasher(modelName: "tiny"))
         node = try WorkerNode(model: model, scheduler: scheduler,
                               configuration: WorkerConfiguration(name: name, role: role, host: "127.0.0.1", port: 0, lease: lease),
-                              epoch: epoch)
+                              epoch: epoch &+ Self.incarnation.add(1, ordering: .relaxed).newValue << 32)
         server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: node.services, configuration: node.rpcConfiguration)
         guard case .tcp(_, let port) = server.localAddress else { preconditionFailure("bound a TCP address") }
         node.advertise(port: port)
@@ -126,5 +130,42 @@ func prefillRequest(_ spec: Loom_Cluster_GenerationSpec, _ target: Loom_Cluster_
         #expect(after.node.engine.snapshot.usedBlocks == 0, "nothing was written into the new incarnation's pool")
         await prefill.stop()
         await after.stop()
+    }
+}
+
+/// Seeded sampling continues across workers: the draws a prefill worker (or
+/// a failed decode worker) made are skipped, not repeated.
+@Suite(.serialized) struct SeededAcrossWorkersTests {
+    let prompt: [TokenID] = (0..<37).map { TokenID(3 + ($0 * 7) % 50) }
+    let sampling = SamplingParameters(temperature: 0.9, topK: 20, seed: 42)
+
+    func tokens(_ stream: AsyncThrowingStream<GenerationOutput, Error>) async throws -> [TokenID] {
+        var tokens: [TokenID] = []
+        for try await output in stream { if case .token(let token, _, _) = output { tokens.append(token) } }
+        return tokens
+    }
+
+    @Test func aRemotelyPrefilledSeededRequestSamplesWhatOneEngineWould() async throws {
+        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
+        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2)
+        let request = GenerationRequest(prompt: prompt, maxTokens: 10, sampling: sampling)
+        let reference = try await tokens(decode.node.engine.generate(request))
+        let spec = Loom_Cluster_GenerationSpec(request, jsonMode: false)
+        let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, spec).0 }
+        let response = try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(spec, reservation)).0 }
+        guard case .token(let first, let logprob, let top) = response.first.output else { Issue.record("no first token"); return }
+        let rest = try await tokens(decode.node.engine.attach(RequestID(reservation.requestID), firstToken: first, logprob: logprob, top: top))
+        #expect(rest == reference, "P/D: \(rest) vs one engine: \(reference)")
+        await prefill.stop()
+        await decode.stop()
+    }
+
+    @Test func aResumedRequestContinuesTheSameSample() async throws {
+        let worker = try await RunningWorker("mixed-0", role: "mixed", epoch: 1)
+        let reference = try await tokens(worker.node.engine.generate(GenerationRequest(prompt: prompt, maxTokens: 10, sampling: sampling)))
+        var resumed = GenerationRequest(prompt: prompt + reference.prefix(4), maxTokens: 6, sampling: sampling)
+        resumed.resumedTokens = 4
+        #expect(try await tokens(worker.node.engine.generate(resumed)) == Array(reference.dropFirst(4)))
+        await worker.stop()
     }
 }

@@ -9,18 +9,17 @@ import Glibc
 public enum SharedMemoryRegion {
     public static let backendKey = "shm"
 
+    /// The random suffix keeps two region tables that share an owner name
+    /// and epoch (a caller's mistake, or two workers in one test process)
+    /// from opening each other's memory.
     static func path(directory: String, _ descriptor: RegionDescriptor) -> String {
-        "\(directory)/loom-\(descriptor.owner)-\(descriptor.epoch)-\(descriptor.regionID)"
+        "\(directory)/loom-\(descriptor.owner)-\(descriptor.epoch)-\(descriptor.regionID)-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
     }
 
     /// Registers a shared region of `length` bytes in `table`.
     public static func register(in table: RegionTable, length: Int, directory: String = "/dev/shm") throws -> RegisteredRegion {
         try table.register(length: length) { descriptor in
             let path = path(directory: directory, descriptor)
-            // A file with our owner, epoch and id can only be left over from
-            // a process that died without deregistering (epochs are unique
-            // per incarnation), so it is replaced.
-            unlink(path)
             let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
             guard fd >= 0 else { throw errnoError("create \(path)") }
             defer { close(fd) }

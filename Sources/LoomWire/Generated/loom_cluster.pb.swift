@@ -78,6 +78,10 @@ public nonisolated struct Loom_Cluster_GenerationSpec: Sendable {
   /// response_format json_object: the worker constrains decoding itself.
   public var jsonMode: Bool = false
 
+  /// The prompt's last tokens that were generated for this request by a
+  /// worker that failed: sampling and JSON mode resume after them.
+  public var resumedTokens: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -585,7 +589,7 @@ nonisolated extension Loom_Cluster_Sampling: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerationSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{3}max_tokens\0\u{1}sampling\0\u{3}stop_tokens\0\u{3}top_logprobs\0\u{3}json_mode\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{3}max_tokens\0\u{1}sampling\0\u{3}stop_tokens\0\u{3}top_logprobs\0\u{3}json_mode\0\u{3}resumed_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -599,6 +603,7 @@ nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftP
       case 4: try { try decoder.decodeRepeatedInt32Field(value: &self.stopTokens) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.topLogprobs) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.jsonMode) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.resumedTokens) }()
       default: break
       }
     }
@@ -627,6 +632,9 @@ nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftP
     if self.jsonMode != false {
       try visitor.visitSingularBoolField(value: self.jsonMode, fieldNumber: 6)
     }
+    if self.resumedTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.resumedTokens, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -637,6 +645,7 @@ nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftP
     if lhs.stopTokens != rhs.stopTokens {return false}
     if lhs.topLogprobs != rhs.topLogprobs {return false}
     if lhs.jsonMode != rhs.jsonMode {return false}
+    if lhs.resumedTokens != rhs.resumedTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
