@@ -80,3 +80,20 @@ import LoomModel
         #expect(h.scheduler.reservedIDs == [RequestID(1)])
     }
 }
+
+/// A burst of requests sharing a prompt prefix computes it once.
+@Suite struct SharedPrefixBurstTests {
+    @Test func aRequestWaitsForThePrefixARunningSequenceIsComputing() throws {
+        var h = try Harness(SchedulerConfiguration(blockCount: 64, tokenBudget: 40, maxRunning: 4, maxWaiting: 16, contextLength: 1024))
+        let system = tokens(64, seed: 9)
+        try h.submit(1, prompt: system + tokens(5, seed: 1), maxTokens: 3)
+        try h.submit(2, prompt: system + tokens(7, seed: 2), maxTokens: 3)
+        h.step()
+        #expect(h.scheduler.runningIDs == [RequestID(1)], "request 2 waits: its first block is being computed by request 1")
+        h.runUntilIdle()
+        #expect(h.tokens(1) == h.reference(1) && h.tokens(2) == h.reference(2))
+        #expect(h.finishes(2).first?.1.cachedPromptTokens == 64, "the shared blocks were computed once")
+        #expect(h.scheduler.stats.computedTokens == 69 + 7 + 2 * 2)
+        #expect(h.model.violations.isEmpty)
+    }
+}

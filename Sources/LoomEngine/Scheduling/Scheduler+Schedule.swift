@@ -98,8 +98,13 @@ extension Scheduler {
             // The last prompt token is always computed, even on a full hit,
             // because its logits give the first sampled token; capping the
             // hit below it also keeps the block it writes uncached.
-            let hits = pool.cachedPrefix(
-                hashes: sequence.hashes, tokens: sequence.tokens, maxBlocks: (sequence.tokens.count - 1) / size)
+            let usable = (sequence.tokens.count - 1) / size
+            let hits = pool.cachedPrefix(hashes: sequence.hashes, tokens: sequence.tokens, maxBlocks: usable)
+            // Its next block is being computed by a running sequence: wait
+            // for it to land in the cache instead of computing it again
+            // (a burst of requests sharing a system prompt would otherwise
+            // all prefill it at once). A few steps at most.
+            if hits.count < usable, isBeingComputed(sequence.hashes[hits.count]) { break }
             let cachedTokens = hits.count * size
             let count = min(sequence.tokens.count - cachedTokens, step.budget)
             let needed = (cachedTokens + count + size - 1) / size - hits.count
@@ -118,6 +123,12 @@ extension Scheduler {
             let at = running.firstIndex { $0.arrival > sequence.arrival } ?? running.count
             running.insert(sequence, at: at)
         }
+    }
+
+    /// True if a running sequence will commit a block with this hash: a
+    /// full block of its known tokens that has no hash in the pool yet.
+    private func isBeingComputed(_ hash: BlockHash) -> Bool {
+        running.contains { $0.hashes[$0.hashedBlocks...].contains(hash) }
     }
 
     private func item(for sequence: SequenceState, count: Int) -> StepPlan.Item {
