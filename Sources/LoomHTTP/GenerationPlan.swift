@@ -18,13 +18,13 @@ struct GenerationPlan: Sendable {
 
     /// Checks every field before anything reaches the engine, so a bad
     /// request costs the batch nothing.
-    init(_ fields: some SamplingFields, prompt: [TokenID], contextLength: Int, logprobs: Bool, topLogprobs: Int) throws(APIError) {
+    init(_ fields: SamplingFields, maxTokensAsked: Int?, prompt: [TokenID], contextLength: Int, logprobs: Bool, topLogprobs: Int) throws(APIError) {
         func require(_ ok: Bool, _ param: String, _ message: String) throws(APIError) {
             if !ok { throw APIError.invalid(param, message) }
         }
         guard !prompt.isEmpty else { throw APIError.invalid("prompt", "the prompt is empty; give at least one token") }
         let available = contextLength - prompt.count
-        let maxTokens = fields.maxTokensAsked ?? available
+        let maxTokens = maxTokensAsked ?? available
         try require(maxTokens >= 1, "max_tokens", "max_tokens is \(maxTokens); ask for at least 1")
         guard prompt.count + maxTokens <= contextLength else {
             throw APIError(

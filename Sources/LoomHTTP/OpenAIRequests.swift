@@ -40,36 +40,10 @@ struct StreamOptions: Decodable, Sendable {
     var include_usage: Bool?
 }
 
-/// The sampling and stopping fields both endpoints share.
-protocol SamplingFields {
-    var model: String? { get }
-    var n: Int? { get }
-    var stream: Bool? { get }
-    var stream_options: StreamOptions? { get }
-    var stop: StopSequences? { get }
-    var seed: Int? { get }
-    var temperature: Double? { get }
-    var top_p: Double? { get }
-    var top_k: Int? { get }
-    var min_p: Double? { get }
-    var frequency_penalty: Double? { get }
-    var presence_penalty: Double? { get }
-    var repetition_penalty: Double? { get }
-    var maxTokensAsked: Int? { get }
-    var response_format: ResponseFormat? { get }
-    /// Not OpenAI's: vLLM's and llama-server's extension that keeps
-    /// generating past end-of-generation tokens (benchmarks use it to get
-    /// exactly max_tokens from every server).
-    var ignore_eos: Bool? { get }
-}
-
-struct ChatCompletionRequest: Decodable, SamplingFields {
-    struct Message: Decodable {
-        var role: String
-        var content: MessageContent?
-    }
+/// The sampling and stopping fields both endpoints share. Each endpoint
+/// decodes these from the same JSON object as its own fields.
+struct SamplingFields: Decodable {
     var model: String?
-    var messages: [Message]
     var n: Int?
     var stream: Bool?
     var stream_options: StreamOptions?
@@ -83,13 +57,36 @@ struct ChatCompletionRequest: Decodable, SamplingFields {
     var presence_penalty: Double?
     var repetition_penalty: Double?
     var max_tokens: Int?
+    var response_format: ResponseFormat?
+    /// Not OpenAI's: vLLM's and llama-server's extension that keeps
+    /// generating past end-of-generation tokens (benchmarks use it to get
+    /// exactly max_tokens from every server).
+    var ignore_eos: Bool?
+}
+
+struct ChatCompletionRequest: Decodable {
+    struct Message: Decodable {
+        var role: String
+        var content: MessageContent?
+    }
+    var messages: [Message]
     var max_completion_tokens: Int?
     var logprobs: Bool?
     var top_logprobs: Int?
-    var response_format: ResponseFormat?
-    var ignore_eos: Bool?
+    var fields: SamplingFields
 
-    var maxTokensAsked: Int? { max_completion_tokens ?? max_tokens }
+    private enum CodingKeys: String, CodingKey { case messages, max_completion_tokens, logprobs, top_logprobs }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        messages = try c.decode([Message].self, forKey: .messages)
+        max_completion_tokens = try c.decodeIfPresent(Int.self, forKey: .max_completion_tokens)
+        logprobs = try c.decodeIfPresent(Bool.self, forKey: .logprobs)
+        top_logprobs = try c.decodeIfPresent(Int.self, forKey: .top_logprobs)
+        fields = try SamplingFields(from: decoder)
+    }
+
+    var maxTokensAsked: Int? { max_completion_tokens ?? fields.max_tokens }
 }
 
 /// The legacy `prompt` field: a string, one-string array, or token ids.
@@ -109,25 +106,19 @@ enum PromptInput: Decodable {
     }
 }
 
-struct CompletionRequest: Decodable, SamplingFields {
-    var model: String?
+struct CompletionRequest: Decodable {
     var prompt: PromptInput
-    var n: Int?
-    var stream: Bool?
-    var stream_options: StreamOptions?
-    var stop: StopSequences?
-    var seed: Int?
-    var temperature: Double?
-    var top_p: Double?
-    var top_k: Int?
-    var min_p: Double?
-    var frequency_penalty: Double?
-    var presence_penalty: Double?
-    var repetition_penalty: Double?
-    var max_tokens: Int?
     var logprobs: Int?
-    var response_format: ResponseFormat?
-    var ignore_eos: Bool?
+    var fields: SamplingFields
 
-    var maxTokensAsked: Int? { max_tokens }
+    private enum CodingKeys: String, CodingKey { case prompt, logprobs }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prompt = try c.decode(PromptInput.self, forKey: .prompt)
+        logprobs = try c.decodeIfPresent(Int.self, forKey: .logprobs)
+        fields = try SamplingFields(from: decoder)
+    }
+
+    var maxTokensAsked: Int? { fields.max_tokens }
 }

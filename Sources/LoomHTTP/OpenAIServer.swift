@@ -47,7 +47,7 @@ public struct OpenAIServer: Sendable {
     func chatCompletions(_ request: Request) async throws -> Response {
         let arrival = ContinuousClock.now
         let body = try await decode(ChatCompletionRequest.self, from: request)
-        try checkModel(body.model)
+        try checkModel(body.fields.model)
         let messages = body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") }
         let text: String
         do {
@@ -62,14 +62,16 @@ public struct OpenAIServer: Sendable {
         if topLogprobs > 0, body.logprobs != true {
             throw APIError.invalid("top_logprobs", "top_logprobs needs logprobs: true")
         }
-        let plan = try GenerationPlan(body, prompt: prompt, contextLength: model.contextLength, logprobs: body.logprobs ?? false, topLogprobs: topLogprobs)
+        let plan = try GenerationPlan(
+            body.fields, maxTokensAsked: body.maxTokensAsked, prompt: prompt, contextLength: model.contextLength,
+            logprobs: body.logprobs ?? false, topLogprobs: topLogprobs)
         return try await run(plan, as: .chat, arrival: arrival)
     }
 
     func completions(_ request: Request) async throws -> Response {
         let arrival = ContinuousClock.now
         let body = try await decode(CompletionRequest.self, from: request)
-        try checkModel(body.model)
+        try checkModel(body.fields.model)
         let prompt: [TokenID]
         switch body.prompt {
         case .text(let text):
@@ -85,7 +87,9 @@ public struct OpenAIServer: Sendable {
         }
         let logprobs = body.logprobs ?? 0
         if !(0...5).contains(logprobs) { throw APIError.invalid("logprobs", "logprobs is \(logprobs); it must be between 0 and 5") }
-        let plan = try GenerationPlan(body, prompt: prompt, contextLength: model.contextLength, logprobs: body.logprobs != nil, topLogprobs: logprobs)
+        let plan = try GenerationPlan(
+            body.fields, maxTokensAsked: body.maxTokensAsked, prompt: prompt, contextLength: model.contextLength,
+            logprobs: body.logprobs != nil, topLogprobs: logprobs)
         return try await run(plan, as: .completion, arrival: arrival)
     }
 
