@@ -115,7 +115,7 @@ public final class ClusterBackend: GenerationBackend {
             attach.requestID = reservation.requestID
             attach.first = response.first
             attach.expectedWrites = response.writes
-            attach.timeoutMs = UInt32(attachTimeout.components.seconds * 1000)
+            attach.timeoutMs = UInt32(clamping: attachTimeout.wholeMilliseconds)
             try await relay(ClusterRPC.attach.id, attach, from: route.decode, &progress, continuation)
         }
     }

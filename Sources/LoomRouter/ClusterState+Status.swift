@@ -1,6 +1,7 @@
 import Foundation
 import LoomCluster
 import LoomEngine
+import LoomWire
 
 /// What `loomctl status` shows: one row per worker and the index's figures.
 public struct ClusterStatus: Codable, Sendable, Equatable {
@@ -42,12 +43,11 @@ extension ClusterState {
             let now = ContinuousClock.now
             let workers = state.membership.workers.map { w in
                 let reported = state.reported[w.id]
-                let age = w.heartbeatAge(at: now).components
                 return ClusterStatus.Worker(
                     id: w.id.name, role: w.role.rawValue, address: w.rpcAddress, pid: w.pid, healthy: w.alive,
                     running: w.load.running, waiting: w.load.waiting, kvBlocksUsed: w.load.usedBlocks, kvBlocksTotal: w.load.blockCount,
                     kvBlocksSent: w.kvBlocksSent, kvBlocksReceived: w.kvBlocksReceived,
-                    heartbeatAgeMs: Int(age.seconds * 1000 + age.attoseconds / 1_000_000_000_000_000),
+                    heartbeatAgeMs: w.heartbeatAge(at: now).wholeMilliseconds,
                     computedTokens: Int(clamping: reported?.computedTokens ?? 0), remotePrefilledTokens: Int(clamping: reported?.remotePrefilledTokens ?? 0),
                     cachedBlocks: Int(clamping: reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count,
                     shmWrites: Int(clamping: reported?.shmWrites ?? 0), tcpWrites: Int(clamping: reported?.tcpWrites ?? 0))

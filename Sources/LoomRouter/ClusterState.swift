@@ -92,8 +92,7 @@ public final class ClusterState: Sendable {
             state.reported[id] = request.load
         }
         var response = Loom_Cluster_RegisterResponse()
-        response.heartbeatIntervalMs = UInt32(settings.heartbeatInterval.components.seconds * 1000
-            + settings.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
+        response.heartbeatIntervalMs = UInt32(clamping: settings.heartbeatInterval.wholeMilliseconds)
         return response
     }
 

@@ -13,3 +13,15 @@ public enum BuiltExecutable {
         return existing.max { modified($0) < modified($1) } ?? candidates[0]
     }
 }
+
+/// What a child process has written up to the end of its first line (its
+/// "listening on …" announcement), or everything it wrote before exiting.
+public func readFirstLine(of handle: FileHandle) -> String {
+    var seen = ""
+    while !seen.contains("\n") {
+        let data = handle.availableData
+        guard !data.isEmpty else { break }
+        seen += String(decoding: data, as: UTF8.self)
+    }
+    return seen
+}

@@ -53,8 +53,7 @@ extension WorkerNode {
         } catch let error as TransferError {
             throw WireError(error)
         }
-        let elapsed = (ContinuousClock.now - start).components
-        response.transferMicros = UInt64(elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000)
+        response.transferMicros = UInt64(clamping: (ContinuousClock.now - start).wholeMicroseconds)
         response.transferBytes = UInt64(exported.count)
         response.writes = 1
         return response

@@ -157,7 +157,7 @@ public final class WorkerNode: Sendable {
         wire.immediate = immediate
         wire.transferHost = configuration.host
         wire.transferPort = UInt32(port)
-        wire.leaseMs = UInt32(clamping: lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
+        wire.leaseMs = UInt32(clamping: lease.wholeMilliseconds)
         wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
         wire.hostID = HostIdentity.current
         return wire

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LoomCluster
 import LoomModel
+import LoomWire
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -70,7 +71,7 @@ extension ClusterConfig {
             "router", "--model", model, "--host", r.host, "--port", "\(r.port)", "--rpc-port", "\(r.rpcPort)",
             "--policy", r.policy.rawValue, "--prefix-weight", "\(r.prefixWeight)",
             "--disaggregation-threshold", "\(r.disaggregationThreshold)",
-            "--heartbeat-interval-ms", "\(r.heartbeatInterval.milliseconds)", "--heartbeat-timeout-ms", "\(r.heartbeatTimeout.milliseconds)",
+            "--heartbeat-interval-ms", "\(r.heartbeatInterval.wholeMilliseconds)", "--heartbeat-timeout-ms", "\(r.heartbeatTimeout.wholeMilliseconds)",
         ])]
         for w in workers {
             launches.append(Launch(name: w.name, cpus: w.cpus, arguments: [
@@ -81,8 +82,4 @@ extension ClusterConfig {
         }
         return launches
     }
-}
-
-extension Duration {
-    var milliseconds: Int { Int(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000) }
 }

@@ -35,12 +35,7 @@ final class LoomChild: @unchecked Sendable {
         process.standardOutput = stdout
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
-        var seen = ""
-        while !seen.contains("\n") {
-            let data = stdout.fileHandleForReading.availableData
-            guard !data.isEmpty else { break }
-            seen += String(decoding: data, as: UTF8.self)
-        }
+        let seen = readFirstLine(of: stdout.fileHandleForReading)
         announcement = seen
         guard !seen.isEmpty else {
             throw ClusterDidNotStart(description: "\(name) exited before announcing itself:\n\(tail)")

@@ -26,12 +26,7 @@ final class ServeProcess {
         process.standardOutput = stdout
         try process.run()
         // Port 0 lets the kernel pick a free port; loom prints the one it got.
-        var seen = ""
-        while !seen.contains("\n") {
-            let data = stdout.fileHandleForReading.availableData
-            guard !data.isEmpty else { break }
-            seen += String(decoding: data, as: UTF8.self)
-        }
+        let seen = readFirstLine(of: stdout.fileHandleForReading)
         guard let range = seen.range(of: #"http://127\.0\.0\.1:\d+"#, options: .regularExpression) else {
             process.terminate()
             throw ServeDidNotStart(message: "loom serve printed no listening address: \(seen)")

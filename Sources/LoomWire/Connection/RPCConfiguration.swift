@@ -54,6 +54,19 @@ extension Duration {
         return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
+    /// Whole milliseconds, truncated: for durations that travel in protocol
+    /// fields, command lines and status pages.
+    public var wholeMilliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Whole microseconds, truncated.
+    public var wholeMicroseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+    }
+
     /// Rounded up so that a tiny deadline never becomes "no deadline" (0).
     var wireMilliseconds: UInt32 {
         let (seconds, attoseconds) = components
