@@ -34,6 +34,9 @@ let package = Package(
     targets: [
         .target(name: "CLoomKernels", cSettings: kernelFlags),
         .target(name: "LoomKernels", dependencies: ["CLoomKernels"]),
+        // libfabric (Debian: libfabric-dev) behind a thin C layer, for the
+        // transfer engine's `fabric` backend.
+        .target(name: "CLoomFabric", linkerSettings: [.linkedLibrary("fabric")]),
         .target(name: "LoomModel", dependencies: ["LoomKernels"]),
         .target(name: "LoomEngine", dependencies: ["LoomModel", "LoomKernels"]),
         .target(name: "LoomTesting", dependencies: ["LoomModel", "LoomKernels"]),
@@ -76,7 +79,7 @@ let package = Package(
         .target(
             name: "LoomTransfer",
             dependencies: [
-                "LoomWire",
+                "LoomWire", "CLoomFabric",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Loom builds and tests against, when missing.
 set -euo pipefail
-packages=(python3-pip iproute2 curl)
+# libfabric-dev: the transfer engine's `fabric` backend links libfabric.
+packages=(python3-pip iproute2 curl libfabric-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -108,6 +108,71 @@ public nonisolated struct Loom_Transfer_WriteAck: Sendable {
   public init() {}
 }
 
+/// A region registered with libfabric, as a RegionDescriptor's "fabric" key:
+/// the memory registration's key and the address a remote write names for the
+/// region's first byte (its virtual address, or 0 when the provider addresses
+/// registrations by offset).
+public nonisolated struct Loom_Transfer_FabricRegionKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: UInt64 = 0
+
+  public var baseAddress: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A writer introducing itself to a `fabric` target after the HELLO exchange
+/// told it the target's endpoint address. The target hands back a slot: the
+/// writer puts it, and a sequence number, beside the immediate in the 64 bits
+/// of remote completion data, so a write delivered twice is counted once.
+public nonisolated struct Loom_Transfer_FabricAttachRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sender: String = String()
+
+  public var senderEpoch: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Loom_Transfer_FabricAttachResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var slot: UInt32 = 0
+
+  /// The target's incarnation: descriptors from any other epoch are stale.
+  public var epoch: UInt64 = 0
+
+  public var owner: String = String()
+
+  /// Where immediate-only writes go: a few bytes registered for the purpose.
+  public var doorbell: Loom_Transfer_FabricRegionKey {
+    get {_doorbell ?? Loom_Transfer_FabricRegionKey()}
+    set {_doorbell = newValue}
+  }
+  /// Returns true if `doorbell` has been explicitly set.
+  public var hasDoorbell: Bool {self._doorbell != nil}
+  /// Clears the value of `doorbell`. Subsequent reads from it will return its default value.
+  public mutating func clearDoorbell() {self._doorbell = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _doorbell: Loom_Transfer_FabricRegionKey? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "loom.transfer"
@@ -292,6 +357,125 @@ nonisolated extension Loom_Transfer_WriteAck: SwiftProtobuf.Message, SwiftProtob
   public static func ==(lhs: Loom_Transfer_WriteAck, rhs: Loom_Transfer_WriteAck) -> Bool {
     if lhs.opID != rhs.opID {return false}
     if lhs.duplicate != rhs.duplicate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_FabricRegionKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FabricRegionKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}base_address\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.baseAddress) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.key != 0 {
+      try visitor.visitSingularUInt64Field(value: self.key, fieldNumber: 1)
+    }
+    if self.baseAddress != 0 {
+      try visitor.visitSingularUInt64Field(value: self.baseAddress, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_FabricRegionKey, rhs: Loom_Transfer_FabricRegionKey) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.baseAddress != rhs.baseAddress {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_FabricAttachRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FabricAttachRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sender\0\u{3}sender_epoch\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sender) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.senderEpoch) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sender.isEmpty {
+      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 1)
+    }
+    if self.senderEpoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.senderEpoch, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_FabricAttachRequest, rhs: Loom_Transfer_FabricAttachRequest) -> Bool {
+    if lhs.sender != rhs.sender {return false}
+    if lhs.senderEpoch != rhs.senderEpoch {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_FabricAttachResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FabricAttachResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slot\0\u{1}epoch\0\u{1}owner\0\u{1}doorbell\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.slot) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._doorbell) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.slot != 0 {
+      try visitor.visitSingularUInt32Field(value: self.slot, fieldNumber: 1)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 2)
+    }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 3)
+    }
+    try { if let v = self._doorbell {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_FabricAttachResponse, rhs: Loom_Transfer_FabricAttachResponse) -> Bool {
+    if lhs.slot != rhs.slot {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.owner != rhs.owner {return false}
+    if lhs._doorbell != rhs._doorbell {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -90,12 +90,21 @@ public nonisolated struct Loom_Wire_TransferBackendOffer: Sendable {
     set {backend = .verbs(newValue)}
   }
 
+  public var fabric: Loom_Wire_FabricBackendOffer {
+    get {
+      if case .fabric(let v)? = backend {return v}
+      return Loom_Wire_FabricBackendOffer()
+    }
+    set {backend = .fabric(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Backend: Equatable, Sendable {
     case tcp(Loom_Wire_TcpBackendOffer)
     case shm(Loom_Wire_ShmBackendOffer)
     case verbs(Loom_Wire_VerbsBackendOffer)
+    case fabric(Loom_Wire_FabricBackendOffer)
 
   }
 
@@ -154,6 +163,23 @@ public nonisolated struct Loom_Wire_VerbsBackendOffer: Sendable {
   public var psn: UInt32 = 0
 
   public var mtu: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a peer needs to write into our memory through libfabric: the provider
+/// both sides must open ("tcp;ofi_rxm", "shm", "efa", "verbs;ofi_rxm") and our
+/// RDM endpoint's address in that provider's own format (fi_getname).
+public nonisolated struct Loom_Wire_FabricBackendOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var provider: String = String()
+
+  public var address: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -268,7 +294,7 @@ nonisolated extension Loom_Wire_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Loom_Wire_TransferBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TransferBackendOffer"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tcp\0\u{1}shm\0\u{1}verbs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tcp\0\u{1}shm\0\u{1}verbs\0\u{1}fabric\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -315,6 +341,19 @@ nonisolated extension Loom_Wire_TransferBackendOffer: SwiftProtobuf.Message, Swi
           self.backend = .verbs(v)
         }
       }()
+      case 4: try {
+        var v: Loom_Wire_FabricBackendOffer?
+        var hadOneofValue = false
+        if let current = self.backend {
+          hadOneofValue = true
+          if case .fabric(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.backend = .fabric(v)
+        }
+      }()
       default: break
       }
     }
@@ -337,6 +376,10 @@ nonisolated extension Loom_Wire_TransferBackendOffer: SwiftProtobuf.Message, Swi
     case .verbs?: try {
       guard case .verbs(let v)? = self.backend else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .fabric?: try {
+      guard case .fabric(let v)? = self.backend else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
     case nil: break
     }
@@ -485,6 +528,41 @@ nonisolated extension Loom_Wire_VerbsBackendOffer: SwiftProtobuf.Message, SwiftP
     if lhs.qpNum != rhs.qpNum {return false}
     if lhs.psn != rhs.psn {return false}
     if lhs.mtu != rhs.mtu {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Wire_FabricBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FabricBackendOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}provider\0\u{1}address\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.provider) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.address) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.provider.isEmpty {
+      try visitor.visitSingularStringField(value: self.provider, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularBytesField(value: self.address, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Wire_FabricBackendOffer, rhs: Loom_Wire_FabricBackendOffer) -> Bool {
+    if lhs.provider != rhs.provider {return false}
+    if lhs.address != rhs.address {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

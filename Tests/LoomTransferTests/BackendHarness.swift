@@ -1,0 +1,113 @@
+import LoomWire
+import NIOCore
+import Testing
+@testable import LoomTransfer
+
+/// The transfer backends the backend-independent suite runs against, each
+/// on loopback. `fabric` uses libfabric's `tcp;ofi_rxm` provider: real
+/// one-sided RMA writes, in user space. `fabricFenced` writes as on a
+/// provider without write ordering (efa): each immediate follows its
+/// writes' acknowledgements instead of riding on the last one.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case tcp, shm, fabric, fabricFenced
+
+    static let fabricProvider = "tcp;ofi_rxm"
+
+    var testDescription: String { rawValue }
+}
+
+/// A process-like peer owning a region, serving one backend.
+struct BackendPeer: Sendable {
+    let backend: Backend
+    let target: TransferTarget
+    let region: RegisteredRegion
+    let server: RPCServer
+    let fabric: FabricTarget?
+    let serving: Task<Void, Error>
+
+    /// Vanishes the way a crashed process does: stops serving and, for
+    /// `fabric`, closes the endpoint peers write into.
+    func kill() async {
+        serving.cancel()
+        _ = try? await serving.value
+        fabric?.endpoint.close()
+    }
+
+    /// Takes a region away while its descriptor is still out there.
+    func deregister(_ region: RegisteredRegion) {
+        if let fabric { fabric.deregister(region) } else { target.regions.deregister(region) }
+    }
+}
+
+extension Backend {
+    func startPeer(name: String = "peer", epoch: UInt64 = 1, length: Int = 1 << 16) async throws -> BackendPeer {
+        let owner = "\(name)-\(UInt32.random(in: 0...UInt32.max))"
+        let target = TransferTarget(regions: RegionTable(owner: owner, epoch: epoch))
+        var services = RPCServices()
+        var configuration = RPCConfiguration(nodeName: owner)
+        configuration.keepaliveInterval = nil
+        let region: RegisteredRegion
+        var fabric: FabricTarget?
+        var address = RPCAddress.tcp(host: "127.0.0.1", port: 0)
+        switch self {
+        case .tcp:
+            region = target.regions.register(length: length)
+            TransferService.register(into: &services, target: target)
+        case .shm:
+            region = try SharedMemoryRegion.register(in: target.regions, length: length)
+            TransferService.registerShared(into: &services, target: target)
+            address = .unix(path: "/tmp/loom-shm-\(UInt64.random(in: 0...UInt64.max)).sock")
+        case .fabric, .fabricFenced:
+            let endpoint = try FabricEndpoint(provider: Self.fabricProvider, node: "127.0.0.1")
+            fabric = try FabricTarget(endpoint: endpoint, target: target)
+            region = try fabric!.register(length: length)
+            fabric!.register(into: &services)
+            configuration.transferBackends = [fabric!.offer]
+        }
+        let server = try await RPCServer.bind(address, services: services, configuration: configuration)
+        return BackendPeer(backend: self, target: target, region: region, server: server, fabric: fabric,
+                           serving: Task { try await server.run() })
+    }
+
+    func withPeers<R: Sendable>(_ count: Int, length: Int = 1 << 16, _ body: ([BackendPeer]) async throws -> R) async throws -> R {
+        var peers: [BackendPeer] = []
+        for i in 0..<count { peers.append(try await startPeer(name: "peer-\(i)", length: length)) }
+        do {
+            let result = try await body(peers)
+            for peer in peers { await peer.kill() }
+            return result
+        } catch {
+            for peer in peers { await peer.kill() }
+            throw error
+        }
+    }
+
+    /// A transport from a fresh writer to `peer`.
+    func withTransport<R: Sendable>(to peer: BackendPeer, ackTimeout: Duration = .seconds(10), _ body: (any TransferTransport) async throws -> R) async throws -> R {
+        var configuration = RPCConfiguration(nodeName: "writer")
+        configuration.keepaliveInterval = nil
+        let address = peer.server.localAddress
+        switch self {
+        case .tcp:
+            return try await TCPTransport.withTransport(to: address, lanes: 2, configuration: configuration, ackTimeout: ackTimeout) { try await body($0) }
+        case .shm:
+            return try await ShmTransport.withTransport(to: address, configuration: configuration, ackTimeout: ackTimeout) { try await body($0) }
+        case .fabric, .fabricFenced:
+            let endpoint = try FabricEndpoint(provider: Self.fabricProvider, node: "127.0.0.1", useWriteOrdering: self == .fabric)
+            defer { endpoint.close() }
+            return try await FabricTransport.withTransport(to: address, endpoint: endpoint, configuration: configuration, ackTimeout: ackTimeout) { try await body($0) }
+        }
+    }
+}
+
+/// Runs `body`, which must fail with a `TransferError` whose code is one of `codes`.
+func expectTransferError(_ codes: Set<TransferError.Code>, _ body: () async throws -> Void) async {
+    do {
+        try await body()
+        Issue.record("expected one of \(codes), but it succeeded")
+    } catch let error as TransferError {
+        #expect(codes.contains(error.code), "\(error)")
+    } catch {
+        Issue.record("expected one of \(codes), got \(error)")
+    }
+}

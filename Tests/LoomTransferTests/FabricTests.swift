@@ -1,0 +1,95 @@
+import LoomWire
+import NIOCore
+import Testing
+@testable import LoomTransfer
+
+@Suite("Transfer fabric backend")
+struct FabricTests {
+    @Test("completion data keeps immediate, slot and sequence apart")
+    func completionData() {
+        let data = FabricCompletionData(immediate: 0xDEAD_BEEF, slot: 0x1234, sequence: 0xFFFF)
+        #expect(data.raw == 0x1234_FFFF_DEAD_BEEF)
+        #expect(FabricCompletionData(data.raw) == data)
+    }
+
+    @Test("a target counts each (slot, sequence) once, and nothing from a slot it never gave out")
+    func deduplication() {
+        var slots = SenderSlots()
+        let a = slots.attach(sender: "a#1"), b = slots.attach(sender: "b#1")
+        func first(_ slot: UInt16, _ sequence: UInt16) -> Bool {
+            slots.firstDelivery(FabricCompletionData(immediate: 1, slot: slot, sequence: sequence))
+        }
+        #expect(a != b)
+        var seen = [first(a, 7), first(a, 7), first(b, 7), first(999, 1)]
+        #expect(seen == [true, false, true, false])
+        // Past the window a sequence number may come back (after 65536 writes).
+        seen = (8..<(8 + UInt16(SenderSlots.window))).map { first(a, $0) }
+        #expect(seen.allSatisfy { $0 })
+        #expect(first(a, 7))
+    }
+
+    @Test("a writer numbers a repeated operation the same, new ones apart")
+    func sequenceNumbers() {
+        var numbers = SequenceNumbers()
+        let first = numbers.number(for: 100), second = numbers.number(for: 101), again = numbers.number(for: 100)
+        #expect(first != second)
+        #expect(again == first)
+    }
+
+    @Test("an unknown provider fails to open with a message that says where to look")
+    func unknownProvider() {
+        do {
+            _ = try FabricEndpoint(provider: "no-such-provider", node: "127.0.0.1")
+            Issue.record("opened a provider that does not exist")
+        } catch {
+            #expect(error.code == .peerUnavailable)
+            #expect(error.message.contains("no-such-provider") && error.message.contains("fi_info"), "\(error)")
+        }
+    }
+
+    @Test("a peer that offers no fabric endpoint in its HELLO is refused with what it does offer")
+    func noOffer() async throws {
+        let peer = try await Backend.tcp.startPeer()
+        let endpoint = try FabricEndpoint(provider: Backend.fabricProvider, node: "127.0.0.1")
+        defer { endpoint.close() }
+        var configuration = RPCConfiguration(nodeName: "writer")
+        configuration.keepaliveInterval = nil
+        await expectTransferError([.peerUnavailable]) {
+            try await FabricTransport.withTransport(to: peer.server.localAddress, endpoint: endpoint, configuration: configuration) { _ in }
+        }
+        await peer.kill()
+    }
+
+    @Test("the HELLO carries the endpoint's provider and address both ways")
+    func helloOffers() async throws {
+        let peer = try await Backend.fabric.startPeer()
+        let endpoint = try FabricEndpoint(provider: Backend.fabricProvider, node: "127.0.0.1")
+        defer { endpoint.close() }
+        var configuration = RPCConfiguration(nodeName: "writer")
+        configuration.keepaliveInterval = nil
+        configuration.transferBackends = [endpoint.offer]
+        let offer = try await RPCConnection.withConnection(to: peer.server.localAddress, configuration: configuration) { connection in
+            try FabricTransport.fabricOffer(of: connection.peer.hello, provider: Backend.fabricProvider)
+        }
+        #expect(offer.provider == "tcp;ofi_rxm")
+        #expect([UInt8](offer.address) == peer.fabric!.endpoint.address)
+        #expect(endpoint.address != peer.fabric!.endpoint.address)
+        await peer.kill()
+    }
+
+    @Test("closing an endpoint with a write waiting fails the write instead of hanging")
+    func closeFailsPending() async throws {
+        let endpoint = try FabricEndpoint(provider: Backend.fabricProvider, node: "127.0.0.1")
+        // A peer address nobody listens on: the write can only wait.
+        let silent = try FabricEndpoint(provider: Backend.fabricProvider, node: "127.0.0.1")
+        let address = silent.address
+        silent.close()
+        let peer = try endpoint.insertPeer(address)
+        let waiting = Task {
+            try await endpoint.post([FabricWrite(bytes: ByteBuffer(bytes: [1, 2, 3]), peer: peer, remoteAddress: 0, key: 1, data: nil)], timeout: .seconds(60))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        endpoint.close()
+        await expectTransferError([.peerUnavailable, .ackLost]) { try await waiting.value }
+    }
+}
