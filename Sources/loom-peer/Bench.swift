@@ -41,9 +41,8 @@ func seconds(_ duration: Duration) -> Double {
 func benchTransfer() async throws {
     let backend = argument("backend", "tcp")
     let hexes = argument("descriptor", "").split(separator: ",")
-    let descriptorHex = backend == "shm" ? String(hexes.last!) : String(hexes.first!)
-    let bytes = stride(from: 0, to: descriptorHex.count, by: 2).map { UInt8(descriptorHex.dropFirst($0).prefix(2), radix: 16)! }
-    let remote = try RegionDescriptor(serialized: bytes)
+    let descriptorHex = backend == "fabric" ? argument("fabric-descriptor", "") : backend == "shm" ? String(hexes.last!) : String(hexes.first!)
+    let remote = try RegionDescriptor(serialized: hexBytes(descriptorHex))
     let total = 64 << 20, page = 64 << 10, pages = total / page
     precondition(remote.length >= total, "server region must hold 64 MiB")
     let source = RegionTable(owner: "bench", epoch: 1).register(length: total)
@@ -63,7 +62,15 @@ func benchTransfer() async throws {
         return rates.sorted()
     }
     let rates: [Double]
-    if backend == "shm" {
+    var latency = ""
+    let server = RPCAddress.tcp(host: argument("host", "127.0.0.1"), port: Int(argument("port", "0"))!)
+    if backend == "fabric" {
+        let endpoint = try FabricEndpoint(provider: argument("provider", "tcp;ofi_rxm"), node: argument("bind", "127.0.0.1"))
+        defer { endpoint.close() }
+        rates = try await FabricTransport.withTransport(to: server, endpoint: endpoint, configuration: config) { try await measure($0) }
+        let (p50, p99) = try await benchFabricLatency(server: server, endpoint: endpoint, count: Int(argument("pings", "10000"))!)
+        latency = String(format: ",\"provider\":\"%@\",\"write_imm_64b_p50_one_way_us\":%.1f,\"write_imm_64b_p99_one_way_us\":%.1f", endpoint.capabilities.provider, p50, p99)
+    } else if backend == "shm" {
         rates = try await ShmTransport.withTransport(to: .unix(path: argument("unix", "")), configuration: config) { try await measure($0) }
     } else {
         rates = try await TCPTransport.withTransport(to: .tcp(host: argument("host", "127.0.0.1"), port: Int(argument("port", "0"))!), lanes: Int(argument("lanes", "4"))!, configuration: config) { try await measure($0) }
@@ -78,6 +85,6 @@ func benchTransfer() async throws {
         copies.append(Double(total) / seconds(clock.now - start) / 1e9)
     }
     copies.sort()
-    emit(String(format: "{\"bench\":\"transfer\",\"backend\":\"%@\",\"bytes\":%d,\"page_bytes\":%d,\"gbytes_per_s\":%.3f,\"min\":%.3f,\"max\":%.3f,\"memcpy_gbytes_per_s\":%.3f}",
-                backend, total, page, rates[rates.count / 2], rates.first!, rates.last!, copies[copies.count / 2]))
+    emit(String(format: "{\"bench\":\"transfer\",\"backend\":\"%@\",\"bytes\":%d,\"page_bytes\":%d,\"gbytes_per_s\":%.3f,\"min\":%.3f,\"max\":%.3f,\"memcpy_gbytes_per_s\":%.3f%@}",
+                backend, total, page, rates[rates.count / 2], rates.first!, rates.last!, copies[copies.count / 2], latency))
 }

@@ -14,6 +14,8 @@ enum PeerMethods {
     static let inspect: UInt32 = 2
     /// Answers with nothing: for throughput of request attachments.
     static let sink: UInt32 = 3
+    /// Answers a client's fabric pings with writes of its own (`FabricServing`).
+    static let pong: UInt32 = 5
 }
 
 /// Unbuffered, so the test reading our pipe sees each line at once.
@@ -39,15 +41,25 @@ func serve() async throws {
     let region = target.regions.register(length: Int(argument("region-bytes", "\(64 << 20)"))!)
     var services = RPCServices()
     services.unary(PeerMethods.echo) { $0.message }
-    services.unary(PeerMethods.inspect) { _ in
-        let sum = try region.read(offset: 0, count: region.count).reduce(UInt64(0)) { $0 &+ UInt64($1) }
+    let fabric = try argument("fabric", "").isEmpty ? nil
+        : FabricServing(provider: argument("fabric", ""), host: argument("host", "127.0.0.1"), target: target, regionBytes: region.count)
+    services.unary(PeerMethods.inspect) { request in
+        // "fabric" names the fabric region; anything else the first one.
+        let inspected = String(buffer: request.message.message) == "fabric" ? fabric!.region : region
+        let sum = try inspected.read(offset: 0, count: inspected.count).reduce(UInt64(0)) { $0 &+ UInt64($1) }
         return RPCMessage(message: ByteBuffer(string: "\(target.counters.count(1)) \(sum)"))
     }
+    fabric?.register(into: &services)
     services.unary(PeerMethods.sink) { _ in RPCMessage() }
     TransferService.register(into: &services, target: target)
     TransferService.registerShared(into: &services, target: target)
+    var serverConfiguration = configuration("server")
+    if let fabric {
+        serverConfiguration.transferBackends = [fabric.fabric.offer]
+        emit("FABRIC \(hexString(try fabric.region.descriptor.serialized()))")
+    }
     let server = try await RPCServer.bind(.tcp(host: argument("host", "127.0.0.1"), port: Int(argument("port", "0"))!),
-                                          services: services, configuration: configuration("server"))
+                                          services: services, configuration: serverConfiguration)
     var descriptor = try region.descriptor.serialized().map { String(format: "%02x", $0) }.joined()
     var extra = ""
     let shmServer: RPCServer?
@@ -69,9 +81,7 @@ func serve() async throws {
 
 /// The server's region (from its LISTENING line) and a source to copy from.
 func transferSetup() throws -> (remote: RegionDescriptor, source: RegisteredRegion, pages: Int, pageBytes: Int) {
-    let hex = argument("descriptor", "")
-    let bytes = stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
-    let remote = try RegionDescriptor(serialized: bytes)
+    let remote = try RegionDescriptor(serialized: hexBytes(argument("descriptor", "")))
     let pages = Int(argument("pages", "64"))!
     let pageBytes = remote.length / pages
     let source = RegionTable(owner: "client", epoch: 1).register(length: remote.length)
@@ -92,18 +102,18 @@ func client() async throws {
         emit("OK rpc 100")
     case "transfer":
         let (remote, source, pages, pageBytes) = try transferSetup()
-        try await TCPTransport.withTransport(to: address, lanes: 2, configuration: configuration("client")) { transport in
+        try await withClientTransport(to: address) { transport in
             try await transport.write(.paged(from: source, pages: Array(0..<pages), stride: pageBytes, to: remote, pages: Array(0..<pages), stride: pageBytes, pageLength: pageBytes, immediate: 1))
         }
         let expected = try source.read(offset: 0, count: remote.length).reduce(UInt64(0)) { $0 &+ UInt64($1) }
         let seen = try await RPCConnection.withConnection(to: address, configuration: configuration("client")) { connection in
-            try await connection.unary(method: PeerMethods.inspect, RPCMessage(), timeout: .seconds(10))
+            try await connection.unary(method: PeerMethods.inspect, RPCMessage(message: ByteBuffer(string: argument("backend", "tcp"))), timeout: .seconds(10))
         }
         emit("OK transfer \(String(buffer: seen.message)) expected 1 \(expected)")
     default:  // "until-error": keep writing until the server dies
         let (remote, source, _, pageBytes) = try transferSetup()
         do {
-            try await TCPTransport.withTransport(to: address, lanes: 2, configuration: configuration("client"), ackTimeout: .seconds(5)) { transport in
+            try await withClientTransport(to: address, ackTimeout: .seconds(5)) { transport in
                 emit("STARTED")
                 for _ in 0..<100_000 {
                     try await transport.write(.single(from: source, offset: 0, count: pageBytes, to: remote, offset: 0, immediate: 2))

@@ -89,23 +89,40 @@ struct NetnsTests {
         }
     }
 
-    func withServer(_ body: (Hosts, String, String) async throws -> Void) async throws {
+    /// Runs `body` with the hosts, the descriptor of the server's region
+    /// for the given backend, and the server's pid.
+    func withServer(backend: String = "tcp", _ body: (Hosts, String, String) async throws -> Void) async throws {
         let hosts = try Hosts.create()
         defer { hosts.destroy() }
-        let (server, log) = try Self.spawn(in: hosts.b, ["serve", "--host", hosts.serverAddress, "--port", "7461", "--region-bytes", "\(8 << 20)"])
+        let fabric = backend == "fabric" ? ["--fabric", "tcp;ofi_rxm"] : []
+        let (server, log) = try Self.spawn(in: hosts.b, ["serve", "--host", hosts.serverAddress, "--port", "7461", "--region-bytes", "\(8 << 20)"] + fabric)
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() } }
         let listening = try await Self.awaitLine("LISTENING", in: log)
-        let descriptor = String(listening.split(separator: " ")[2])
+        let descriptor = backend == "fabric"
+            ? String(try await Self.awaitLine("FABRIC", in: log, seconds: 1).split(separator: " ")[1])
+            : String(listening.split(separator: " ")[2])
         try await body(hosts, descriptor, "\(server.processIdentifier)")
     }
 
-    @Test("RPC and a tcp-backend transfer work between two hosts")
-    func rpcAndTransfer() async throws {
-        try await withServer { hosts, descriptor, _ in
+    /// The client's own arguments for `backend`: a fabric endpoint binds to
+    /// host A's address, as it would on a real second machine.
+    static func clientArguments(_ hosts: Hosts, backend: String) -> [String] {
+        ["--host", hosts.serverAddress, "--port", "7461", "--backend", backend, "--bind", "10.231.7.1"]
+    }
+
+    @Test("RPC works between two hosts")
+    func rpc() async throws {
+        try await withServer { hosts, _, _ in
             let (rpc, rpcLog) = try Self.spawn(in: hosts.a, ["client", "--host", hosts.serverAddress, "--port", "7461", "--mode", "rpc"])
             try await Self.awaitExit(rpc)
             #expect(try await Self.awaitLine("OK", in: rpcLog, seconds: 1) == "OK rpc 100")
-            let (transfer, transferLog) = try Self.spawn(in: hosts.a, ["client", "--host", hosts.serverAddress, "--port", "7461", "--mode", "transfer", "--descriptor", descriptor])
+        }
+    }
+
+    @Test("a transfer lands between two hosts", arguments: ["tcp", "fabric"])
+    func transfer(_ backend: String) async throws {
+        try await withServer(backend: backend) { hosts, descriptor, _ in
+            let (transfer, transferLog) = try Self.spawn(in: hosts.a, ["client", "--mode", "transfer", "--descriptor", descriptor] + Self.clientArguments(hosts, backend: backend))
             try await Self.awaitExit(transfer)
             let line = try await Self.awaitLine("OK", in: transferLog, seconds: 1)
             // "OK transfer <count> <sum> expected <count> <sum>": the server saw the bytes we sent.
@@ -114,10 +131,10 @@ struct NetnsTests {
         }
     }
 
-    @Test("a server killed mid-transfer gives the writer an error, not a hang")
-    func peerKilledMidTransfer() async throws {
-        try await withServer { hosts, descriptor, serverPID in
-            let (client, log) = try Self.spawn(in: hosts.a, ["client", "--host", hosts.serverAddress, "--port", "7461", "--mode", "until-error", "--descriptor", descriptor, "--pages", "32"])
+    @Test("a server killed mid-transfer gives the writer an error, not a hang", arguments: ["tcp", "fabric"])
+    func peerKilledMidTransfer(_ backend: String) async throws {
+        try await withServer(backend: backend) { hosts, descriptor, serverPID in
+            let (client, log) = try Self.spawn(in: hosts.a, ["client", "--mode", "until-error", "--descriptor", descriptor, "--pages", "32"] + Self.clientArguments(hosts, backend: backend))
             _ = try await Self.awaitLine("STARTED", in: log)
             kill(pid_t(serverPID)!, SIGKILL)
             try await Self.awaitExit(client)
