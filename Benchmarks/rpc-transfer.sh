@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Measures LoomWire RPC and the tcp/shm transfer backends on loopback, next to
 # their references in the same run: sockperf ping-pong (raw TCP round trip),
-# iperf3 (loopback TCP bandwidth) and memcpy (measured by bench-transfer).
-# Needs: apt-get install sockperf iperf3; a release build of loom-peer:
+# iperf3 (loopback TCP bandwidth), memcpy (measured by bench-transfer) and,
+# for the fabric backend on libfabric's tcp;ofi_rxm provider, fi_pingpong.
+# Needs: apt-get install sockperf iperf3 libfabric-bin; a release build of loom-peer:
 #   swift build -c release --product loom-peer
 # Usage: bash Benchmarks/rpc-transfer.sh [runs]
 set -euo pipefail
@@ -11,17 +12,19 @@ runs="${1:-3}"
 peer=.build/release/loom-peer
 [ -x "$peer" ] || { echo "build it first: swift build -c release --product loom-peer" >&2; exit 1; }
 out=$(mktemp)
-"$peer" serve --port 0 --shm --region-bytes $((64 << 20)) > "$out" 2>&1 &
+"$peer" serve --port 0 --shm --fabric "tcp;ofi_rxm" --region-bytes $((64 << 20)) > "$out" 2>&1 &
 server=$!
 sockperf_pid=""; iperf_pid=""
 trap 'kill $server ${sockperf_pid} ${iperf_pid} 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 50); do grep -q LISTENING "$out" && break; sleep 0.1; done
-set -- $(cat "$out")
+fabric=$(awk '/^FABRIC/ {print $2}' "$out")
+set -- $(grep LISTENING "$out")
 port=${2##*:}; descriptors="$3,$4"; unix=${5#unix://}
 for run in $(seq "$runs"); do
     "$peer" bench-rpc --port "$port" --calls 5000
     "$peer" bench-transfer --backend tcp --port "$port" --descriptor "$descriptors" --runs 5
     "$peer" bench-transfer --backend shm --unix "$unix" --descriptor "$descriptors" --runs 5
+    "$peer" bench-transfer --backend fabric --provider "tcp;ofi_rxm" --port "$port" --fabric-descriptor "$fabric" --runs 5 --pings 5000
 done
 sockperf server --tcp -i 127.0.0.1 -p 11111 > /dev/null 2>&1 & sockperf_pid=$!
 iperf3 -s -p 5299 -1 > /dev/null 2>&1 & iperf_pid=$!
@@ -31,3 +34,11 @@ for run in $(seq "$runs"); do
         | awk '/50.000 =/ {p50=$NF} /99.000 =/ {p99=$NF} END {printf "{\"bench\":\"sockperf\",\"p50_one_way_us\":%s,\"p99_one_way_us\":%s}\n", p50, p99}'
 done
 iperf3 -c 127.0.0.1 -p 5299 -t 5 -J | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"bench":"iperf3","gbytes_per_s":round(d["end"]["sum_received"]["bits_per_second"]/8e9,3)}))'
+# fi_pingpong's usec/xfer: one message one way, 64 bytes, over tcp;ofi_rxm.
+for run in $(seq "$runs"); do
+    fi_pingpong -p "tcp;ofi_rxm" -e rdm -S 64 -I 10000 > /dev/null 2>&1 & pingpong_server=$!
+    sleep 1
+    fi_pingpong -p "tcp;ofi_rxm" -e rdm -S 64 -I 10000 127.0.0.1 \
+        | awk '$1 == 64 {printf "{\"bench\":\"fi_pingpong\",\"one_way_us\":%s}\n", $7}'
+    wait $pingpong_server || true
+done

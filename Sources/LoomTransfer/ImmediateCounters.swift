@@ -47,6 +47,8 @@ public final class ImmediateCounters: Sendable {
     /// Returns once `expected` writes carrying `immediate` have landed;
     /// throws `timedOut` (with how many did) if that takes longer than `timeout`.
     public func wait(for immediate: UInt32, count expected: Int, timeout: Duration) async throws {
+        // Already there: no timer task to start and cancel.
+        if count(immediate) >= expected { return }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.waitUnbounded(immediate, expected) }
             group.addTask {
