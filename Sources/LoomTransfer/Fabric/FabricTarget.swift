@@ -123,6 +123,18 @@ struct SenderSlots {
         /// The window's sequence numbers, a ring whose oldest is at `head`.
         var order: [UInt16] = []
         var head = 0
+
+        mutating func firstDelivery(_ sequence: UInt16) -> Bool {
+            guard recent.insert(sequence).inserted else { return false }
+            if order.count < SenderSlots.window {
+                order.append(sequence)
+            } else {
+                recent.remove(order[head])
+                order[head] = sequence
+                head = (head + 1) % SenderSlots.window
+            }
+            return true
+        }
     }
 
     private var slots: [UInt16: Sender] = [:]
@@ -138,15 +150,8 @@ struct SenderSlots {
     /// False for a write seen before (a duplicated delivery) or from a slot
     /// that was never handed out.
     mutating func firstDelivery(_ data: FabricCompletionData) -> Bool {
-        guard var sender = slots[data.slot], sender.recent.insert(data.sequence).inserted else { return false }
-        if sender.order.count < Self.window {
-            sender.order.append(data.sequence)
-        } else {
-            sender.recent.remove(sender.order[sender.head])
-            sender.order[sender.head] = data.sequence
-            sender.head = (sender.head + 1) % Self.window
-        }
-        slots[data.slot] = sender
-        return true
+        // Mutated in place through the dictionary: a copied-out Sender would
+        // copy its whole window on every write.
+        slots[data.slot]?.firstDelivery(data.sequence) ?? false
     }
 }

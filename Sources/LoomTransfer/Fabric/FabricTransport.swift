@@ -96,14 +96,21 @@ public final class FabricTransport: TransferTransport {
 struct SequenceNumbers {
     private var next: UInt16 = 0
     private var recent: [UInt64: UInt16] = [:]
+    /// The remembered operations, a ring whose oldest is at `head`.
     private var order: [UInt64] = []
+    private var head = 0
 
     mutating func number(for operation: UInt64) -> UInt16 {
         if let known = recent[operation] { return known }
         next &+= 1
         recent[operation] = next
-        order.append(operation)
-        if order.count > SenderSlots.window { recent.removeValue(forKey: order.removeFirst()) }
+        if order.count < SenderSlots.window {
+            order.append(operation)
+        } else {
+            recent.removeValue(forKey: order[head])
+            order[head] = operation
+            head = (head + 1) % SenderSlots.window
+        }
         return next
     }
 }
