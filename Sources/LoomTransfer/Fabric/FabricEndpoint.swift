@@ -7,6 +7,7 @@ import NIOCore
 /// both for writing into peers and for being written into. A dedicated
 /// thread drives the completion queue: it resolves this side's writes and
 /// hands peers' immediates (remote completion data) to `onRemoteData`.
+/// That thread keeps the endpoint alive: call `close()` when done with it.
 public final class FabricEndpoint: Sendable {
     /// What the provider granted, read once at open.
     public struct Capabilities: Sendable {
@@ -71,8 +72,6 @@ public final class FabricEndpoint: Sendable {
         progress.name = "loom-fabric-progress"
         progress.start()
     }
-
-    deinit { close() }
 
     private static func string<T>(_ tuple: T) -> String {
         withUnsafeBytes(of: tuple) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
