@@ -60,12 +60,12 @@ func serve() async throws {
     }
     let server = try await RPCServer.bind(.tcp(host: argument("host", "127.0.0.1"), port: Int(argument("port", "0"))!),
                                           services: services, configuration: serverConfiguration)
-    var descriptor = try region.descriptor.serialized().map { String(format: "%02x", $0) }.joined()
+    var descriptor = hexString(try region.descriptor.serialized())
     var extra = ""
     let shmServer: RPCServer?
     if CommandLine.arguments.contains("--shm") {
         let shared = try SharedMemoryRegion.register(in: target.regions, length: region.count)
-        descriptor += " " + (try shared.descriptor.serialized().map { String(format: "%02x", $0) }.joined())
+        descriptor += " " + hexString(try shared.descriptor.serialized())
         shmServer = try await RPCServer.bind(.unix(path: "/tmp/loom-peer-\(getpid()).sock"), services: services, configuration: configuration("server"))
         extra = " \(shmServer!.localAddress)"
     } else {
