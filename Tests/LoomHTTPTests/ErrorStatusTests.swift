@@ -98,7 +98,7 @@ import Testing
             let message = try expectError(response, .tooManyRequests, code: "overloaded")
             #expect(response.headers[.retryAfter] == "1")
             #expect(message.contains("waiting"))
-            let next = try await client.post("/v1/completions", #"{"prompt": "hello", "max_tokens": 3}"#)
+            let next = try await client.post("/v1/completions", #"{"prompt": "hello", "max_tokens": 3, "ignore_eos": true}"#)
             #expect(next.status == .ok)
             #expect(try JSONValue(next.body)["usage"]["completion_tokens"].int == 3)
         }
