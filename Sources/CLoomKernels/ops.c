@@ -137,12 +137,10 @@ static void attend_group(const float *q, const loom_kv_layout *kv, int64_t layer
     for (int64_t i = 0; i < nh; i++)
         for (int64_t d = 0; d < head_dim; d++)
             qr[i * head_dim + d] = f16_table[loom_f32_to_f16(q[(h0 + i) * head_dim + d])];
-    const int simd = loom_cpu_has_avx2();
     for (int64_t p = 0; p < n_pos; p++) {
         const uint16_t *k = kv_at(kv, layer, table, p, 0) + g * head_dim;
         for (int64_t i = 0; i < nh; i++)
-            scores[i * n_pos + p] = (simd ? loom_dot_f16_avx2(qr + i * head_dim, k, head_dim)
-                                          : dot_f16(qr + i * head_dim, k, head_dim)) * scale;
+            scores[i * n_pos + p] = dot_f16(qr + i * head_dim, k, head_dim) * scale;
     }
     for (int64_t i = 0; i < nh; i++) {
         float *s = scores + i * n_pos;
@@ -154,12 +152,8 @@ static void attend_group(const float *q, const loom_kv_layout *kv, int64_t layer
         const uint16_t *v = kv_at(kv, layer, table, p, 1) + g * head_dim;
         for (int64_t i = 0; i < nh; i++) {
             float *oh = out + (h0 + i) * head_dim;
-            if (simd) {
-                loom_axpy_f16_avx2(oh, scores[i * n_pos + p], v, head_dim);
-            } else {
-                const float w = scores[i * n_pos + p];
-                for (int64_t d = 0; d < head_dim; d++) oh[d] += w * f16_table[v[d]];
-            }
+            const float w = scores[i * n_pos + p];
+            for (int64_t d = 0; d < head_dim; d++) oh[d] += w * f16_table[v[d]];
         }
     }
 }
@@ -169,13 +163,24 @@ void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     int64_t head_begin, int64_t head_end,
                     int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                     float scale, float *scores, float *out) {
+    loom_attention_path(q, kv, layer, block_table, n_pos, head_begin, head_end, n_heads, n_kv_heads,
+                        head_dim, scale, scores, out, 1);
+}
+
+void loom_attention_path(const float *q, const loom_kv_layout *kv, int64_t layer,
+                         const int32_t *block_table, int64_t n_pos,
+                         int64_t head_begin, int64_t head_end,
+                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                         float scale, float *scores, float *out, int allow_simd) {
     init_f16_table();
+    const int simd = allow_simd && loom_cpu_has_avx2() && head_dim % 16 == 0 && head_dim <= 512;
     const int64_t group = n_heads / n_kv_heads;
     for (int64_t h = head_begin; h < head_end;) {
         const int64_t g = h / group;
         int64_t h1 = (g + 1) * group < head_end ? (g + 1) * group : head_end;
         if (h1 - h > 8) h1 = h + 8;  // qr holds 8 heads
-        attend_group(q, kv, layer, block_table, n_pos, h, h1, g, head_dim, scale, scores, out);
+        (simd ? loom_attend_group_avx2 : attend_group)(
+            q, kv, layer, block_table, n_pos, h, h1, g, head_dim, scale, scores, out);
         h = h1;
     }
 }

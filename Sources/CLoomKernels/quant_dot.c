@@ -16,7 +16,7 @@
 // Quantizes like activations.c (d = amax/127, q = round-half-even(x / d),
 // d stored as a half, s = half(d * sum q)), so the integer path sees exactly
 // the values the float path dots with.
-void loom_quantize_q8(const float *x, loom_q8_block *out, int64_t n) {
+static void quantize_q8_generic(const float *x, loom_q8_block *out, int64_t n) {
     for (int64_t b = 0; b < n / 32; b++) {
         const float *v = x + b * 32;
         float amax = 0;
@@ -32,6 +32,56 @@ void loom_quantize_q8(const float *x, loom_q8_block *out, int64_t n) {
         out[b].d = loom_f16_to_f32(loom_f32_to_f16(d));
         out[b].s = loom_f16_to_f32(loom_f32_to_f16(d * (float)sum));
     }
+}
+
+#ifdef LOOM_X86
+// The same arithmetic eight lanes at a time: max is exact in any order,
+// the product and round-to-nearest-even are per element, the integer sum is
+// exact, and F16C rounds to nearest even like loom_f32_to_f16.
+__attribute__((target("avx2,f16c"))) static void quantize_q8_avx2(const float *x, loom_q8_block *out, int64_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *v = x + b * 32;
+        __m256 xs[4], m = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            xs[j] = _mm256_loadu_ps(v + 8 * j);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, xs[j]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float d = _mm_cvtss_f32(m4) / 127.f;
+        const __m256 id = _mm256_set1_ps(d != 0 ? 1.f / d : 0);
+        __m256i q[4];
+        for (int j = 0; j < 4; j++)
+            q[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(xs[j], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        const int sum = _mm_cvtsi128_si32(s4);
+        // packs work within 128-bit lanes; the permute restores element order.
+        const __m256i w8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)out[b].qs, _mm256_permutevar8x32_epi32(w8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        out[b].d = _cvtsh_ss(_cvtss_sh(d, 0));
+        out[b].s = _cvtsh_ss(_cvtss_sh(d * (float)sum, 0));
+    }
+}
+#endif
+
+void loom_quantize_q8_path(const float *x, loom_q8_block *out, int64_t n, int allow_simd) {
+#ifdef LOOM_X86
+    if (allow_simd && loom_cpu_has_avx2()) {
+        quantize_q8_avx2(x, out, n);
+        return;
+    }
+#endif
+    (void)allow_simd;
+    quantize_q8_generic(x, out, n);
+}
+
+void loom_quantize_q8(const float *x, loom_q8_block *out, int64_t n) {
+    loom_quantize_q8_path(x, out, n, 1);
 }
 
 int loom_has_int_dot(int type) {

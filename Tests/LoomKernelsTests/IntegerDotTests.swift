@@ -40,6 +40,22 @@ import Testing
         }
     }
 
+    @Test func vectorQuantizerMatchesThePortableOne() {
+        var g = SeededGenerator(seed: 11)
+        // A zero block, a block with one huge value, and ordinary ones.
+        var x = (0..<(32 * 40)).map { _ in Float.random(in: -4...4, using: &g) }
+        for j in 0..<32 { x[j] = 0 }
+        x[40] = 3e4
+        var simd = [loom_q8_block](repeating: loom_q8_block(), count: 40), portable = simd
+        loom_quantize_q8_path(x, &simd, Int64(x.count), 1)
+        loom_quantize_q8_path(x, &portable, Int64(x.count), 0)
+        for (a, b) in zip(simd, portable) {
+            #expect(a.d == b.d && a.s == b.s)
+            #expect(withUnsafeBytes(of: a.qs) { Array($0) } == withUnsafeBytes(of: b.qs) { Array($0) })
+        }
+        #expect(portable[0].d == 0 && portable[1].d > 0)
+    }
+
     private func floatPath(_ type: GGMLType, _ w: [UInt8], _ x: [Float], rows: Int, cols: Int, tokens: Int) -> [Float] {
         var rounded = [Float](repeating: 0, count: tokens * cols), fix = [Float](repeating: 0, count: tokens * cols / 32)
         for t in 0..<tokens {

@@ -89,6 +89,12 @@ void loom_attention(const float *q, const loom_kv_layout *kv, int64_t layer,
                     int64_t head_begin, int64_t head_end,
                     int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                     float scale, float *scores, float *out);
+/* The same; `allow_simd` = 0 forces the portable path (for tests). */
+void loom_attention_path(const float *q, const loom_kv_layout *kv, int64_t layer,
+                         const int32_t *block_table, int64_t n_pos,
+                         int64_t head_begin, int64_t head_end,
+                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                         float scale, float *scores, float *out, int allow_simd);
 
 #ifdef __cplusplus
 }
@@ -131,13 +137,17 @@ typedef struct {
 int loom_has_int_dot(int type);
 int loom_cpu_has_avx2(void);
 
-/* AVX2/F16C attention loops; call only when loom_cpu_has_avx2(). */
-float loom_dot_f16_avx2(const float *q, const uint16_t *k, int64_t n);
-void loom_axpy_f16_avx2(float *y, float w, const uint16_t *v, int64_t n);
+/* loom_attention's AVX2/F16C path for heads [h0, h1) (at most 8) of KV
+   head g; call only when loom_cpu_has_avx2() and head_dim % 16 == 0. */
+void loom_attend_group_avx2(const float *q, const loom_kv_layout *kv, int64_t layer,
+                            const int32_t *table, int64_t n_pos, int64_t h0, int64_t h1, int64_t g,
+                            int64_t head_dim, float scale, float *scores, float *out);
 
 /* Quantizes n floats (a multiple of 32) the way loom_round_activations
    rounds them for Q4_0/Q4_1/Q8_0 weights. */
 void loom_quantize_q8(const float *x, loom_q8_block *out, int64_t n);
+/* The same; `allow_simd` = 0 forces the portable path (for tests). */
+void loom_quantize_q8_path(const float *x, loom_q8_block *out, int64_t n, int allow_simd);
 
 /* y[t * ldy + r] = W[r] . x[t] for rows [row0, row1) and tokens [0, ntok),
    with x[t] the cols/32 blocks at x + t * cols/32. `allow_simd` = 0 forces

@@ -1,0 +1,39 @@
+import CLoomKernels
+import LoomTesting
+import Testing
+
+/// The AVX2 attention path against the portable one: same bits, for
+/// position counts that do and do not fill the eight-position groups, over a
+/// paged KV pool whose blocks are out of order.
+@Suite struct AttentionKernelTests {
+    @Test(arguments: [(1, 64), (8, 64), (37, 64), (100, 64), (19, 32), (23, 128)])
+    func vectorPathMatchesPortableBitForBit(positions: Int, headDim: Int) {
+        let heads = 9, kvHeads = 3, blockSize = 16, layers = 2
+        let kvDim = kvHeads * headDim
+        let blocks = (positions + blockSize - 1) / blockSize + 2
+        let layerStride = 2 * blockSize * kvDim, blockStride = layers * layerStride
+        var g = SeededGenerator(seed: UInt64(positions * 1000 + headDim))
+        var pool = (0..<(blocks * blockStride)).map { _ in loom_f32_to_f16(Float.random(in: -2...2, using: &g)) }
+        let q = (0..<(heads * headDim)).map { _ in Float.random(in: -2...2, using: &g) }
+        // Blocks in reverse order, skipping block 0, so the table matters.
+        let table = (0..<(blocks - 1)).map { Int32(blocks - 1 - $0) }
+        func run(simd: Int32, heads range: Range<Int>) -> [Float] {
+            var out = [Float](repeating: .nan, count: heads * headDim)
+            var scores = [Float](repeating: 0, count: positions * 8)
+            pool.withUnsafeMutableBufferPointer { pool in
+                var layout = loom_kv_layout(
+                    base: pool.baseAddress, block_stride: Int64(blockStride), layer_stride: Int64(layerStride),
+                    block_size: Int64(blockSize), kv_dim: Int64(kvDim))
+                loom_attention_path(
+                    q, &layout, 1, table, Int64(positions), Int64(range.lowerBound), Int64(range.upperBound),
+                    Int64(heads), Int64(kvHeads), Int64(headDim), 0.125, &scores, &out, simd)
+            }
+            return out
+        }
+        for range in [0..<heads, 2..<7] {
+            let simd = run(simd: 1, heads: range), portable = run(simd: 0, heads: range)
+            #expect(simd.map(\.bitPattern) == portable.map(\.bitPattern))
+            #expect(simd[(range.lowerBound * headDim)..<(range.upperBound * headDim)].allSatisfy { $0.isFinite })
+        }
+    }
+}
