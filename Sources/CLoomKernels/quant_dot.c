@@ -31,6 +31,7 @@ static void quantize_q8_generic(const float *x, loom_q8_block *out, int64_t n) {
         }
         out[b].d = loom_f16_to_f32(loom_f32_to_f16(d));
         out[b].s = loom_f16_to_f32(loom_f32_to_f16(d * (float)sum));
+        out[b].sum = sum;
     }
 }
 
@@ -65,6 +66,7 @@ __attribute__((target("avx2,f16c"))) static void quantize_q8_avx2(const float *x
         _mm256_storeu_si256((__m256i *)out[b].qs, _mm256_permutevar8x32_epi32(w8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
         out[b].d = _cvtsh_ss(_cvtss_sh(d, 0));
         out[b].s = _cvtsh_ss(_cvtss_sh(d * (float)sum, 0));
+        out[b].sum = sum;
     }
 }
 #endif

@@ -32,8 +32,9 @@ extension Kernels {
     }
 
     /// Quantizes each token's activations once into Q8 blocks, then every
-    /// thread runs integer dot products over its rows. The blocks (40 bytes
-    /// per 32 values) fit in the `rounded` scratch the float path sizes.
+    /// thread runs integer dot products over its rows, on the packed layout
+    /// when the matrix has one. The blocks (44 bytes per 32 values) fit in
+    /// the `rounded` scratch the float path sizes.
     private static func integerMatmul(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
         into y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutableRawPointer, parallel: Parallel
@@ -44,6 +45,15 @@ extension Kernels {
             for t in slice { loom_quantize_q8(x + t * ldx, q8 + t * blocks, Int64(w.cols)) }
         }
         let input = UnsafePointer(q8)
+        if let packed = w.packed {
+            // Slices are whole multiples of the granularity, so of 8 rows.
+            parallel.forEachSlice(w.rows, granularity: 16) { rows in
+                loom_matmul_packed(
+                    Int32(w.type), packed, Int64(w.cols), input, Int64(tokens),
+                    y, Int64(ldy), Int64(rows.lowerBound), Int64(rows.upperBound), 1)
+            }
+            return
+        }
         parallel.forEachSlice(w.rows, granularity: 16) { rows in
             loom_matmul_q8(
                 Int32(w.type), w.data, Int64(w.rowBytes), Int64(w.cols), input, Int64(tokens),

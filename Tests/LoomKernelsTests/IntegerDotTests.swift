@@ -26,6 +26,39 @@ import Testing
         for (a, b) in zip(simd, reference) { #expect(abs(a - b) <= 1e-5 * scale) }
     }
 
+    /// The eight-row layout: its AVX2 and portable kernels agree bit for bit,
+    /// stay within rounding of the float reference, and a slice of rows
+    /// computes exactly the rows the whole matrix gives.
+    @Test(arguments: [GGMLType.q4_0, .q4_1])
+    func packedMatmulMatchesFloatReference(type: GGMLType) {
+        let rows = 24, cols = 160
+        var g = SeededGenerator(seed: 40 + UInt64(type.rawValue))
+        let weights = Quantizer.quantize((0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &g) }, as: type)
+        var packed = [UInt8](repeating: 0, count: weights.count)
+        loom_pack_q4(Int32(type.rawValue), weights, Int64(rows), Int64(cols), &packed)
+        for tokens in [1, 3, 4, 13] {
+            let x = (0..<(tokens * cols)).map { i in Float.random(in: -2...2, using: &g) + (i % 64 < 32 ? 0.7 : 0) }
+            let blocks = quantized(x, tokens: tokens, cols: cols)
+            func run(simd: Int32, rows range: Range<Int>) -> [Float] {
+                var y = [Float](repeating: .nan, count: tokens * rows)
+                loom_matmul_packed(Int32(type.rawValue), packed, Int64(cols), blocks, Int64(tokens), &y, Int64(rows),
+                                   Int64(range.lowerBound), Int64(range.upperBound), simd)
+                return y
+            }
+            let simd = run(simd: 1, rows: 0..<rows), portable = run(simd: 0, rows: 0..<rows)
+            #expect(simd.map(\.bitPattern) == portable.map(\.bitPattern))
+            let reference = floatPath(type, weights, x, rows: rows, cols: cols, tokens: tokens)
+            let scale = reference.map(abs).max()!
+            for (a, b) in zip(simd, reference) { #expect(abs(a - b) <= 1e-5 * scale) }
+            let middle = run(simd: 1, rows: 8..<16)
+            for t in 0..<tokens {
+                let slice = (t * rows + 8)..<(t * rows + 16)
+                #expect(middle[slice].map(\.bitPattern) == simd[slice].map(\.bitPattern))
+                #expect(middle[(t * rows)..<(t * rows + 8)].allSatisfy { $0.isNaN })
+            }
+        }
+    }
+
     @Test func quantizedActivationsAreTheRoundedOnes() {
         var g = SeededGenerator(seed: 9)
         let x = (0..<96).map { _ in Float.random(in: -3...3, using: &g) }
@@ -52,6 +85,8 @@ import Testing
         for (a, b) in zip(simd, portable) {
             #expect(a.d == b.d && a.s == b.s)
             #expect(withUnsafeBytes(of: a.qs) { Array($0) } == withUnsafeBytes(of: b.qs) { Array($0) })
+            let sum = withUnsafeBytes(of: a.qs) { $0.reduce(Int32(0)) { $0 + Int32(Int8(bitPattern: $1)) } }
+            #expect(a.sum == b.sum && a.sum == sum)
         }
         #expect(portable[0].d == 0 && portable[1].d > 0)
     }
@@ -72,11 +107,16 @@ import Testing
         return y
     }
 
-    private func integerPath(_ type: GGMLType, _ w: [UInt8], _ x: [Float], rows: Int, cols: Int, tokens: Int, simd: Bool) -> [Float] {
+    private func quantized(_ x: [Float], tokens: Int, cols: Int) -> [loom_q8_block] {
         var blocks = [loom_q8_block](repeating: loom_q8_block(), count: tokens * cols / 32)
         blocks.withUnsafeMutableBufferPointer { bp in
             for t in 0..<tokens { loom_quantize_q8(Array(x[(t * cols)..<((t + 1) * cols)]), bp.baseAddress! + t * cols / 32, Int64(cols)) }
         }
+        return blocks
+    }
+
+    private func integerPath(_ type: GGMLType, _ w: [UInt8], _ x: [Float], rows: Int, cols: Int, tokens: Int, simd: Bool) -> [Float] {
+        let blocks = quantized(x, tokens: tokens, cols: cols)
         var y = [Float](repeating: 0, count: tokens * rows)
         loom_matmul_q8(Int32(type.rawValue), w, Int64(w.count / rows), Int64(cols), blocks, Int64(tokens), &y, Int64(rows), 0, Int64(rows), simd ? 1 : 0)
         return y

@@ -126,11 +126,13 @@ extern "C" {
 #endif
 /* 32 activations quantized to int8: value j is qs[j] * d, where d is the
    half-rounded scale (kept as a float so kernels skip the conversion) and
-   s = half(d * sum(qs)), the Q8_1 sum that types with a minimum need. */
+   s = half(d * sum(qs)), the Q8_1 sum that types with a minimum need;
+   `sum` is sum(qs) exactly, which the packed Q4_0 kernel subtracts 8 times. */
 typedef struct {
     float d;
     float s;
     int8_t qs[32];
+    int32_t sum;
 } loom_q8_block;
 
 /* 1 if loom_matmul_q8 handles weights of `type` (Q4_0, Q4_1, Q8_0). */
@@ -155,6 +157,18 @@ void loom_quantize_q8_path(const float *x, loom_q8_block *out, int64_t n, int al
 void loom_matmul_q8(int type, const void *w, int64_t row_bytes, int64_t cols,
                     const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
                     int64_t row0, int64_t row1, int allow_simd);
+/* Q4_0 and Q4_1 matrices re-laid out at load in groups of eight rows, for
+   a kernel that computes eight rows per register (quant_gemm.c). The packed
+   matrix has the same size as the original. 1 if `type` x rows x cols can
+   be packed (rows a multiple of 8). */
+int loom_can_pack(int type, int64_t rows, int64_t cols);
+void loom_pack_q4(int type, const void *w, int64_t rows, int64_t cols, void *out);
+/* y[t * ldy + r] = W[r] . x[t] like loom_matmul_q8, over packed weights;
+   row0 and row1 are multiples of 8. Each row sums whole blocks exactly in
+   integers, then accumulates d_w * d_x * sum (+ m_w * s_x) by FMA. */
+void loom_matmul_packed(int type, const void *packed, int64_t cols,
+                        const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
+                        int64_t row0, int64_t row1, int allow_simd);
 #ifdef __cplusplus
 }
 #endif

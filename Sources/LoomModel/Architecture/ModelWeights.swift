@@ -41,10 +41,14 @@ public struct ModelWeights: Sendable {
     public let output: WeightMatrix           // output.weight, or token_embd when tied
     public let ropeFrequencyFactors: Vector?  // rope_freqs.weight (Llama 3.1 long context)
     public let layers: [LayerWeights]
+    /// Owns the eight-row copies of the 4-bit matrices.
+    public let packing: PackedWeights
 
     public init(gguf: GGUFFile, config c: ModelConfig) throws {
-        let t = TensorBinder(file: gguf)
-        tokenEmbedding = try t.matrix("token_embd.weight", cols: c.embeddingLength, rows: c.vocabularySize)
+        packing = PackedWeights(mapping: gguf.mapping)
+        let t = TensorBinder(file: gguf, packing: packing)
+        // Embedding rows are also read in place, so its source pages stay.
+        tokenEmbedding = try t.matrix("token_embd.weight", cols: c.embeddingLength, rows: c.vocabularySize, keepSource: true)
         outputNorm = try t.vector("output_norm.weight", count: c.embeddingLength)
         output = gguf.info("output.weight") == nil
             ? tokenEmbedding
@@ -97,8 +101,9 @@ public struct ModelWeights: Sendable {
 /// Finds tensors by name and checks their shape and type before binding.
 struct TensorBinder {
     let file: GGUFFile
+    let packing: PackedWeights
 
-    func matrix(_ name: String, cols: Int, rows: Int, dims: [Int]? = nil) throws -> WeightMatrix {
+    func matrix(_ name: String, cols: Int, rows: Int, dims: [Int]? = nil, keepSource: Bool = false) throws -> WeightMatrix {
         let info = try file.requireTensor(name)
         let expected = dims ?? [cols, rows]
         // Trailing unit dimensions carry no layout (a [d] gate is a [d, 1] matrix).
@@ -109,7 +114,8 @@ struct TensorBinder {
         guard info.type.isSupported else {
             throw GGUFError(.unknownTensorType, "\(file.path): tensor '\(name)' has type \(info.type.name), which Loom cannot compute with")
         }
-        return WeightMatrix(type: info.type.rawValue, data: file.bytes(of: info).baseAddress!, rows: rows, cols: cols)
+        let matrix = WeightMatrix(type: info.type.rawValue, data: file.bytes(of: info).baseAddress!, rows: rows, cols: cols)
+        return packing.pack(matrix, releasingSource: !keepSource)
     }
 
     func vector(_ name: String, count: Int) throws -> Vector {

@@ -1,0 +1,169 @@
+// Q4_0/Q4_1 matmul over weights re-laid out in groups of eight rows. In
+// ggml's layout one register holds 32 values of one row, so every block of
+// every row-token pair costs a multiply-add, a widening, a conversion, an
+// FMA and, per row and token, a horizontal sum. Here one register holds four
+// bytes (eight 4-bit values) of each of eight rows: eight byte products per
+// block add up in 16-bit lanes (at most 8 * 2 * 15 * 127 = 30480, no
+// overflow), one widening and one FMA per block then serve eight rows, and
+// the eight outputs land side by side in y with no horizontal sum.
+//
+// A packed group, block after block: d of the 8 rows (halves), m of the 8
+// rows (halves, Q4_1 only), then 4 x 32 bytes where bytes [32j + 4r, +4)
+// are row r's quant bytes [4j, 4j + 4). A byte's low nibble is value k and
+// its high nibble value k + 16, as in the source block, so a group takes
+// exactly the bytes of its eight source rows.
+#include "CLoomKernels.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define LOOM_X86 1
+#endif
+
+static inline int64_t group_block_bytes(int type) { return type == LOOM_Q4_1 ? 160 : 144; }
+
+int loom_can_pack(int type, int64_t rows, int64_t cols) {
+    return (type == LOOM_Q4_0 || type == LOOM_Q4_1) && rows > 0 && rows % 8 == 0 && cols % 32 == 0;
+}
+
+void loom_pack_q4(int type, const void *w, int64_t rows, int64_t cols, void *out) {
+    const int has_min = type == LOOM_Q4_1;
+    const int64_t blocks = cols / 32, src_block = has_min ? 20 : 18, src_qs = has_min ? 4 : 2;
+    const int64_t scales = has_min ? 32 : 16;
+    const uint8_t *src = w;
+    uint8_t *dst = out;
+    for (int64_t g = 0; g < rows / 8; g++) {
+        for (int64_t b = 0; b < blocks; b++) {
+            uint8_t *blk = dst + (g * blocks + b) * group_block_bytes(type);
+            for (int r = 0; r < 8; r++) {
+                const uint8_t *s = src + ((g * 8 + r) * blocks + b) * src_block;
+                memcpy(blk + 2 * r, s, 2);
+                if (has_min) memcpy(blk + 16 + 2 * r, s + 2, 2);
+                for (int j = 0; j < 4; j++) memcpy(blk + scales + 32 * j + 4 * r, s + src_qs + 4 * j, 4);
+            }
+        }
+    }
+}
+
+static inline float half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return loom_f16_to_f32(h);
+}
+
+// The arithmetic of the vector kernel one row at a time: exact integer block
+// sums, then the same products and FMAs in the same order.
+static void packed_generic(int type, const uint8_t *packed, int64_t blocks, const loom_q8_block *x,
+                           int64_t ntok, float *y, int64_t ldy, int64_t row0, int64_t row1) {
+    const int has_min = type == LOOM_Q4_1;
+    const int64_t gb = group_block_bytes(type), scales = has_min ? 32 : 16;
+    for (int64_t row = row0; row < row1; row++) {
+        const uint8_t *group = packed + (row / 8) * blocks * gb;
+        const int r = (int)(row % 8);
+        for (int64_t t = 0; t < ntok; t++) {
+            float acc = 0;
+            for (int64_t b = 0; b < blocks; b++) {
+                const uint8_t *blk = group + b * gb;
+                const loom_q8_block *xb = x + t * blocks + b;
+                int32_t sum = 0;
+                for (int k = 0; k < 16; k++) {
+                    const uint8_t q = blk[scales + 32 * (k / 4) + 4 * r + k % 4];
+                    sum += (q & 15) * xb->qs[k] + (q >> 4) * xb->qs[k + 16];
+                }
+                if (!has_min) sum -= 8 * xb->sum;
+                acc = fmaf(half_at(blk + 2 * r) * xb->d, (float)sum, acc);
+                if (has_min) acc = fmaf(half_at(blk + 16 + 2 * r), xb->s, acc);
+            }
+            y[t * ldy + row] = acc;
+        }
+    }
+}
+
+#ifdef LOOM_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TOKENS 4
+
+AVX2 static inline __m256i broadcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// Eight rows (one group) against up to TOKENS tokens.
+AVX2 __attribute__((always_inline)) static inline void group_tokens(
+        int type, const uint8_t *group, int64_t blocks, const loom_q8_block *x, int64_t nt, float *y, int64_t ldy) {
+    const int has_min = type == LOOM_Q4_1;
+    const int64_t gb = group_block_bytes(type), scales = has_min ? 32 : 16;
+    const __m256i low = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 acc[TOKENS];
+    for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *blk = group + b * gb;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        const __m256 m = has_min ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))) : _mm256_setzero_ps();
+        __m256i lo[4], hi[4];
+        for (int j = 0; j < 4; j++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + scales + 32 * j));
+            lo[j] = _mm256_and_si256(v, low);
+            hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        }
+        for (int t = 0; t < nt; t++) {
+            const loom_q8_block *xb = x + t * blocks + b;
+            __m256i s16 = _mm256_maddubs_epi16(lo[0], broadcast4(xb->qs));
+            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[0], broadcast4(xb->qs + 16)));
+            for (int j = 1; j < 4; j++) {
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[j], broadcast4(xb->qs + 4 * j)));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[j], broadcast4(xb->qs + 16 + 4 * j)));
+            }
+            __m256i s32 = _mm256_madd_epi16(s16, ones);
+            if (!has_min) s32 = _mm256_sub_epi32(s32, _mm256_set1_epi32(8 * xb->sum));
+            const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(xb->d));
+            acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s32), acc[t]);
+            if (has_min) acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(xb->s), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+// Token tiles whose activations stay in L2 while every group of the slice
+// passes over them; inside a tile, each group (a few KiB) stays in L1 while
+// the tile's tokens pass.
+AVX2 __attribute__((always_inline)) static inline void packed_tiles(
+        int type, const uint8_t *packed, int64_t blocks, const loom_q8_block *x,
+        int64_t ntok, float *y, int64_t ldy, int64_t row0, int64_t row1) {
+    const int64_t gb = group_block_bytes(type);
+    int64_t tile = (128 * 1024) / (blocks * (int64_t)sizeof(loom_q8_block));
+    tile = tile < TOKENS ? TOKENS : tile / TOKENS * TOKENS;
+    for (int64_t t0 = 0; t0 < ntok; t0 += tile) {
+        const int64_t t1 = t0 + tile < ntok ? t0 + tile : ntok;
+        for (int64_t r = row0; r < row1; r += 8) {
+            const uint8_t *group = packed + (r / 8) * blocks * gb;
+            for (int64_t t = t0; t < t1; t += TOKENS) {
+                const int64_t nt = t1 - t < TOKENS ? t1 - t : TOKENS;
+                group_tokens(type, group, blocks, x + t * blocks, nt, y + t * ldy + r, ldy);
+            }
+        }
+    }
+}
+
+AVX2 static void packed_avx2(int type, const uint8_t *packed, int64_t blocks, const loom_q8_block *x,
+                             int64_t ntok, float *y, int64_t ldy, int64_t row0, int64_t row1) {
+    if (type == LOOM_Q4_1) packed_tiles(LOOM_Q4_1, packed, blocks, x, ntok, y, ldy, row0, row1);
+    else packed_tiles(LOOM_Q4_0, packed, blocks, x, ntok, y, ldy, row0, row1);
+}
+#endif
+
+void loom_matmul_packed(int type, const void *packed, int64_t cols,
+                        const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
+                        int64_t row0, int64_t row1, int allow_simd) {
+    const int64_t blocks = cols / 32;
+#ifdef LOOM_X86
+    if (allow_simd && loom_cpu_has_avx2()) {
+        packed_avx2(type, packed, blocks, x, ntok, y, ldy, row0, row1);
+        return;
+    }
+#endif
+    (void)allow_simd;
+    packed_generic(type, packed, blocks, x, ntok, y, ldy, row0, row1);
+}
