@@ -106,9 +106,19 @@ let package = Package(
             name: "loomctl",
             dependencies: ["LoomRouter", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The RPC and transfer benchmarks' two sides, for `loom bench rpc|transfer`
+        // and for `loom-peer`, the process the multi-host tests start.
+        .target(
+            name: "LoomPeer",
+            dependencies: [
+                "LoomTransfer", "LoomWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "loom-peer",
-            dependencies: ["LoomTransfer", "LoomWire", .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: ["LoomPeer", "LoomTransfer", "LoomWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire", "LoomTesting"]),
         .testTarget(

@@ -1,25 +1,16 @@
 // A small process for multi-host tests and benchmarks: `serve` owns a region
 // and serves RPC echo plus the transfer backends; `client` drives one of
 // them against a server and prints one result line. Tests start two of these
-// in different network namespaces.
+// in different network namespaces. The work is LoomPeer's; this file only
+// turns arguments into its options. `loom bench rpc|transfer` is the same
+// benchmark behind a proper command line.
 import Foundation
+import LoomPeer
 import LoomTransfer
 import LoomWire
-import NIOCore
-import NIOPosix
-
-enum PeerMethods {
-    static let echo: UInt32 = 1
-    /// Returns "<count of immediate 1> <sum of region bytes>" as text.
-    static let inspect: UInt32 = 2
-    /// Answers with nothing: for throughput of request attachments.
-    static let sink: UInt32 = 3
-    /// Answers a client's fabric pings with writes of its own (`FabricServing`).
-    static let pong: UInt32 = 5
-}
 
 /// Unbuffered, so the test reading our pipe sees each line at once.
-func emit(_ line: String) {
+@Sendable func emit(_ line: String) {
     FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
 }
 
@@ -29,115 +20,81 @@ func argument(_ name: String, _ fallback: String) -> String {
     return args[index + 1]
 }
 
-func configuration(_ name: String) -> RPCConfiguration {
-    var configuration = RPCConfiguration(nodeName: name)
-    configuration.keepaliveInterval = .milliseconds(500)
-    configuration.keepaliveMissLimit = 4
-    return configuration
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
 }
 
-func serve() async throws {
-    let target = TransferTarget(regions: RegionTable(owner: "server", epoch: UInt64(argument("epoch", "\(UInt64(Date().timeIntervalSince1970 * 1e6))"))!))
-    let region = target.regions.register(length: Int(argument("region-bytes", "\(64 << 20)"))!)
-    var services = RPCServices()
-    services.unary(PeerMethods.echo) { $0.message }
-    let fabric = try argument("fabric", "").isEmpty ? nil
-        : FabricServing(provider: argument("fabric", ""), host: argument("host", "127.0.0.1"), target: target, regionBytes: region.count)
-    services.unary(PeerMethods.inspect) { request in
-        // "fabric" names the fabric region; anything else the first one.
-        let inspected = String(buffer: request.message.message) == "fabric" ? fabric!.region : region
-        let sum = try inspected.read(offset: 0, count: inspected.count).reduce(UInt64(0)) { $0 &+ UInt64($1) }
-        return RPCMessage(message: ByteBuffer(string: "\(target.counters.count(1)) \(sum)"))
-    }
-    fabric?.register(into: &services)
-    services.unary(PeerMethods.sink) { _ in RPCMessage() }
-    TransferService.register(into: &services, target: target)
-    TransferService.registerShared(into: &services, target: target)
-    var serverConfiguration = configuration("server")
-    if let fabric {
-        serverConfiguration.transferBackends = [fabric.fabric.offer]
-        emit("FABRIC \(hexString(try fabric.region.descriptor.serialized()))")
-    }
-    let server = try await RPCServer.bind(.tcp(host: argument("host", "127.0.0.1"), port: Int(argument("port", "0"))!),
-                                          services: services, configuration: serverConfiguration)
-    var descriptor = hexString(try region.descriptor.serialized())
-    var extra = ""
-    let shmServer: RPCServer?
-    if CommandLine.arguments.contains("--shm") {
-        let shared = try SharedMemoryRegion.register(in: target.regions, length: region.count)
-        descriptor += " " + hexString(try shared.descriptor.serialized())
-        shmServer = try await RPCServer.bind(.unix(path: "/tmp/loom-peer-\(getpid()).sock"), services: services, configuration: configuration("server"))
-        extra = " \(shmServer!.localAddress)"
-    } else {
-        shmServer = nil
-    }
-    emit("LISTENING \(server.localAddress) \(descriptor)\(extra)")
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.run() }
-        if let shmServer { group.addTask { try await shmServer.run() } }
-        try await group.waitForAll()
-    }
+func integer(_ name: String, _ fallback: Int) throws -> Int {
+    let text = argument(name, "\(fallback)")
+    guard let value = Int(text) else { throw UsageError(description: "--\(name) wants a whole number, not \"\(text)\"") }
+    return value
 }
 
-/// The server's region (from its LISTENING line) and a source to copy from.
-func transferSetup() throws -> (remote: RegionDescriptor, source: RegisteredRegion, pages: Int, pageBytes: Int) {
-    let remote = try RegionDescriptor(serialized: hexBytes(argument("descriptor", "")))
-    let pages = Int(argument("pages", "64"))!
-    let pageBytes = remote.length / pages
-    let source = RegionTable(owner: "client", epoch: 1).register(length: remote.length)
-    try source.fill(offset: 0, with: (0..<remote.length).map { UInt8(truncatingIfNeeded: $0 &* 13) })
-    return (remote, source, pages, pageBytes)
+func serverAddress() throws -> RPCAddress {
+    .tcp(host: argument("host", "127.0.0.1"), port: try integer("port", 0))
 }
 
-func client() async throws {
-    let address = RPCAddress.tcp(host: argument("host", "127.0.0.1"), port: Int(argument("port", "0"))!)
-    switch argument("mode", "rpc") {
-    case "rpc":
-        try await RPCConnection.withConnection(to: address, configuration: configuration("client")) { connection in
-            for i in 0..<100 {
-                let reply = try await connection.unary(method: PeerMethods.echo, RPCMessage(message: ByteBuffer(string: "ping \(i)")), timeout: .seconds(10))
-                guard reply.message == ByteBuffer(string: "ping \(i)") else { throw TransferError(.invalidRequest, "echo mismatch") }
-            }
-        }
-        emit("OK rpc 100")
-    case "transfer":
-        let (remote, source, pages, pageBytes) = try transferSetup()
-        try await withClientTransport(to: address) { transport in
-            try await transport.write(.paged(from: source, pages: Array(0..<pages), stride: pageBytes, to: remote, pages: Array(0..<pages), stride: pageBytes, pageLength: pageBytes, immediate: 1))
-        }
-        let expected = try source.read(offset: 0, count: remote.length).reduce(UInt64(0)) { $0 &+ UInt64($1) }
-        let seen = try await RPCConnection.withConnection(to: address, configuration: configuration("client")) { connection in
-            try await connection.unary(method: PeerMethods.inspect, RPCMessage(message: ByteBuffer(string: argument("backend", "tcp"))), timeout: .seconds(10))
-        }
-        emit("OK transfer \(String(buffer: seen.message)) expected 1 \(expected)")
-    default:  // "until-error": keep writing until the server dies
-        let (remote, source, _, pageBytes) = try transferSetup()
-        do {
-            try await withClientTransport(to: address, ackTimeout: .seconds(5)) { transport in
-                emit("STARTED")
-                for _ in 0..<100_000 {
-                    try await transport.write(.single(from: source, offset: 0, count: pageBytes, to: remote, offset: 0, immediate: 2))
-                }
-            }
-            emit("NO ERROR")
-        } catch {
-            emit("ERROR \(error)")
-        }
+func serverOptions() throws -> PeerServerOptions {
+    var options = PeerServerOptions()
+    options.host = argument("host", options.host)
+    options.port = try integer("port", 0)
+    options.regionBytes = try integer("region-bytes", options.regionBytes)
+    let epoch = argument("epoch", "\(options.epoch)")
+    guard let value = UInt64(epoch) else { throw UsageError(description: "--epoch wants a whole number, not \"\(epoch)\"") }
+    options.epoch = value
+    options.sharedMemory = CommandLine.arguments.contains("--shm")
+    let fabric = argument("fabric", "")
+    options.fabricProvider = fabric.isEmpty ? nil : fabric
+    return options
+}
+
+func rpcBenchOptions() throws -> RPCBenchOptions {
+    var options = RPCBenchOptions(server: try serverAddress())
+    options.calls = try integer("calls", options.calls)
+    return options
+}
+
+/// `--descriptor` is the LISTENING line's descriptors joined by a comma:
+/// tcp's first, shm's last; fabric's comes from the FABRIC line.
+func transferBenchOptions() throws -> TransferBenchOptions {
+    let hexes = argument("descriptor", "").split(separator: ",")
+    let backend: TransferBenchOptions.Backend
+    let hex: Substring?
+    switch argument("backend", "tcp") {
+    case "fabric":
+        backend = .fabric(provider: argument("provider", "tcp;ofi_rxm"), bind: argument("bind", "127.0.0.1"), pings: try integer("pings", 10_000))
+        hex = Substring(argument("fabric-descriptor", ""))
+    case "shm":
+        backend = .shm(socketPath: argument("unix", ""))
+        hex = hexes.last
+    default:
+        backend = .tcp(lanes: try integer("lanes", 4))
+        hex = hexes.first
     }
+    var options = TransferBenchOptions(backend: backend, server: try serverAddress(), destination: try RegionDescriptor(hex: hex ?? ""))
+    options.runs = try integer("runs", options.runs)
+    return options
 }
 
-// Runs Swift tasks on NIO's event loop threads, so a call's frames and its
-// handler do not hop between two thread pools on every round trip.
+func clientOptions() throws -> Client {
+    let mode = argument("mode", "rpc")
+    return Client(
+        mode: Client.Mode(rawValue: mode) ?? .untilError, server: try serverAddress(), backend: argument("backend", "tcp"),
+        provider: argument("provider", "tcp;ofi_rxm"), bind: argument("bind", "127.0.0.1"), lanes: try integer("lanes", 2),
+        descriptor: argument("descriptor", ""), pages: try integer("pages", 64))
+}
+
+// Swift's global executor can only be replaced before any task has run.
 if CommandLine.arguments.contains("--nio-executor") {
-    _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    _ = runTasksOnNIOEventLoops()
 }
 
 do {
     switch CommandLine.arguments.dropFirst().first {
-    case "serve": try await serve()
-    case "client": try await client()
-    case "bench-rpc": try await benchRPC()
-    case "bench-transfer": try await benchTransfer()
+    case "serve": try await PeerServer.run(try serverOptions(), announce: emit)
+    case "client": try await clientOptions().run()
+    case "bench-rpc": emit(try await RPCBench.run(try rpcBenchOptions()).json())
+    case "bench-transfer": emit(try await TransferBench.run(try transferBenchOptions()).json())
     default:
         FileHandle.standardError.write("usage: loom-peer serve|client [--host H] [--port P] ...\n".data(using: .utf8)!)
         exit(2)
