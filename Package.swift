@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomRouter", "LoomWorker", "LoomWire", "LoomBench",
+                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomRouter", "LoomWorker", "LoomWire", "LoomTransfer", "LoomBench", "LoomPeer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

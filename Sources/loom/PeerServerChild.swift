@@ -1,0 +1,108 @@
+import Foundation
+import LoomWire
+
+/// The peer server a bench starts for itself: this executable again, as
+/// `loom bench peer-server`, so `loom` alone is enough. Its stdout and
+/// stderr go to files: we poll the first for the `LISTENING` line, and show
+/// the second if it dies before that.
+struct PeerServerChild {
+    let process = Process()
+    let stdout: URL
+    let stderr: URL
+
+    /// Starts one with `arguments` after `bench peer-server`, runs `body`
+    /// with its address, and stops it, also when `body` throws.
+    static func with<R>(_ arguments: [String], progress: (String) -> Void, _ body: (RPCAddress) async throws -> R) async throws -> R {
+        let child = try PeerServerChild(arguments)
+        defer { child.stop() }
+        let address = try await child.waitUntilListening()
+        progress("started a peer server (pid \(child.process.processIdentifier)) at \(address)")
+        return try await body(address)
+    }
+
+    private init(_ arguments: [String]) throws {
+        let directory = FileManager.default.temporaryDirectory
+        let name = "loom-bench-peer-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        stdout = directory.appendingPathComponent("\(name).out")
+        stderr = directory.appendingPathComponent("\(name).err")
+        for file in [stdout, stderr] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+        process.executableURL = URL(fileURLWithPath: UpCommand.executablePath)
+        // --parent: the child exits by itself if we die without stopping it.
+        process.arguments = ["bench", "peer-server", "--parent", "\(getpid())"] + arguments
+        process.standardOutput = try FileHandle(forWritingTo: stdout)
+        process.standardError = try FileHandle(forWritingTo: stderr)
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            removeFiles()
+            throw BenchError("cannot start \(UpCommand.executablePath) as the peer server: \(error); pass --connect HOST:PORT to use one that is already running")
+        }
+    }
+
+    /// The address from the `LISTENING` line, which a debug build with a
+    /// fabric endpoint takes a few seconds to print.
+    private func waitUntilListening(timeout: Duration = .seconds(60)) async throws -> RPCAddress {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let text = (try? String(contentsOf: stdout, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("LISTENING ") }) {
+                let words = line.split(separator: " ")
+                guard words.count >= 2, let address = PeerAddress.parse(String(words[1])) else {
+                    throw BenchError("the peer server printed a LISTENING line this build cannot read: \(line)")
+                }
+                return address
+            }
+            guard process.isRunning else {
+                throw BenchError("the peer server (\(commandLine)) exited with status \(process.terminationStatus) before listening:\n\(errors)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw BenchError("the peer server (\(commandLine)) did not listen within \(timeout); it wrote:\n\(errors)")
+    }
+
+    /// SIGTERM lets it release its /dev/shm region; SIGKILL if it hangs.
+    private func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        removeFiles()
+    }
+
+    private func removeFiles() {
+        for file in [stdout, stderr] { try? FileManager.default.removeItem(at: file) }
+    }
+
+    private var commandLine: String {
+        ([process.executableURL?.path ?? "loom"] + (process.arguments ?? [])).joined(separator: " ")
+    }
+
+    private var errors: String {
+        let text = (try? String(contentsOf: stderr, encoding: .utf8)) ?? ""
+        return text.isEmpty ? "(nothing on stderr)" : text.split(separator: "\n").suffix(20).joined(separator: "\n")
+    }
+}
+
+/// Where a peer server listens, as people and scripts write it: `HOST:PORT`,
+/// or `tcp://HOST:PORT` as its `LISTENING` line prints it.
+enum PeerAddress {
+    static func parse(_ text: String) -> RPCAddress? {
+        var rest = Substring(text)
+        if rest.hasPrefix("tcp://") { rest = rest.dropFirst("tcp://".count) }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
+            return nil
+        }
+        var host = rest[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }  // [::1]:7461
+        return host.isEmpty ? nil : .tcp(host: String(host), port: port)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
