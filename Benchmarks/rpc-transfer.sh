@@ -1,30 +1,26 @@
 #!/usr/bin/env bash
-# Measures LoomWire RPC and the tcp/shm transfer backends on loopback, next to
-# their references in the same run: sockperf ping-pong (raw TCP round trip),
-# iperf3 (loopback TCP bandwidth), memcpy (measured by bench-transfer) and,
-# for the fabric backend on libfabric's tcp;ofi_rxm provider, fi_pingpong.
-# Needs: apt-get install sockperf iperf3 libfabric-bin; a release build of loom-peer:
-#   swift build -c release --product loom-peer
+# Measures LoomWire RPC and the tcp/shm/fabric transfer backends on loopback
+# with `loom bench rpc|transfer`, next to their references in the same run:
+# sockperf ping-pong (raw TCP round trip), iperf3 (loopback TCP bandwidth),
+# memcpy (measured by `loom bench transfer`) and, for the fabric backend on
+# libfabric's tcp;ofi_rxm provider, fi_pingpong.
+# Each `loom bench` starts its own peer server as a second process and stops
+# it; every measure warms up first, so a fresh server costs nothing timed.
+# Needs: apt-get install sockperf iperf3 libfabric-bin; a release build of loom:
+#   swift build -c release --product loom
 # Usage: bash Benchmarks/rpc-transfer.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
-peer=.build/release/loom-peer
-[ -x "$peer" ] || { echo "build it first: swift build -c release --product loom-peer" >&2; exit 1; }
-out=$(mktemp)
-"$peer" serve --port 0 --shm --fabric "tcp;ofi_rxm" --region-bytes $((64 << 20)) > "$out" 2>&1 &
-server=$!
+loom=.build/release/loom
+[ -x "$loom" ] || { echo "build it first: swift build -c release --product loom" >&2; exit 1; }
 sockperf_pid=""; iperf_pid=""
-trap 'kill $server ${sockperf_pid} ${iperf_pid} 2>/dev/null || true; rm -f "$out"' EXIT
-for _ in $(seq 50); do grep -q LISTENING "$out" && break; sleep 0.1; done
-fabric=$(awk '/^FABRIC/ {print $2}' "$out")
-set -- $(grep LISTENING "$out")
-port=${2##*:}; descriptors="$3,$4"; unix=${5#unix://}
+trap 'kill ${sockperf_pid} ${iperf_pid} 2>/dev/null || true' EXIT
 for run in $(seq "$runs"); do
-    "$peer" bench-rpc --port "$port" --calls 5000
-    "$peer" bench-transfer --backend tcp --port "$port" --descriptor "$descriptors" --runs 5
-    "$peer" bench-transfer --backend shm --unix "$unix" --descriptor "$descriptors" --runs 5
-    "$peer" bench-transfer --backend fabric --provider "tcp;ofi_rxm" --port "$port" --fabric-descriptor "$fabric" --runs 5 --pings 5000
+    "$loom" bench rpc --json --calls 5000
+    "$loom" bench transfer --json --backend tcp --runs 5
+    "$loom" bench transfer --json --backend shm --runs 5
+    "$loom" bench transfer --json --backend fabric --provider "tcp;ofi_rxm" --runs 5 --pings 5000
 done
 sockperf server --tcp -i 127.0.0.1 -p 11111 > /dev/null 2>&1 & sockperf_pid=$!
 iperf3 -s -p 5299 -1 > /dev/null 2>&1 & iperf_pid=$!

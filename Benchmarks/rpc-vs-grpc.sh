@@ -3,7 +3,7 @@
 # same machine (issue 4: Loom's p50 at least 2x lower than gRPC's). Both echo a
 # 32-byte message over loopback TCP, one call at a time, after 500 warm-up calls.
 # Builds nothing; build both first (release):
-#   swift build -c release --product loom-peer
+#   swift build -c release --product loom
 #   swift build -c release --package-path Benchmarks/grpc-compare
 # Usage: bash Benchmarks/rpc-vs-grpc.sh [runs]      (default 3)
 #   NIO_EXECUTOR=1 bash Benchmarks/rpc-vs-grpc.sh   runs all four processes with
@@ -13,13 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
 
-# Loom's side. If `loom-peer bench-rpc` becomes `loom bench rpc`, change these.
-loom=.build/release/loom-peer
-loom_serve=("$loom" serve --region-bytes $((1 << 20)))
-loom_bench=("$loom" bench-rpc)
+# Loom's side: one peer server for the whole run, as gRPC's, measured with
+# `loom bench rpc --connect`.
+loom=.build/release/loom
+loom_serve=("$loom" bench peer-server --region-bytes $((1 << 20)))
+loom_bench=("$loom" bench rpc --json)
 
 grpc=Benchmarks/grpc-compare/.build/release/grpc-echo
-[ -x "$loom" ] || { echo "build it first: swift build -c release --product loom-peer" >&2; exit 1; }
+[ -x "$loom" ] || { echo "build it first: swift build -c release --product loom" >&2; exit 1; }
 [ -x "$grpc" ] || { echo "build it first: swift build -c release --package-path Benchmarks/grpc-compare" >&2; exit 1; }
 executor=()
 [ "${NIO_EXECUTOR:-0}" = 1 ] && executor=(--nio-executor)
@@ -37,7 +38,7 @@ loom_port=$(awk '/LISTENING/ {n = split($2, a, ":"); print a[n]; exit}' "$loom_o
 grpc_port=$(awk '/LISTENING/ {n = split($2, a, ":"); print a[n]; exit}' "$grpc_out")
 [ -n "$loom_port" ] && [ -n "$grpc_port" ] || { echo "a server did not start:" >&2; cat "$loom_out" "$grpc_out" >&2; exit 1; }
 
-bench_loom() { "${loom_bench[@]}" --port "$loom_port" --calls 5000 "${executor[@]}" | tee -a "$results"; }
+bench_loom() { "${loom_bench[@]}" --connect "127.0.0.1:$loom_port" --calls 5000 "${executor[@]}" | tee -a "$results"; }
 bench_grpc() { "$grpc" bench --port "$grpc_port" --calls 5000 --json "${executor[@]}" | tee -a "$results"; }
 # Alternate which goes first, so a drift in machine load does not favour one side.
 for run in $(seq "$runs"); do

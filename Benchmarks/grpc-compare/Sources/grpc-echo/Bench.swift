@@ -28,7 +28,7 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         executor.install()
-        // The same 32 bytes Loom's `bench-rpc` echoes.
+        // The same 32 bytes `loom bench rpc` echoes.
         let payload = Array("0123456789abcdef0123456789abcdef".utf8)
         let transport: HTTP2ClientTransport.Posix = try .http2NIOPosix(
             target: .ipv4(address: host, port: port), transportSecurity: .plaintext)

@@ -27,7 +27,7 @@ struct Serve: AsyncParsableCommand {
             guard let address = try await server.listeningAddress?.ipv4 else {
                 throw ValidationError("server did not bind an IPv4 address")
             }
-            // Scripts wait for this line to learn the port, as they do for `loom-peer serve`.
+            // Scripts wait for this line to learn the port, as they do for `loom bench peer-server`.
             FileHandle.standardOutput.write(Data("LISTENING \(address.host):\(address.port)\n".utf8))
         }
     }
