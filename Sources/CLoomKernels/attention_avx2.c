@@ -1,7 +1,7 @@
 // AVX2/F16C attention for one query token and the heads that share one KV
 // head. Every rounding step matches the portable loop in ops.c bit for bit:
-// each dot is eight lanes of mul-then-add (no FMA) over head_dim, the lanes
-// summed in order from zero; each output element sums w * v position by
+// each dot is eight lanes of FMAs over head_dim, the lanes summed in order
+// from zero; each output element accumulates w * v by FMA position by
 // position. What changes is the work around that arithmetic: a key row is
 // converted from half once for all heads, eight dots finish together with
 // one transpose instead of eight horizontal sums, the output rows stay in
@@ -11,7 +11,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define AVX2 __attribute__((target("avx2,f16c")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 // Rows of K (or V) of one KV head in one layer, position after position.
 typedef struct {
@@ -70,7 +70,7 @@ AVX2 static void scores_avx2(const float *qr, int64_t nh, kv_cursor keys, int64_
                 const float *q = qr + i * hd;
                 __m256 acc = _mm256_setzero_ps();
                 for (int64_t c = 0; c < hd; c += 8)
-                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(q + c), _mm256_load_ps(kf + c)));
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_load_ps(kf + c), acc);
                 lanes[i][pp] = acc;
             }
         }
@@ -99,8 +99,8 @@ AVX2 static void values_avx2(const float *scores, int64_t nh, const loom_kv_layo
         for (int i = 0; i < 4; i++) {
             if (i >= nh) break;
             const __m256 w = _mm256_set1_ps(scores[i * n_pos + p]);
-            acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_mul_ps(w, v0));
-            acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_mul_ps(w, v1));
+            acc[i][0] = _mm256_fmadd_ps(w, v0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(w, v1, acc[i][1]);
         }
     }
     for (int64_t i = 0; i < nh && i < 4; i++) {

@@ -119,9 +119,9 @@ static float dot_f16(const float *q, const uint16_t *k, int64_t n) {
     float acc[8] = {0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += q[i + j] * f16_table[k[i + j]];
+        for (int j = 0; j < 8; j++) acc[j] = fmaf(q[i + j], f16_table[k[i + j]], acc[j]);
     float sum = 0;
-    for (; i < n; i++) sum += q[i] * f16_table[k[i]];
+    for (; i < n; i++) sum = fmaf(q[i], f16_table[k[i]], sum);
     for (int j = 0; j < 8; j++) sum += acc[j];
     return sum;
 }
@@ -153,7 +153,7 @@ static void attend_group(const float *q, const loom_kv_layout *kv, int64_t layer
         for (int64_t i = 0; i < nh; i++) {
             float *oh = out + (h0 + i) * head_dim;
             const float w = scores[i * n_pos + p];
-            for (int64_t d = 0; d < head_dim; d++) oh[d] += w * f16_table[v[d]];
+            for (int64_t d = 0; d < head_dim; d++) oh[d] = fmaf(w, f16_table[v[d]], oh[d]);
         }
     }
 }

@@ -5,7 +5,7 @@ extension Transformer {
     /// Pre-norm self-attention: hidden += Wo · attention(rope(Wq x), rope(Wk x), Wv x).
     func attentionBlock(_ layer: Int, _ step: StepContext) {
         let c = config, w = weights.layers[layer], n = step.count, d = c.embeddingLength
-        for i in 0..<n {
+        forEachToken(n) { i in
             Kernels.rmsNorm(
                 scratch.hidden + i * d, weight: w.attentionNorm.values, into: scratch.normed + i * d,
                 count: d, eps: c.normEpsilon)
@@ -13,12 +13,12 @@ extension Transformer {
         project(w.q, bias: w.qBias, into: scratch.q, n)
         project(w.k, bias: w.kBias, into: scratch.k, n)
         project(w.v, bias: w.vBias, into: scratch.v, n)
-        for i in 0..<n {
+        forEachToken(n) { i in
             let position = Int64(step.batch.positions[step.range.lowerBound + i])
             rope(scratch.q + i * c.qDim, heads: c.headCount, position: position)
             rope(scratch.k + i * c.kvDim, heads: c.kvHeadCount, position: position)
+            storeKV(layer, step, token: i)
         }
-        storeKV(layer, step)
         attend(layer, step)
         Kernels.matmul(w.output, scratch.attention, ldx: c.qDim, tokens: n, into: scratch.delta, ldy: d, rounded: scratch.rounded, parallel: parallel)
         addResidual(n)
@@ -28,15 +28,17 @@ extension Transformer {
         let d = config.embeddingLength
         Kernels.matmul(m, scratch.normed, ldx: d, tokens: n, into: out, ldy: m.rows, rounded: scratch.rounded, parallel: parallel)
         guard let bias else { return }
-        for i in 0..<n {
+        forEachToken(n) { i in
             let row = out + i * m.rows
             for j in 0..<m.rows { row[j] += bias.values[j] }
         }
     }
 
     func addResidual(_ n: Int) {
-        let count = n * config.embeddingLength
-        for j in 0..<count { scratch.hidden[j] += scratch.delta[j] }
+        let d = config.embeddingLength
+        forEachToken(n) { i in
+            for j in (i * d)..<((i + 1) * d) { scratch.hidden[j] += scratch.delta[j] }
+        }
     }
 
     private func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, position: Int64) {
@@ -50,19 +52,17 @@ extension Transformer {
         if let factors { factors.values.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
     }
 
-    /// Writes this step's keys and values into each token's slot.
-    private func storeKV(_ layer: Int, _ step: StepContext) {
+    /// Writes token `i`'s key and value into its slot.
+    private func storeKV(_ layer: Int, _ step: StepContext, token i: Int) {
         let layout = step.kv.layout, kvDim = config.kvDim
-        for i in 0..<step.count {
-            let t = step.range.lowerBound + i
-            let position = Int(step.batch.positions[t])
-            let table = step.batch.sequences[Int(step.batch.sequenceIndex[t])].blockTable
-            let block = Int(table[position / layout.blockSize])
-            let slot = position % layout.blockSize
-            let keys = step.kv.base + block * layout.blockStride + layer * layout.layerStride + slot * kvDim
-            loom_store_f16(keys, scratch.k + i * kvDim, Int64(kvDim))
-            loom_store_f16(keys + layout.blockSize * kvDim, scratch.v + i * kvDim, Int64(kvDim))
-        }
+        let t = step.range.lowerBound + i
+        let position = Int(step.batch.positions[t])
+        let table = step.batch.sequences[Int(step.batch.sequenceIndex[t])].blockTable
+        let block = Int(table[position / layout.blockSize])
+        let slot = position % layout.blockSize
+        let keys = step.kv.base + block * layout.blockStride + layer * layout.layerStride + slot * kvDim
+        loom_store_f16(keys, scratch.k + i * kvDim, Int64(kvDim))
+        loom_store_f16(keys + layout.blockSize * kvDim, scratch.v + i * kvDim, Int64(kvDim))
     }
 
     /// Causal attention of each token over its own sequence's positions 0...p.

@@ -5,7 +5,7 @@ extension Transformer {
     /// Pre-norm feed-forward: hidden += FFN(norm(hidden)), dense or MoE.
     func feedForwardBlock(_ layer: Int, _ step: StepContext) throws {
         let w = weights.layers[layer], n = step.count, d = config.embeddingLength
-        for i in 0..<n {
+        forEachToken(n) { i in
             Kernels.rmsNorm(
                 scratch.hidden + i * d, weight: w.ffnNorm.values, into: scratch.normed + i * d,
                 count: d, eps: config.normEpsilon)
@@ -27,7 +27,7 @@ extension Transformer {
         let d = config.embeddingLength, ff = gate.rows
         Kernels.matmul(gate, input, ldx: d, tokens: tokens, into: scratch.gate, ldy: ff, rounded: scratch.rounded, parallel: parallel)
         Kernels.matmul(up, input, ldx: d, tokens: tokens, into: scratch.up, ldy: ff, rounded: scratch.rounded, parallel: parallel)
-        Kernels.swiglu(scratch.gate, scratch.up, count: tokens * ff)
+        forEachToken(tokens) { i in Kernels.swiglu(scratch.gate + i * ff, scratch.up + i * ff, count: ff) }
         Kernels.matmul(down, scratch.gate, ldx: ff, tokens: tokens, into: out, ldy: d, rounded: scratch.rounded, parallel: parallel)
     }
 

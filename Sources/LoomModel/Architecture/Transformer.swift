@@ -72,6 +72,19 @@ public final class Transformer {
             into: logitsOut, ldy: config.vocabularySize, rounded: scratch.rounded, parallel: parallel)
     }
 
+    /// Runs `body` for each token of a step: across the pool when a prefill
+    /// chunk brings enough tokens to pay for the hand-off, on this thread for
+    /// decode-sized steps. Bodies touch only their own token's rows.
+    func forEachToken(_ n: Int, _ body: (Int) -> Void) {
+        guard n >= 16 else {
+            for i in 0..<n { body(i) }
+            return
+        }
+        parallel.forEachSlice(n, granularity: 4) { slice in
+            for i in slice { body(i) }
+        }
+    }
+
     private func validate(_ batch: ForwardBatch, kv: KVCacheMemory) throws {
         guard batch.positions.count == batch.count, batch.sequenceIndex.count == batch.count else {
             throw ModelError(.invalidBatch, "batch has \(batch.count) tokens but \(batch.positions.count) positions and \(batch.sequenceIndex.count) sequence indices")
