@@ -36,6 +36,23 @@ static inline const uint16_t *cursor_next(kv_cursor *c) {
     return c->base + c->slot++ * c->kv->kv_dim;
 }
 
+// KV rows of one sequence lie a block apart every few positions, a pattern
+// the hardware prefetcher does not follow; batched decode reads every
+// sequence's whole cache each step, mostly from DRAM. So each loop asks for
+// the row this many positions ahead.
+#define AHEAD 8
+
+static inline void prefetch_row(kv_cursor *ahead, int64_t p, int64_t n_pos, int64_t bytes) {
+    if (p + AHEAD >= n_pos) return;
+    const char *row = (const char *)cursor_next(ahead);
+    for (int64_t offset = 0; offset < bytes; offset += 64) _mm_prefetch(row + offset, _MM_HINT_T0);
+}
+
+static inline kv_cursor cursor_ahead(kv_cursor c, int64_t n_pos) {
+    for (int64_t i = 0; i < AHEAD && i < n_pos; i++) cursor_next(&c);
+    return c;
+}
+
 AVX2 static inline void transpose8(__m256 r[8]) {
     const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
@@ -56,6 +73,7 @@ AVX2 static void scores_avx2(const float *qr, int64_t nh, kv_cursor keys, int64_
                              float scale, float *scores) {
     float kf[512] __attribute__((aligned(32)));
     __m256 lanes[8][8];  // [head][position within the group of eight]
+    kv_cursor ahead = cursor_ahead(keys, n_pos);
     for (int64_t p0 = 0; p0 < n_pos; p0 += 8) {
         const int64_t np = n_pos - p0 < 8 ? n_pos - p0 : 8;
         for (int64_t pp = 0; pp < 8; pp++) {
@@ -63,6 +81,7 @@ AVX2 static void scores_avx2(const float *qr, int64_t nh, kv_cursor keys, int64_
                 for (int64_t i = 0; i < nh; i++) lanes[i][pp] = _mm256_setzero_ps();
                 continue;
             }
+            prefetch_row(&ahead, p0 + pp, n_pos, hd * 2);
             const uint16_t *k = cursor_next(&keys);
             for (int64_t c = 0; c < hd; c += 8)
                 _mm256_store_ps(kf + c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + c))));
@@ -92,7 +111,9 @@ AVX2 static void values_avx2(const float *scores, int64_t nh, const loom_kv_layo
     __m256 acc[4][2];
     for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     kv_cursor values = cursor_at_start(kv, table, layer, 1, column + c);
+    kv_cursor ahead = cursor_ahead(values, n_pos);
     for (int64_t p = 0; p < n_pos; p++) {
+        if (c == 0) prefetch_row(&ahead, p, n_pos, hd * 2);
         const uint16_t *v = cursor_next(&values);
         const __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)v));
         const __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 8)));

@@ -14,7 +14,7 @@ public struct WeightMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
     public let rowBytes: Int
-    /// The same matrix in the eight-row layout of `loom_pack_q4`, if any.
+    /// The same matrix in the eight-row layout of `loom_pack`, if any.
     public let packed: UnsafeRawPointer?
 
     public init(type: UInt32, data: UnsafeRawPointer, rows: Int, cols: Int, packed: UnsafeRawPointer? = nil) {
@@ -41,7 +41,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Writes the eight-row layout (`rows * rowBytes` bytes) to `out`.
     public func pack(into out: UnsafeMutableRawPointer) {
         precondition(isPackable, "matrix cannot be packed")
-        loom_pack_q4(Int32(type), data, Int64(rows), Int64(cols), out)
+        loom_pack(Int32(type), data, Int64(rows), Int64(cols), out)
     }
 
     /// The `index`-th of several stacked matrices (the experts of a MoE layer).
@@ -53,8 +53,17 @@ public struct WeightMatrix: @unchecked Sendable {
         return WeightMatrix(type: type, data: data + offset, rows: sliceRows, cols: cols, packed: packedSlice)
     }
 
-    /// Dequantizes row `row` into `out` (`cols` floats).
+    /// Dequantizes row `row` into `out` (`cols` floats). A packed matrix
+    /// reads its packed copy: the source pages were released, and faulting
+    /// one back in maps its neighbours too.
     public func row(_ row: Int, into out: UnsafeMutablePointer<Float>) {
-        loom_dequantize_row(Int32(type), data + row * rowBytes, out, Int64(cols))
+        guard let packed else {
+            loom_dequantize_row(Int32(type), data + row * rowBytes, out, Int64(cols))
+            return
+        }
+        withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { source in
+            loom_unpack_row(Int32(type), packed, Int64(cols), Int64(row), source.baseAddress)
+            loom_dequantize_row(Int32(type), source.baseAddress, out, Int64(cols))
+        }
     }
 }

@@ -1,4 +1,5 @@
 import CLoomKernels
+import Foundation
 import LoomTesting
 import Testing
 
@@ -35,5 +36,44 @@ import Testing
             #expect(simd.map(\.bitPattern) == portable.map(\.bitPattern))
             #expect(simd[(range.lowerBound * headDim)..<(range.upperBound * headDim)].allSatisfy { $0.isFinite })
         }
+    }
+}
+
+/// Loom's own exp and the kernels on it: close to the C library's, and the
+/// AVX2 and portable paths give the same bits.
+@Suite struct ExpKernelTests {
+    @Test func expIsWithinTwoUlpsAndClampsTheEnds() {
+        var g = SeededGenerator(seed: 5)
+        for _ in 0..<20_000 {
+            let x = Float.random(in: -85...87.9, using: &g)
+            let exact = Float(Foundation.exp(Double(x)))
+            #expect(abs(loom_expf(x) - exact) <= 2 * exact.ulp, "exp(\(x))")
+        }
+        #expect(loom_expf(0) == 1)
+        #expect(loom_expf(-100) == 0)
+        #expect(loom_expf(100) == .infinity)
+        #expect(loom_expf(.nan).isNaN)
+    }
+
+    @Test(arguments: [1, 7, 8, 37, 300])
+    func vectorSwigluAndSoftmaxMatchPortable(count: Int) {
+        var g = SeededGenerator(seed: UInt64(count))
+        let gate = (0..<count).map { _ in Float.random(in: -95...95, using: &g) }
+        let up = (0..<count).map { _ in Float.random(in: -3...3, using: &g) }
+        func swiglu(_ simd: Int32) -> [UInt32] {
+            var out = gate
+            loom_swiglu_path(&out, up, Int64(count), simd)
+            return out.map(\.bitPattern)
+        }
+        #expect(swiglu(1) == swiglu(0))
+        let logits = (0..<count).map { _ in Float.random(in: -30...30, using: &g) }
+        func softmax(_ simd: Int32) -> [Float] {
+            var out = logits
+            loom_softmax_path(&out, Int64(count), simd)
+            return out
+        }
+        let simd = softmax(1), portable = softmax(0)
+        #expect(simd.map(\.bitPattern) == portable.map(\.bitPattern))
+        #expect(abs(simd.reduce(0, +) - 1) < 1e-5)
     }
 }

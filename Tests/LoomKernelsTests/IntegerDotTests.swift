@@ -29,13 +29,19 @@ import Testing
     /// The eight-row layout: its AVX2 and portable kernels agree bit for bit,
     /// stay within rounding of the float reference, and a slice of rows
     /// computes exactly the rows the whole matrix gives.
-    @Test(arguments: [GGMLType.q4_0, .q4_1])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0])
     func packedMatmulMatchesFloatReference(type: GGMLType) {
         let rows = 24, cols = 160
         var g = SeededGenerator(seed: 40 + UInt64(type.rawValue))
         let weights = Quantizer.quantize((0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &g) }, as: type)
         var packed = [UInt8](repeating: 0, count: weights.count)
-        loom_pack_q4(Int32(type.rawValue), weights, Int64(rows), Int64(cols), &packed)
+        loom_pack(Int32(type.rawValue), weights, Int64(rows), Int64(cols), &packed)
+        let rowBytes = weights.count / rows
+        for row in [0, 5, 13, 23] {
+            var unpacked = [UInt8](repeating: 0, count: rowBytes)
+            loom_unpack_row(Int32(type.rawValue), packed, Int64(cols), Int64(row), &unpacked)
+            #expect(unpacked == Array(weights[(row * rowBytes)..<((row + 1) * rowBytes)]))
+        }
         for tokens in [1, 3, 4, 13] {
             let x = (0..<(tokens * cols)).map { i in Float.random(in: -2...2, using: &g) + (i % 64 < 32 ? 0.7 : 0) }
             let blocks = quantized(x, tokens: tokens, cols: cols)

@@ -64,6 +64,11 @@ void loom_swiglu(float *g, const float *u, int64_t n);
 
 /* In-place softmax; returns nothing. */
 void loom_softmax(float *x, int64_t n);
+/* e^x as exp.c computes it (within 2 ulp of expf; 0 below -86, inf above 88). */
+float loom_expf(float x);
+/* loom_swiglu and loom_softmax; `allow_simd` = 0 forces the portable path. */
+void loom_swiglu_path(float *g, const float *u, int64_t n, int allow_simd);
+void loom_softmax_path(float *x, int64_t n, int allow_simd);
 
 /* Stores n floats as IEEE half. */
 void loom_store_f16(uint16_t *dst, const float *src, int64_t n);
@@ -157,12 +162,14 @@ void loom_quantize_q8_path(const float *x, loom_q8_block *out, int64_t n, int al
 void loom_matmul_q8(int type, const void *w, int64_t row_bytes, int64_t cols,
                     const loom_q8_block *x, int64_t ntok, float *y, int64_t ldy,
                     int64_t row0, int64_t row1, int allow_simd);
-/* Q4_0 and Q4_1 matrices re-laid out at load in groups of eight rows, for
-   a kernel that computes eight rows per register (quant_gemm.c). The packed
-   matrix has the same size as the original. 1 if `type` x rows x cols can
-   be packed (rows a multiple of 8). */
+/* Q4_0, Q4_1 and Q8_0 matrices re-laid out at load in groups of eight
+   rows, for a kernel that computes eight rows per register (quant_gemm.c).
+   The packed matrix has the same size as the original. 1 if `type` x rows
+   x cols can be packed (rows a multiple of 8). */
 int loom_can_pack(int type, int64_t rows, int64_t cols);
-void loom_pack_q4(int type, const void *w, int64_t rows, int64_t cols, void *out);
+void loom_pack(int type, const void *w, int64_t rows, int64_t cols, void *out);
+/* Row `row` of a packed matrix back in the source layout (row bytes of it). */
+void loom_unpack_row(int type, const void *packed, int64_t cols, int64_t row, void *out);
 /* y[t * ldy + r] = W[r] . x[t] like loom_matmul_q8, over packed weights;
    row0 and row1 are multiples of 8. Each row sums whole blocks exactly in
    integers, then accumulates d_w * d_x * sum (+ m_w * s_x) by FMA. */

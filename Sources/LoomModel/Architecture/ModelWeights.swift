@@ -47,8 +47,7 @@ public struct ModelWeights: Sendable {
     public init(gguf: GGUFFile, config c: ModelConfig) throws {
         packing = PackedWeights(mapping: gguf.mapping)
         let t = TensorBinder(file: gguf, packing: packing)
-        // Embedding rows are also read in place, so its source pages stay.
-        tokenEmbedding = try t.matrix("token_embd.weight", cols: c.embeddingLength, rows: c.vocabularySize, keepSource: true)
+        tokenEmbedding = try t.matrix("token_embd.weight", cols: c.embeddingLength, rows: c.vocabularySize)
         outputNorm = try t.vector("output_norm.weight", count: c.embeddingLength)
         output = gguf.info("output.weight") == nil
             ? tokenEmbedding
@@ -103,7 +102,7 @@ struct TensorBinder {
     let file: GGUFFile
     let packing: PackedWeights
 
-    func matrix(_ name: String, cols: Int, rows: Int, dims: [Int]? = nil, keepSource: Bool = false) throws -> WeightMatrix {
+    func matrix(_ name: String, cols: Int, rows: Int, dims: [Int]? = nil) throws -> WeightMatrix {
         let info = try file.requireTensor(name)
         let expected = dims ?? [cols, rows]
         // Trailing unit dimensions carry no layout (a [d] gate is a [d, 1] matrix).
@@ -115,7 +114,7 @@ struct TensorBinder {
             throw GGUFError(.unknownTensorType, "\(file.path): tensor '\(name)' has type \(info.type.name), which Loom cannot compute with")
         }
         let matrix = WeightMatrix(type: info.type.rawValue, data: file.bytes(of: info).baseAddress!, rows: rows, cols: cols)
-        return packing.pack(matrix, releasingSource: !keepSource)
+        return packing.pack(matrix)
     }
 
     func vector(_ name: String, count: Int) throws -> Vector {

@@ -1,7 +1,7 @@
 import LoomKernels
 
-/// Copies of a model's 4-bit matrices in the eight-row layout the packed
-/// kernel reads (`loom_pack_q4`), made once at load. A packed copy is the
+/// Copies of a model's Q4_0, Q4_1 and Q8_0 matrices in the eight-row layout the packed
+/// kernel reads (`loom_pack`), made once at load. A packed copy is the
 /// size of its source, and the source pages are handed back to the kernel
 /// once copied, so the model's weights sit in memory once, not twice.
 ///
@@ -22,16 +22,16 @@ public final class PackedWeights: @unchecked Sendable {
     private var counted = 0
 
     /// `matrix` with a packed copy, or unchanged if its type or shape has no
-    /// packed layout. With `releasingSource`, the source's pages leave the
-    /// resident set (they fault back in from the file if read again).
-    func pack(_ matrix: WeightMatrix, releasingSource: Bool) -> WeightMatrix {
+    /// packed layout. The source's pages leave the resident set; the few an
+    /// embedding lookup reads fault back in from the file.
+    func pack(_ matrix: WeightMatrix) -> WeightMatrix {
         guard matrix.isPackable else { return matrix }
         let count = matrix.rows * matrix.rowBytes
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
         matrix.pack(into: buffer)
         buffers.append(buffer)
         counted += count
-        if releasingSource { mapping.release(UnsafeRawBufferPointer(start: matrix.data, count: count)) }
+        mapping.release(UnsafeRawBufferPointer(start: matrix.data, count: count))
         return matrix.with(packed: buffer)
     }
 
