@@ -127,7 +127,8 @@ static void packed_generic(int type, const uint8_t *packed, int64_t blocks, cons
 
 #ifdef LOOM_X86
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-#define TOKENS 4
+#define TOKENS 8
+#define Q8_TOKENS 4
 
 AVX2 static inline __m256i broadcast4(const int8_t *p) {
     int32_t v;
@@ -135,7 +136,9 @@ AVX2 static inline __m256i broadcast4(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-// Eight rows (one group) against up to TOKENS tokens.
+// Eight rows (one group) against up to TOKENS tokens. Each 32-byte slice of
+// weights is unpacked once and used for every token before the next, so
+// only two weight registers are live next to the tokens' 16-bit sums.
 AVX2 __attribute__((always_inline)) static inline void group_tokens(
         int type, const uint8_t *group, int64_t blocks, const loom_q8_block *x, int64_t nt, float *y, int64_t ldy) {
     const int has_min = type == LOOM_Q4_1;
@@ -145,23 +148,23 @@ AVX2 __attribute__((always_inline)) static inline void group_tokens(
     for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *blk = group + b * gb;
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-        const __m256 m = has_min ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))) : _mm256_setzero_ps();
-        __m256i lo[4], hi[4];
+        __m256i s16[TOKENS];
+        for (int t = 0; t < nt; t++) s16[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + scales + 32 * j));
-            lo[j] = _mm256_and_si256(v, low);
-            hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+            const __m256i lo = _mm256_and_si256(v, low);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *qs = x[t * blocks + b].qs;
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, broadcast4(qs + 4 * j)));
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, broadcast4(qs + 16 + 4 * j)));
+            }
         }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        const __m256 m = has_min ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))) : _mm256_setzero_ps();
         for (int t = 0; t < nt; t++) {
             const loom_q8_block *xb = x + t * blocks + b;
-            __m256i s16 = _mm256_maddubs_epi16(lo[0], broadcast4(xb->qs));
-            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[0], broadcast4(xb->qs + 16)));
-            for (int j = 1; j < 4; j++) {
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[j], broadcast4(xb->qs + 4 * j)));
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[j], broadcast4(xb->qs + 16 + 4 * j)));
-            }
-            __m256i s32 = _mm256_madd_epi16(s16, ones);
+            __m256i s32 = _mm256_madd_epi16(s16[t], ones);
             if (!has_min) s32 = _mm256_sub_epi32(s32, _mm256_set1_epi32(8 * xb->sum));
             const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(xb->d));
             acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s32), acc[t]);
@@ -177,8 +180,8 @@ AVX2 __attribute__((always_inline)) static inline void group_tokens(
 AVX2 __attribute__((always_inline)) static inline void group_tokens_q8(
         const uint8_t *group, int64_t blocks, const loom_q8_block *x, int64_t nt, float *y, int64_t ldy) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[TOKENS];
-    for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
+    __m256 acc[Q8_TOKENS];
+    for (int t = 0; t < Q8_TOKENS; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *blk = group + b * 272;
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
@@ -211,15 +214,21 @@ AVX2 __attribute__((always_inline)) static inline void packed_tiles(
         int64_t ntok, float *y, int64_t ldy, int64_t row0, int64_t row1) {
     const int64_t gb = group_block_bytes(type);
     int64_t tile = (128 * 1024) / (blocks * (int64_t)sizeof(loom_q8_block));
-    tile = tile < TOKENS ? TOKENS : tile / TOKENS * TOKENS;
+    tile = tile < TOKENS ? TOKENS : tile / TOKENS * TOKENS;  // a multiple of both tile widths
     for (int64_t t0 = 0; t0 < ntok; t0 += tile) {
         const int64_t t1 = t0 + tile < ntok ? t0 + tile : ntok;
         for (int64_t r = row0; r < row1; r += 8) {
             const uint8_t *group = packed + (r / 8) * blocks * gb;
-            for (int64_t t = t0; t < t1; t += TOKENS) {
-                const int64_t nt = t1 - t < TOKENS ? t1 - t : TOKENS;
-                if (type == LOOM_Q8_0) group_tokens_q8(group, blocks, x + t * blocks, nt, y + t * ldy + r, ldy);
-                else group_tokens(type, group, blocks, x + t * blocks, nt, y + t * ldy + r, ldy);
+            const int64_t step = type == LOOM_Q8_0 ? Q8_TOKENS : TOKENS;
+            for (int64_t t = t0; t < t1; t += step) {
+                const int64_t nt = t1 - t < step ? t1 - t : step;
+                const loom_q8_block *xt = x + t * blocks;
+                float *yt = y + t * ldy + r;
+                // A constant count for full tiles lets the token loops unroll
+                // and the sums live in registers.
+                if (type == LOOM_Q8_0) group_tokens_q8(group, blocks, xt, nt, yt, ldy);
+                else if (nt == TOKENS) group_tokens(type, group, blocks, xt, TOKENS, yt, ldy);
+                else group_tokens(type, group, blocks, xt, nt, yt, ldy);
             }
         }
     }
