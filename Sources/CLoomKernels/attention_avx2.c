@@ -137,6 +137,14 @@ AVX2 static void round_to_half(const float *src, float *dst, int64_t n) {
     for (; i < n; i++) dst[i] = _cvtsh_ss(_cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
+// Both round to nearest even, as loom_f32_to_f16 does.
+AVX2 void loom_store_f16_avx2(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 AVX2 void loom_attend_group_avx2(const float *q, const loom_kv_layout *kv, int64_t layer,
                                  const int32_t *table, int64_t n_pos, int64_t h0, int64_t h1, int64_t g,
                                  int64_t hd, float scale, float *scores, float *out) {
@@ -154,6 +162,7 @@ AVX2 void loom_attend_group_avx2(const float *q, const loom_kv_layout *kv, int64
             values_avx2(scores + i0 * n_pos, nh - i0, kv, table, layer, g * hd, n_pos, c, out + (h0 + i0) * hd, hd);
 }
 #else
+void loom_store_f16_avx2(uint16_t *dst, const float *src, int64_t n) { (void)dst; (void)src; (void)n; }
 void loom_attend_group_avx2(const float *q, const loom_kv_layout *kv, int64_t layer,
                             const int32_t *table, int64_t n_pos, int64_t h0, int64_t h1, int64_t g,
                             int64_t hd, float scale, float *scores, float *out) {

@@ -87,9 +87,15 @@ void loom_rope(float *x, int64_t nheads, int64_t head_dim, int64_t rope_dim,
     }
 }
 
-void loom_store_f16(uint16_t *dst, const float *src, int64_t n) {
+void loom_store_f16_path(uint16_t *dst, const float *src, int64_t n, int allow_simd) {
+    if (allow_simd && loom_cpu_has_avx2()) {
+        loom_store_f16_avx2(dst, src, n);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) dst[i] = loom_f32_to_f16(src[i]);
 }
+
+void loom_store_f16(uint16_t *dst, const float *src, int64_t n) { loom_store_f16_path(dst, src, n, 1); }
 
 static inline const uint16_t *kv_at(const loom_kv_layout *kv, int64_t layer, const int32_t *table,
                                     int64_t pos, int value) {

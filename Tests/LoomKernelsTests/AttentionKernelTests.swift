@@ -58,6 +58,16 @@ import Testing
         #expect(loom_expf(.nan).isNaN)
     }
 
+    @Test func vectorHalfStoreMatchesPortable() {
+        var g = SeededGenerator(seed: 77)
+        var x = (0..<1003).map { _ in Float.random(in: -70000...70000, using: &g) * Float.random(in: 0...1, using: &g) }
+        x += [0, -0, 1e-8, -3e-6, 6.1e-5, 65504, 65520, 1e9, .infinity, -.infinity]
+        var simd = [UInt16](repeating: 0, count: x.count), portable = simd
+        loom_store_f16_path(&simd, x, Int64(x.count), 1)
+        loom_store_f16_path(&portable, x, Int64(x.count), 0)
+        #expect(simd == portable)
+    }
+
     @Test(arguments: [1, 7, 8, 37, 300])
     func vectorSwigluAndSoftmaxMatchPortable(count: Int) {
         var g = SeededGenerator(seed: UInt64(count))

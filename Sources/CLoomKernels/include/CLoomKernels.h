@@ -72,6 +72,10 @@ void loom_softmax_path(float *x, int64_t n, int allow_simd);
 
 /* Stores n floats as IEEE half. */
 void loom_store_f16(uint16_t *dst, const float *src, int64_t n);
+/* The same; `allow_simd` = 0 forces the portable path (for tests). */
+void loom_store_f16_path(uint16_t *dst, const float *src, int64_t n, int allow_simd);
+/* loom_store_f16's F16C path; call only when loom_cpu_has_avx2(). */
+void loom_store_f16_avx2(uint16_t *dst, const float *src, int64_t n);
 
 /* Geometry of a paged KV pool: `block_size` token slots per block; a block
    holds, for each layer, K then V, each block_size x kv_dim halves. */
