@@ -104,9 +104,10 @@ struct FidelityReport: CustomStringConvertible {
         #expect(report.percentile(0.5) <= 0.03, "\(report)")
         #expect(report.percentile(0.9) <= 0.15, "\(report)")
         #expect(report.percentile(1) <= 0.5, "\(report)")
-        // Measured: 34 since the integer kernels sum in ggml's lane order
-        // (47 with float dots); llama.cpp's own variants: 25 and 29. The
-        // bound is twice llama.cpp's worst, so a real regression trips it.
+        // Measured: 34 when the integer kernels summed in ggml's lane order,
+        // 38 since the packed kernels sum whole blocks exactly (47 with float
+        // dots); llama.cpp's own variants: 25 and 29. The bound is twice
+        // llama.cpp's worst, so a real regression trips it.
         #expect(report.violations.count <= 58, "\(report.violations.joined(separator: "\n"))")
     }
 
