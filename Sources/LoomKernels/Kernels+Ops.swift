@@ -39,12 +39,7 @@ extension Kernels {
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
         into y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutableRawPointer, parallel: Parallel
     ) {
-        let blocks = w.cols / 32
-        let q8 = scratch.bindMemory(to: loom_q8_block.self, capacity: tokens * blocks)
-        parallel.forEachSlice(tokens, granularity: 8) { slice in
-            for t in slice { loom_quantize_q8(x + t * ldx, q8 + t * blocks, Int64(w.cols)) }
-        }
-        let input = UnsafePointer(q8)
+        let input = quantize(x, ldx: ldx, tokens: tokens, cols: w.cols, into: scratch, parallel: parallel)
         if let packed = w.packed {
             // Slices are whole multiples of the granularity, so of 8 rows.
             parallel.forEachSlice(w.rows, granularity: 16) { rows in
@@ -59,6 +54,19 @@ extension Kernels {
                 Int32(w.type), w.data, Int64(w.rowBytes), Int64(w.cols), input, Int64(tokens),
                 y, Int64(ldy), Int64(rows.lowerBound), Int64(rows.upperBound), 1)
         }
+    }
+
+    /// Each token's activations as Q8 blocks in `scratch`.
+    static func quantize(
+        _ x: UnsafePointer<Float>, ldx: Int, tokens: Int, cols: Int, into scratch: UnsafeMutableRawPointer,
+        parallel: Parallel
+    ) -> UnsafePointer<loom_q8_block> {
+        let blocks = cols / 32
+        let q8 = scratch.bindMemory(to: loom_q8_block.self, capacity: tokens * blocks)
+        parallel.forEachSlice(tokens, granularity: 8) { slice in
+            for t in slice { loom_quantize_q8(x + t * ldx, q8 + t * blocks, Int64(cols)) }
+        }
+        return UnsafePointer(q8)
     }
 
     public static func rmsNorm(

@@ -10,9 +10,13 @@ extension Transformer {
                 scratch.hidden + i * d, weight: w.attentionNorm.values, into: scratch.normed + i * d,
                 count: d, eps: c.normEpsilon)
         }
-        project(w.q, bias: w.qBias, into: scratch.q, n)
-        project(w.k, bias: w.kBias, into: scratch.k, n)
-        project(w.v, bias: w.vBias, into: scratch.v, n)
+        Kernels.matmul(
+            [.init(w.q, into: scratch.q, ldy: w.q.rows), .init(w.k, into: scratch.k, ldy: w.k.rows),
+             .init(w.v, into: scratch.v, ldy: w.v.rows)],
+            scratch.normed, ldx: d, tokens: n, rounded: scratch.rounded, parallel: parallel)
+        addBias(w.qBias, to: scratch.q, width: w.q.rows, n)
+        addBias(w.kBias, to: scratch.k, width: w.k.rows, n)
+        addBias(w.vBias, to: scratch.v, width: w.v.rows, n)
         forEachToken(n) { i in
             let position = Int64(step.batch.positions[step.range.lowerBound + i])
             rope(scratch.q + i * c.qDim, heads: c.headCount, position: position)
@@ -24,13 +28,11 @@ extension Transformer {
         addResidual(n)
     }
 
-    func project(_ m: WeightMatrix, bias: Vector?, into out: UnsafeMutablePointer<Float>, _ n: Int) {
-        let d = config.embeddingLength
-        Kernels.matmul(m, scratch.normed, ldx: d, tokens: n, into: out, ldy: m.rows, rounded: scratch.rounded, parallel: parallel)
+    func addBias(_ bias: Vector?, to out: UnsafeMutablePointer<Float>, width: Int, _ n: Int) {
         guard let bias else { return }
         forEachToken(n) { i in
-            let row = out + i * m.rows
-            for j in 0..<m.rows { row[j] += bias.values[j] }
+            let row = out + i * width
+            for j in 0..<width { row[j] += bias.values[j] }
         }
     }
 

@@ -25,8 +25,9 @@ extension Transformer {
         input: UnsafePointer<Float>, tokens: Int, into out: UnsafeMutablePointer<Float>
     ) {
         let d = config.embeddingLength, ff = gate.rows
-        Kernels.matmul(gate, input, ldx: d, tokens: tokens, into: scratch.gate, ldy: ff, rounded: scratch.rounded, parallel: parallel)
-        Kernels.matmul(up, input, ldx: d, tokens: tokens, into: scratch.up, ldy: ff, rounded: scratch.rounded, parallel: parallel)
+        Kernels.matmul(
+            [.init(gate, into: scratch.gate, ldy: ff), .init(up, into: scratch.up, ldy: ff)],
+            input, ldx: d, tokens: tokens, rounded: scratch.rounded, parallel: parallel)
         forEachToken(tokens) { i in Kernels.swiglu(scratch.gate + i * ff, scratch.up + i * ff, count: ff) }
         Kernels.matmul(down, scratch.gate, ldx: ff, tokens: tokens, into: out, ldy: d, rounded: scratch.rounded, parallel: parallel)
     }
