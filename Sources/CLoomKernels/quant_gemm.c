@@ -128,7 +128,6 @@ static void packed_generic(int type, const uint8_t *packed, int64_t blocks, cons
 #ifdef LOOM_X86
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TOKENS 8
-#define Q8_TOKENS 4
 
 AVX2 static inline __m256i broadcast4(const int8_t *p) {
     int32_t v;
@@ -180,27 +179,25 @@ AVX2 __attribute__((always_inline)) static inline void group_tokens(
 AVX2 __attribute__((always_inline)) static inline void group_tokens_q8(
         const uint8_t *group, int64_t blocks, const loom_q8_block *x, int64_t nt, float *y, int64_t ldy) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[Q8_TOKENS];
-    for (int t = 0; t < Q8_TOKENS; t++) acc[t] = _mm256_setzero_ps();
+    __m256 acc[TOKENS];
+    for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *blk = group + b * 272;
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
         const __m256i *w = (const __m256i *)(blk + 16);
-        __m256i aw[8];
+        __m256i s32[TOKENS];
+        for (int t = 0; t < nt; t++) s32[t] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
             const __m256i v = _mm256_loadu_si256(w + j);
-            aw[j] = _mm256_sign_epi8(v, v);
-        }
-        for (int t = 0; t < nt; t++) {
-            const loom_q8_block *xb = x + t * blocks + b;
-            __m256i s32 = _mm256_setzero_si256();
-            for (int j = 0; j < 8; j++) {
-                const __m256i sx = _mm256_sign_epi8(broadcast4(xb->qs + 4 * j), _mm256_loadu_si256(w + j));
-                const __m256i p = _mm256_maddubs_epi16(aw[j], sx);
-                s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(p, ones));
+            const __m256i av = _mm256_sign_epi8(v, v);
+            for (int t = 0; t < nt; t++) {
+                const __m256i sx = _mm256_sign_epi8(broadcast4(x[t * blocks + b].qs + 4 * j), v);
+                s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av, sx), ones));
             }
-            const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(xb->d));
-            acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s32), acc[t]);
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        for (int t = 0; t < nt; t++) {
+            const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(x[t * blocks + b].d));
+            acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s32[t]), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
@@ -214,21 +211,28 @@ AVX2 __attribute__((always_inline)) static inline void packed_tiles(
         int64_t ntok, float *y, int64_t ldy, int64_t row0, int64_t row1) {
     const int64_t gb = group_block_bytes(type);
     int64_t tile = (128 * 1024) / (blocks * (int64_t)sizeof(loom_q8_block));
-    tile = tile < TOKENS ? TOKENS : tile / TOKENS * TOKENS;  // a multiple of both tile widths
+    tile = tile < TOKENS ? TOKENS : tile / TOKENS * TOKENS;
     for (int64_t t0 = 0; t0 < ntok; t0 += tile) {
         const int64_t t1 = t0 + tile < ntok ? t0 + tile : ntok;
         for (int64_t r = row0; r < row1; r += 8) {
             const uint8_t *group = packed + (r / 8) * blocks * gb;
-            const int64_t step = type == LOOM_Q8_0 ? Q8_TOKENS : TOKENS;
-            for (int64_t t = t0; t < t1; t += step) {
-                const int64_t nt = t1 - t < step ? t1 - t : step;
+            for (int64_t t = t0; t < t1; t += TOKENS) {
+                const int64_t nt = t1 - t < TOKENS ? t1 - t : TOKENS;
                 const loom_q8_block *xt = x + t * blocks;
                 float *yt = y + t * ldy + r;
-                // A constant count for full tiles lets the token loops unroll
-                // and the sums live in registers.
-                if (type == LOOM_Q8_0) group_tokens_q8(group, blocks, xt, nt, yt, ldy);
-                else if (nt == TOKENS) group_tokens(type, group, blocks, xt, TOKENS, yt, ldy);
-                else group_tokens(type, group, blocks, xt, nt, yt, ldy);
+                // A constant count for full tiles and for single-token decode
+                // lets the token loops unroll and the sums live in registers.
+                if (type == LOOM_Q8_0) {
+                    if (nt == TOKENS) group_tokens_q8(group, blocks, xt, TOKENS, yt, ldy);
+                    else if (nt == 1) group_tokens_q8(group, blocks, xt, 1, yt, ldy);
+                    else group_tokens_q8(group, blocks, xt, nt, yt, ldy);
+                } else if (nt == TOKENS) {
+                    group_tokens(type, group, blocks, xt, TOKENS, yt, ldy);
+                } else if (nt == 1) {
+                    group_tokens(type, group, blocks, xt, 1, yt, ldy);
+                } else {
+                    group_tokens(type, group, blocks, xt, nt, yt, ldy);
+                }
             }
         }
     }
