@@ -10,6 +10,10 @@ extension Kernels {
         into y: UnsafeMutablePointer<Float>, ldy: Int, rounded: UnsafeMutablePointer<Float>,
         parallel: Parallel
     ) {
+        if w.packed != nil {
+            matmul([Projection(w, into: y, ldy: ldy)], x, ldx: ldx, tokens: tokens, rounded: rounded, parallel: parallel)
+            return
+        }
         if loom_has_int_dot(Int32(w.type)) != 0 {
             integerMatmul(w, x, ldx: ldx, tokens: tokens, into: y, ldy: ldy, scratch: UnsafeMutableRawPointer(rounded), parallel: parallel)
             return
@@ -32,23 +36,14 @@ extension Kernels {
     }
 
     /// Quantizes each token's activations once into Q8 blocks, then every
-    /// thread runs integer dot products over its rows, on the packed layout
-    /// when the matrix has one. The blocks (44 bytes per 32 values) fit in
-    /// the `rounded` scratch the float path sizes.
+    /// thread runs integer dot products over its rows (packed matrices go
+    /// through `matmul(_:[Projection]...)`). The blocks (44 bytes per 32
+    /// values) fit in the `rounded` scratch the float path sizes.
     private static func integerMatmul(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
         into y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutableRawPointer, parallel: Parallel
     ) {
         let input = quantize(x, ldx: ldx, tokens: tokens, cols: w.cols, into: scratch, parallel: parallel)
-        if let packed = w.packed {
-            // Slices are whole multiples of the granularity, so of 8 rows.
-            parallel.forEachSlice(w.rows, granularity: 16) { rows in
-                loom_matmul_packed(
-                    Int32(w.type), packed, Int64(w.cols), input, Int64(tokens),
-                    y, Int64(ldy), Int64(rows.lowerBound), Int64(rows.upperBound), 1)
-            }
-            return
-        }
         parallel.forEachSlice(w.rows, granularity: 16) { rows in
             loom_matmul_q8(
                 Int32(w.type), w.data, Int64(w.rowBytes), Int64(w.cols), input, Int64(tokens),

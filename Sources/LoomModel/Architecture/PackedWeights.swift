@@ -17,10 +17,6 @@ public final class PackedWeights: @unchecked Sendable {
         self.mapping = mapping
     }
 
-    /// Bytes held in packed copies.
-    public var byteCount: Int { counted }
-    private var counted = 0
-
     /// `matrix` with a packed copy, or unchanged if its type or shape has no
     /// packed layout. The source's pages leave the resident set; the few an
     /// embedding lookup reads fault back in from the file.
@@ -30,7 +26,6 @@ public final class PackedWeights: @unchecked Sendable {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
         matrix.pack(into: buffer)
         buffers.append(buffer)
-        counted += count
         mapping.release(UnsafeRawBufferPointer(start: matrix.data, count: count))
         return matrix.with(packed: buffer)
     }
