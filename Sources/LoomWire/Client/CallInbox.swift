@@ -23,6 +23,9 @@ final class CallInbox: Sendable {
     }
 
     func push(_ frame: Frame) async {
+        // Suspending costs a trip through the executor even when resumed at
+        // once, and nearly every frame finds room, so try without first.
+        if tryPush(frame) { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let resume: (CheckedContinuation<Frame?, Error>?, Bool) = state.withLockedValue { state in
                 guard !state.finished else { return (nil, true) }
@@ -38,6 +41,23 @@ final class CallInbox: Sendable {
             }
             if resume.1 { continuation.resume() }
         }
+    }
+
+    /// Takes the frame unless that would fill the inbox (then `push` must
+    /// wait, so that the reader stops reading).
+    private func tryPush(_ frame: Frame) -> Bool {
+        let (taken, consumer): (Bool, CheckedContinuation<Frame?, Error>?) = state.withLockedValue { state in
+            if state.finished { return (true, nil) }
+            if let consumer = state.consumer {
+                state.consumer = nil
+                return (true, consumer)
+            }
+            guard state.frames.count + 1 < capacity else { return (false, nil) }
+            state.frames.append(frame)
+            return (true, nil)
+        }
+        consumer?.resume(returning: frame)
+        return taken
     }
 
     /// The next frame, nil once finished normally; throws the failure.

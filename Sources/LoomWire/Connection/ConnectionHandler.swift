@@ -13,6 +13,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private var handshake: HandshakeStateMachine
     private let handshakePromise: EventLoopPromise<PeerInfo>
+    private let gate: HandshakeGate?
     private let keepaliveInterval: TimeAmount?
     private let keepaliveMissLimit: Int
     private var missedKeepalives = 0
@@ -24,12 +25,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     init(
         handshake: HandshakeStateMachine,
         handshakePromise: EventLoopPromise<PeerInfo>,
+        gate: HandshakeGate? = nil,
         keepaliveInterval: TimeAmount?,
         keepaliveMissLimit: Int,
         logger: Logger
     ) {
         self.handshake = handshake
         self.handshakePromise = handshakePromise
+        self.gate = gate
         self.keepaliveInterval = keepaliveInterval
         self.keepaliveMissLimit = keepaliveMissLimit
         self.logger = logger
@@ -125,6 +128,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             context.fireChannelRead(wrapInboundOut(frame))
         case .completed(let peer, let reply):
             if let reply { context.writeAndFlush(wrapOutboundOut(reply), promise: nil) }
+            gate?.isOpen = true
             logger.debug("handshake done", metadata: ["peer": "\(peer.hello.nodeName)", "version": "\(peer.version)"])
             handshakePromise.succeed(peer)
         case .fail(let error, let reply):

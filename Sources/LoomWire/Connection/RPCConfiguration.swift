@@ -81,17 +81,20 @@ enum Pipeline {
     static func configure(
         _ channel: Channel,
         role: HandshakeStateMachine.Role,
-        configuration: RPCConfiguration
+        configuration: RPCConfiguration,
+        sinks: [UInt32: any AttachmentSink] = [:]
     ) throws -> (NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>) {
         let promise = channel.eventLoop.makePromise(of: PeerInfo.self)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
+        let gate = HandshakeGate()
+        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize, sinks: sinks, gate: gate)))
         try sync.addHandler(FrameEncoder())
         var logger = configuration.logger
         logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
         try sync.addHandler(ConnectionHandler(
             handshake: HandshakeStateMachine(role: role, local: configuration.hello),
             handshakePromise: promise,
+            gate: gate,
             keepaliveInterval: configuration.keepaliveInterval?.timeAmount,
             keepaliveMissLimit: configuration.keepaliveMissLimit,
             logger: logger

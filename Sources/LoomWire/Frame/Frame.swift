@@ -6,6 +6,9 @@ public struct Frame: Sendable, Hashable {
     public var header: FrameHeader
     public var message: ByteBuffer
     public var attachment: ByteBuffer
+    /// Set when the attachment went to an `AttachmentSink` instead of
+    /// `attachment` (which is then empty); never sent.
+    public var landing: AttachmentLanding?
 
     /// Builds a frame whose length fields match its sections.
     public init(header: FrameHeader, message: ByteBuffer = ByteBuffer(), attachment: ByteBuffer = ByteBuffer()) {

@@ -34,7 +34,7 @@ public final class RPCServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         let initializer: @Sendable (Channel) -> EventLoopFuture<(NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>)> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try Pipeline.configure(channel, role: .server, configuration: configuration)
+                try Pipeline.configure(channel, role: .server, configuration: configuration, sinks: services.sinks)
             }
         }
         let listener: NIOAsyncChannel<(NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>), Never>
@@ -56,7 +56,8 @@ public final class RPCServer: Sendable {
                 await withDiscardingTaskGroup { group in
                     do {
                         for try await (connection, handshake) in connections {
-                            group.addTask { await self.serve(connection, handshake: handshake) }
+                            let executor = EventLoopExecutor(connection.channel.eventLoop)
+                            group.addTask(executorPreference: executor) { await self.serve(connection, handshake: handshake, on: executor) }
                         }
                     } catch is CancellationError {
                         // run() was cancelled: the normal way to stop.
@@ -76,11 +77,15 @@ public final class RPCServer: Sendable {
         }
     }
 
-    private func serve(_ connection: NIOAsyncChannel<Frame, Frame>, handshake: EventLoopFuture<PeerInfo>) async {
+    /// Runs on the connection's event loop (`executor`), and so do its calls:
+    /// a small call then goes from the socket to its handler and back
+    /// without leaving that thread. Handlers await anything heavy elsewhere.
+    private func serve(_ connection: NIOAsyncChannel<Frame, Frame>, handshake: EventLoopFuture<PeerInfo>, on executor: EventLoopExecutor) async {
         do {
             try await connection.executeThenClose { inbound, _ in
                 let peer = try await handshake.get()
-                let session = ServerConnection(peer: peer, services: services, outbound: FrameWriter(channel: connection.channel), logger: configuration.logger)
+                let session = ServerConnection(peer: peer, services: services, outbound: FrameWriter(channel: connection.channel),
+                                               executor: executor, logger: configuration.logger)
                 await withTaskCancellationHandler {
                     await session.run(inbound)
                 } onCancel: {

@@ -9,6 +9,9 @@ public struct RPCRequest: Sendable {
     public var peer: PeerInfo
     /// The caller's deadline as the server sees it; nil when none was given.
     public var timeout: Duration?
+    /// What the method's `AttachmentSink` made of the attachment, when it
+    /// took it (`message.attachment` is then empty).
+    public var landed: (any Sendable)?
 }
 
 /// Sends the items of a server-streaming call. `send` returns once the item
@@ -42,11 +45,19 @@ public struct RPCServices: Sendable {
     }
 
     private(set) var handlers: [UInt32: Handler] = [:]
+    private(set) var sinks: [UInt32: any AttachmentSink] = [:]
 
     public init() {}
 
     public mutating func unary(_ method: UInt32, _ handler: @escaping Unary) {
         register(method, .unary(handler))
+    }
+
+    /// A unary method whose request attachments go to `sink` as they arrive;
+    /// the handler finds the sink's result in `RPCRequest.landed`.
+    public mutating func unary(_ method: UInt32, attachments sink: any AttachmentSink, _ handler: @escaping Unary) {
+        register(method, .unary(handler))
+        sinks[method] = sink
     }
 
     public mutating func serverStreaming(_ method: UInt32, _ handler: @escaping ServerStreaming) {

@@ -4,18 +4,21 @@ import NIOCore
 
 /// One client's calls on the server. Each call runs in its own task so that
 /// a CANCEL frame can reach it; the tasks are owned here: when the
-/// connection ends they are cancelled and awaited.
+/// connection ends they are cancelled and awaited. Unary calls prefer the
+/// connection's event loop (see `EventLoopExecutor`).
 struct ServerConnection: Sendable {
     let peer: PeerInfo
     let services: RPCServices
     let outbound: FrameWriter
+    let executor: EventLoopExecutor
     let logger: Logger
     private let calls = NIOLockedValueBox([UInt64: Task<Void, Never>]())
 
-    init(peer: PeerInfo, services: RPCServices, outbound: FrameWriter, logger: Logger) {
+    init(peer: PeerInfo, services: RPCServices, outbound: FrameWriter, executor: EventLoopExecutor, logger: Logger) {
         self.peer = peer
         self.services = services
         self.outbound = outbound
+        self.executor = executor
         self.logger = logger
     }
 
@@ -42,6 +45,7 @@ struct ServerConnection: Sendable {
     private func start(_ frame: Frame) {
         let id = frame.correlationID
         let calls = self.calls
+        let executor = executor(for: frame.header.method)
         calls.withLockedValue { running in
             guard running[id] == nil else {
                 let error = WireError(.protocolViolation, "correlation id \(id) is already in use by a running call")
@@ -49,19 +53,32 @@ struct ServerConnection: Sendable {
                 return
             }
             // Inserted under the lock before the task can finish and remove itself.
-            running[id] = Task {
+            running[id] = Task(executorPreference: executor) {
                 await respond(to: frame)
                 calls.withLockedValue { _ = $0.removeValue(forKey: id) }
             }
         }
     }
 
+    /// Unary calls run on the connection's event loop: one answer, then done.
+    /// A stream does not: while the socket keeps taking its items, each
+    /// write completes at once and its task is resumed in the same loop tick.
+    /// NIO runs such tasks until none are left before it reads again, so a
+    /// stream into a fast reader would keep the loop from reading anything,
+    /// its own CANCEL and every other connection's pings included.
+    private func executor(for method: UInt32) -> (any TaskExecutor)? {
+        if case .unary = services.handlers[method] { return executor }
+        return nil
+    }
+
     private func respond(to frame: Frame) async {
         let header = frame.header
         let timeout: Duration? = header.timeoutMilliseconds == 0 ? nil : .milliseconds(header.timeoutMilliseconds)
-        let request = RPCRequest(method: header.method, correlationID: header.correlationID,
+        var request = RPCRequest(method: header.method, correlationID: header.correlationID,
                                  message: RPCMessage(frame), peer: peer, timeout: timeout)
         do {
+            if let landing = frame.landing { request.landed = try landing.outcome.get() }
+            let request = request
             let reply = try await withDeadline(timeout) { try await handle(request, header) }
             if let reply { outbound.send(reply) }
         } catch {
