@@ -30,12 +30,27 @@ public final class TransferTarget: Sendable {
     /// All segments are checked before any byte is copied, so a refused
     /// write changes nothing.
     public func apply(_ request: Loom_Transfer_WriteRequest, payload: ByteBuffer) throws(TransferError) -> Loom_Transfer_WriteAck {
-        var ack = Loom_Transfer_WriteAck()
-        ack.opID = request.opID
+        let prepared = try prepare(request, payloadLength: payload.readableBytes)
+        if !prepared.duplicate {
+            var cursor = 0
+            payload.withUnsafeReadableBytes { bytes in
+                for (region, offset, length) in prepared.targets {
+                    region.store(offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[cursor..<cursor + length]))
+                    cursor += length
+                }
+            }
+        }
+        return complete(prepared)
+    }
+
+    /// Checks a write before any of its `payloadLength` bytes land: the
+    /// regions, epochs and bounds of its segments, then the admission
+    /// policy. A write already applied comes back marked duplicate, to be
+    /// acknowledged again without landing.
+    func prepare(_ request: Loom_Transfer_WriteRequest, payloadLength: Int) throws(TransferError) -> PreparedWrite {
         let sender = "\(request.sender)#\(request.senderEpoch)"
         if applied.withLockedValue({ $0[sender]?.contains(request.opID) ?? false }) {
-            ack.duplicate = true
-            return ack
+            return PreparedWrite(request: request, sender: sender, targets: [], duplicate: true)
         }
         var targets: [(RegisteredRegion, Int, Int)] = []
         var total = 0
@@ -48,18 +63,21 @@ public final class TransferTarget: Sendable {
         // After the region checks, so a write from before a restart is
         // reported as stale rather than as outside a reservation.
         try admission?.admit(request)
-        guard total == payload.readableBytes else {
-            throw TransferError(.invalidRequest, "write \(request.opID) names \(total) bytes but carries \(payload.readableBytes)")
+        guard total == payloadLength else {
+            throw TransferError(.invalidRequest, "write \(request.opID) names \(total) bytes but carries \(payloadLength)")
         }
-        var cursor = payload.readerIndex
-        for (region, offset, length) in targets {
-            payload.withUnsafeReadableBytes { bytes in
-                let start = cursor - payload.readerIndex
-                region.store(offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<start + length]))
-            }
-            cursor += length
+        return PreparedWrite(request: request, sender: sender, targets: targets, duplicate: false)
+    }
+
+    /// Counts a prepared write whose bytes have all landed.
+    func complete(_ prepared: PreparedWrite) -> Loom_Transfer_WriteAck {
+        var ack = Loom_Transfer_WriteAck()
+        ack.opID = prepared.request.opID
+        guard !prepared.duplicate else {
+            ack.duplicate = true
+            return ack
         }
-        return count(request, sender: sender, ack: ack)
+        return count(prepared.request, sender: prepared.sender, ack: ack)
     }
 
     /// For writes whose bytes the sender already copied into a shared
@@ -83,4 +101,13 @@ public final class TransferTarget: Sendable {
         ack.duplicate = !fresh
         return ack
     }
+}
+
+/// A write whose segments were checked, and where each segment's bytes go.
+struct PreparedWrite: Sendable {
+    let request: Loom_Transfer_WriteRequest
+    let sender: String
+    /// Region, offset and length of each segment, in payload order.
+    let targets: [(RegisteredRegion, Int, Int)]
+    let duplicate: Bool
 }

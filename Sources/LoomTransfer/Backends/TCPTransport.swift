@@ -117,7 +117,10 @@ public enum TransferService {
     static let errorCodeBase: UInt32 = 1000
 
     public static func register(into services: inout RPCServices, target: TransferTarget) {
-        services.unary(TCPTransport.writeMethod) { request in
+        services.unary(TCPTransport.writeMethod, attachments: SegmentSink(target: target)) { request in
+            // A write with bytes landed through the sink; one without any
+            // (an immediate alone) arrives whole.
+            if let prepared = request.landed as? PreparedWrite { return try RPCMessage(target.complete(prepared)) }
             let write: Loom_Transfer_WriteRequest = try request.message.decode()
             do {
                 return try RPCMessage(try target.apply(write, payload: request.message.attachment))
