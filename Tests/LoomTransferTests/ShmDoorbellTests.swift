@@ -123,7 +123,10 @@ struct ShmDoorbellTests {
         await expectTransferError([.ackLost]) {
             try await writer.commit(opID: 1, immediate: 5, segments: [])
         }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Not before the timeout; and the upper bound is loose because the
+        // tests run at low priority on a busy machine.
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(300) && waited < .seconds(30))
         await writer.close()
         #expect(silent.isRaised(.writerClosed), "the target is told the writer is gone")
     }
@@ -132,14 +135,14 @@ struct ShmDoorbellTests {
     func targetStopsWhileWriteWaits() async throws {
         let mapping = try DoorbellMapping.create(geometry: .standard)
         var target = HandDrivenEnd(mapping: try DoorbellMapping.open(path: mapping.path))
-        let writer = DoorbellWriter(mapping: mapping, ackTimeout: .seconds(60))
+        let writer = DoorbellWriter(mapping: mapping, ackTimeout: .seconds(120))
         let waiting = Task { try await writer.commit(opID: 1, immediate: 5, segments: []) }
         _ = try await target.takeCommits(1)
         let start = ContinuousClock.now
         target.mapping.raise(.targetClosed)
         target.mapping.writerBell.ring()
         await expectTransferError([.ackLost]) { try await waiting.value }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(30), "failed by the closed flag, not by ackTimeout")
         await expectTransferError([.peerUnavailable]) {
             try await writer.commit(opID: 2, immediate: 5, segments: [])
         }
@@ -151,7 +154,7 @@ struct ShmDoorbellTests {
         let gate = Gate()
         let source = RegionTable(owner: "writer", epoch: 1).register(length: 64)
         let peer = try await Backend.shm.startPeer(name: "stuck", admission: gate)
-        try await ShmTransport.withTransport(to: peer.server.localAddress, configuration: writerConfiguration(), ackTimeout: .seconds(60)) { transport in
+        try await ShmTransport.withTransport(to: peer.server.localAddress, configuration: writerConfiguration(), ackTimeout: .seconds(120)) { transport in
             let waiting = Task {
                 try await transport.write(.single(from: source, offset: 0, count: 8, to: peer.region.descriptor, offset: 0, immediate: 15))
             }
@@ -160,7 +163,7 @@ struct ShmDoorbellTests {
             // kill() returns only once the doorbell thread is out of the gate.
             let killing = Task { await peer.kill() }
             await expectTransferError([.ackLost]) { try await waiting.value }
-            #expect(ContinuousClock.now - start < .seconds(10))
+            #expect(ContinuousClock.now - start < .seconds(30), "failed by the socket closing, not by ackTimeout")
             gate.open()
             await killing.value
             await expectTransferError([.peerUnavailable, .ackLost]) {

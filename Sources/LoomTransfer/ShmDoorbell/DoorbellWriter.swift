@@ -10,7 +10,9 @@ import NIOConcurrencyHelpers
 /// longer than `ackTimeout`.
 final class DoorbellWriter: Sendable {
     /// How long the thread sleeps unrung with no write waiting: a safety
-    /// net, since the target rings for every acknowledgement.
+    /// net, since the target rings for every acknowledgement. A write
+    /// arriving meanwhile does not ring it (that would cost a wake-up per
+    /// write), so this is also how late an `ackTimeout` may be noticed.
     static let idleWait = Duration.milliseconds(500)
 
     let mapping: DoorbellMapping
