@@ -37,6 +37,9 @@ let package = Package(
         // libfabric (Debian: libfabric-dev) behind a thin C layer, for the
         // transfer engine's `fabric` backend.
         .target(name: "CLoomFabric", linkerSettings: [.linkedLibrary("fabric")]),
+        // C11 atomics and futex on words in shared memory, for the `shm`
+        // backend's doorbell; no library beyond libc.
+        .target(name: "CLoomShm"),
         .target(name: "LoomModel", dependencies: ["LoomKernels"]),
         .target(name: "LoomEngine", dependencies: ["LoomModel", "LoomKernels"]),
         .target(name: "LoomTesting", dependencies: ["LoomModel", "LoomKernels"]),
@@ -79,7 +82,7 @@ let package = Package(
         .target(
             name: "LoomTransfer",
             dependencies: [
-                "LoomWire", "CLoomFabric",
+                "LoomWire", "CLoomFabric", "CLoomShm",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]

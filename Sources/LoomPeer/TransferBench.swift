@@ -6,7 +6,8 @@ public struct TransferBenchOptions: Sendable {
     public enum Backend: Sendable {
         /// Striped over `lanes` TCP connections to the server's address.
         case tcp(lanes: Int)
-        /// Into the server's /dev/shm region, signalled over its unix socket.
+        /// Into the server's /dev/shm region, committed through a futex
+        /// doorbell that its unix socket sets up.
         case shm(socketPath: String)
         /// One-sided writes through a libfabric endpoint of `provider` bound
         /// to `bind` (an address of this host), then `pings` 64-byte

@@ -40,9 +40,9 @@ struct BackendPeer: Sendable {
 }
 
 extension Backend {
-    func startPeer(name: String = "peer", epoch: UInt64 = 1, length: Int = 1 << 16) async throws -> BackendPeer {
+    func startPeer(name: String = "peer", epoch: UInt64 = 1, length: Int = 1 << 16, admission: (any WriteAdmission)? = nil) async throws -> BackendPeer {
         let owner = "\(name)-\(UInt32.random(in: 0...UInt32.max))"
-        let target = TransferTarget(regions: RegionTable(owner: owner, epoch: epoch))
+        let target = TransferTarget(regions: RegionTable(owner: owner, epoch: epoch), admission: admission)
         var services = RPCServices()
         var configuration = RPCConfiguration(nodeName: owner)
         configuration.keepaliveInterval = nil

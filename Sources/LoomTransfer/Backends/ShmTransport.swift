@@ -6,16 +6,18 @@ import Glibc
 #endif
 
 /// The `shm` backend for peers on the same host: the writer copies straight
-/// into the peer's shared mapping, then commits the write over a LoomWire
-/// connection (a Unix socket), which is what wakes the peer and carries the
-/// immediate and the acknowledgement. One copy, no bytes through the socket.
+/// into the peer's shared mapping, then commits the write through a
+/// doorbell, two rings in shared memory woken with futexes: a commit record
+/// goes one way, the acknowledgement comes back (`ShmDoorbell/`). One copy,
+/// no bytes and no commits through a socket. The Unix-socket LoomWire
+/// connection only sets the doorbell up and, by closing, tells each side
+/// that the other went away.
 public final class ShmTransport: TransferTransport {
-    public static let commitMethod: UInt32 = 101
+    /// Server-streaming: the writer names its doorbell file; the call stays
+    /// open for as long as the doorbell is used.
+    public static let doorbellMethod: UInt32 = 103
 
-    let connection: RPCConnection
-    let sender: String
-    let senderEpoch: UInt64
-    let ackTimeout: Duration
+    let doorbell: DoorbellWriter
     /// Peer regions mapped so far, by (region id, epoch); unmapped on close.
     private let mappings = NIOLockedValueBox<[String: PeerMapping]>([:])
 
@@ -27,31 +29,108 @@ public final class ShmTransport: TransferTransport {
         let memory: UnsafeMutableRawBufferPointer
     }
 
-    init(connection: RPCConnection, sender: String, senderEpoch: UInt64, ackTimeout: Duration) {
-        self.connection = connection
-        self.sender = sender
-        self.senderEpoch = senderEpoch
-        self.ackTimeout = ackTimeout
+    init(doorbell: DoorbellWriter) {
+        self.doorbell = doorbell
     }
 
     public static func withTransport<Result: Sendable>(
         to address: RPCAddress, configuration: RPCConfiguration, ackTimeout: Duration = .seconds(10),
         _ body: (ShmTransport) async throws -> Result
     ) async throws -> Result {
-        try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
-            let transport = ShmTransport(connection: connection, sender: configuration.nodeName, senderEpoch: configuration.epoch, ackTimeout: ackTimeout)
-            defer { transport.unmapAll() }
-            return try await body(transport)
+        try await withTransport(to: address, configuration: configuration, ackTimeout: ackTimeout, geometry: .standard, body)
+    }
+
+    /// With a doorbell of `geometry`: tests use small rings to make them wrap.
+    static func withTransport<Result: Sendable>(
+        to address: RPCAddress, configuration: RPCConfiguration, ackTimeout: Duration, geometry: DoorbellGeometry,
+        _ body: (ShmTransport) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
+                try await withDoorbell(on: connection, configuration: configuration, ackTimeout: ackTimeout, geometry: geometry, body)
+            }
+        } catch let error as WireError where error.code == .unavailable {
+            throw TransferError(.peerUnavailable, error.message)
+        }
+    }
+
+    private static func withDoorbell<Result: Sendable>(
+        on connection: RPCConnection, configuration: RPCConfiguration, ackTimeout: Duration, geometry: DoorbellGeometry,
+        _ body: (ShmTransport) async throws -> Result
+    ) async throws -> Result {
+        let mapping = try DoorbellMapping.create(geometry: geometry)
+        var setup = Loom_Transfer_ShmDoorbellRequest()
+        setup.path = mapping.path
+        setup.sender = configuration.nodeName
+        setup.senderEpoch = configuration.epoch
+        var ready = false
+        do {
+            return try await connection.serverStreaming(method: doorbellMethod, try RPCMessage(setup)) { stream in
+                var replies = stream.makeAsyncIterator()
+                guard try await replies.next() != nil else {
+                    throw WireError(.connectionClosed, "the target ended the doorbell setup without answering")
+                }
+                ready = true
+                let transport = ShmTransport(doorbell: DoorbellWriter(mapping: mapping, ackTimeout: ackTimeout))
+                return try await transport.serve(watching: stream, body)
+            }
+        } catch let error where !ready {
+            // The target never took the file, so it is still there to remove.
+            mapping.unlinkIfPresent()
+            throw setupError(error, peer: connection.peer.hello.nodeName)
+        }
+    }
+
+    private static func setupError(_ error: Error, peer: String) -> Error {
+        guard let wire = error as? WireError else { return error }
+        if wire.code.rawValue > TransferService.errorCodeBase,
+           let code = TransferError.Code(rawValue: wire.code.rawValue - TransferService.errorCodeBase) {
+            return TransferError(code, wire.message)
+        }
+        if wire.code == .unknownMethod {
+            return TransferError(.peerUnavailable, "\(peer) serves no shm doorbells (method \(doorbellMethod)); it runs an older build")
+        }
+        return TransferError(.peerUnavailable, "cannot set up the shm doorbell with \(peer): \(wire)")
+    }
+
+    /// Runs `body` while a child task watches the setup call, which carries
+    /// nothing more: it ends only when the target stops serving the doorbell
+    /// or the connection drops (the target's process died), and then every
+    /// waiting write fails at once.
+    private func serve<Result: Sendable>(watching stream: RPCResponseStream, _ body: (ShmTransport) async throws -> Result) async throws -> Result {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [doorbell] in
+                do {
+                    for try await _ in stream {}
+                    doorbell.peerGone("the target ended the doorbell call")
+                } catch {
+                    doorbell.peerGone("the doorbell call failed: \(error)")
+                }
+            }
+            // Closed before the watcher is cancelled, so its own ending is
+            // not mistaken for the peer going away.
+            func finish() async {
+                await doorbell.close()
+                group.cancelAll()
+                unmapAll()
+            }
+            do {
+                let result = try await body(self)
+                await finish()
+                return result
+            } catch {
+                await finish()
+                throw error
+            }
         }
     }
 
     public func write(_ operation: WriteOperation) async throws {
-        var request = Loom_Transfer_WriteRequest()
-        request.opID = operation.id
-        request.sender = sender
-        request.senderEpoch = senderEpoch
-        request.carriesImmediate = operation.immediate != nil
-        request.immediate = operation.immediate ?? 0
+        guard operation.segments.count <= CommitRecord.maxSegmentsPerWrite else {
+            throw TransferError(.invalidRequest, "write \(operation.id) has \(operation.segments.count) segments; an shm write takes at most \(CommitRecord.maxSegmentsPerWrite): split it")
+        }
+        var segments: [Loom_Transfer_WriteSegment] = []
+        segments.reserveCapacity(operation.segments.count)
         for segment in operation.segments {
             let memory = try mapping(for: segment.region)
             // Bounds were checked against the descriptor when the operation
@@ -64,13 +143,9 @@ public final class ShmTransport: TransferTransport {
             wire.epoch = segment.region.epoch
             wire.offset = UInt64(segment.offset)
             wire.length = UInt64(segment.bytes.readableBytes)
-            request.segments.append(wire)
+            segments.append(wire)
         }
-        do {
-            _ = try await connection.unary(method: Self.commitMethod, try RPCMessage(request), timeout: ackTimeout)
-        } catch let error as WireError {
-            throw TCPTransport.transferError(error, opID: request.opID)
-        }
+        try await doorbell.commit(opID: operation.id, immediate: operation.immediate, segments: segments)
     }
 
     private func mapping(for region: RegionDescriptor) throws(TransferError) -> UnsafeMutableRawBufferPointer {
@@ -94,14 +169,25 @@ public final class ShmTransport: TransferTransport {
 }
 
 extension TransferService {
-    /// Serves commits of `shm` writes (register alongside `register(into:target:)`).
+    /// Serves `shm` doorbells (register alongside `register(into:target:)`):
+    /// one per writer connection, each with a thread of its own for as long
+    /// as that writer's setup call stays open. Cancelling the call (the
+    /// writer left, or the server stops) stops the thread.
     public static func registerShared(into services: inout RPCServices, target: TransferTarget) {
-        services.unary(ShmTransport.commitMethod) { request in
-            let write: Loom_Transfer_WriteRequest = try request.message.decode()
+        services.serverStreaming(ShmTransport.doorbellMethod) { request, stream in
+            let setup: Loom_Transfer_ShmDoorbellRequest = try request.message.decode()
             do {
-                return try RPCMessage(try target.commitShared(write))
+                let mapping = try DoorbellMapping.open(path: setup.path)
+                try await stream.send(Loom_Transfer_ShmDoorbellReady())
+                let doorbell = DoorbellTarget(mapping: mapping, target: target, sender: setup.sender, senderEpoch: setup.senderEpoch)
+                let failure = await withTaskCancellationHandler {
+                    await doorbell.join()
+                } onCancel: {
+                    doorbell.stop()
+                }
+                if let failure { throw failure }
             } catch let error as TransferError {
-                throw WireError(WireError.Code(rawValue: errorCodeBase + error.code.rawValue), error.message)
+                throw WireError(error)
             }
         }
     }

@@ -173,6 +173,42 @@ public nonisolated struct Loom_Transfer_FabricAttachResponse: Sendable {
   fileprivate var _doorbell: Loom_Transfer_FabricRegionKey? = nil
 }
 
+/// A writer asking an `shm` target to take up a doorbell: a file the writer
+/// created in the target's /dev/shm holding a ring of commit records and a
+/// ring of acknowledgements, woken with futexes (layout in
+/// Sources/LoomTransfer/ShmDoorbell). The call is server-streaming and stays
+/// open for as long as the doorbell is used: the target maps the file,
+/// unlinks it, answers with one ShmDoorbellReady and serves the rings until
+/// the call or its connection ends, which is also how each side notices the
+/// other went away.
+public nonisolated struct Loom_Transfer_ShmDoorbellRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var path: String = String()
+
+  /// Every write on the doorbell counts as coming from this sender
+  /// incarnation, for deduplication by op id.
+  public var sender: String = String()
+
+  public var senderEpoch: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Loom_Transfer_ShmDoorbellReady: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "loom.transfer"
@@ -476,6 +512,65 @@ nonisolated extension Loom_Transfer_FabricAttachResponse: SwiftProtobuf.Message,
     if lhs.epoch != rhs.epoch {return false}
     if lhs.owner != rhs.owner {return false}
     if lhs._doorbell != rhs._doorbell {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_ShmDoorbellRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShmDoorbellRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}sender\0\u{3}sender_epoch\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.sender) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.senderEpoch) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if !self.sender.isEmpty {
+      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 2)
+    }
+    if self.senderEpoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.senderEpoch, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_ShmDoorbellRequest, rhs: Loom_Transfer_ShmDoorbellRequest) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.sender != rhs.sender {return false}
+    if lhs.senderEpoch != rhs.senderEpoch {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_ShmDoorbellReady: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShmDoorbellReady"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_ShmDoorbellReady, rhs: Loom_Transfer_ShmDoorbellReady) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
