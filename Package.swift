@@ -37,6 +37,9 @@ let package = Package(
         // libfabric (Debian: libfabric-dev) behind a thin C layer, for the
         // transfer engine's `fabric` backend.
         .target(name: "CLoomFabric", linkerSettings: [.linkedLibrary("fabric")]),
+        // libibverbs (Debian: libibverbs-dev) behind a thin C layer, for the
+        // transfer engine's `verbs` backend (RC queue pairs, RDMA WRITE WITH IMM).
+        .target(name: "CLoomVerbs", linkerSettings: [.linkedLibrary("ibverbs")]),
         .target(name: "LoomModel", dependencies: ["LoomKernels"]),
         .target(name: "LoomEngine", dependencies: ["LoomModel", "LoomKernels"]),
         .target(name: "LoomTesting", dependencies: ["LoomModel", "LoomKernels"]),
@@ -79,7 +82,7 @@ let package = Package(
         .target(
             name: "LoomTransfer",
             dependencies: [
-                "LoomWire", "CLoomFabric",
+                "LoomWire", "CLoomFabric", "CLoomVerbs",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
