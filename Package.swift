@@ -40,6 +40,9 @@ let package = Package(
         // C11 atomics and futex on words in shared memory, for the `shm`
         // backend's doorbell; no library beyond libc.
         .target(name: "CLoomShm"),
+        // libibverbs (Debian: libibverbs-dev) behind a thin C layer, for the
+        // transfer engine's `verbs` backend (RC queue pairs, RDMA WRITE WITH IMM).
+        .target(name: "CLoomVerbs", linkerSettings: [.linkedLibrary("ibverbs")]),
         .target(name: "LoomModel", dependencies: ["LoomKernels"]),
         .target(name: "LoomEngine", dependencies: ["LoomModel", "LoomKernels"]),
         .target(name: "LoomTesting", dependencies: ["LoomModel", "LoomKernels"]),
@@ -82,7 +85,7 @@ let package = Package(
         .target(
             name: "LoomTransfer",
             dependencies: [
-                "LoomWire", "CLoomFabric", "CLoomShm",
+                "LoomWire", "CLoomFabric", "CLoomShm", "CLoomVerbs",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]

@@ -2,7 +2,9 @@
 # Installs the Debian packages Loom builds and tests against, when missing.
 set -euo pipefail
 # libfabric-dev: the transfer engine's `fabric` backend links libfabric.
-packages=(python3-pip iproute2 curl libfabric-dev)
+# libibverbs-dev: its `verbs` backend links libibverbs (no RDMA NIC needed
+# to build or test: without one it reports that and callers fall back).
+packages=(python3-pip iproute2 curl libfabric-dev libibverbs-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -14,6 +14,9 @@ public struct TransferError: Error, Sendable, Hashable, CustomStringConvertible 
         /// The target's owner refused the write (its lease on those bytes
         /// expired, say); nothing was written.
         case refused = 8
+        /// This machine cannot run the backend asked for (no RDMA device,
+        /// say); nothing was sent. Choose another backend.
+        case backendUnavailable = 9
     }
 
     public var code: Code

@@ -8,10 +8,14 @@ import Testing
 /// one-sided RMA writes, in user space. `fabricFenced` writes as on a
 /// provider without write ordering (efa): each immediate follows its
 /// writes' acknowledgements instead of riding on the last one.
+/// `verbsFake` runs the `verbs` backend (endpoint, queue pairs, target,
+/// transport) over fake devices that copy like RDMA WRITEs: no RDMA
+/// hardware here, and the libibverbs device itself is never exercised.
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case tcp, shm, fabric, fabricFenced
+    case tcp, shm, fabric, fabricFenced, verbsFake
 
     static let fabricProvider = "tcp;ofi_rxm"
+    static let fakeVerbsNetwork = FakeVerbsNetwork()
 
     var testDescription: String { rawValue }
 }
@@ -23,6 +27,7 @@ struct BackendPeer: Sendable {
     let region: RegisteredRegion
     let server: RPCServer
     let fabric: FabricTarget?
+    let verbs: VerbsTarget?
     let serving: Task<Void, Error>
 
     /// Vanishes the way a crashed process does: stops serving and, for
@@ -31,11 +36,18 @@ struct BackendPeer: Sendable {
         serving.cancel()
         _ = try? await serving.value
         fabric?.endpoint.close()
+        verbs?.endpoint.close()
     }
 
     /// Takes a region away while its descriptor is still out there.
     func deregister(_ region: RegisteredRegion) {
-        if let fabric { fabric.deregister(region) } else { target.regions.deregister(region) }
+        if let fabric {
+            fabric.deregister(region)
+        } else if let verbs {
+            verbs.deregister(region)
+        } else {
+            target.regions.deregister(region)
+        }
     }
 }
 
@@ -48,6 +60,7 @@ extension Backend {
         configuration.keepaliveInterval = nil
         let region: RegisteredRegion
         var fabric: FabricTarget?
+        var verbs: VerbsTarget?
         var address = RPCAddress.tcp(host: "127.0.0.1", port: 0)
         switch self {
         case .tcp:
@@ -63,9 +76,14 @@ extension Backend {
             region = try fabric!.register(length: length)
             fabric!.register(into: &services)
             configuration.transferBackends = [fabric!.offer]
+        case .verbsFake:
+            verbs = VerbsTarget(endpoint: VerbsEndpoint(device: Self.fakeVerbsNetwork.device()), target: target)
+            region = try verbs!.register(length: length)
+            verbs!.register(into: &services)
+            configuration.transferBackends = [verbs!.offer]
         }
         let server = try await RPCServer.bind(address, services: services, configuration: configuration)
-        return BackendPeer(backend: self, target: target, region: region, server: server, fabric: fabric,
+        return BackendPeer(backend: self, target: target, region: region, server: server, fabric: fabric, verbs: verbs,
                            serving: Task { try await server.run() })
     }
 
@@ -96,6 +114,12 @@ extension Backend {
             let endpoint = try FabricEndpoint(provider: Self.fabricProvider, node: "127.0.0.1", useWriteOrdering: self == .fabric)
             defer { endpoint.close() }
             return try await FabricTransport.withTransport(to: address, endpoint: endpoint, configuration: configuration, ackTimeout: ackTimeout) { try await body($0) }
+        case .verbsFake:
+            // No ack timeout: RC's own retries (or here, the fake) fail a
+            // write to a peer that is gone.
+            let endpoint = VerbsEndpoint(device: Self.fakeVerbsNetwork.device())
+            defer { endpoint.close() }
+            return try await VerbsTransport.withTransport(to: address, endpoint: endpoint, configuration: configuration) { try await body($0) }
         }
     }
 }

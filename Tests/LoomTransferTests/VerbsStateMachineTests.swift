@@ -2,31 +2,26 @@ import LoomWire
 import Testing
 @testable import LoomTransfer
 
-/// Records what the backend asked of the device and fails on cue.
-final class FakeVerbsDevice: VerbsDevice {
-    var calls: [String] = []
-    var states: [QueuePairState] = []
-    var posted: [UInt64] = []
-    var queueFullOnce: Set<UInt64> = []
-    var failModifyTo: QueuePairState?
+/// A queue pair whose events the test reads back by id.
+final class RecordedQueuePair {
+    var pair: VerbsQueuePair
+    var outcomes: [UInt64: Result<Void, TransferError>] = [:]
+    var immediates: [UInt32] = []
 
-    func modify(_ qp: UInt32, to state: QueuePairState, remote: Loom_Wire_VerbsBackendOffer?) throws(VerbsFailure) {
-        if state == failModifyTo {
-            failModifyTo = nil
-            throw VerbsFailure(.fatal("modify to \(state) failed"))
+    init(_ pair: VerbsQueuePair) { self.pair = pair }
+
+    var machine: QueuePairStateMachine { pair.machine }
+    func connect() { record(pair.connect()) }
+    func submit(_ request: VerbsWorkRequest) { record(pair.submit(request)) }
+    func completed(_ completion: VerbsCompletion) { record(pair.completed(completion)) }
+
+    private func record(_ events: [VerbsQueuePair.Event]) {
+        for event in events {
+            switch event {
+            case .finished(let id, let result): outcomes[id] = result
+            case .immediate(let value): immediates.append(value)
+            }
         }
-        if state == .readyToReceive, remote?.qpNum == nil { throw VerbsFailure(.fatal("RTR needs the remote QP")) }
-        calls.append("modify \(state) remoteQP=\(remote.map { "\($0.qpNum)" } ?? "-")")
-        states.append(state)
-    }
-
-    func postWrite(_ qp: UInt32, _ request: VerbsWorkRequest) throws(VerbsFailure) {
-        if queueFullOnce.remove(request.id) != nil { throw VerbsFailure(.sendQueueFull) }
-        posted.append(request.id)
-    }
-
-    func postReceives(_ qp: UInt32, count: Int) throws(VerbsFailure) {
-        calls.append("recv \(count)")
     }
 }
 
@@ -36,10 +31,10 @@ struct VerbsStateMachineTests {
         VerbsWorkRequest(id: id, remoteAddress: 0x1000 + id * 64, remoteKey: 7, length: 64, immediate: UInt32(id))
     }
 
-    func queuePair(_ device: FakeVerbsDevice, depth: Int = 2) -> VerbsQueuePair {
+    func queuePair(_ device: FakeVerbsDevice, depth: Int = 2) -> RecordedQueuePair {
         var remote = Loom_Wire_VerbsBackendOffer()
         remote.qpNum = 99
-        let qp = VerbsQueuePair(device: device, qp: 1, remote: remote, sendQueueDepth: depth, receiveDepth: 16)
+        let qp = RecordedQueuePair(VerbsQueuePair(device: device, qp: 1, remote: remote, sendQueueDepth: depth, receiveDepth: 16))
         qp.connect()
         return qp
     }
@@ -79,6 +74,35 @@ struct VerbsStateMachineTests {
         #expect(device.posted == [1, 2, 3])
     }
 
+    @Test("posts after a refused one in the same batch wait behind it, in order")
+    func refusedBatchKeepsOrder() {
+        let device = FakeVerbsDevice()
+        let qp = queuePair(device, depth: 3)
+        for id in 1...2 { qp.submit(request(UInt64(id))) }
+        device.queueFullOnce = [3]
+        for id in 3...5 { qp.submit(request(UInt64(id))) }
+        #expect(qp.machine.waiting.map(\.id) == [3, 4, 5])
+        // The completion of 1 frees two slots: 3 is refused again, and 4
+        // must not be tried (it would overtake 3).
+        device.queueFullOnce = [3]
+        qp.completed(VerbsCompletion(workRequestID: 1, status: .success))
+        #expect(device.posted == [1, 2])
+        #expect(qp.machine.waiting.map(\.id) == [3, 4, 5])
+        qp.completed(VerbsCompletion(workRequestID: 2, status: .success))
+        #expect(device.posted == [1, 2, 3, 4, 5])
+    }
+
+    @Test("a refusal with nothing in flight is an error, not a wait for a completion that never comes")
+    func refusedWhenIdle() {
+        let device = FakeVerbsDevice()
+        device.refuseNextPosts = 1
+        let qp = queuePair(device)
+        qp.submit(request(1))
+        guard case .failure(let error) = qp.outcomes[1] else { Issue.record("write 1 was left waiting"); return }
+        #expect(error.code == .ackLost)
+        #expect(qp.machine.reconnects == 1)
+    }
+
     @Test("an error completion fails every pending write and reconnects")
     func errorCompletion() throws {
         let device = FakeVerbsDevice()
@@ -107,6 +131,75 @@ struct VerbsStateMachineTests {
         #expect(qp.machine.reconnects == 1)
         #expect(qp.machine.state == .readyToSend)
         #expect(device.states.last == .readyToSend)
+        #expect(qp.pair.lastFailure == "modify to readyToReceive failed")
+    }
+
+    @Test("a QP that keeps failing is given up after the reconnect limit, and refuses writes")
+    func givesUp() {
+        let device = FakeVerbsDevice()
+        let qp = queuePair(device, depth: 1)
+        for round in 1...QueuePairStateMachine.reconnectLimit + 1 {
+            let id = UInt64(round)
+            qp.submit(request(id))
+            qp.completed(VerbsCompletion(workRequestID: id, status: .retryExceeded))
+        }
+        #expect(qp.machine.reconnects == QueuePairStateMachine.reconnectLimit)
+        #expect(qp.machine.state == .error)
+        #expect(device.states.last == .error)
+        qp.submit(request(99))
+        guard case .failure(let error) = qp.outcomes[99] else { Issue.record("a given-up QP accepted a write"); return }
+        #expect(error.message.contains("not ready to send"))
+    }
+
+    @Test("a success in between resets the count towards giving up")
+    func successResetsFailures() {
+        let device = FakeVerbsDevice()
+        let qp = queuePair(device, depth: 1)
+        for round in 0..<(QueuePairStateMachine.reconnectLimit * 2) {
+            let id = UInt64(round * 2 + 1)
+            qp.submit(request(id))
+            qp.completed(VerbsCompletion(workRequestID: id, status: .success))
+            qp.submit(request(id + 1))
+            qp.completed(VerbsCompletion(workRequestID: id + 1, status: .retryExceeded))
+        }
+        #expect(qp.machine.state == .readyToSend)
+    }
+
+    @Test("each received immediate is reported once and its receive re-posted")
+    func immediates() {
+        let device = FakeVerbsDevice()
+        let qp = queuePair(device)
+        let tag = qp.machine.receiveTag
+        qp.completed(VerbsCompletion(workRequestID: tag, status: .success, immediate: 5))
+        qp.completed(VerbsCompletion(workRequestID: tag, status: .success, immediate: 6))
+        #expect(qp.immediates == [5, 6])
+        #expect(device.calls.suffix(2) == ["recv 1", "recv 1"])
+    }
+
+    @Test("receives of an earlier incarnation: flushed ones are ignored, landed ones still count")
+    func staleReceives() {
+        let device = FakeVerbsDevice()
+        let qp = queuePair(device)
+        let old = qp.machine.receiveTag
+        qp.submit(request(1))
+        qp.completed(VerbsCompletion(workRequestID: 1, status: .retryExceeded))
+        #expect(qp.machine.receiveTag != old)
+        let calls = device.calls.count
+        qp.completed(VerbsCompletion(workRequestID: old, status: .flushed))
+        qp.completed(VerbsCompletion(workRequestID: old, status: .success, immediate: 9))
+        #expect(qp.machine.reconnects == 1, "a stale flush must not reconnect again")
+        #expect(qp.immediates == [9])
+        #expect(device.calls.count == calls, "a stale receive must not be re-posted")
+    }
+
+    @Test("a failed receive of this incarnation fails the QP")
+    func failedReceive() {
+        let device = FakeVerbsDevice()
+        let qp = queuePair(device)
+        qp.submit(request(1))
+        qp.completed(VerbsCompletion(workRequestID: qp.machine.receiveTag, status: .flushed))
+        guard case .failure = qp.outcomes[1] else { Issue.record("write 1 survived its QP's error"); return }
+        #expect(qp.machine.reconnects == 1)
     }
 
     @Test("writes submitted before the QP is up fail at once")

@@ -1,54 +1,75 @@
 import LoomWire
 
-/// Runs a `QueuePairStateMachine` against a device. Single-threaded: the
-/// owner calls it from the one task that also polls the completion queue.
-public final class VerbsQueuePair {
-    public private(set) var machine: QueuePairStateMachine
-    let device: VerbsDevice
-    let qp: UInt32
-    let remote: Loom_Wire_VerbsBackendOffer
-    /// Outcome of every work request, by id: nil while pending.
-    public private(set) var outcomes: [UInt64: Result<Void, TransferError>] = [:]
+/// Runs a `QueuePairStateMachine` against a device and reports what
+/// finished. A value: its owner keeps it behind one lock, so the machine
+/// and the device calls it makes stay in step.
+public struct VerbsQueuePair: Sendable {
+    public enum Event: Sendable {
+        case finished(UInt64, Result<Void, TransferError>)
+        /// A peer's write carrying this immediate landed.
+        case immediate(UInt32)
+    }
 
-    public init(device: VerbsDevice, qp: UInt32, remote: Loom_Wire_VerbsBackendOffer, sendQueueDepth: Int, receiveDepth: Int) {
+    public private(set) var machine: QueuePairStateMachine
+    let device: any VerbsDevice
+    public let qp: UInt32
+    let remote: Loom_Wire_VerbsBackendOffer
+    /// The last device error, for saying why the QP is down.
+    public private(set) var lastFailure: String?
+
+    public init(device: any VerbsDevice, qp: UInt32, remote: Loom_Wire_VerbsBackendOffer, sendQueueDepth: Int, receiveDepth: Int) {
         self.device = device
         self.qp = qp
         self.remote = remote
         self.machine = QueuePairStateMachine(sendQueueDepth: sendQueueDepth, receiveDepth: receiveDepth)
     }
 
-    public func connect() { perform(machine.connect()) }
-    public func submit(_ request: VerbsWorkRequest) { perform(machine.submit(request)) }
-    public func completed(_ completion: VerbsCompletion) { perform(machine.completed(completion)) }
+    public mutating func connect() -> [Event] { perform(machine.connect()) }
+    public mutating func submit(_ request: VerbsWorkRequest) -> [Event] { perform(machine.submit(request)) }
+    public mutating func completed(_ completion: VerbsCompletion) -> [Event] { perform(machine.completed(completion)) }
+    public mutating func shutDown(reason: String) -> [Event] { perform(machine.shutDown(reason: reason)) }
 
-    private func perform(_ actions: [QueuePairStateMachine.Action]) {
+    private mutating func perform(_ actions: [QueuePairStateMachine.Action]) -> [Event] {
+        var events: [Event] = []
+        // Once the queue refused a post, the batch's later posts wait too:
+        // trying them could overtake the refused one.
+        var refused: [VerbsWorkRequest] = []
         for action in actions {
+            if case .post(let request) = action, !refused.isEmpty {
+                refused.append(request)
+                continue
+            }
             do throws(VerbsFailure) {
-                try execute(action)
+                try execute(action, into: &events)
             } catch {
                 if case .post(let request) = action, error.kind == .sendQueueFull {
-                    machine.postRefused(request)
+                    refused.append(request)
                     continue
                 }
-                // The rest of this batch belonged to the broken QP.
-                perform(machine.fail(reason: "\(error.kind)"))
-                return
+                // The rest of this batch belonged to the broken QP; what of
+                // it was pending, the failure fails.
+                lastFailure = "\(error)"
+                return events + perform(machine.fail(reason: "\(error)"))
             }
         }
+        guard !refused.isEmpty else { return events }
+        return events + perform(machine.postsRefused(refused))
     }
 
-    private func execute(_ action: QueuePairStateMachine.Action) throws(VerbsFailure) {
+    private func execute(_ action: QueuePairStateMachine.Action, into events: inout [Event]) throws(VerbsFailure) {
         switch action {
         case .modify(let state):
             try device.modify(qp, to: state, remote: state == .readyToReceive ? remote : nil)
-        case .postReceives(let count):
-            try device.postReceives(qp, count: count)
+        case .postReceives(let count, let tag):
+            try device.postReceives(qp, count: count, tag: tag)
         case .post(let request):
             try device.postWrite(qp, request)
         case .complete(let id):
-            outcomes[id] = .success(())
+            events.append(.finished(id, .success(())))
         case .fail(let ids, let reason):
-            for id in ids { outcomes[id] = .failure(TransferError(.ackLost, "RDMA write \(id) failed: \(reason); not replayed")) }
+            for id in ids { events.append(.finished(id, .failure(TransferError(.ackLost, "RDMA write \(id) failed: \(reason); not replayed")))) }
+        case .immediate(let value):
+            events.append(.immediate(value))
         }
     }
 }

@@ -209,6 +209,92 @@ public nonisolated struct Loom_Transfer_ShmDoorbellReady: Sendable {
   public init() {}
 }
 
+/// A region registered with an RDMA device, as a RegionDescriptor's "verbs"
+/// key: what an RDMA WRITE into it names (the region's first byte is at
+/// base_address; registrations are addressed by virtual address).
+public nonisolated struct Loom_Transfer_VerbsRegionKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rkey: UInt32 = 0
+
+  public var baseAddress: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A writer asking a `verbs` target for a queue pair of its own. RC queue
+/// pairs are point to point, so the target's HELLO can offer only its port
+/// (device, LID, GID, MTU); each side's queue pair number and starting PSN
+/// cross here, and each side moves its queue pair to RTR and RTS towards
+/// the other's.
+public nonisolated struct Loom_Transfer_VerbsConnectRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sender: String = String()
+
+  public var senderEpoch: UInt64 = 0
+
+  public var queuePair: Loom_Wire_VerbsBackendOffer {
+    get {_queuePair ?? Loom_Wire_VerbsBackendOffer()}
+    set {_queuePair = newValue}
+  }
+  /// Returns true if `queuePair` has been explicitly set.
+  public var hasQueuePair: Bool {self._queuePair != nil}
+  /// Clears the value of `queuePair`. Subsequent reads from it will return its default value.
+  public mutating func clearQueuePair() {self._queuePair = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _queuePair: Loom_Wire_VerbsBackendOffer? = nil
+}
+
+public nonisolated struct Loom_Transfer_VerbsConnectResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var queuePair: Loom_Wire_VerbsBackendOffer {
+    get {_queuePair ?? Loom_Wire_VerbsBackendOffer()}
+    set {_queuePair = newValue}
+  }
+  /// Returns true if `queuePair` has been explicitly set.
+  public var hasQueuePair: Bool {self._queuePair != nil}
+  /// Clears the value of `queuePair`. Subsequent reads from it will return its default value.
+  public mutating func clearQueuePair() {self._queuePair = nil}
+
+  /// The target's incarnation: descriptors from any other epoch are stale.
+  public var epoch: UInt64 = 0
+
+  public var owner: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _queuePair: Loom_Wire_VerbsBackendOffer? = nil
+}
+
+/// A writer done with its queue pair: the target destroys its side.
+public nonisolated struct Loom_Transfer_VerbsDisconnectRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var qpNum: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "loom.transfer"
@@ -571,6 +657,159 @@ nonisolated extension Loom_Transfer_ShmDoorbellReady: SwiftProtobuf.Message, Swi
   }
 
   public static func ==(lhs: Loom_Transfer_ShmDoorbellReady, rhs: Loom_Transfer_ShmDoorbellReady) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_VerbsRegionKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerbsRegionKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rkey\0\u{3}base_address\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.rkey) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.baseAddress) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.rkey != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rkey, fieldNumber: 1)
+    }
+    if self.baseAddress != 0 {
+      try visitor.visitSingularUInt64Field(value: self.baseAddress, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_VerbsRegionKey, rhs: Loom_Transfer_VerbsRegionKey) -> Bool {
+    if lhs.rkey != rhs.rkey {return false}
+    if lhs.baseAddress != rhs.baseAddress {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_VerbsConnectRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerbsConnectRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sender\0\u{3}sender_epoch\0\u{3}queue_pair\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sender) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.senderEpoch) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._queuePair) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.sender.isEmpty {
+      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 1)
+    }
+    if self.senderEpoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.senderEpoch, fieldNumber: 2)
+    }
+    try { if let v = self._queuePair {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_VerbsConnectRequest, rhs: Loom_Transfer_VerbsConnectRequest) -> Bool {
+    if lhs.sender != rhs.sender {return false}
+    if lhs.senderEpoch != rhs.senderEpoch {return false}
+    if lhs._queuePair != rhs._queuePair {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_VerbsConnectResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerbsConnectResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}queue_pair\0\u{1}epoch\0\u{1}owner\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._queuePair) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._queuePair {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 2)
+    }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_VerbsConnectResponse, rhs: Loom_Transfer_VerbsConnectResponse) -> Bool {
+    if lhs._queuePair != rhs._queuePair {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.owner != rhs.owner {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_VerbsDisconnectRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerbsDisconnectRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}qp_num\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.qpNum) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.qpNum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.qpNum, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_VerbsDisconnectRequest, rhs: Loom_Transfer_VerbsDisconnectRequest) -> Bool {
+    if lhs.qpNum != rhs.qpNum {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,218 @@
+import Foundation
+import LoomWire
+import NIOConcurrencyHelpers
+import Synchronization
+
+/// The process's door for the `verbs` backend: one RDMA device, its queue
+/// pairs (one per peer, RC being point to point) and a dedicated thread
+/// that drives the shared completion queue. That thread completes this
+/// side's writes and hands peers' immediates to `onImmediate`; it keeps
+/// the endpoint alive, so call `close()` when done.
+public final class VerbsEndpoint: Sendable {
+    public let device: any VerbsDevice
+    public let sendQueueDepth: Int
+    public let receiveDepth: Int
+    private let queuePairs = Mutex(QueuePairs())
+    private let immediateHandler = Mutex<(@Sendable (UInt32) -> Void)?>(nil)
+    private let nextWorkRequest = Atomic<UInt64>(1)
+    private let stopped = Atomic<Bool>(false)
+    private let progressExited = ConditionLock(value: false)
+
+    private struct QueuePairs {
+        var connected: [UInt32: VerbsConnection] = [:]
+        /// Created by `openQueuePair`, not yet connected.
+        var opened: Set<UInt32> = []
+        /// Being created, and already counted against the completion queue.
+        var creating = 0
+        var count: Int { connected.count + opened.count + creating }
+    }
+
+    /// How long the progress thread blocks in the completion channel when
+    /// idle: the bound on noticing a close.
+    static let idleWaitMilliseconds: Int32 = 50
+
+    /// Starts the progress thread. `receiveDepth` receives stay posted per
+    /// queue pair: a peer may have that many immediates in flight before it
+    /// waits for us (receiver-not-ready retries, not failures).
+    public init(device: any VerbsDevice, sendQueueDepth: Int = 128, receiveDepth: Int = 512) {
+        self.device = device
+        self.sendQueueDepth = sendQueueDepth
+        self.receiveDepth = receiveDepth
+        let progress = Thread { [self] in runProgress() }
+        progress.name = "loom-verbs-progress"
+        progress.start()
+    }
+
+    /// This endpoint's port as a HELLO offer; queue pairs are set up per
+    /// peer afterwards (`VerbsTarget.connectMethod`).
+    public var offer: Loom_Wire_TransferBackendOffer {
+        var offer = Loom_Wire_TransferBackendOffer()
+        offer.verbs = device.port
+        return offer
+    }
+
+    /// Called on the progress thread with each immediate a peer's write carried.
+    public func onImmediate(_ handler: @escaping @Sendable (UInt32) -> Void) {
+        immediateHandler.withLock { $0 = handler }
+    }
+
+    /// A new queue pair for one peer: what to tell that peer about it.
+    /// Refused when the shared completion queue could overflow: an overrun
+    /// breaks the device for every queue pair, so room is checked first.
+    public func openQueuePair() throws(TransferError) -> Loom_Wire_VerbsBackendOffer {
+        guard !stopped.load(ordering: .acquiring) else { throw Self.closedError }
+        let room = device.completionQueueDepth / (sendQueueDepth + receiveDepth)
+        let reserved = queuePairs.withLock { queuePairs in
+            guard queuePairs.count < room else { return false }
+            queuePairs.creating += 1
+            return true
+        }
+        guard reserved else {
+            throw TransferError(.peerUnavailable, "the RDMA completion queue (\(device.completionQueueDepth) entries) has room for \(room) queue pairs of \(sendQueueDepth) sends and \(receiveDepth) receives, all in use; open the device with a deeper completion queue")
+        }
+        let outcome = Result { () throws(VerbsFailure) in
+            try device.createQueuePair(sendQueueDepth: sendQueueDepth, receiveDepth: receiveDepth)
+        }
+        queuePairs.withLock { queuePairs in
+            queuePairs.creating -= 1
+            if case .success(let created) = outcome { queuePairs.opened.insert(created.qp) }
+        }
+        let created: (qp: UInt32, psn: UInt32)
+        switch outcome {
+        case .success(let made): created = made
+        case .failure(let error): throw TransferError(.peerUnavailable, "could not create an RDMA queue pair: \(error)")
+        }
+        var offer = device.port
+        offer.qpNum = created.qp
+        offer.psn = created.psn
+        return offer
+    }
+
+    /// Brings a queue pair from `openQueuePair` up towards the peer's.
+    public func connect(_ qp: UInt32, to remote: Loom_Wire_VerbsBackendOffer) throws(TransferError) {
+        let queuePair = VerbsQueuePair(device: device, qp: qp, remote: remote, sendQueueDepth: sendQueueDepth, receiveDepth: receiveDepth)
+        let connection = VerbsConnection(queuePair) { [weak self] immediate in
+            self?.immediateHandler.withLock { $0 }?(immediate)
+        }
+        // Registered before it is brought up: completions may come as soon
+        // as it is in RTR.
+        let known = queuePairs.withLock { queuePairs in
+            guard queuePairs.opened.remove(qp) != nil else { return false }
+            queuePairs.connected[qp] = connection
+            return true
+        }
+        guard known else {
+            throw TransferError(.invalidRequest, "RDMA queue pair \(qp) was not opened here or is already connected")
+        }
+        do throws(TransferError) {
+            try connection.connect()
+        } catch {
+            closeQueuePair(qp)
+            throw error
+        }
+    }
+
+    /// Fails the queue pair's pending writes and destroys it.
+    public func closeQueuePair(_ qp: UInt32) {
+        let (connection, wasOpen) = queuePairs.withLock { queuePairs in
+            (queuePairs.connected.removeValue(forKey: qp), queuePairs.opened.remove(qp) != nil)
+        }
+        guard connection != nil || wasOpen else { return }
+        connection?.shutDown(reason: "the queue pair was closed with the write in flight")
+        device.destroyQueuePair(qp)
+    }
+
+    private func connection(_ qp: UInt32) -> VerbsConnection? {
+        queuePairs.withLock { $0.connected[qp] }
+    }
+
+    /// The state machine of a connected queue pair, for status and tests.
+    public func machine(of qp: UInt32) -> QueuePairStateMachine? {
+        connection(qp)?.machine
+    }
+
+    func write(on qp: UInt32, _ segments: [VerbsSegment], immediate: UInt32?) async throws {
+        guard !segments.isEmpty || immediate != nil else { return }
+        guard let connection = connection(qp) else {
+            throw TransferError(.peerUnavailable, "RDMA queue pair \(qp) is closed")
+        }
+        let count = UInt64(max(segments.count, 1))
+        let first = nextWorkRequest.wrappingAdd(count, ordering: .relaxed).oldValue
+        try await connection.write(segments, immediate: immediate, ids: first..<first + count, device: device)
+    }
+
+    /// A memory registration that peers' writes name by its rkey. It is
+    /// deregistered once, by `deregister()` or when released.
+    public final class Registration: Sendable {
+        public let keys: VerbsMemoryRegistration
+        private let live = Atomic<Bool>(true)
+        let device: any VerbsDevice
+
+        init(keys: VerbsMemoryRegistration, device: any VerbsDevice) {
+            self.keys = keys
+            self.device = device
+        }
+
+        /// Revokes peers' access now; writes naming the rkey fail from here on.
+        public func deregister() {
+            guard live.exchange(false, ordering: .acquiringAndReleasing) else { return }
+            device.deregister(keys)
+        }
+
+        deinit { deregister() }
+    }
+
+    public func register(_ memory: UnsafeMutableRawBufferPointer, remoteWrite: Bool) throws(TransferError) -> Registration {
+        do throws(VerbsFailure) {
+            return Registration(keys: try device.register(memory, remoteWrite: remoteWrite), device: device)
+        } catch {
+            throw TransferError(.invalidRequest, "could not register \(memory.count) bytes with the RDMA device: \(error)")
+        }
+    }
+
+    /// Stops the progress thread, fails every write still pending, and
+    /// closes the device. Peers writing to it see their writes fail.
+    public func close() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        progressExited.lock(whenValue: true)
+        progressExited.unlock()
+        let all = queuePairs.withLock { queuePairs in
+            defer { queuePairs.connected = [:] }
+            return Array(queuePairs.connected.values)
+        }
+        for connection in all { connection.shutDown(reason: "the verbs endpoint was closed with the write in flight") }
+        device.close()
+    }
+
+    private static let closedError = TransferError(.peerUnavailable, "the verbs endpoint is closed")
+
+    private func runProgress() {
+        while !stopped.load(ordering: .acquiring) {
+            pollOnce(waitMilliseconds: Self.idleWaitMilliseconds)
+        }
+        progressExited.lock()
+        progressExited.unlock(withValue: true)
+    }
+
+    /// Reads what completed and hands each queue pair its completions, in
+    /// the order the device reported them.
+    func pollOnce(waitMilliseconds: Int32) {
+        let completions: [VerbsCompletion]
+        do throws(VerbsFailure) {
+            completions = try device.poll(max: 64, waitMilliseconds: waitMilliseconds)
+        } catch {
+            // The completion queue itself broke: nothing on any queue pair
+            // will complete. Waiting out the interval keeps this from spinning.
+            for connection in queuePairs.withLock({ Array($0.connected.values) }) {
+                connection.shutDown(reason: "polling the completion queue failed: \(error)")
+            }
+            Thread.sleep(forTimeInterval: Double(waitMilliseconds) / 1000)
+            return
+        }
+        guard !completions.isEmpty else { return }
+        for (qp, ofQueuePair) in Dictionary(grouping: completions, by: \.queuePair) {
+            // A closed queue pair's late completions have nobody to go to.
+            connection(qp)?.completed(ofQueuePair)
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import LoomWire
+import NIOCore
+import Testing
+@testable import LoomTransfer
+
+struct TimedOut: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Polls `condition` until it holds; throws (ending the test) after `timeout`.
+func eventually(_ what: String, timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            throw TimedOut(description: "timed out waiting until \(what)")
+        }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+}
+
+@Suite("Transfer verbs backend: device discovery on this machine")
+struct VerbsDiscoveryTests {
+    @Test("asking for verbs with no RDMA device says so and names the fallbacks",
+          .enabled(if: LibibverbsDevice.deviceNames().isEmpty, "this machine has an RDMA device"))
+    func noDevice() {
+        #expect(throws: TransferError(.backendUnavailable, "no RDMA device (ibv_get_device_list found none); use tcp or shm")) {
+            try LibibverbsDevice()
+        }
+        #expect(throws: TransferError(.backendUnavailable, LibibverbsDevice.noDeviceMessage)) {
+            try LibibverbsDevice(name: "mlx5_0")
+        }
+    }
+
+    @Test("a peer whose HELLO offers no verbs is refused before any queue pair is made")
+    func peerWithoutVerbs() async throws {
+        let peer = try await Backend.tcp.startPeer()
+        let device = FakeVerbsDevice()
+        let endpoint = VerbsEndpoint(device: device)
+        await expectTransferError([.backendUnavailable]) {
+            try await VerbsTransport.withTransport(to: peer.server.localAddress, endpoint: endpoint, configuration: RPCConfiguration(nodeName: "writer")) { _ in }
+        }
+        #expect(device.states.isEmpty)
+        endpoint.close()
+        await peer.kill()
+    }
+}
+
+/// The endpoint's write path against a fake device the test completes by
+/// hand: one write operation is one work request per segment, the
+/// progress thread turns completions into finished writes.
+@Suite("Transfer verbs endpoint (fake device, progress thread)")
+struct VerbsEndpointTests {
+    struct Setup {
+        let device = FakeVerbsDevice()
+        let endpoint: VerbsEndpoint
+        let qp: UInt32
+        let counters = ImmediateCounters()
+
+        init(depth: Int) throws {
+            endpoint = VerbsEndpoint(device: device, sendQueueDepth: depth, receiveDepth: 8)
+            var remote = device.port
+            remote.qpNum = 500
+            qp = try endpoint.openQueuePair().qpNum
+            try endpoint.connect(qp, to: remote)
+            endpoint.onImmediate { [counters] in counters.record($0) }
+        }
+
+        func segment(_ count: Int, at address: UInt64) -> VerbsSegment {
+            VerbsSegment(bytes: ByteBuffer(repeating: 0xCD, count: count), remoteAddress: address, remoteKey: 42)
+        }
+
+        func write(_ segments: [VerbsSegment], immediate: UInt32? = nil) -> Task<Void, Error> {
+            Task { [endpoint, qp] in try await endpoint.write(on: qp, segments, immediate: immediate) }
+        }
+    }
+
+    @Test("writes beyond the send-queue depth wait and post as completions free slots")
+    func accounting() async throws {
+        let setup = try Setup(depth: 2)
+        defer { setup.endpoint.close() }
+        let writes = (0..<5).map { setup.write([setup.segment(64, at: UInt64($0) * 64)]) }
+        try await eventually("two writes are posted") { setup.device.posted.count == 2 }
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(setup.device.posted.count == 2, "posted past the send-queue depth")
+        for done in 0..<5 {
+            try await eventually("write \(done + 1) is posted") { setup.device.posted.count > done }
+            setup.device.complete(setup.device.posted[done])
+        }
+        for write in writes { try await write.value }
+        #expect(setup.endpoint.machine(of: setup.qp)?.inFlight.isEmpty == true)
+        try await eventually("every source registration is released") { setup.device.liveRegistrations == 0 }
+    }
+
+    @Test("a write of three segments is three RDMA WRITEs, the immediate on the last, done when all are")
+    func segments() async throws {
+        let setup = try Setup(depth: 8)
+        defer { setup.endpoint.close() }
+        let write = setup.write([setup.segment(16, at: 0), setup.segment(32, at: 100), setup.segment(8, at: 200)], immediate: 77)
+        try await eventually("three writes are posted") { setup.device.posted.count == 3 }
+        let requests = setup.device.postedRequests
+        #expect(requests.map(\.immediate) == [nil, nil, 77])
+        #expect(requests.map(\.length) == [16, 32, 8])
+        #expect(requests.map(\.remoteAddress) == [0, 100, 200])
+        #expect(Set(requests.map(\.localKey)).count == 3, "each source is registered")
+        setup.device.complete(requests[0].id)
+        setup.device.complete(requests[2].id)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(setup.device.liveRegistrations == 3, "sources released while a write still reads them")
+        setup.device.complete(requests[1].id)
+        try await write.value
+        #expect(setup.device.liveRegistrations == 0)
+    }
+
+    @Test("an immediate alone is one zero-length WRITE WITH IMM")
+    func immediateOnly() async throws {
+        let setup = try Setup(depth: 8)
+        defer { setup.endpoint.close() }
+        let write = setup.write([], immediate: 5)
+        try await eventually("the write is posted") { setup.device.posted.count == 1 }
+        #expect(setup.device.postedRequests.first?.length == 0)
+        #expect(setup.device.postedRequests.first?.immediate == 5)
+        setup.device.complete(setup.device.posted[0])
+        try await write.value
+    }
+
+    @Test("a full send queue is retried when a completion frees it; the write still succeeds")
+    func queueFull() async throws {
+        let setup = try Setup(depth: 4)
+        defer { setup.endpoint.close() }
+        let first = setup.write([setup.segment(8, at: 0)])
+        try await eventually("the first write is posted") { setup.device.posted.count == 1 }
+        setup.device.refuseNextPosts = 1
+        let second = setup.write([setup.segment(8, at: 8)])
+        try await eventually("the second write waits") { setup.endpoint.machine(of: setup.qp)?.waiting.count == 1 }
+        #expect(setup.device.posted.count == 1)
+        setup.device.complete(setup.device.posted[0])
+        try await first.value
+        try await eventually("the second write is posted") { setup.device.posted.count == 2 }
+        setup.device.complete(setup.device.posted[1])
+        try await second.value
+    }
+
+    @Test("an error completion fails every pending write, reconnects, and the next write goes through")
+    func errorReconnect() async throws {
+        let setup = try Setup(depth: 2)
+        defer { setup.endpoint.close() }
+        let writes = (0..<3).map { setup.write([setup.segment(8, at: UInt64($0) * 8)]) }
+        try await eventually("two writes are posted") { setup.device.posted.count == 2 }
+        let tagBefore = setup.device.receiveTag(of: setup.qp)
+        setup.device.complete(setup.device.posted[0], status: .retryExceeded)
+        for write in writes {
+            await expectTransferError([.ackLost]) { try await write.value }
+        }
+        #expect(Array(setup.device.states.suffix(5)) == [.error, .reset, .initialized, .readyToReceive, .readyToSend])
+        #expect(setup.endpoint.machine(of: setup.qp)?.reconnects == 1)
+        #expect(setup.device.receiveTag(of: setup.qp) != tagBefore, "receives re-posted under a new tag")
+        #expect(setup.device.receivesPosted(on: setup.qp) == 8)
+        try await eventually("failed writes' sources are released") { setup.device.liveRegistrations == 0 }
+
+        let next = setup.write([setup.segment(8, at: 0)])
+        try await eventually("the next write is posted") { setup.device.posted.count == 3 }
+        setup.device.complete(setup.device.posted[2])
+        try await next.value
+    }
+
+    @Test("each peer immediate is counted once; flushed and stale receives count nothing")
+    func immediatesCountedOnce() async throws {
+        let setup = try Setup(depth: 2)
+        defer { setup.endpoint.close() }
+        let staleTag = setup.device.receiveTag(of: setup.qp) ^ 1
+        setup.device.deliverImmediate(7, on: setup.qp)
+        setup.device.deliverImmediate(7, on: setup.qp)
+        setup.device.deliverImmediate(7, on: setup.qp, tag: staleTag, status: .flushed)
+        setup.device.deliverImmediate(8, on: setup.qp)
+        try await setup.counters.wait(for: 8, count: 1, timeout: .seconds(5))
+        #expect(setup.counters.count(7) == 2)
+        #expect(setup.endpoint.machine(of: setup.qp)?.reconnects == 0)
+        // Each consumed receive was replaced: the peer can keep writing.
+        #expect(setup.device.receivesPosted(on: setup.qp) == 8 + 3)
+    }
+
+    @Test("a queue pair the completion queue has no room for is refused, and one closing makes room")
+    func completionQueueRoom() throws {
+        let device = FakeVerbsDevice(completionQueueDepth: 2 * (4 + 8))
+        let endpoint = VerbsEndpoint(device: device, sendQueueDepth: 4, receiveDepth: 8)
+        defer { endpoint.close() }
+        let first = try endpoint.openQueuePair()
+        _ = try endpoint.openQueuePair()
+        #expect(throws: TransferError.self) { try endpoint.openQueuePair() }
+        endpoint.closeQueuePair(first.qpNum)
+        _ = try endpoint.openQueuePair()
+    }
+
+    @Test("closing the endpoint fails writes still in flight and closes the device")
+    func closeFailsPending() async throws {
+        let setup = try Setup(depth: 2)
+        let write = setup.write([setup.segment(8, at: 0)])
+        try await eventually("the write is posted") { setup.device.posted.count == 1 }
+        setup.endpoint.close()
+        await expectTransferError([.ackLost]) { try await write.value }
+        #expect(setup.device.isClosed)
+        await expectTransferError([.peerUnavailable]) {
+            try await setup.endpoint.write(on: setup.qp, [setup.segment(8, at: 0)], immediate: nil)
+        }
+    }
+}
