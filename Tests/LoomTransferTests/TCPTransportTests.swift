@@ -5,8 +5,8 @@ import Testing
 
 @Suite("Transfer tcp backend on loopback")
 struct TCPTransportTests {
-    @Test("a large multi-page write is striped over lanes and counted once")
-    func striped() async throws {
+    @Test("a write larger than a frame is cut into parts, striped over the lanes and counted once", arguments: [1, 3])
+    func striped(lanes: Int) async throws {
         let big = RegionTable(owner: "sender", epoch: 1).register(length: 4 << 20)
         try big.fill(offset: 0, with: (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 >> 8) })
         let target = TransferTarget(regions: RegionTable(owner: "big", epoch: 1))
@@ -21,12 +21,36 @@ struct TCPTransportTests {
             defer { group.cancelAll() }
             var sender = RPCConfiguration(nodeName: "sender")
             sender.keepaliveInterval = nil
-            try await TCPTransport.withTransport(to: server.localAddress, lanes: 3, configuration: sender) { transport in
+            // Parts of 512 KiB: eight of them, more than one per lane.
+            sender.maxFrameSize = 1 << 20
+            try await TCPTransport.withTransport(to: server.localAddress, lanes: lanes, configuration: sender) { transport in
                 let pages = Array(0..<64)
                 try await transport.write(.paged(from: big, pages: pages, stride: 65536, to: region.descriptor, pages: pages.reversed(), stride: 65536, pageLength: 65536, immediate: 2))
             }
         }
         #expect(target.counters.count(2) == 1)
         #expect(try region.read(offset: 63 * 65536, count: 65536) == big.read(offset: 0, count: 65536))
+    }
+
+    @Test("parts keep every byte in order at its offset, cut long segments, and stay within the limit")
+    func parts() throws {
+        let region = RegionDescriptor(owner: "peer", regionID: 1, epoch: 1, length: 1 << 20)
+        let sizes = [10, 0, 25, 7, 64, 3]
+        var offset = 0
+        let segments = sizes.map { size in
+            defer { offset += size + 100 }
+            return WriteOperation.Segment(region: region, offset: offset, bytes: ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: offset + $0) }))
+        }
+        let parts = try TCPTransport.parts(of: segments, limit: 16)
+        #expect(parts.allSatisfy { $0.reduce(0) { $0 + $1.bytes.readableBytes } <= 16 })
+        #expect(parts.count == 7)
+        // Every byte still sits at the offset it was meant for.
+        for segment in parts.joined() {
+            #expect(Array(segment.bytes.readableBytesView) == (0..<segment.bytes.readableBytes).map { UInt8(truncatingIfNeeded: segment.offset + $0) })
+        }
+        #expect(parts.joined().reduce(0) { $0 + $1.bytes.readableBytes } == sizes.reduce(0, +))
+        #expect(try TCPTransport.parts(of: [], limit: 16).count == 1)
+        let tooMany = [WriteOperation.Segment(region: region, offset: 0, bytes: ByteBuffer(repeating: 0, count: 255 * 16))]
+        #expect(throws: TransferError.self) { try TCPTransport.parts(of: tooMany, limit: 16) }
     }
 }

@@ -4,22 +4,30 @@ import NIOCore
 
 /// The `tcp` backend: writes ride LoomWire unary calls (message = the write's
 /// segments, attachment = its bytes, written without copying), over several
-/// connections ("lanes", Nagle off) so one large write is striped across them.
+/// connections ("lanes", Nagle off). A large write is cut into parts that
+/// are striped across the lanes and sent at once, so every lane has the
+/// next part queued while the peer is still reading the last.
 public final class TCPTransport: TransferTransport {
     public static let writeMethod: UInt32 = 100
-    /// Writes at least this large are split over the lanes.
-    public static let stripeThreshold = 1 << 20
+    /// Writes are cut into parts of at most this many bytes (less if either
+    /// side's frame limit demands it).
+    public static let partBytes = 8 << 20
+    /// Parts are numbered in the low byte of their op id; 0 and 0xFF are taken.
+    static let maxParts = 254
 
     let lanes: [RPCConnection]
     let sender: String
     let senderEpoch: UInt64
     let ackTimeout: Duration
+    /// This side's largest frame.
+    let frameLimit: Int
 
-    init(lanes: [RPCConnection], sender: String, senderEpoch: UInt64, ackTimeout: Duration) {
+    init(lanes: [RPCConnection], sender: String, senderEpoch: UInt64, ackTimeout: Duration, frameLimit: Int) {
         self.lanes = lanes
         self.sender = sender
         self.senderEpoch = senderEpoch
         self.ackTimeout = ackTimeout
+        self.frameLimit = frameLimit
     }
 
     /// Opens `lanes` connections to a peer serving `TransferService`, runs
@@ -31,7 +39,9 @@ public final class TCPTransport: TransferTransport {
         precondition(lanes > 0)
         func open(_ opened: [RPCConnection]) async throws -> Result {
             if opened.count == lanes {
-                return try await body(TCPTransport(lanes: opened, sender: configuration.nodeName, senderEpoch: configuration.epoch, ackTimeout: ackTimeout))
+                return try await body(TCPTransport(
+                    lanes: opened, sender: configuration.nodeName, senderEpoch: configuration.epoch,
+                    ackTimeout: ackTimeout, frameLimit: configuration.maxFrameSize))
             }
             do {
                 return try await RPCConnection.withConnection(to: address, configuration: configuration) { try await open(opened + [$0]) }
@@ -43,21 +53,56 @@ public final class TCPTransport: TransferTransport {
     }
 
     public func write(_ operation: WriteOperation) async throws {
-        guard lanes.count > 1, operation.byteCount >= Self.stripeThreshold, operation.segments.count > 1 else {
+        let parts = try Self.parts(of: operation.segments, limit: partLimit)
+        guard parts.count > 1 else {
             return try await send(operation.segments, immediate: operation.immediate, opID: operation.id << 8, lane: nil)
         }
-        // Striped: the parts land in any order; the immediate goes only after
-        // all of them are acknowledged, so it still means "all bytes are there".
-        let parts = stride(from: 0, to: lanes.count, by: 1).map { lane in
-            operation.segments.enumerated().filter { $0.offset % lanes.count == lane }.map(\.element)
-        }
+        // The parts land in any order; the immediate goes only after all of
+        // them are acknowledged, so it still means "all bytes are there".
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for (lane, part) in parts.enumerated() where !part.isEmpty {
-                group.addTask { try await self.send(part, immediate: nil, tag: operation.immediate ?? 0, opID: operation.id << 8 | UInt64(lane + 1), lane: lane) }
+            for (index, part) in parts.enumerated() {
+                group.addTask {
+                    try await self.send(part, immediate: nil, tag: operation.immediate ?? 0, opID: operation.id << 8 | UInt64(index + 1), lane: index % self.lanes.count)
+                }
             }
             try await group.waitForAll()
         }
         if let immediate = operation.immediate { try await send([], immediate: immediate, opID: operation.id << 8 | 0xFF, lane: 0) }
+    }
+
+    /// Half the smaller frame limit leaves room for the message naming the
+    /// segments, whatever their count.
+    private var partLimit: Int {
+        let peerLimit = lanes.map { Int(clamping: $0.peer.hello.maxFrameSize) }.min()!
+        return min(Self.partBytes, min(frameLimit, peerLimit) / 2)
+    }
+
+    /// Consecutive segments grouped into parts of at most `limit` bytes; a
+    /// segment longer than that is cut (its bytes are slices, not copies).
+    static func parts(of segments: [WriteOperation.Segment], limit: Int) throws(TransferError) -> [[WriteOperation.Segment]] {
+        var parts: [[WriteOperation.Segment]] = []
+        var part: [WriteOperation.Segment] = []
+        var filled = 0
+        for var segment in segments {
+            repeat {
+                if filled == limit {
+                    parts.append(part)
+                    part = []
+                    filled = 0
+                }
+                let count = min(segment.bytes.readableBytes, limit - filled)
+                var piece = segment
+                piece.bytes = segment.bytes.readSlice(length: count)!
+                segment.offset += count
+                part.append(piece)
+                filled += count
+            } while segment.bytes.readableBytes > 0
+        }
+        parts.append(part)
+        guard parts.count <= maxParts else {
+            throw TransferError(.invalidRequest, "a write of \(segments.reduce(0) { $0 + $1.bytes.readableBytes }) bytes needs \(parts.count) parts of \(limit) bytes; the tcp backend sends at most \(maxParts) per write: split it")
+        }
+        return parts
     }
 
     /// `opID` is the operation's id shifted left by 8, with the low byte
