@@ -91,7 +91,9 @@ if CommandLine.arguments.contains("--nio-executor") {
 
 do {
     switch CommandLine.arguments.dropFirst().first {
-    case "serve": try await PeerServer.run(try serverOptions(), announce: emit)
+    case "serve":
+        let options = try serverOptions()
+        try await runUntilSignalled { try await PeerServer.run(options, announce: emit) }
     case "client": try await clientOptions().run()
     case "bench-rpc": emit(try await RPCBench.run(try rpcBenchOptions()).json())
     case "bench-transfer": emit(try await TransferBench.run(try transferBenchOptions()).json())

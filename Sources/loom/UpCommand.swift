@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LoomCluster
 import LoomModel
+import LoomPeer
 import LoomWire
 
 struct UpCommand: AsyncParsableCommand {

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import Logging
 import LoomEngine
 import LoomHTTP
 import LoomModel
+import LoomPeer
 import LoomRouter
 import LoomWire
 import LoomWorker
-import Logging
 
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
