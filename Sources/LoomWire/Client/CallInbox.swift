@@ -1,8 +1,8 @@
 import NIOConcurrencyHelpers
 
-/// The frames arriving for one call, bounded. `push` suspends while the
-/// inbox is full; since one task reads the whole connection, a slow
-/// consumer stops the socket being read and TCP pushes back on the server.
+/// The frames arriving for one call, bounded. When a frame fills the
+/// inbox, the connection's `ReplyRouter` stops reading the socket until the
+/// call takes one, so a slow consumer pushes back on the server through TCP.
 /// (Per-call credit flow control would avoid that head-of-line blocking;
 /// it is not needed while streams are consumed promptly.)
 final class CallInbox: Sendable {
@@ -11,7 +11,8 @@ final class CallInbox: Sendable {
         var terminal: Error?
         var finished = false
         var consumer: CheckedContinuation<Frame?, Error>?
-        var producer: CheckedContinuation<Void, Never>?
+        /// Set while the inbox is full: says there is room again.
+        var onRoom: (@Sendable () -> Void)?
     }
 
     private let capacity: Int
@@ -22,62 +23,41 @@ final class CallInbox: Sendable {
         self.capacity = capacity
     }
 
-    func push(_ frame: Frame) async {
-        // Suspending costs a trip through the executor even when resumed at
-        // once, and nearly every frame finds room, so try without first.
-        if tryPush(frame) { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resume: (CheckedContinuation<Frame?, Error>?, Bool) = state.withLockedValue { state in
-                guard !state.finished else { return (nil, true) }
-                if let consumer = state.consumer {
-                    state.consumer = nil
-                    consumer.resume(returning: frame)
-                    return (nil, true)
-                }
-                state.frames.append(frame)
-                if state.frames.count < capacity { return (nil, true) }
-                state.producer = continuation
-                return (nil, false)
-            }
-            if resume.1 { continuation.resume() }
-        }
-    }
-
-    /// Takes the frame unless that would fill the inbox (then `push` must
-    /// wait, so that the reader stops reading).
-    private func tryPush(_ frame: Frame) -> Bool {
-        let (taken, consumer): (Bool, CheckedContinuation<Frame?, Error>?) = state.withLockedValue { state in
-            if state.finished { return (true, nil) }
+    /// Takes the frame (or drops it, once the call is finished). False when
+    /// the inbox is now full: `onRoom` runs, on whichever thread makes room,
+    /// when it no longer is.
+    func offer(_ frame: Frame, onRoom: @escaping @Sendable () -> Void) -> Bool {
+        let (consumer, hasRoom): (CheckedContinuation<Frame?, Error>?, Bool) = state.withLockedValue { state in
+            if state.finished { return (nil, true) }
             if let consumer = state.consumer {
                 state.consumer = nil
-                return (true, consumer)
+                return (consumer, true)
             }
-            guard state.frames.count + 1 < capacity else { return (false, nil) }
             state.frames.append(frame)
-            return (true, nil)
+            guard state.frames.count >= capacity else { return (nil, true) }
+            state.onRoom = onRoom
+            return (nil, false)
         }
         consumer?.resume(returning: frame)
-        return taken
+        return hasRoom
     }
 
     /// The next frame, nil once finished normally; throws the failure.
     func next() async throws -> Frame? {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let result: Result<Frame?, Error>? = state.withLockedValue { state in
+                let (result, onRoom): (Result<Frame?, Error>?, (@Sendable () -> Void)?) = state.withLockedValue { state in
                     if !state.frames.isEmpty {
                         let frame = state.frames.removeFirst()
-                        if let producer = state.producer {
-                            state.producer = nil
-                            producer.resume()
-                        }
-                        return .success(frame)
+                        defer { state.onRoom = nil }
+                        return (.success(frame), state.onRoom)
                     }
-                    if let error = state.terminal { return .failure(error) }
-                    if state.finished { return .success(nil) }
+                    if let error = state.terminal { return (.failure(error), nil) }
+                    if state.finished { return (.success(nil), nil) }
                     state.consumer = continuation
-                    return nil
+                    return (nil, nil)
                 }
+                onRoom?()
                 if let result { continuation.resume(with: result) }
             }
         } onCancel: {
@@ -86,15 +66,16 @@ final class CallInbox: Sendable {
     }
 
     /// Ends the inbox: waiting and later `next()` calls throw `error`
-    /// (after buffered frames), and pushes are dropped.
+    /// (after buffered frames), and later frames are dropped, so a reader
+    /// held back by this inbox is let go.
     func fail(_ error: Error) {
-        let (consumer, producer) = state.withLockedValue { state in
+        let (consumer, onRoom) = state.withLockedValue { state in
             if state.terminal == nil, !state.finished { state.terminal = error }
             state.finished = true
-            defer { state.consumer = nil; state.producer = nil }
-            return (state.consumer, state.producer)
+            defer { state.consumer = nil; state.onRoom = nil }
+            return (state.consumer, state.onRoom)
         }
         consumer?.resume(throwing: error)
-        producer?.resume()
+        onRoom?()
     }
 }

@@ -1,33 +1,26 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
 /// A client connection: many concurrent calls multiplexed by correlation id.
-/// Obtained only through `withConnection`, which owns the task that reads
-/// replies and closes the socket when the body returns.
+/// Obtained only through `withConnection`, which closes the socket when the
+/// body returns. Replies reach their calls through the pipeline's
+/// `ReplyRouter`, on the event loop, with no task in between.
 public final class RPCConnection: Sendable {
     public let peer: PeerInfo
     let channel: Channel
-    let outbound: NIOAsyncChannelOutboundWriter<Frame>
     let configuration: RPCConfiguration
     /// The connection's event loop as a task executor. Replies are read
     /// there; a caller that wants the lowest latency makes its calls from a
     /// task that prefers it (`withTaskExecutorPreference(connection.executor)`),
     /// so that neither the request nor the reply crosses a thread.
     public let executor: EventLoopExecutor
-    private let calls = NIOLockedValueBox(Calls())
+    let calls: CallTable
 
-    struct Calls {
-        var nextID: UInt64 = 1
-        var inboxes: [UInt64: CallInbox] = [:]
-        var closedReason: WireError?
-    }
-
-    init(peer: PeerInfo, channel: Channel, outbound: NIOAsyncChannelOutboundWriter<Frame>, configuration: RPCConfiguration) {
+    init(peer: PeerInfo, channel: Channel, calls: CallTable, configuration: RPCConfiguration) {
         self.peer = peer
         self.channel = channel
-        self.outbound = outbound
+        self.calls = calls
         self.configuration = configuration
         self.executor = EventLoopExecutor(channel.eventLoop)
     }
@@ -39,28 +32,34 @@ public final class RPCConnection: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (RPCConnection) async throws -> Result
     ) async throws -> Result {
-        let (channel, handshake) = try await connect(address, configuration, eventLoopGroup)
-        return try await channel.executeThenClose { inbound, outbound in
+        let calls = CallTable()
+        let (channel, handshake) = try await connect(address, configuration, calls, eventLoopGroup)
+        do {
             let peer = try await handshake.get()
-            let connection = RPCConnection(peer: peer, channel: channel.channel, outbound: outbound, configuration: configuration)
-            return try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask(executorPreference: connection.executor) { await connection.readReplies(inbound) }
-                defer { group.cancelAll() }
-                let result = try await body(connection)
-                connection.closeAll(WireError(.connectionClosed, "connection closed by its owner"))
-                return result
-            }
+            let result = try await body(RPCConnection(peer: peer, channel: channel, calls: calls, configuration: configuration))
+            await close(channel, calls)
+            return result
+        } catch {
+            await close(channel, calls)
+            throw error
         }
     }
 
+    private static func close(_ channel: Channel, _ calls: CallTable) async {
+        calls.closeAll(WireError(.connectionClosed, "connection closed by its owner"))
+        try? await channel.close()
+    }
+
     private static func connect(
-        _ address: RPCAddress, _ configuration: RPCConfiguration, _ group: any EventLoopGroup
-    ) async throws -> (NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>) {
+        _ address: RPCAddress, _ configuration: RPCConfiguration, _ calls: CallTable, _ group: any EventLoopGroup
+    ) async throws -> (Channel, EventLoopFuture<PeerInfo>) {
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        let initializer: @Sendable (Channel) -> EventLoopFuture<(NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>)> = { channel in
+        let initializer: @Sendable (Channel) -> EventLoopFuture<(Channel, EventLoopFuture<PeerInfo>)> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try Pipeline.configure(channel, role: .client, configuration: configuration)
+                let handshake = try Pipeline.addCodec(channel, role: .client, configuration: configuration)
+                try channel.pipeline.syncOperations.addHandler(ReplyRouter(table: calls))
+                return (channel, handshake)
             }
         }
         do {
@@ -75,57 +74,11 @@ public final class RPCConnection: Sendable {
         }
     }
 
-    /// Routes every reply frame to its call's inbox. A frame for a call that
-    /// is gone (cancelled, timed out) is dropped: the server may still be
-    /// finishing it.
-    private func readReplies(_ inbound: NIOAsyncChannelInboundStream<Frame>) async {
-        var reason = WireError(.connectionClosed, "server closed the connection")
-        do {
-            for try await frame in inbound {
-                switch frame.kind {
-                case .response, .streamItem, .streamEnd, .error:
-                    if frame.correlationID == 0, frame.kind == .error {
-                        reason = WireError(errorFrame: frame)
-                        continue
-                    }
-                    let inbox = calls.withLockedValue { $0.inboxes[frame.correlationID] }
-                    await inbox?.push(frame)
-                case .request, .cancel, .ping:
-                    reason = WireError(.protocolViolation, "server sent a \(frame.kind) frame, which only clients send")
-                    channel.close(promise: nil)
-                }
-            }
-        } catch let error as WireError {
-            reason = error
-        } catch {
-            reason = WireError(.connectionClosed, "connection failed: \(error)")
-        }
-        closeAll(reason)
-    }
-
-    func closeAll(_ reason: WireError) {
-        let inboxes = calls.withLockedValue { calls in
-            calls.closedReason = calls.closedReason ?? reason
-            defer { calls.inboxes = [:] }
-            return Array(calls.inboxes.values)
-        }
-        for inbox in inboxes { inbox.fail(reason) }
-    }
-
     func open(capacity: Int) throws(WireError) -> (UInt64, CallInbox) {
-        let inbox = CallInbox(capacity: capacity)
-        let result: Result<UInt64, WireError> = calls.withLockedValue { calls in
-            if let reason = calls.closedReason { return .failure(reason) }
-            let id = calls.nextID
-            calls.nextID += 1
-            calls.inboxes[id] = inbox
-            return .success(id)
-        }
-        return (try result.get(), inbox)
+        try calls.open(capacity: capacity)
     }
 
     func finish(_ id: UInt64) {
-        let inbox = calls.withLockedValue { $0.inboxes.removeValue(forKey: id) }
-        inbox?.fail(WireError(.cancelled, "call \(id) finished"))
+        calls.finish(id)
     }
 }

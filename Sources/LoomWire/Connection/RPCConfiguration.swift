@@ -77,13 +77,25 @@ extension Duration {
 
 enum Pipeline {
     /// Installs the codec and connection handler and wraps the channel for
-    /// async use. Must run on the channel's event loop.
+    /// async use (the server's side). Must run on the channel's event loop.
     static func configure(
         _ channel: Channel,
         role: HandshakeStateMachine.Role,
         configuration: RPCConfiguration,
         sinks: [UInt32: any AttachmentSink] = [:]
     ) throws -> (NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>) {
+        let handshake = try addCodec(channel, role: role, configuration: configuration, sinks: sinks)
+        return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake)
+    }
+
+    /// Installs the frame codec and the connection handler; the future
+    /// completes with the peer once the HELLO exchange is done.
+    static func addCodec(
+        _ channel: Channel,
+        role: HandshakeStateMachine.Role,
+        configuration: RPCConfiguration,
+        sinks: [UInt32: any AttachmentSink] = [:]
+    ) throws -> EventLoopFuture<PeerInfo> {
         let promise = channel.eventLoop.makePromise(of: PeerInfo.self)
         let sync = channel.pipeline.syncOperations
         let gate = HandshakeGate()
@@ -99,7 +111,6 @@ enum Pipeline {
             keepaliveMissLimit: configuration.keepaliveMissLimit,
             logger: logger
         ))
-        let wrapped = try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
-        return (wrapped, promise.futureResult)
+        return promise.futureResult
     }
 }

@@ -1,0 +1,117 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A client connection's calls by correlation id, and why the connection
+/// ended once it has.
+final class CallTable: Sendable {
+    private struct State {
+        var nextID: UInt64 = 1
+        var inboxes: [UInt64: CallInbox] = [:]
+        var closedReason: WireError?
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func open(capacity: Int) throws(WireError) -> (UInt64, CallInbox) {
+        let inbox = CallInbox(capacity: capacity)
+        let result: Result<UInt64, WireError> = state.withLockedValue { state in
+            if let reason = state.closedReason { return .failure(reason) }
+            let id = state.nextID
+            state.nextID += 1
+            state.inboxes[id] = inbox
+            return .success(id)
+        }
+        return (try result.get(), inbox)
+    }
+
+    func inbox(_ id: UInt64) -> CallInbox? {
+        state.withLockedValue { $0.inboxes[id] }
+    }
+
+    func finish(_ id: UInt64) {
+        let inbox = state.withLockedValue { $0.inboxes.removeValue(forKey: id) }
+        inbox?.fail(WireError(.cancelled, "call \(id) finished"))
+    }
+
+    /// Fails every call, and every later `open`, with the first reason given.
+    func closeAll(_ reason: WireError) {
+        let inboxes = state.withLockedValue { state in
+            state.closedReason = state.closedReason ?? reason
+            defer { state.inboxes = [:] }
+            return Array(state.inboxes.values)
+        }
+        for inbox in inboxes { inbox.fail(reason) }
+    }
+}
+
+/// Hands each reply frame to its call's inbox as the frame is decoded, on
+/// the event loop. A frame for a call that is gone (cancelled, timed out)
+/// is dropped: the server may still be finishing it.
+///
+/// A full inbox stops the socket being read until its call takes a frame,
+/// so a slow consumer pushes back on the server through TCP.
+final class ReplyRouter: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = Frame
+    typealias OutboundIn = Frame
+    typealias OutboundOut = Frame
+
+    private let table: CallTable
+    /// Why the connection is ending, once something said so.
+    private var reason: WireError?
+    private var waitingForRoom = false
+    private var readHeld = false
+
+    init(table: CallTable) {
+        self.table = table
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.kind {
+        case .response, .streamItem, .streamEnd, .error:
+            if frame.correlationID == 0, frame.kind == .error {
+                reason = WireError(errorFrame: frame)
+                return
+            }
+            guard let inbox = table.inbox(frame.correlationID) else { return }
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let hasRoom = inbox.offer(frame) { [eventLoop = context.eventLoop] in
+                eventLoop.execute {
+                    let (router, context) = loopBound.value
+                    router.roomAgain(context: context)
+                }
+            }
+            if !hasRoom { waitingForRoom = true }
+        case .request, .cancel, .ping:
+            reason = WireError(.protocolViolation, "server sent a \(frame.kind) frame, which only clients send")
+            context.close(promise: nil)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if waitingForRoom {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func roomAgain(context: ChannelHandlerContext) {
+        waitingForRoom = false
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// The last handler: errors end here, kept as the reason calls fail with.
+    /// (`ConnectionHandler` has already closed the connection and logged why.)
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        reason = reason ?? (error as? WireError ?? WireError(.connectionClosed, "connection failed: \(error)"))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        table.closeAll(reason ?? WireError(.connectionClosed, "server closed the connection"))
+        context.fireChannelInactive()
+    }
+}
