@@ -31,15 +31,8 @@ public final class TransferTarget: Sendable {
     /// write changes nothing.
     public func apply(_ request: Loom_Transfer_WriteRequest, payload: ByteBuffer) throws(TransferError) -> Loom_Transfer_WriteAck {
         let prepared = try prepare(request, payloadLength: payload.readableBytes)
-        if !prepared.duplicate {
-            var cursor = 0
-            payload.withUnsafeReadableBytes { bytes in
-                for (region, offset, length) in prepared.targets {
-                    region.store(offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[cursor..<cursor + length]))
-                    cursor += length
-                }
-            }
-        }
+        let receiver = SegmentReceiver(prepared)
+        payload.withUnsafeReadableBytes { receiver.receive($0) }
         return complete(prepared)
     }
 

@@ -50,7 +50,7 @@ final class CallTable: Sendable {
 ///
 /// A full inbox stops the socket being read until its call takes a frame,
 /// so a slow consumer pushes back on the server through TCP.
-final class ReplyRouter: ChannelDuplexHandler, RemovableChannelHandler {
+final class ReplyRouter: ChannelDuplexHandler {
     typealias InboundIn = Frame
     typealias OutboundIn = Frame
     typealias OutboundOut = Frame
