@@ -179,6 +179,20 @@ struct VerbsEndpointTests {
         #expect(setup.device.receivesPosted(on: setup.qp) == 8 + 3)
     }
 
+    @Test("an immediate polled after its queue pair closed still counts; a flushed receive does not")
+    func immediateAfterClose() async throws {
+        let setup = try Setup(depth: 2)
+        defer { setup.endpoint.close() }
+        let tag = setup.device.receiveTag(of: setup.qp)
+        // The writer disconnected before the progress thread read its last
+        // write's receive completion, which stays in the completion queue.
+        setup.endpoint.closeQueuePair(setup.qp)
+        setup.device.deliverImmediate(9, on: setup.qp, tag: tag, status: .flushed)
+        setup.device.deliverImmediate(9, on: setup.qp, tag: tag)
+        try await setup.counters.wait(for: 9, count: 1, timeout: .seconds(5))
+        #expect(setup.counters.count(9) == 1)
+    }
+
     @Test("a queue pair the completion queue has no room for is refused, and one closing makes room")
     func completionQueueRoom() throws {
         let device = FakeVerbsDevice(completionQueueDepth: 2 * (4 + 8))

@@ -211,8 +211,22 @@ public final class VerbsEndpoint: Sendable {
         }
         guard !completions.isEmpty else { return }
         for (qp, ofQueuePair) in Dictionary(grouping: completions, by: \.queuePair) {
-            // A closed queue pair's late completions have nobody to go to.
-            connection(qp)?.completed(ofQueuePair)
+            if let connection = connection(qp) {
+                connection.completed(ofQueuePair)
+            } else {
+                landedAfterClose(ofQueuePair)
+            }
+        }
+    }
+
+    /// Completions of a queue pair already closed. Its writes were failed
+    /// when it closed, but a peer's write that completed a receive did land:
+    /// a writer that disconnects right after its last write finishes can
+    /// close our queue pair before we poll that write's immediate.
+    private func landedAfterClose(_ completions: [VerbsCompletion]) {
+        let handler = immediateHandler.withLock { $0 }
+        for completion in completions where completion.isReceive && completion.status == .success {
+            if let immediate = completion.immediate { handler?(immediate) }
         }
     }
 }
