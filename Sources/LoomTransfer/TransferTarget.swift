@@ -26,13 +26,20 @@ public final class TransferTarget: Sendable {
         self.admission = admission
     }
 
-    /// Applies a write whose bytes are `payload`, segment after segment.
-    /// All segments are checked before any byte is copied, so a refused
-    /// write changes nothing.
+    /// Applies a write whose bytes arrived whole as `payload`, segment after
+    /// segment. All segments are checked before any byte is copied, so a
+    /// refused write changes nothing.
     public func apply(_ request: Loom_Transfer_WriteRequest, payload: ByteBuffer) throws(TransferError) -> Loom_Transfer_WriteAck {
         let prepared = try prepare(request, payloadLength: payload.readableBytes)
-        let receiver = SegmentReceiver(prepared)
-        payload.withUnsafeReadableBytes { receiver.receive($0) }
+        if !prepared.duplicate {
+            payload.withUnsafeReadableBytes { bytes in
+                var at = 0
+                for (region, offset, length) in prepared.targets {
+                    region.store(offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<at + length]))
+                    at += length
+                }
+            }
+        }
         return complete(prepared)
     }
 

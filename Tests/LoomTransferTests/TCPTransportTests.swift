@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Transfer tcp backend on loopback")
 struct TCPTransportTests {
-    @Test("a write larger than a frame is cut into parts, striped over the lanes and counted once", arguments: [1, 3])
+    @Test("a large write is cut into parts, striped over the lanes and counted once", arguments: [1, 3])
     func striped(lanes: Int) async throws {
         let big = RegionTable(owner: "sender", epoch: 1).register(length: 4 << 20)
         try big.fill(offset: 0, with: (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 >> 8) })
@@ -22,8 +22,7 @@ struct TCPTransportTests {
             var sender = RPCConfiguration(nodeName: "sender")
             sender.keepaliveInterval = nil
             // Parts of 512 KiB: eight of them, more than one per lane.
-            sender.maxFrameSize = 1 << 20
-            try await TCPTransport.withTransport(to: server.localAddress, lanes: lanes, configuration: sender) { transport in
+            try await TCPTransport.withTransport(to: server.localAddress, lanes: lanes, configuration: sender, partBytes: 1 << 19) { transport in
                 let pages = Array(0..<64)
                 try await transport.write(.paged(from: big, pages: pages, stride: 65536, to: region.descriptor, pages: pages.reversed(), stride: 65536, pageLength: 65536, immediate: 2))
             }

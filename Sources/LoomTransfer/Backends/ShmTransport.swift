@@ -83,10 +83,7 @@ public final class ShmTransport: TransferTransport {
 
     private static func setupError(_ error: Error, peer: String) -> Error {
         guard let wire = error as? WireError else { return error }
-        if wire.code.rawValue > TransferService.errorCodeBase,
-           let code = TransferError.Code(rawValue: wire.code.rawValue - TransferService.errorCodeBase) {
-            return TransferError(code, wire.message)
-        }
+        if let transfer = TransferError(wire: wire) { return transfer }
         if wire.code == .unknownMethod {
             return TransferError(.peerUnavailable, "\(peer) serves no shm doorbells (method \(doorbellMethod)); it runs an older build")
         }

@@ -2,54 +2,92 @@ import LoomWire
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// The `tcp` backend: writes ride LoomWire unary calls (message = the write's
-/// segments, attachment = its bytes, written without copying), over several
-/// connections ("lanes", Nagle off). A large write is cut into parts that
-/// are striped across the lanes and sent at once, so every lane has the
-/// next part queued while the peer is still reading the last.
+/// The `tcp` backend. An RPC call sets up the data lanes and stays open
+/// while they are used; the lanes themselves are plain sockets (Nagle off),
+/// each with its own threads, so a part's bytes go from the source buffers
+/// into the socket and from the socket into the target's region, with no
+/// event loop or frame decoder in between. A large write is cut into parts
+/// striped across the lanes and sent at once, so every lane has the next
+/// part queued while the peer is still reading the last.
 public final class TCPTransport: TransferTransport {
-    public static let writeMethod: UInt32 = 100
-    /// Writes are cut into parts of at most this many bytes (less if either
-    /// side's frame limit demands it).
+    public static let lanesMethod: UInt32 = 107
+    /// Writes are cut into parts of at most this many bytes.
     public static let partBytes = 8 << 20
     /// Parts are numbered in the low byte of their op id; 0 and 0xFF are taken.
     static let maxParts = 254
 
-    let lanes: [RPCConnection]
+    let lanes: [LaneWriter]
     let sender: String
     let senderEpoch: UInt64
-    let ackTimeout: Duration
-    /// This side's largest frame.
-    let frameLimit: Int
+    let partLimit: Int
 
-    init(lanes: [RPCConnection], sender: String, senderEpoch: UInt64, ackTimeout: Duration, frameLimit: Int) {
+    init(lanes: [LaneWriter], sender: String, senderEpoch: UInt64, partLimit: Int) {
         self.lanes = lanes
         self.sender = sender
         self.senderEpoch = senderEpoch
-        self.ackTimeout = ackTimeout
-        self.frameLimit = frameLimit
+        self.partLimit = partLimit
     }
 
-    /// Opens `lanes` connections to a peer serving `TransferService`, runs
-    /// `body`, then closes them.
+    /// Opens `lanes` data lanes to a peer serving `TransferService`, runs
+    /// `body`, then closes them. A part waits at most `ackTimeout` for the
+    /// peer's acknowledgement.
     public static func withTransport<Result: Sendable>(
         to address: RPCAddress, lanes: Int = 2, configuration: RPCConfiguration,
-        ackTimeout: Duration = .seconds(10), _ body: (TCPTransport) async throws -> Result
+        ackTimeout: Duration = .seconds(10), partBytes: Int = TCPTransport.partBytes, _ body: (TCPTransport) async throws -> Result
     ) async throws -> Result {
-        precondition(lanes > 0)
-        func open(_ opened: [RPCConnection]) async throws -> Result {
-            if opened.count == lanes {
-                return try await body(TCPTransport(
-                    lanes: opened, sender: configuration.nodeName, senderEpoch: configuration.epoch,
-                    ackTimeout: ackTimeout, frameLimit: configuration.maxFrameSize))
-            }
-            do {
-                return try await RPCConnection.withConnection(to: address, configuration: configuration) { try await open(opened + [$0]) }
-            } catch let error as WireError where error.code == .unavailable {
-                throw TransferError(.peerUnavailable, error.message)
-            }
+        precondition(lanes > 0 && partBytes > 0)
+        guard case .tcp(let host, _) = address else {
+            throw TransferError(.invalidRequest, "the tcp backend needs a tcp address, not \(address); use shm for a peer on a Unix socket")
         }
-        return try await open([])
+        do {
+            return try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
+                var request = Loom_Transfer_TcpLanesRequest()
+                request.host = host
+                request.lanes = UInt32(lanes)
+                return try await connection.serverStreaming(method: lanesMethod, try RPCMessage(request)) { stream in
+                    var replies = stream.makeAsyncIterator()
+                    guard let item = try await replies.next() else {
+                        throw TransferError(.peerUnavailable, "\(connection.peer.hello.nodeName) ended the tcp lanes call without opening lanes")
+                    }
+                    let opened: Loom_Transfer_TcpLanesOpened = try item.decode()
+                    let writers = try openLanes(lanes, host: host, opened: opened, ackTimeout: ackTimeout)
+                    let transport = TCPTransport(lanes: writers, sender: configuration.nodeName, senderEpoch: configuration.epoch, partLimit: partBytes)
+                    do {
+                        let result = try await body(transport)
+                        for lane in writers { await lane.close() }
+                        return result
+                    } catch {
+                        for lane in writers { await lane.close() }
+                        throw error
+                    }
+                }
+            }
+        } catch let error as WireError {
+            throw setupError(error, address: address)
+        }
+    }
+
+    private static func openLanes(_ count: Int, host: String, opened: Loom_Transfer_TcpLanesOpened, ackTimeout: Duration) throws(TransferError) -> [LaneWriter] {
+        var sockets: [LaneSocket] = []
+        do throws(TransferError) {
+            for _ in 0..<count {
+                let socket = try LaneSocket.connect(host: host, port: Int(opened.port))
+                sockets.append(socket)
+                try socket.send(LaneFrames.greeting(token: opened.token))
+            }
+        } catch {
+            for socket in sockets { socket.close() }
+            throw error
+        }
+        return sockets.map { LaneWriter(socket: $0, ackTimeout: ackTimeout) }
+    }
+
+    private static func setupError(_ error: WireError, address: RPCAddress) -> Error {
+        switch error.code {
+        case .unavailable: TransferError(.peerUnavailable, error.message)
+        case .unknownMethod: TransferError(.peerUnavailable, "\(address) serves no tcp data lanes (method \(lanesMethod)); it runs an older build")
+        default: TransferError(wire: error) ?? TransferError(.peerUnavailable, "tcp lanes to \(address) failed: \(error)")
+        }
     }
 
     public func write(_ operation: WriteOperation) async throws {
@@ -68,13 +106,6 @@ public final class TCPTransport: TransferTransport {
             try await group.waitForAll()
         }
         if let immediate = operation.immediate { try await send([], immediate: immediate, opID: operation.id << 8 | 0xFF, lane: 0) }
-    }
-
-    /// Half the smaller frame limit leaves room for the message naming the
-    /// segments, whatever their count.
-    private var partLimit: Int {
-        let peerLimit = lanes.map { Int(clamping: $0.peer.hello.maxFrameSize) }.min()!
-        return min(Self.partBytes, min(frameLimit, peerLimit) / 2)
     }
 
     /// Consecutive segments grouped into parts of at most `limit` bytes; a
@@ -117,7 +148,6 @@ public final class TCPTransport: TransferTransport {
         // that admits writes by it (a decode worker's reservation) can
         // check every part, not only the last.
         request.immediate = immediate ?? tag
-        var payload = ByteBuffer()
         request.segments = segments.map { segment in
             var wire = Loom_Transfer_WriteSegment()
             wire.regionID = segment.region.regionID
@@ -126,25 +156,9 @@ public final class TCPTransport: TransferTransport {
             wire.length = UInt64(segment.bytes.readableBytes)
             return wire
         }
-        if segments.count == 1 { payload = segments[0].bytes } else { for segment in segments { payload.writeImmutableBuffer(segment.bytes) } }
-        let connection = lanes[lane ?? Int((opID >> 8) % UInt64(lanes.count))]
-        do {
-            _ = try await connection.unary(method: Self.writeMethod, try RPCMessage(request, attachment: payload), timeout: ackTimeout)
-        } catch let error as WireError {
-            throw Self.transferError(error, opID: request.opID)
-        }
-    }
-
-    static func transferError(_ error: WireError, opID: UInt64) -> TransferError {
-        if error.code.rawValue > TransferService.errorCodeBase,
-           let code = TransferError.Code(rawValue: error.code.rawValue - TransferService.errorCodeBase) {
-            return TransferError(code, error.message)
-        }
-        switch error.code {
-        case .unavailable:
-            return TransferError(.peerUnavailable, error.message)
-        default:
-            return TransferError(.ackLost, "write \(opID) was sent but not acknowledged (\(error)); it may or may not have landed and is not retried")
+        let reply = try await lanes[lane ?? Int((opID >> 8) % UInt64(lanes.count))].send(request, payload: segments.map(\.bytes))
+        guard reply.code == 0 else {
+            throw TransferError(TransferError.Code(rawValue: reply.code) ?? .invalidRequest, reply.text)
         }
     }
 }
@@ -157,20 +171,43 @@ extension WireError {
     }
 }
 
-/// The receiving half of the `tcp` backend, served on an RPC server.
+extension TransferError {
+    /// The transfer failure a `WireError(_:)` carried, if it was one.
+    init?(wire error: WireError) {
+        guard error.code.rawValue > TransferService.errorCodeBase,
+              let code = Code(rawValue: error.code.rawValue - TransferService.errorCodeBase) else { return nil }
+        self.init(code, error.message)
+    }
+}
+
+/// The receiving half of the `tcp` backend, served on an RPC server: each
+/// writer's lanes call gets a listener on the address the writer reached
+/// us at, and its lanes are served until the call ends.
 public enum TransferService {
     static let errorCodeBase: UInt32 = 1000
 
     public static func register(into services: inout RPCServices, target: TransferTarget) {
-        services.unary(TCPTransport.writeMethod, attachments: SegmentSink(target: target)) { request in
-            // A write with bytes landed through the sink; one without any
-            // (an immediate alone) arrives whole.
-            if let prepared = request.landed as? PreparedWrite { return try RPCMessage(target.complete(prepared)) }
-            let write: Loom_Transfer_WriteRequest = try request.message.decode()
-            do {
-                return try RPCMessage(try target.apply(write, payload: request.message.attachment))
-            } catch let error as TransferError {
-                throw WireError(WireError.Code(rawValue: errorCodeBase + error.code.rawValue), error.message)
+        services.serverStreaming(TCPTransport.lanesMethod) { request, stream in
+            let setup: Loom_Transfer_TcpLanesRequest = try request.message.decode()
+            guard (1...64).contains(setup.lanes) else {
+                throw WireError(TransferError(.invalidRequest, "a writer asked for \(setup.lanes) tcp lanes; 1 to 64 are served"))
+            }
+            let server: LaneServer
+            do throws(TransferError) { server = try LaneServer(host: setup.host, lanes: Int(setup.lanes), target: target) } catch { throw WireError(error) }
+            var opened = Loom_Transfer_TcpLanesOpened()
+            opened.port = UInt32(server.port)
+            opened.token = server.token
+            do { try await stream.send(opened) } catch {
+                server.stop()
+                await server.join()
+                throw error
+            }
+            // Served until the writer closes its lanes, or the call ends
+            // (the writer done, or either side gone).
+            await withTaskCancellationHandler {
+                await server.join()
+            } onCancel: {
+                server.stop()
             }
         }
     }

@@ -15,7 +15,7 @@ final class DoorbellTarget: Sendable {
     let mapping: DoorbellMapping
     private let stopping: NIOLockedValueBox<Bool>
     private let failure: NIOLockedValueBox<TransferError?>
-    private let thread: DoorbellThread
+    private let thread: JoinableThread
 
     /// Starts the thread; every write on this doorbell counts as coming
     /// from `sender` at `senderEpoch`, as named at setup.
@@ -27,7 +27,7 @@ final class DoorbellTarget: Sendable {
         self.mapping = mapping
         self.stopping = stopping
         self.failure = failure
-        thread = DoorbellThread(name: "loom-shm-target") {
+        thread = JoinableThread(name: "loom-shm-target") {
             var loop = loop
             let error = loop.run()
             failure.withLockedValue { $0 = error }

@@ -18,14 +18,14 @@ final class DoorbellWriter: Sendable {
     let mapping: DoorbellMapping
     let ackTimeout: Duration
     private let state: NIOLockedValueBox<DoorbellWriterState>
-    private let thread: DoorbellThread
+    private let thread: JoinableThread
 
     init(mapping: DoorbellMapping, ackTimeout: Duration) {
         let state = NIOLockedValueBox(DoorbellWriterState())
         self.mapping = mapping
         self.ackTimeout = ackTimeout
         self.state = state
-        thread = DoorbellThread(name: "loom-shm-writer") {
+        thread = JoinableThread(name: "loom-shm-writer") {
             Self.run(mapping: mapping, state: state, ackTimeout: ackTimeout)
         }
     }

@@ -1,10 +1,11 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-/// A thread of its own for a doorbell loop, which blocks in futex: on a
-/// Swift cooperative thread that would starve every other task. Whoever
-/// starts one owns it: it tells the loop to stop and awaits `join()`.
-final class DoorbellThread: Sendable {
+/// A thread of its own for a loop that blocks (in futex for the shm
+/// doorbell, in recv and send for tcp lanes): on a Swift cooperative thread
+/// that would starve every other task. Whoever starts one owns it: it tells
+/// the loop to stop and awaits `join()`.
+final class JoinableThread: Sendable {
     private struct State {
         var finished = false
         var joiners: [CheckedContinuation<Void, Never>] = []

@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A connected TCP socket with blocking, whole-buffer I/O, for a lane's
+/// own thread. Every call either moves all its bytes or throws: a lane has
+/// no use for half a header.
+struct LaneSocket: Sendable {
+    let fd: Int32
+
+    /// Connects to `host:port` (numeric or a name), Nagle off.
+    static func connect(host: String, port: Int) throws(TransferError) -> LaneSocket {
+        try withAddresses(host: host, port: port, passive: false) { (info) throws(TransferError) in
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
+            guard fd >= 0 else { throw Self.failure("socket", errno) }
+            guard Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+                let code = errno
+                Glibc.close(fd)
+                throw TransferError(.peerUnavailable, "cannot open a tcp data lane to \(host):\(port): \(String(cString: strerror(code)))")
+            }
+            let socket = LaneSocket(fd: fd)
+            socket.tune()
+            return socket
+        }
+    }
+
+    /// Nagle off (a part's header must not wait for its bytes' ACK) and
+    /// no SIGPIPE: a vanished peer is an error, not the process's death.
+    func tune() {
+        var on: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Sends all of `bytes`; `more` tells the kernel more of the same
+    /// message follows, so a header and a small payload share a segment.
+    func send(_ bytes: UnsafeRawBufferPointer, more: Bool = false) throws(TransferError) {
+        var sent = 0
+        let flags = Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0)
+        while sent < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress! + sent, bytes.count - sent, flags)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Self.failure("send", errno)
+            }
+            sent += n
+        }
+    }
+
+    func send(_ bytes: [UInt8], more: Bool = false) throws(TransferError) {
+        try bytes.withUnsafeBytes { bytes in Result { () throws(TransferError) in try send(bytes, more: more) } }.get()
+    }
+
+    func receive(count: Int) throws(TransferError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { buffer in Result { () throws(TransferError) in try receive(into: buffer) } }.get()
+        return bytes
+    }
+
+    /// Fills all of `buffer`; a peer that closes first is `peerUnavailable`.
+    func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransferError) {
+        var filled = 0
+        while filled < buffer.count {
+            let n = recv(fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Self.failure("recv", errno)
+            }
+            if n == 0 { throw TransferError(.peerUnavailable, "the tcp data lane was closed by the peer") }
+            filled += n
+        }
+    }
+
+    /// Reads and drops `count` bytes: a refused or duplicate part's payload.
+    func discard(_ count: Int) throws(TransferError) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: min(count, 1 << 16), alignment: 16)
+        defer { scratch.deallocate() }
+        var left = count
+        while left > 0 {
+            let chunk = min(left, scratch.count)
+            try receive(into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<chunk]))
+            left -= chunk
+        }
+    }
+
+    /// Waits up to `milliseconds` for bytes to read (or the peer closing).
+    func readable(within milliseconds: Int32) -> Bool {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&poller, 1, milliseconds) > 0
+    }
+
+    /// Wakes any thread blocked on this socket; `close` comes after they return.
+    func shutDown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    func close() { _ = Glibc.close(fd) }
+
+    static func failure(_ call: String, _ code: Int32) -> TransferError {
+        TransferError(.peerUnavailable, "tcp data lane \(call) failed: \(String(cString: strerror(code)))")
+    }
+
+    static func withAddresses<R>(
+        host: String, port: Int, passive: Bool, _ body: (UnsafeMutablePointer<addrinfo>) throws(TransferError) -> R
+    ) throws(TransferError) -> R {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &found)
+        guard status == 0, let first = found else {
+            throw TransferError(.peerUnavailable, "cannot resolve \(host) for a tcp data lane: \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(first) }
+        return try body(first)
+    }
+}
+
+/// A listening socket on the address the writer reached us at, port chosen
+/// by the kernel.
+struct LaneListener: Sendable {
+    let socket: LaneSocket
+    let port: Int
+
+    init(host: String) throws(TransferError) {
+        (socket, port) = try LaneSocket.withAddresses(host: host, port: 0, passive: true) { (info) throws(TransferError) in
+            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
+            guard fd >= 0 else { throw LaneSocket.failure("socket", errno) }
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+            guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, 64) == 0 else {
+                let code = errno
+                Glibc.close(fd)
+                throw TransferError(.peerUnavailable, "cannot listen for tcp data lanes on \(host): \(String(cString: strerror(code)))")
+            }
+            var address = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            let port = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+            }
+            return (LaneSocket(fd: fd), port)
+        }
+    }
+
+    /// The next connection, or nil once the listener was shut down.
+    func accept() -> LaneSocket? {
+        while true {
+            let fd = Glibc.accept(socket.fd, nil, nil)
+            if fd >= 0 {
+                let lane = LaneSocket(fd: fd)
+                lane.tune()
+                return lane
+            }
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            return nil
+        }
+    }
+}
