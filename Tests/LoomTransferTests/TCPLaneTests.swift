@@ -83,8 +83,9 @@ struct TCPLaneTests {
     /// Reads one reply; nil when the target closed the lane instead.
     func reply(on lane: LaneSocket) -> LaneFrames.Reply? {
         guard let head = try? lane.receive(count: LaneFrames.replyBytes),
-              var (reply, textLength) = try? head.withUnsafeBytes({ try LaneFrames.replyHeader($0) }),
+              let (header, textLength) = try? head.withUnsafeBytes({ try LaneFrames.replyHeader($0) }),
               let text = try? lane.receive(count: textLength) else { return nil }
+        var reply = header
         reply.text = String(decoding: text, as: UTF8.self)
         return reply
     }

@@ -76,16 +76,19 @@ extension Duration {
 }
 
 enum Pipeline {
-    /// Installs the codec and connection handler and wraps the channel for
-    /// async use (the server's side). Must run on the channel's event loop.
-    static func configure(
-        _ channel: Channel,
-        role: HandshakeStateMachine.Role,
-        configuration: RPCConfiguration,
-        sinks: [UInt32: any AttachmentSink] = [:]
-    ) throws -> (NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>) {
-        let handshake = try addCodec(channel, role: role, configuration: configuration, sinks: sinks)
-        return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake)
+    /// Installs the codec, the connection handler and the router that hands
+    /// requests to their calls (the server's side). Must run on the
+    /// channel's event loop.
+    static func configureServer(_ channel: Channel, configuration: RPCConfiguration, services: RPCServices) throws -> AcceptedConnection {
+        let handshake = try addCodec(channel, role: .server, configuration: configuration, sinks: services.sinks)
+        var logger = configuration.logger
+        logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+        let connection = ServerConnection(services: services, outbound: FrameWriter(channel: channel),
+                                          executor: EventLoopExecutor(channel.eventLoop), logger: logger)
+        // Runs on the loop as the HELLO completes, before any request is forwarded.
+        handshake.whenSuccess { connection.established($0) }
+        try channel.pipeline.syncOperations.addHandler(RequestRouter(connection))
+        return AcceptedConnection(channel: channel, calls: connection)
     }
 
     /// Installs the frame codec and the connection handler; the future
@@ -113,4 +116,10 @@ enum Pipeline {
         ))
         return promise.futureResult
     }
+}
+
+/// A server connection as the listener yields it.
+struct AcceptedConnection: Sendable {
+    let channel: Channel
+    let calls: ServerConnection
 }

@@ -10,12 +10,12 @@ import Glibc
 /// awaited, so nothing outlives it.
 public final class RPCServer: Sendable {
     public let localAddress: RPCAddress
-    let listener: NIOAsyncChannel<(NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>), Never>
+    let listener: NIOAsyncChannel<AcceptedConnection, Never>
     let services: RPCServices
     let configuration: RPCConfiguration
 
     private init(
-        listener: NIOAsyncChannel<(NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>), Never>,
+        listener: NIOAsyncChannel<AcceptedConnection, Never>,
         localAddress: RPCAddress, services: RPCServices, configuration: RPCConfiguration
     ) {
         self.listener = listener
@@ -32,12 +32,12 @@ public final class RPCServer: Sendable {
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-        let initializer: @Sendable (Channel) -> EventLoopFuture<(NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>)> = { channel in
+        let initializer: @Sendable (Channel) -> EventLoopFuture<AcceptedConnection> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try Pipeline.configure(channel, role: .server, configuration: configuration, sinks: services.sinks)
+                try Pipeline.configureServer(channel, configuration: configuration, services: services)
             }
         }
-        let listener: NIOAsyncChannel<(NIOAsyncChannel<Frame, Frame>, EventLoopFuture<PeerInfo>), Never>
+        let listener: NIOAsyncChannel<AcceptedConnection, Never>
         let bound: RPCAddress
         switch address {
         case .tcp(let host, let port):
@@ -55,9 +55,8 @@ public final class RPCServer: Sendable {
             try await listener.executeThenClose { connections in
                 await withDiscardingTaskGroup { group in
                     do {
-                        for try await (connection, handshake) in connections {
-                            let executor = EventLoopExecutor(connection.channel.eventLoop)
-                            group.addTask(executorPreference: executor) { await self.serve(connection, handshake: handshake, on: executor) }
+                        for try await connection in connections {
+                            group.addTask { await self.serve(connection) }
                         }
                     } catch is CancellationError {
                         // run() was cancelled: the normal way to stop.
@@ -77,24 +76,18 @@ public final class RPCServer: Sendable {
         }
     }
 
-    /// Runs on the connection's event loop (`executor`), and so do its calls:
-    /// a small call then goes from the socket to its handler and back
-    /// without leaving that thread. Handlers await anything heavy elsewhere.
-    private func serve(_ connection: NIOAsyncChannel<Frame, Frame>, handshake: EventLoopFuture<PeerInfo>, on executor: EventLoopExecutor) async {
-        do {
-            try await connection.executeThenClose { inbound, _ in
-                let peer = try await handshake.get()
-                let session = ServerConnection(peer: peer, services: services, outbound: FrameWriter(channel: connection.channel),
-                                               executor: executor, logger: configuration.logger)
-                await withTaskCancellationHandler {
-                    await session.run(inbound)
-                } onCancel: {
-                    connection.channel.close(promise: nil)
-                }
-            }
-        } catch {
-            // Already logged with its reason by ConnectionHandler.
-            configuration.logger.debug("connection ended", metadata: ["error": "\(error)"])
+    /// Waits out one connection: its calls run from its event loop (see
+    /// `ServerConnection.start`), and when it closes, or the server stops,
+    /// the calls still running are cancelled and awaited.
+    private func serve(_ connection: AcceptedConnection) async {
+        let channel = connection.channel
+        await withTaskCancellationHandler {
+            // A connection that fails (its HELLO included) is closed, with
+            // its reason logged, by ConnectionHandler.
+            try? await channel.closeFuture.get()
+        } onCancel: {
+            channel.close(promise: nil)
         }
+        await connection.calls.drain()
     }
 }

@@ -4,59 +4,80 @@ import NIOCore
 
 /// One client's calls on the server. Each call runs in its own task so that
 /// a CANCEL frame can reach it; the tasks are owned here: when the
-/// connection ends they are cancelled and awaited. Unary calls prefer the
-/// connection's event loop (see `EventLoopExecutor`).
-struct ServerConnection: Sendable {
-    let peer: PeerInfo
+/// connection ends they are cancelled and awaited (`drain`). Frames come
+/// from `RequestRouter` on the event loop, with no async sequence between
+/// the socket and the call; unary calls start right there (see `start`).
+final class ServerConnection: Sendable {
     let services: RPCServices
     let outbound: FrameWriter
     let executor: EventLoopExecutor
     let logger: Logger
-    private let calls = NIOLockedValueBox([UInt64: Task<Void, Never>]())
+    private let state = NIOLockedValueBox(State())
 
-    init(peer: PeerInfo, services: RPCServices, outbound: FrameWriter, executor: EventLoopExecutor, logger: Logger) {
-        self.peer = peer
+    private struct State {
+        var peer: PeerInfo?
+        var calls: [UInt64: Task<Void, Never>] = [:]
+        /// Calls that ended before `start` could record their task.
+        var endedEarly: Set<UInt64> = []
+    }
+
+    init(services: RPCServices, outbound: FrameWriter, executor: EventLoopExecutor, logger: Logger) {
         self.services = services
         self.outbound = outbound
         self.executor = executor
         self.logger = logger
     }
 
-    func run(_ inbound: NIOAsyncChannelInboundStream<Frame>) async {
-        do {
-            for try await frame in inbound {
-                switch frame.kind {
-                case .request:
-                    start(frame)
-                case .cancel:
-                    calls.withLockedValue { $0[frame.correlationID] }?.cancel()
-                case .response, .streamItem, .streamEnd, .error, .ping:
-                    logger.debug("ignoring frame a client should not send", metadata: ["kind": "\(frame.kind)"])
-                }
-            }
-        } catch {
-            logger.debug("connection read failed", metadata: ["error": "\(error)"])
-        }
-        let running = calls.withLockedValue { Array($0.values) }
+    /// The HELLO exchange is done; calls may come from now on.
+    func established(_ peer: PeerInfo) {
+        state.withLockedValue { $0.peer = peer }
+    }
+
+    func cancel(_ id: UInt64) {
+        state.withLockedValue { $0.calls[id] }?.cancel()
+    }
+
+    /// Cancels every call still running and waits for all of them.
+    func drain() async {
+        let running = state.withLockedValue { Array($0.calls.values) }
         for task in running { task.cancel() }
         for task in running { await task.value }
     }
 
-    private func start(_ frame: Frame) {
+    /// Called on the event loop for each REQUEST. A unary call's task starts
+    /// at once on this thread and runs until it first suspends, so a handler
+    /// that answers without waiting replies within the read that brought
+    /// its request, with no task queued behind the loop's I/O.
+    func start(_ frame: Frame) {
         let id = frame.correlationID
-        let calls = self.calls
-        let executor = executor(for: frame.header.method)
-        calls.withLockedValue { running in
-            guard running[id] == nil else {
-                let error = WireError(.protocolViolation, "correlation id \(id) is already in use by a running call")
-                outbound.send(.error(error, replyingTo: frame.header))
-                return
+        let (peer, inUse) = state.withLockedValue { ($0.peer, $0.calls[id] != nil) }
+        // ConnectionHandler forwards no request before the HELLO exchange.
+        guard let peer else { preconditionFailure("a request reached its call before the HELLO was done") }
+        guard !inUse else {
+            let error = WireError(.protocolViolation, "correlation id \(id) is already in use by a running call")
+            outbound.send(.error(error, replyingTo: frame.header))
+            return
+        }
+        let task: Task<Void, Never>
+        if let executor = executor(for: frame.header.method) {
+            task = Task.immediate(executorPreference: executor) { [self] in
+                await respond(to: frame, from: peer)
+                ended(id)
             }
-            // Inserted under the lock before the task can finish and remove itself.
-            running[id] = Task(executorPreference: executor) {
-                await respond(to: frame)
-                calls.withLockedValue { _ = $0.removeValue(forKey: id) }
+        } else {
+            task = Task { [self] in
+                await respond(to: frame, from: peer)
+                ended(id)
             }
+        }
+        state.withLockedValue { state in
+            if state.endedEarly.remove(id) == nil { state.calls[id] = task }
+        }
+    }
+
+    private func ended(_ id: UInt64) {
+        state.withLockedValue { state in
+            if state.calls.removeValue(forKey: id) == nil { state.endedEarly.insert(id) }
         }
     }
 
@@ -66,12 +87,12 @@ struct ServerConnection: Sendable {
     /// NIO runs such tasks until none are left before it reads again, so a
     /// stream into a fast reader would keep the loop from reading anything,
     /// its own CANCEL and every other connection's pings included.
-    private func executor(for method: UInt32) -> (any TaskExecutor)? {
+    private func executor(for method: UInt32) -> EventLoopExecutor? {
         if case .unary = services.handlers[method] { return executor }
         return nil
     }
 
-    private func respond(to frame: Frame) async {
+    private func respond(to frame: Frame, from peer: PeerInfo) async {
         let header = frame.header
         let timeout: Duration? = header.timeoutMilliseconds == 0 ? nil : .milliseconds(header.timeoutMilliseconds)
         var request = RPCRequest(method: header.method, correlationID: header.correlationID,
@@ -79,7 +100,7 @@ struct ServerConnection: Sendable {
         do {
             if let landing = frame.landing { request.landed = try landing.outcome.get() }
             let request = request
-            let reply = try await withDeadline(timeout) { try await handle(request, header) }
+            let reply = try await withDeadline(timeout) { [self] in try await handle(request, header) }
             if let reply { outbound.send(reply) }
         } catch {
             let wire = Self.wireError(error, method: header.method)
@@ -120,6 +141,30 @@ struct ServerConnection: Sendable {
         case let wire as WireError: wire
         case is CancellationError: WireError(.cancelled, "call was cancelled")
         default: WireError(.handlerFailed, "method \(method) failed: \(error)")
+        }
+    }
+}
+
+/// The last handler of a server connection: hands each frame the HELLO let
+/// through to its call, on the event loop.
+final class RequestRouter: ChannelInboundHandler {
+    typealias InboundIn = Frame
+
+    let connection: ServerConnection
+
+    init(_ connection: ServerConnection) {
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.kind {
+        case .request:
+            connection.start(frame)
+        case .cancel:
+            connection.cancel(frame.correlationID)
+        case .response, .streamItem, .streamEnd, .error, .ping:
+            connection.logger.debug("ignoring frame a client should not send", metadata: ["kind": "\(frame.kind)"])
         }
     }
 }
