@@ -76,6 +76,7 @@ final class FakeVerbsDevice: VerbsDevice {
     var posted: [UInt64] { script.withLock { $0.posted.map(\.request.id) } }
     var postedRequests: [VerbsWorkRequest] { script.withLock { $0.posted.map(\.request) } }
     var liveRegistrations: Int { script.withLock { $0.registrations.count } }
+    var queuePairCount: Int { script.withLock { $0.queuePairs.count } }
     var isClosed: Bool { script.withLock { $0.closed } }
     var queueFullOnce: Set<UInt64> {
         get { script.withLock { $0.queueFullOnce } }

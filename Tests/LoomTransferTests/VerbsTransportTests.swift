@@ -45,6 +45,31 @@ struct VerbsDiscoveryTests {
     }
 }
 
+@Suite("Transfer verbs connect call")
+struct VerbsConnectCallTests {
+    @Test("a writer that leaves mid-call, even cancelled, has its queue pair destroyed on the target")
+    func writerGoneClosesTargetQueuePair() async throws {
+        let peer = try await Backend.verbsFake.startPeer()
+        let device = try #require(peer.verbs?.endpoint.device as? FakeVerbsDevice)
+        let endpoint = VerbsEndpoint(device: Backend.fakeVerbsNetwork.device())
+        defer { endpoint.close() }
+        let (connected, signal) = AsyncStream<Void>.makeStream()
+        let writer = Task {
+            try await VerbsTransport.withTransport(to: peer.server.localAddress, endpoint: endpoint, configuration: RPCConfiguration(nodeName: "writer")) { _ in
+                signal.yield()
+                try await Task.sleep(for: .seconds(600))
+            }
+        }
+        var waiting = connected.makeAsyncIterator()
+        _ = await waiting.next()
+        #expect(device.queuePairCount == 1)
+        writer.cancel()
+        _ = try? await writer.value
+        try await eventually("the target destroyed its queue pair") { device.queuePairCount == 0 }
+        await peer.kill()
+    }
+}
+
 /// The endpoint's write path against a fake device the test completes by
 /// hand: one write operation is one work request per segment, the
 /// progress thread turns completions into finished writes.

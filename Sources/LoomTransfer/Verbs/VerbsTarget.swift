@@ -10,8 +10,10 @@ import Synchronization
 /// As with `fabric`, the target sees a write only after its bytes landed,
 /// so it cannot apply a `WriteAdmission` policy first.
 public final class VerbsTarget: Sendable {
+    /// Server-streaming: one answer, then the call stays open while the
+    /// writer uses the queue pair; its end (the writer done, or gone)
+    /// destroys our side, so a vanished writer leaks nothing.
     public static let connectMethod: UInt32 = 105
-    public static let disconnectMethod: UInt32 = 106
     public static let backendKey = "verbs"
 
     public let endpoint: VerbsEndpoint
@@ -62,9 +64,10 @@ public final class VerbsTarget: Sendable {
 
     /// Serves writers' queue-pair exchanges (register alongside the other services).
     public func register(into services: inout RPCServices) {
-        services.unary(Self.connectMethod) { [self] request in
+        services.serverStreaming(Self.connectMethod) { [self] request, stream in
             let connect: Loom_Transfer_VerbsConnectRequest = try request.message.decode()
             let local = try endpoint.openQueuePair()
+            defer { endpoint.closeQueuePair(local.qpNum) }
             // Up to RTS before answering: the writer may write the moment
             // it has our queue pair number.
             try endpoint.connect(local.qpNum, to: connect.queuePair)
@@ -72,12 +75,19 @@ public final class VerbsTarget: Sendable {
             response.queuePair = local
             response.epoch = target.regions.epoch
             response.owner = target.regions.owner
-            return try RPCMessage(response)
+            try await stream.send(response)
+            await untilCancelled()
         }
-        services.unary(Self.disconnectMethod) { [self] request in
-            let disconnect: Loom_Transfer_VerbsDisconnectRequest = try request.message.decode()
-            endpoint.closeQueuePair(disconnect.qpNum)
-            return try RPCMessage(Loom_Transfer_VerbsDisconnectRequest())
-        }
+    }
+}
+
+/// Suspends until the calling task is cancelled: how a setup call that
+/// stays open (its end being the signal) waits.
+func untilCancelled() async {
+    let (ended, end) = AsyncStream<Never>.makeStream()
+    await withTaskCancellationHandler {
+        for await _ in ended {}
+    } onCancel: {
+        end.finish()
     }
 }

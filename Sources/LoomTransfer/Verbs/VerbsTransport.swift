@@ -25,7 +25,7 @@ public final class VerbsTransport: TransferTransport {
 
     /// Connects to a peer serving `VerbsTarget` at `address`, runs `body`
     /// with a transport that writes through `endpoint`, then tears the
-    /// queue pair down on both sides.
+    /// queue pair down on both sides (the target's when the call ends).
     public static func withTransport<Value: Sendable>(
         to address: RPCAddress, endpoint: VerbsEndpoint, configuration: RPCConfiguration,
         _ body: (VerbsTransport) async throws -> Value
@@ -41,19 +41,17 @@ public final class VerbsTransport: TransferTransport {
                 request.sender = configuration.nodeName
                 request.senderEpoch = configuration.epoch
                 request.queuePair = local
-                let response: Loom_Transfer_VerbsConnectResponse = try await connection.unary(method: VerbsTarget.connectMethod, try RPCMessage(request)).decode()
-                let outcome: Result<Value, Error>
-                do {
+                // The call stays open while we write; leaving it, however
+                // we leave, has the target destroy its queue pair for us.
+                return try await connection.serverStreaming(method: VerbsTarget.connectMethod, try RPCMessage(request)) { stream in
+                    var answers = stream.makeAsyncIterator()
+                    guard let answer = try await answers.next() else {
+                        throw TransferError(.peerUnavailable, "\(connection.peer.hello.nodeName) ended the verbs connect call without answering")
+                    }
+                    let response: Loom_Transfer_VerbsConnectResponse = try answer.decode()
                     try endpoint.connect(local.qpNum, to: response.queuePair)
-                    outcome = .success(try await body(VerbsTransport(endpoint: endpoint, qp: local.qpNum, owner: response.owner, epoch: response.epoch)))
-                } catch {
-                    outcome = .failure(error)
+                    return try await body(VerbsTransport(endpoint: endpoint, qp: local.qpNum, owner: response.owner, epoch: response.epoch))
                 }
-                // Whatever happened, the target's queue pair for us goes too.
-                var disconnect = Loom_Transfer_VerbsDisconnectRequest()
-                disconnect.qpNum = response.queuePair.qpNum
-                _ = try? await connection.unary(method: VerbsTarget.disconnectMethod, try RPCMessage(disconnect))
-                return try outcome.get()
             }
         } catch let error as WireError where error.code == .unavailable {
             throw TransferError(.peerUnavailable, error.message)

@@ -282,19 +282,6 @@ public nonisolated struct Loom_Transfer_VerbsConnectResponse: Sendable {
   fileprivate var _queuePair: Loom_Wire_VerbsBackendOffer? = nil
 }
 
-/// A writer done with its queue pair: the target destroys its side.
-public nonisolated struct Loom_Transfer_VerbsDisconnectRequest: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var qpNum: UInt32 = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
 /// The tcp backend's data lanes: plain sockets, outside the RPC, that a
 /// writer opens to a port the target listens on for this call alone, so a
 /// write's bytes go from the socket straight into the region. The call stays
@@ -814,36 +801,6 @@ nonisolated extension Loom_Transfer_VerbsConnectResponse: SwiftProtobuf.Message,
     if lhs._queuePair != rhs._queuePair {return false}
     if lhs.epoch != rhs.epoch {return false}
     if lhs.owner != rhs.owner {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Loom_Transfer_VerbsDisconnectRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".VerbsDisconnectRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}qp_num\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.qpNum) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.qpNum != 0 {
-      try visitor.visitSingularUInt32Field(value: self.qpNum, fieldNumber: 1)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Loom_Transfer_VerbsDisconnectRequest, rhs: Loom_Transfer_VerbsDisconnectRequest) -> Bool {
-    if lhs.qpNum != rhs.qpNum {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
