@@ -19,6 +19,7 @@ trap 'kill ${sockperf_pid} ${iperf_pid} 2>/dev/null || true' EXIT
 for run in $(seq "$runs"); do
     "$loom" bench rpc --json --calls 5000
     "$loom" bench transfer --json --backend tcp --runs 5
+    "$loom" bench transfer --json --backend tcp --runs 5 --lanes 1 | sed 's/"backend":"tcp"/"backend":"tcp","lanes":1/'
     "$loom" bench transfer --json --backend shm --runs 5
     "$loom" bench transfer --json --backend fabric --provider "tcp;ofi_rxm" --runs 5 --pings 5000
 done
@@ -31,7 +32,10 @@ for run in $(seq "$runs"); do
 done
 # iperf3 swings by a quarter between runs on these VMs: as many runs as Loom's.
 for run in $(seq "$runs"); do
-    iperf3 -c 127.0.0.1 -p 5299 -t 5 -J | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"bench":"iperf3","gbytes_per_s":round(d["end"]["sum_received"]["bits_per_second"]/8e9,3)}))'
+    # One stream, and four beside Loom's four lanes.
+    for streams in 1 4; do
+        iperf3 -c 127.0.0.1 -p 5299 -t 5 -P "$streams" -J | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"bench":"iperf3","streams":int(sys.argv[1]),"gbytes_per_s":round(d["end"]["sum_received"]["bits_per_second"]/8e9,3)}))' "$streams"
+    done
 done
 # fi_pingpong's usec/xfer: one message one way, 64 bytes, over tcp;ofi_rxm.
 for run in $(seq "$runs"); do
