@@ -207,7 +207,7 @@ extension FabricEndpoint {
         progressExited.unlock(withValue: true)
     }
 
-    private func deliver(_ completions: ArraySlice<loom_fabric_completion>) {
+    func deliver(_ completions: some Sequence<loom_fabric_completion>) {
         let handler = remoteData.withLockedValue { $0 }
         for completion in completions {
             if completion.remote_data != 0 {

@@ -65,6 +65,11 @@ final class FabricWriteBatch: Sendable {
         if case .some(.some(let continuation)) = waiter { continuation.resume(with: result.mapError { $0 as Error }) }
     }
 
+    /// Resolved: the caller can take the outcome without parking.
+    var isDone: Bool {
+        outcome.withLockedValue { if case .done = $0 { true } else { false } }
+    }
+
     func wait() async throws {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
@@ -159,6 +164,9 @@ extension FabricEndpoint {
             }
             try await Task.sleep(for: .microseconds(20))
         }
+        // The acknowledgement usually follows within a round trip: reading
+        // it here saves the progress thread's wake-up and a resume from it.
+        _ = poll(until: { batch.isDone })
         try await batch.wait()
     }
 
