@@ -96,6 +96,8 @@ int loom_fabric_open(const char *provider, const char *node, loom_fabric **out,
     caps->ordered_writes = (info->tx_attr->msg_order & (FI_ORDER_RMA_WAW | FI_ORDER_WAW)) != 0;
     caps->cq_data_size = info->domain_attr->cq_data_size;
     caps->tx_size = info->tx_attr->size;
+    size_t segments = info->tx_attr->iov_limit < info->tx_attr->rma_iov_limit ? info->tx_attr->iov_limit : info->tx_attr->rma_iov_limit;
+    caps->max_segments = segments < 1 ? 1 : segments > 8 ? 8 : segments;
     *out = fabric;
     return 0;
 }
@@ -153,17 +155,24 @@ void loom_fabric_deregister(void *registration) {
     if (registration) fi_close(&((struct fid_mr *)registration)->fid);
 }
 
-ssize_t loom_fabric_write(loom_fabric *fabric, const void *buffer, size_t length, void *descriptor,
-                          uint64_t peer, uint64_t remote_address, uint64_t key, uint64_t data,
-                          int flags, uint64_t token) {
+ssize_t loom_fabric_write(loom_fabric *fabric, const loom_fabric_segment *segments, size_t count,
+                          uint64_t peer, uint64_t data, int flags, uint64_t token) {
+    enum { most = 8 };
+    if (count == 0 || count > most) return -FI_EINVAL;
     loom_op *op = calloc(1, sizeof *op);
     if (!op) return -FI_ENOMEM;
     op->token = token;
-    struct iovec iov = {.iov_base = (void *)buffer, .iov_len = length};
-    struct fi_rma_iov rma = {.addr = remote_address, .len = length, .key = key};
+    struct iovec iov[most];
+    void *desc[most];
+    struct fi_rma_iov rma[most];
+    for (size_t i = 0; i < count; i++) {
+        iov[i] = (struct iovec){.iov_base = (void *)segments[i].buffer, .iov_len = segments[i].length};
+        desc[i] = segments[i].descriptor;
+        rma[i] = (struct fi_rma_iov){.addr = segments[i].remote_address, .len = segments[i].length, .key = segments[i].key};
+    }
     struct fi_msg_rma message = {
-        .msg_iov = &iov, .desc = &descriptor, .iov_count = 1, .addr = peer,
-        .rma_iov = &rma, .rma_iov_count = 1, .context = op, .data = data,
+        .msg_iov = iov, .desc = desc, .iov_count = count, .addr = peer,
+        .rma_iov = rma, .rma_iov_count = count, .context = op, .data = data,
     };
     uint64_t op_flags = FI_COMPLETION;
     if (flags & LOOM_FABRIC_WITH_DATA) op_flags |= FI_REMOTE_CQ_DATA;

@@ -20,8 +20,15 @@ public final class ImmediateCounters: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let poller = NIOLockedValueBox<(any CompletionPoller)?>(nil)
 
     public init() {}
+
+    /// Lets waiters poll `poller` for a while before they park: for a
+    /// backend whose immediates arrive only when someone polls for them.
+    public func pollWhileWaiting(_ poller: any CompletionPoller) {
+        self.poller.withLockedValue { $0 = poller }
+    }
 
     public func count(_ immediate: UInt32) -> Int {
         state.withLockedValue { $0.counts[immediate, default: 0] }
@@ -49,6 +56,7 @@ public final class ImmediateCounters: Sendable {
     public func wait(for immediate: UInt32, count expected: Int, timeout: Duration) async throws {
         // Already there: no timer task to start and cancel.
         if count(immediate) >= expected { return }
+        if let poller = poller.withLockedValue({ $0 }), poller.poll(until: { count(immediate) >= expected }) { return }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.waitUnbounded(immediate, expected) }
             group.addTask {
@@ -86,4 +94,14 @@ public final class ImmediateCounters: Sendable {
             waiter?.continuation.resume(throwing: CancellationError())
         }
     }
+}
+
+/// A backend whose completions arrive only when someone polls for them
+/// (libfabric's manual progress). A waiter that polls them itself counts an
+/// immediate that is about to land on its own thread, instead of being woken
+/// from another.
+public protocol CompletionPoller: Sendable {
+    /// Polls until `done()`, blocking the calling thread (a cooperative
+    /// one, in `wait`) for at most a short bound; returns `done()`.
+    func poll(until done: () -> Bool) -> Bool
 }

@@ -36,6 +36,17 @@ struct FabricTests {
         #expect(again == first)
     }
 
+    @Test("writes are gathered in runs of the provider's limit, to one peer, a write with data ending its run")
+    func grouping() {
+        func write(_ peer: UInt64, data: UInt64? = nil) -> FabricWrite {
+            FabricWrite(bytes: ByteBuffer(), peer: peer, remoteAddress: 0, key: 1, data: data)
+        }
+        let writes = [write(1), write(1), write(1), write(1), write(1), write(1, data: 7), write(2), write(3)]
+        #expect(FabricWriteBatch.grouped(writes, limit: 4) == [0..<4, 4..<6, 6..<7, 7..<8])
+        #expect(FabricWriteBatch.grouped(writes, limit: 1) == writes.indices.map { $0..<$0 + 1 })
+        #expect(FabricWriteBatch.grouped([], limit: 4).isEmpty)
+    }
+
     @Test("an unknown provider fails to open with a message that says where to look")
     func unknownProvider() {
         do {

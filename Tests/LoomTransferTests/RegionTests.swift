@@ -102,6 +102,23 @@ struct RegionTests {
         #expect(counters.count(7) == 3)
     }
 
+    @Test("a counter waiter polls its backend for completions before it parks")
+    func counterPolls() async throws {
+        /// Delivers the immediate only when polled, as a manual-progress
+        /// backend does; nothing else would ever record it.
+        struct Poller: CompletionPoller {
+            let counters: ImmediateCounters
+            func poll(until done: () -> Bool) -> Bool {
+                counters.record(11)
+                return done()
+            }
+        }
+        let counters = ImmediateCounters()
+        counters.pollWhileWaiting(Poller(counters: counters))
+        try await counters.wait(for: 11, count: 1, timeout: .seconds(5))
+        #expect(counters.count(11) == 1)
+    }
+
     @Test("a counter waiter times out with how many arrived")
     func counterTimeout() async throws {
         let counters = ImmediateCounters()

@@ -27,6 +27,9 @@ typedef struct loom_fabric_caps {
     int ordered_writes;
     size_t cq_data_size;
     size_t tx_size;
+    /// Segments one write may gather: the smaller of the provider's iov
+    /// limits, at most 8.
+    size_t max_segments;
 } loom_fabric_caps;
 
 typedef struct loom_fabric_completion {
@@ -63,11 +66,21 @@ int loom_fabric_register(loom_fabric *fabric, void *buffer, size_t length, int r
                          uint64_t requested_key, void **registration, uint64_t *key, void **descriptor);
 void loom_fabric_deregister(void *registration);
 
-/// Posts one RMA write. Returns 0, -FI_EAGAIN when the send queue is full
-/// (progress and retry), or another negative error.
-ssize_t loom_fabric_write(loom_fabric *fabric, const void *buffer, size_t length, void *descriptor,
-                          uint64_t peer, uint64_t remote_address, uint64_t key, uint64_t data,
-                          int flags, uint64_t token);
+/// One piece of a write: local bytes and where they go.
+typedef struct loom_fabric_segment {
+    const void *buffer;
+    size_t length;
+    /// The local registration's descriptor, or NULL.
+    void *descriptor;
+    uint64_t remote_address;
+    uint64_t key;
+} loom_fabric_segment;
+
+/// Posts one RMA write of up to `max_segments` (see caps) segments to one
+/// peer, completed as one. Returns 0, -FI_EAGAIN when the send queue is
+/// full (progress and retry), or another negative error.
+ssize_t loom_fabric_write(loom_fabric *fabric, const loom_fabric_segment *segments, size_t count,
+                          uint64_t peer, uint64_t data, int flags, uint64_t token);
 
 /// Reads up to `count` completions, waiting up to `timeout_ms` when the
 /// completion queue supports waiting. Failed operations come back as

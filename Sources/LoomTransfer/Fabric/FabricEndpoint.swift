@@ -25,6 +25,8 @@ public final class FabricEndpoint: Sendable {
         /// immediate plus what deduplicates it; 4 (efa, verbs) the immediate only.
         public var completionDataBytes: Int
         public var sendQueueDepth: Int
+        /// Writes one post may gather (the provider's iov limits).
+        public var segmentsPerWrite: Int
     }
 
     public let capabilities: Capabilities
@@ -58,7 +60,8 @@ public final class FabricEndpoint: Sendable {
         capabilities = Capabilities(
             provider: Self.string(raw.provider), fabric: Self.string(raw.fabric), domain: Self.string(raw.domain),
             virtualAddressing: raw.virt_addr != 0, registersSources: raw.local_mr != 0, orderedWrites: useWriteOrdering && raw.ordered_writes != 0,
-            completionDataBytes: raw.cq_data_size, sendQueueDepth: raw.tx_size)
+            completionDataBytes: raw.cq_data_size, sendQueueDepth: raw.tx_size,
+            segmentsPerWrite: raw.max_segments)
         var bytes = [UInt8](repeating: 0, count: 256)
         var length = bytes.count
         guard loom_fabric_address(handle, &bytes, &length) == 0 else {
@@ -204,7 +207,7 @@ extension FabricEndpoint {
         progressExited.unlock(withValue: true)
     }
 
-    private func deliver(_ completions: ArraySlice<loom_fabric_completion>) {
+    func deliver(_ completions: some Sequence<loom_fabric_completion>) {
         let handler = remoteData.withLockedValue { $0 }
         for completion in completions {
             if completion.remote_data != 0 {

@@ -28,6 +28,7 @@ public final class FabricTarget: Sendable {
         let bell = RegisteredRegion(descriptor: RegionDescriptor(owner: target.regions.owner, regionID: 0, epoch: target.regions.epoch, length: 8))
         doorbell = (bell, try endpoint.register(bell.bytes, remoteWrite: true))
         endpoint.onRemoteData { [weak self] data in self?.landed(data) }
+        target.counters.pollWhileWaiting(endpoint)
     }
 
     /// What this target puts in its HELLO: the provider and its address.

@@ -24,11 +24,32 @@ final class FabricWriteBatch: Sendable {
 
     let writes: [FabricWrite]
     let sources: [FabricEndpoint.Registration]
+    /// The writes posted as one each: see `grouped`.
+    let groups: [Range<Int>]
     private let outcome = NIOLockedValueBox(Outcome.waiting(nil))
 
-    init(writes: [FabricWrite], sources: [FabricEndpoint.Registration]) {
+    init(writes: [FabricWrite], sources: [FabricEndpoint.Registration], segmentsPerWrite: Int) {
         self.writes = writes
         self.sources = sources
+        groups = Self.grouped(writes, limit: segmentsPerWrite)
+    }
+
+    /// Runs of up to `limit` consecutive writes to one peer, each posted as
+    /// one gathering write: fewer posts and acknowledgements per byte. A
+    /// write carrying data ends its run, so the data covers exactly the
+    /// bytes written before it.
+    static func grouped(_ writes: [FabricWrite], limit: Int) -> [Range<Int>] {
+        var groups: [Range<Int>] = []
+        var start = 0
+        for index in writes.indices {
+            let next = index + 1
+            let full = next - start == limit
+            if full || next == writes.count || writes[index].data != nil || writes[next].peer != writes[index].peer {
+                groups.append(start..<next)
+                start = next
+            }
+        }
+        return groups
     }
 
     func succeed() { resolve(.success(())) }
@@ -42,6 +63,11 @@ final class FabricWriteBatch: Sendable {
             return .some(waiter)
         }
         if case .some(.some(let continuation)) = waiter { continuation.resume(with: result.mapError { $0 as Error }) }
+    }
+
+    /// Resolved: the caller can take the outcome without parking.
+    var isDone: Bool {
+        outcome.withLockedValue { if case .done = $0 { true } else { false } }
     }
 
     func wait() async throws {
@@ -123,37 +149,34 @@ extension FabricEndpoint {
     func post(_ writes: [FabricWrite], timeout: Duration) async throws {
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.wholeMicroseconds) * 1000)
         let sources = try capabilities.registersSources ? writes.map(registerSource) : []
-        let batch = FabricWriteBatch(writes: writes, sources: sources)
-        let tokens = pending.withLockedValue { $0.add(batch, count: writes.count, deadline: deadline) }
+        let batch = FabricWriteBatch(writes: writes, sources: sources, segmentsPerWrite: capabilities.segmentsPerWrite)
+        let groups = batch.groups.count
+        let tokens = pending.withLockedValue { $0.add(batch, count: groups, deadline: deadline) }
         var next = 0
-        while next < writes.count {
+        while next < groups {
             let (posted, result) = try postSome(batch, from: next, tokens: tokens)
             next += posted
             guard result == -Int(loom_fabric_eagain()) else { break }
             if NIODeadline.now() >= deadline {
                 pending.withLockedValue { $0.abandon(tokens.dropFirst(next)) }
                 throw TransferError(next == 0 ? .peerUnavailable : .ackLost,
-                                    "the fabric send queue stayed full for \(timeout) with \(writes.count - next) of \(writes.count) writes unposted; the peer may be gone")
+                                    "the fabric send queue stayed full for \(timeout) with \(groups - next) of \(groups) writes unposted; the peer may be gone")
             }
             try await Task.sleep(for: .microseconds(20))
         }
+        // The acknowledgement usually follows within a round trip: reading
+        // it here saves the progress thread's wake-up and a resume from it.
+        _ = poll(until: { batch.isDone })
         try await batch.wait()
     }
 
-    /// Posts writes from `first` on until the queue is full or one fails;
-    /// returns how many were posted and the last result (0 when all were).
+    /// Posts the batch's groups from `first` on until the queue is full or
+    /// one fails; returns how many were posted and the last result (0 when
+    /// all were).
     private func postSome(_ batch: FabricWriteBatch, from first: Int, tokens: Range<UInt64>) throws -> (Int, Int) {
         try withHandle("write") { handle in
-            for index in first..<batch.writes.count {
-                let write = batch.writes[index]
-                let descriptor = batch.sources.isEmpty ? nil : UnsafeMutableRawPointer(bitPattern: batch.sources[index].descriptor)
-                let flags = Int32(LOOM_FABRIC_DELIVERY_COMPLETE) | (write.data == nil ? 0 : Int32(LOOM_FABRIC_WITH_DATA))
-                // The pointer outlives this closure: the batch keeps the
-                // buffer alive, unmodified, until the write completes.
-                let result = write.bytes.withUnsafeReadableBytes { bytes in
-                    loom_fabric_write(handle, bytes.baseAddress, bytes.count, descriptor, write.peer, write.remoteAddress,
-                                      write.key, write.data ?? 0, flags, tokens.lowerBound + UInt64(index))
-                }
+            for index in first..<batch.groups.count {
+                let result = post(batch.groups[index], of: batch, token: tokens.lowerBound + UInt64(index), handle)
                 if result == 0 { continue }
                 if result != -Int(loom_fabric_eagain()) {
                     pending.withLockedValue { $0.abandon(tokens.dropFirst(index)) }
@@ -162,7 +185,26 @@ extension FabricEndpoint {
                 }
                 return (index - first, result)
             }
-            return (batch.writes.count - first, 0)
+            return (batch.groups.count - first, 0)
+        }
+    }
+
+    /// One fi_writemsg gathering the group's writes; the last one's data
+    /// (if any) rides on it.
+    private func post(_ group: Range<Int>, of batch: FabricWriteBatch, token: UInt64, _ handle: OpaquePointer) -> Int {
+        withUnsafeTemporaryAllocation(of: loom_fabric_segment.self, capacity: group.count) { segments in
+            for (slot, index) in group.enumerated() {
+                let write = batch.writes[index]
+                // The pointer outlives this closure: the batch keeps the
+                // buffer alive, unmodified, until the write completes.
+                let base = write.bytes.withUnsafeReadableBytes { $0.baseAddress }
+                let descriptor = batch.sources.isEmpty ? nil : UnsafeMutableRawPointer(bitPattern: batch.sources[index].descriptor)
+                segments[slot] = loom_fabric_segment(buffer: base, length: write.bytes.readableBytes, descriptor: descriptor,
+                                                     remote_address: write.remoteAddress, key: write.key)
+            }
+            let last = batch.writes[group.upperBound - 1]
+            let flags = Int32(LOOM_FABRIC_DELIVERY_COMPLETE) | (last.data == nil ? 0 : Int32(LOOM_FABRIC_WITH_DATA))
+            return loom_fabric_write(handle, segments.baseAddress, group.count, last.peer, last.data ?? 0, flags, token)
         }
     }
 
