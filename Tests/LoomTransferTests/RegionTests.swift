@@ -6,17 +6,7 @@ import Testing
 @Suite("Transfer regions, descriptors and counters")
 struct RegionTests {
     func write(_ target: TransferTarget, region: RegionDescriptor, offset: Int, bytes: [UInt8], immediate: UInt32? = nil, opID: UInt64 = 1) throws(TransferError) -> Loom_Transfer_WriteAck {
-        var request = Loom_Transfer_WriteRequest()
-        request.opID = opID
-        request.sender = "peer"
-        var segment = Loom_Transfer_WriteSegment()
-        segment.regionID = region.regionID
-        segment.epoch = region.epoch
-        segment.offset = UInt64(offset)
-        segment.length = UInt64(bytes.count)
-        request.segments = [segment]
-        request.carriesImmediate = immediate != nil
-        request.immediate = immediate ?? 0
+        let request = Loom_Transfer_WriteRequest.single(into: region, at: offset, count: bytes.count, immediate: immediate, opID: opID, sender: "peer")
         return try target.apply(request, payload: ByteBuffer(bytes: bytes))
     }
 
@@ -130,5 +120,24 @@ struct RegionTests {
             #expect(error.code == .timedOut)
             #expect(error.message.contains("1 of 2"))
         }
+    }
+}
+
+extension Loom_Transfer_WriteRequest {
+    /// A one-segment write as a sender puts it on the wire, for tests that
+    /// speak to a target below the transports.
+    static func single(into region: RegionDescriptor, at offset: Int, count: Int, immediate: UInt32?, opID: UInt64, sender: String) -> Self {
+        var request = Self()
+        request.opID = opID
+        request.sender = sender
+        var segment = Loom_Transfer_WriteSegment()
+        segment.regionID = region.regionID
+        segment.epoch = region.epoch
+        segment.offset = UInt64(offset)
+        segment.length = UInt64(count)
+        request.segments = [segment]
+        request.carriesImmediate = immediate != nil
+        request.immediate = immediate ?? 0
+        return request
     }
 }

@@ -63,19 +63,8 @@ struct TCPLaneTests {
             }
         }
 
-        func write(at offset: Int, _ bytes: [UInt8], immediate: UInt32, opID: UInt64, region descriptor: RegionDescriptor? = nil) throws -> [UInt8] {
-            let descriptor = descriptor ?? region.descriptor
-            var request = Loom_Transfer_WriteRequest()
-            request.opID = opID
-            request.sender = "raw"
-            request.carriesImmediate = true
-            request.immediate = immediate
-            var segment = Loom_Transfer_WriteSegment()
-            segment.regionID = descriptor.regionID
-            segment.epoch = descriptor.epoch
-            segment.offset = UInt64(offset)
-            segment.length = UInt64(bytes.count)
-            request.segments = [segment]
+        func write(at offset: Int, _ bytes: [UInt8], immediate: UInt32, opID: UInt64) throws -> [UInt8] {
+            let request = Loom_Transfer_WriteRequest.single(into: region.descriptor, at: offset, count: bytes.count, immediate: immediate, opID: opID, sender: "raw")
             return try LaneFrames.part(request, payloadLength: bytes.count) + bytes
         }
     }
