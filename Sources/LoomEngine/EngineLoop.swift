@@ -130,6 +130,10 @@ final class EngineLoop: @unchecked Sendable {
 
     /// Cache changes for the router, published by `deliver`.
     let cacheLog: KVCacheLog
+    /// Makes the loop's state visible (metrics, load reports). `deliver`
+    /// calls it before any client hears of a step, so a client that saw a
+    /// token never reads a state from before that token's step.
+    var publish: (EngineSnapshot) -> Void = { _ in }
 
     init(model: Transformer, configuration: SchedulerConfiguration, memory: PagedKVMemory?, cacheLog: KVCacheLog) throws {
         self.model = model
@@ -247,6 +251,7 @@ final class EngineLoop: @unchecked Sendable {
     }
 
     private func deliver(_ events: [EngineEvent], logits: [RequestID: (Float, [Logprobs.Entry])]) {
+        publish(snapshot)
         for event in events {
             switch event {
             case .token(let id, let token):

@@ -29,6 +29,7 @@ public final class InferenceEngine: Sendable {
         published = Mutex(loop.snapshot)
         vocabularySize = model.config.vocabularySize
         contextLength = model.config.contextLength
+        loop.publish = { [weak self] snapshot in self?.published.withLock { $0 = snapshot } }
         let thread = Thread { [self] in run(loop) }
         thread.name = "loom-engine"
         thread.start()

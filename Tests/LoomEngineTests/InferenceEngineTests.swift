@@ -105,6 +105,45 @@ import LoomTesting
         #expect(tokens.count == 150 && reason == .length)
     }
 
+    /// Polls a condition the engine thread makes true, for at most 10 s.
+    private func eventually(_ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        for _ in 0..<5_000 where !condition() { try await Task.sleep(for: .milliseconds(2)) }
+        try #require(condition(), "the engine thread never got there", sourceLocation: sourceLocation)
+    }
+
+    /// Metrics and load reports read `snapshot`: a client that got a token
+    /// must find that token's step in it. The engine is held inside the
+    /// step that hands out two first tokens, after the first is delivered
+    /// and before the second: the client holding the first must see both
+    /// sequences running, not the state from before the step.
+    @Test func aClientThatGotATokenFindsItsStepInTheSnapshot() async throws {
+        let (engine, _) = try engine()
+        defer { engine.shutdown() }
+        // Holds the engine so that both requests are admitted in one step.
+        let gate = HoldFirstToken(at: 1)
+        let held = engine.generate(GenerationRequest(prompt: [5, 6, 7], maxTokens: 1, constraint: gate))
+        try await eventually { gate.masks == 1 }
+        let second = HoldSecondAccept()
+        let streams = [1, 2].map { i in engine.generate(GenerationRequest(prompt: [TokenID(10 * i), 11, 12, 13], maxTokens: 20, constraint: second)) }
+        gate.release.signal()
+        _ = try await collect(held)
+        let firstToken = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for stream in streams {
+                group.addTask {
+                    var tokens = stream.makeAsyncIterator()
+                    if case .token = try await tokens.next() { return true }
+                    return false
+                }
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+        #expect(firstToken)
+        try await eventually { second.accepts == 2 }
+        #expect(engine.snapshot.running == 2, "the snapshot is from before the step that gave the client its token")
+        second.release.signal()
+    }
+
     @Test func stopTokensEndWithStop() async throws {
         let (engine, reference) = try engine()
         defer { engine.shutdown() }
@@ -122,9 +161,27 @@ import LoomTesting
 /// token went out) until released.
 final class HoldFirstToken: TokenConstraint, Sendable {
     let release = DispatchSemaphore(value: 0)
-    private let masks = Atomic<Int>(0)
+    /// Which `mask` call holds the engine thread.
+    let heldCall: Int
+    private let maskCalls = Atomic<Int>(0)
+    var masks: Int { maskCalls.load(ordering: .relaxed) }
+
+    init(at heldCall: Int = 2) { self.heldCall = heldCall }
+
     func mask(_ logits: UnsafeMutableBufferPointer<Float>) {
-        if masks.add(1, ordering: .relaxed).newValue == 2 { release.wait() }
+        if maskCalls.add(1, ordering: .relaxed).newValue == heldCall { release.wait() }
     }
     func accept(_ token: TokenID) {}
+}
+
+/// Shared by two requests: holds the engine thread in the second `accept`,
+/// which comes after the first request's token was handed out.
+final class HoldSecondAccept: TokenConstraint, Sendable {
+    let release = DispatchSemaphore(value: 0)
+    private let acceptCalls = Atomic<Int>(0)
+    var accepts: Int { acceptCalls.load(ordering: .relaxed) }
+    func mask(_ logits: UnsafeMutableBufferPointer<Float>) {}
+    func accept(_ token: TokenID) {
+        if acceptCalls.add(1, ordering: .relaxed).newValue == 2 { release.wait() }
+    }
 }
