@@ -58,17 +58,14 @@ final class ServerConnection: Sendable {
             outbound.send(.error(error, replyingTo: frame.header))
             return
         }
-        let task: Task<Void, Never>
-        if let executor = executor(for: frame.header.method) {
-            task = Task.immediate(executorPreference: executor) { [self] in
-                await respond(to: frame, from: peer)
-                ended(id)
-            }
+        let call: @Sendable () async -> Void = { [self] in
+            await respond(to: frame, from: peer)
+            ended(id)
+        }
+        let task = if let executor = executor(for: frame.header.method) {
+            Task.immediate(executorPreference: executor, operation: call)
         } else {
-            task = Task { [self] in
-                await respond(to: frame, from: peer)
-                ended(id)
-            }
+            Task(operation: call)
         }
         state.withLockedValue { state in
             if state.endedEarly.remove(id) == nil { state.calls[id] = task }

@@ -50,7 +50,8 @@ final class LaneServer: Sendable {
         var taken = 0
         while taken < count, let lane = listener.accept() {
             // Known before its greeting is read, so `stop` can wake that read.
-            guard adopt(lane) else { return }
+            // Stopped: still leave through the end, which closes the listener.
+            guard adopt(lane) else { break }
             if greets(lane) {
                 state.withLock { $0.threads.append(JoinableThread(name: "loom-tcp-lane") { [self] in serve(lane) }) }
                 taken += 1

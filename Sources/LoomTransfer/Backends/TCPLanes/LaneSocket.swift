@@ -26,8 +26,8 @@ struct LaneSocket: Sendable {
         }
     }
 
-    /// Nagle off (a part's header must not wait for its bytes' ACK) and
-    /// no SIGPIPE: a vanished peer is an error, not the process's death.
+    /// Nagle off: a part's header must not wait for its bytes' ACK. (SIGPIPE
+    /// is kept off per call, by `send`'s MSG_NOSIGNAL.)
     func tune() {
         var on: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
