@@ -1,4 +1,6 @@
+import CLoomFabric
 import LoomWire
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 @testable import LoomTransfer
@@ -45,6 +47,29 @@ struct FabricTests {
         #expect(FabricWriteBatch.grouped(writes, limit: 4) == [0..<4, 4..<6, 6..<7, 7..<8])
         #expect(FabricWriteBatch.grouped(writes, limit: 1) == writes.indices.map { $0..<$0 + 1 })
         #expect(FabricWriteBatch.grouped([], limit: 4).isEmpty)
+    }
+
+    @Test("the thousandth completion reaches the remote-data handler as directly as the first")
+    func handlerDepthStaysFlat() throws {
+        let endpoint = try FabricEndpoint(provider: "tcp;ofi_rxm", node: "127.0.0.1")
+        defer { endpoint.close() }
+        // Where the handler's frame sits on the stack, per call: a handler
+        // re-wrapped on each read would sit deeper every time.
+        let depths = NIOLockedValueBox<[UInt]>([])
+        endpoint.onRemoteData { _ in
+            var local = 0
+            let address = withUnsafeMutablePointer(to: &local) { UInt(bitPattern: $0) }
+            depths.withLockedValue { $0.append(address) }
+        }
+        for data in 1...1000 {
+            var completion = loom_fabric_completion()
+            completion.remote_data = 1
+            completion.data = UInt64(data)
+            endpoint.deliver([completion])
+        }
+        let seen = depths.withLockedValue { $0 }
+        #expect(seen.count == 1000)
+        #expect(seen.first == seen.last, "the handler ran \(Int(bitPattern: seen.first ?? 0) - Int(bitPattern: seen.last ?? 0)) bytes deeper after 1000 completions")
     }
 
     @Test("an unknown provider fails to open with a message that says where to look")

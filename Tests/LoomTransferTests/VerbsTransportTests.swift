@@ -1,5 +1,6 @@
 import LoomWire
 import NIOCore
+import NIOConcurrencyHelpers
 import Testing
 @testable import LoomTransfer
 
@@ -216,6 +217,26 @@ struct VerbsEndpointTests {
         setup.device.deliverImmediate(9, on: setup.qp, tag: tag)
         try await setup.counters.wait(for: 9, count: 1, timeout: .seconds(5))
         #expect(setup.counters.count(9) == 1)
+    }
+
+    @Test("the thousandth immediate reaches the handler as directly as the first")
+    func handlerDepthStaysFlat() async throws {
+        let setup = try Setup(depth: 2)
+        defer { setup.endpoint.close() }
+        // Where the handler's frame sits on the stack, per call: a handler
+        // re-wrapped on each read would sit deeper every time.
+        let depths = NIOLockedValueBox<[UInt]>([])
+        setup.endpoint.onImmediate { _ in
+            var local = 0
+            let address = withUnsafeMutablePointer(to: &local) { UInt(bitPattern: $0) }
+            depths.withLockedValue { $0.append(address) }
+        }
+        for immediate in 1...1000 {
+            setup.device.deliverImmediate(UInt32(immediate), on: setup.qp)
+            try await eventually("immediate \(immediate) is handled") { depths.withLockedValue { $0.count } == immediate }
+        }
+        let seen = depths.withLockedValue { $0 }
+        #expect(seen.first == seen.last, "the handler ran \(Int(bitPattern: seen.first ?? 0) - Int(bitPattern: seen.last ?? 0)) bytes deeper after 1000 immediates")
     }
 
     @Test("a queue pair the completion queue has no room for is refused, and one closing makes room")

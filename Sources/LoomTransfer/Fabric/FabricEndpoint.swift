@@ -34,7 +34,7 @@ public final class FabricEndpoint: Sendable {
     public let address: [UInt8]
     private let state: NIOLockedValueBox<OpenState>
     let pending = NIOLockedValueBox(PendingWrites())
-    private let remoteData = NIOLockedValueBox<(@Sendable (UInt64) -> Void)?>(nil)
+    private let remoteData = NIOLockedValueBox<Handler<UInt64>?>(nil)
     private let stopped = NIOLockedValueBox(false)
     private let progressExited = ConditionLock(value: false)
 
@@ -98,7 +98,7 @@ public final class FabricEndpoint: Sendable {
 
     /// Called on the progress thread with each peer write's completion data.
     public func onRemoteData(_ handler: @escaping @Sendable (UInt64) -> Void) {
-        remoteData.withLockedValue { $0 = handler }
+        remoteData.withLockedValue { $0 = Handler(handler) }
     }
 
     /// A peer's address, inserted into the address vector.
@@ -211,7 +211,7 @@ extension FabricEndpoint {
         let handler = remoteData.withLockedValue { $0 }
         for completion in completions {
             if completion.remote_data != 0 {
-                handler?(completion.data)
+                handler?.call(completion.data)
                 continue
             }
             if completion.token == 0 { continue }

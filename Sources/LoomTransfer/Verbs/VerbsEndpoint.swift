@@ -13,7 +13,7 @@ public final class VerbsEndpoint: Sendable {
     public let sendQueueDepth: Int
     public let receiveDepth: Int
     private let queuePairs = Mutex(QueuePairs())
-    private let immediateHandler = Mutex<(@Sendable (UInt32) -> Void)?>(nil)
+    private let immediateHandler = Mutex<Handler<UInt32>?>(nil)
     private let nextWorkRequest = Atomic<UInt64>(1)
     private let stopped = Atomic<Bool>(false)
     private let progressExited = ConditionLock(value: false)
@@ -53,7 +53,7 @@ public final class VerbsEndpoint: Sendable {
 
     /// Called on the progress thread with each immediate a peer's write carried.
     public func onImmediate(_ handler: @escaping @Sendable (UInt32) -> Void) {
-        immediateHandler.withLock { $0 = handler }
+        immediateHandler.withLock { $0 = Handler(handler) }
     }
 
     /// A new queue pair for one peer: what to tell that peer about it.
@@ -92,7 +92,7 @@ public final class VerbsEndpoint: Sendable {
     public func connect(_ qp: UInt32, to remote: Loom_Wire_VerbsBackendOffer) throws(TransferError) {
         let queuePair = VerbsQueuePair(device: device, qp: qp, remote: remote, sendQueueDepth: sendQueueDepth, receiveDepth: receiveDepth)
         let connection = VerbsConnection(queuePair) { [weak self] immediate in
-            self?.immediateHandler.withLock { $0 }?(immediate)
+            self?.immediateHandler.withLock { $0 }?.call(immediate)
         }
         // Registered before it is brought up: completions may come as soon
         // as it is in RTR.
@@ -226,7 +226,7 @@ public final class VerbsEndpoint: Sendable {
     private func landedAfterClose(_ completions: [VerbsCompletion]) {
         let handler = immediateHandler.withLock { $0 }
         for completion in completions where completion.isReceive && completion.status == .success {
-            if let immediate = completion.immediate { handler?(immediate) }
+            if let immediate = completion.immediate { handler?.call(immediate) }
         }
     }
 }
