@@ -16,7 +16,10 @@ extension FabricEndpoint: CompletionPoller {
     public func poll(until done: () -> Bool) -> Bool {
         let clock = ContinuousClock()
         let end = clock.now + Self.pollBudget
-        return withUnsafeTemporaryAllocation(of: loom_fabric_completion.self, capacity: 16) { buffer in
+        handoff.callerStartsPolling()
+        var finished = false
+        defer { handoff.callerStopsPolling(parking: !finished) }
+        finished = withUnsafeTemporaryAllocation(of: loom_fabric_completion.self, capacity: 16) { buffer in
             while !done() {
                 guard clock.now < end else { return false }
                 // Under the handle's lock, so close() cannot free it
@@ -29,5 +32,6 @@ extension FabricEndpoint: CompletionPoller {
             }
             return true
         }
+        return finished
     }
 }

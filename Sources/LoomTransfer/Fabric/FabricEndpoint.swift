@@ -37,6 +37,7 @@ public final class FabricEndpoint: Sendable {
     private let remoteData = NIOLockedValueBox<Handler<UInt64>?>(nil)
     private let stopped = NIOLockedValueBox(false)
     private let progressExited = ConditionLock(value: false)
+    let handoff = ProgressHandoff()
 
     /// The handle and whether posting is still allowed. Posts and close take
     /// the same lock, so no post can race the handle being freed.
@@ -193,6 +194,7 @@ extension FabricEndpoint {
     private func runProgress(_ handle: FabricHandle) {
         var completions = [loom_fabric_completion](repeating: loom_fabric_completion(), count: 32)
         while !stopped.withLockedValue({ $0 }) {
+            handoff.progressThreadWaits(atMost: .milliseconds(Int64(Self.idleWaitMilliseconds)))
             // Blocks in the completion queue's wait, never spins: on a
             // machine with few cores a spinning progress thread takes the
             // core that the woken caller needs next (measured: no gain).

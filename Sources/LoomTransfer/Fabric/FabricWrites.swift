@@ -71,6 +71,10 @@ final class FabricWriteBatch: Sendable {
     }
 
     func wait() async throws {
+        // Resolved while the caller polled: no suspension, no hop.
+        if let done = outcome.withLockedValue({ outcome -> Result<Void, TransferError>? in
+            if case .done(let result) = outcome { result } else { nil }
+        }) { return try done.get() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                 let done: Result<Void, TransferError>? = outcome.withLockedValue { outcome in
