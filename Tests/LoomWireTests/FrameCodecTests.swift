@@ -36,6 +36,26 @@ struct FrameCodecTests {
         _ = try channel.finish()
     }
 
+    @Test("a small frame leaves the encoder as one buffer, a large one as its three sections")
+    func encoderCopiesOnlySmallFrames() throws {
+        func pieces(_ frame: Frame) throws -> [ByteBuffer] {
+            let channel = EmbeddedChannel(handler: FrameEncoder())
+            defer { _ = try? channel.finish() }
+            try channel.writeOutbound(frame)
+            var pieces: [ByteBuffer] = []
+            while let piece = try channel.readOutbound(as: ByteBuffer.self) { pieces.append(piece) }
+            return pieces
+        }
+        let header = FrameHeader(kind: .request, correlationID: 7, method: 3)
+        let small = Frame(header: header, message: ByteBuffer(string: "hello"), attachment: ByteBuffer(repeating: 1, count: 100))
+        #expect(try pieces(small) == [small.encoded()])
+        let large = Frame(header: header, message: ByteBuffer(string: "hello"), attachment: ByteBuffer(repeating: 2, count: FrameEncoder.copiedSectionBytes))
+        let written = try pieces(large)
+        #expect(written.count == 3)
+        #expect(written.last == large.attachment)
+        #expect(written.reduce(into: ByteBuffer()) { $0.writeImmutableBuffer($1) } == large.encoded())
+    }
+
     @Test("decoding the golden bytes gives the frames back", arguments: golden.map(\.0))
     func decodesGolden(name: String) throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maxFrameSize: 1 << 20)))
