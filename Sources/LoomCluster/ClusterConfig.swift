@@ -85,6 +85,9 @@ public struct WorkerConfig: Sendable, Equatable {
     public var maxRunning = 16
     /// A `taskset` CPU list (`0`, `2-3`, `0,4-5`) to pin the process to.
     public var cpus: String?
+    /// KV blocks travel between workers as libfabric RMA writes through
+    /// this provider; nil: `shm` on one host, `tcp` across hosts.
+    public var fabricProvider: FabricProvider?
 
     public init(name: String, role: WorkerRole, port: Int) {
         self.name = name
@@ -94,4 +97,14 @@ public struct WorkerConfig: Sendable, Equatable {
 
     public var id: WorkerID { WorkerID(name) }
     public var rpcAddress: String { "\(host):\(port)" }
+}
+
+/// The libfabric providers a worker's KV transfers may use. `tcp;ofi_rxm`
+/// runs anywhere (and is what runs on these machines); `efa` and
+/// `verbs;ofi_rxm` need their NICs; `shm` is one host only.
+public enum FabricProvider: String, Sendable, CaseIterable {
+    case tcp = "tcp;ofi_rxm"
+    case verbs = "verbs;ofi_rxm"
+    case efa
+    case shm
 }

@@ -11,7 +11,7 @@ struct ConfigDecoder {
         "host", "port", "rpc_port", "policy", "prefix_weight", "disaggregation_threshold",
         "heartbeat_interval_ms", "heartbeat_timeout_ms",
     ]
-    static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus"]
+    static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider"]
     static let ports = 1...65535
 
     let file: String
@@ -72,6 +72,12 @@ struct ConfigDecoder {
         var workers: [WorkerConfig] = []
         for (index, item) in items.enumerated() {
             workers.append(try decodeWorker(item, index: index))
+            // A prefill worker writes KV the way the decode worker reserved
+            // it, so a cluster with two ways would fail per request.
+            if let first = workers.first, workers.last!.fabricProvider != first.fabricProvider {
+                throw top.error(.invalidValue, items[index].mark,
+                                "workers[\(index)].fabric_provider must be the same on every worker: '\(workers.last!.fabricProvider?.rawValue ?? "none")' here, '\(first.fabricProvider?.rawValue ?? "none")' on worker \(first.name)")
+            }
         }
         guard workers.contains(where: { WorkerRole.decodeCapable.contains($0.role) }) else {
             throw top.error(.noDecodeWorker, top.keyMark("workers"),
@@ -94,6 +100,7 @@ struct ConfigDecoder {
         if let blocks = try s.int("kv_blocks", in: 1...Int(Int32.max)) { worker.kvBlocks = blocks }
         if let running = try s.int("max_running", in: 1...65536) { worker.maxRunning = running }
         worker.cpus = try cpuList(s)
+        worker.fabricProvider = try s.choice("fabric_provider", of: FabricProvider.self)
         try claim(worker.port, on: worker.host, by: "worker \(name)", s, key: "port")
         return worker
     }

@@ -6,32 +6,51 @@ import Glibc
 #endif
 
 /// Long-lived transports to the decode workers this prefill worker writes
-/// into, one per address and backend: `shm` when the decode worker shares
-/// this host, `tcp` otherwise. A transport whose peer vanished is dropped,
-/// so the next request reconnects (the peer may have restarted).
+/// into, one per address and backend: `fabric` when the decode worker
+/// reserved its blocks over it, else `shm` when it shares this host, `tcp`
+/// otherwise. A transport whose peer vanished is dropped, so the next
+/// request reconnects (the peer may have restarted).
 struct PeerTransports: Sendable {
+    enum Backend: Sendable {
+        case tcp, shm, fabric
+    }
+
     private let tcp: KeptOpen<RPCAddress, TCPTransport>
     private let shm: KeptOpen<RPCAddress, ShmTransport>
+    private let fabric: KeptOpen<RPCAddress, FabricTransport>?
 
-    init(configuration: RPCConfiguration) {
+    init(configuration: RPCConfiguration, fabric endpoint: FabricEndpoint?) {
         tcp = KeptOpen { address, body in
             try await TCPTransport.withTransport(to: address, lanes: 2, configuration: configuration) { try await body($0) }
         }
         shm = KeptOpen { address, body in
             try await ShmTransport.withTransport(to: address, configuration: configuration) { try await body($0) }
         }
+        fabric = endpoint.map { endpoint in
+            KeptOpen { address, body in
+                try await FabricTransport.withTransport(to: address, endpoint: endpoint, configuration: configuration) { try await body($0) }
+            }
+        }
     }
 
     func withTransport<T: Sendable>(
-        to address: RPCAddress, shared: Bool, _ body: (any TransferTransport) async throws -> T
+        to address: RPCAddress, over backend: Backend, _ body: (any TransferTransport) async throws -> T
     ) async throws -> T {
-        if shared { return try await shm.withResource(address, isBroken: Self.isBroken) { try await body($0) } }
-        return try await tcp.withResource(address, isBroken: Self.isBroken) { try await body($0) }
+        switch backend {
+        case .shm: return try await shm.withResource(address, isBroken: Self.isBroken) { try await body($0) }
+        case .tcp: return try await tcp.withResource(address, isBroken: Self.isBroken) { try await body($0) }
+        case .fabric:
+            guard let fabric else {
+                throw TransferError(.invalidRequest, "the decode worker at \(address) reserved its KV blocks over fabric (libfabric), and this worker has no fabric endpoint; give every worker the same fabric_provider in the cluster config")
+            }
+            return try await fabric.withResource(address, isBroken: Self.isBroken) { try await body($0) }
+        }
     }
 
     func closeAll() {
         tcp.closeAll()
         shm.closeAll()
+        fabric?.closeAll()
     }
 
     /// A refused or stale write says nothing about the connection; a lost

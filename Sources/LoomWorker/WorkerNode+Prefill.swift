@@ -69,9 +69,16 @@ extension WorkerNode {
             of: ByteBuffer(bytes: bytes), pageLength: pageLength, to: region,
             pages: target.blocks.map { Int($0) }, stride: pageLength, immediate: target.immediate)
         let address = RPCAddress.tcp(host: target.transferHost, port: Int(target.transferPort))
-        let shared = target.hostID == HostIdentity.current && region.backendKeys[SharedMemoryRegion.backendKey] != nil
-        try await peers.withTransport(to: address, shared: shared) { try await $0.write(operation) }
-        if shared { shmWrites.add(1, ordering: .relaxed) } else { tcpWrites.add(1, ordering: .relaxed) }
+        let backend: PeerTransports.Backend =
+            if region.backendKeys[FabricTarget.backendKey] != nil { .fabric }
+            else if target.hostID == HostIdentity.current && region.backendKeys[SharedMemoryRegion.backendKey] != nil { .shm }
+            else { .tcp }
+        try await peers.withTransport(to: address, over: backend) { try await $0.write(operation) }
+        switch backend {
+        case .shm: shmWrites.add(1, ordering: .relaxed)
+        case .tcp: tcpWrites.add(1, ordering: .relaxed)
+        case .fabric: fabricWrites.add(1, ordering: .relaxed)
+        }
         kvBlocksSent.add(UInt64(target.blocks.count), ordering: .relaxed)
     }
 }

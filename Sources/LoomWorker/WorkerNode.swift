@@ -16,13 +16,19 @@ public struct WorkerConfiguration: Sendable {
     public var port: Int
     /// How long a reservation waits for its prefill before its blocks return.
     public var lease: Duration
+    /// A libfabric provider ("tcp;ofi_rxm", "efa", "verbs;ofi_rxm"): KV
+    /// blocks then travel as RMA writes through an endpoint bound to
+    /// `host`, in both directions. Every worker of a cluster needs the same
+    /// one. Nil: `shm` on the same host, `tcp` across hosts.
+    public var fabricProvider: String?
 
-    public init(name: String, role: String, host: String, port: Int, lease: Duration = .seconds(30)) {
+    public init(name: String, role: String, host: String, port: Int, lease: Duration = .seconds(30), fabricProvider: String? = nil) {
         self.name = name
         self.role = role
         self.host = host
         self.port = port
         self.lease = lease
+        self.fabricProvider = fabricProvider
     }
 }
 
@@ -39,12 +45,15 @@ public final class WorkerNode: Sendable {
     let pool: RegisteredRegion
     let target: TransferTarget
     let leases = ReservationLeases()
+    /// Set when KV blocks travel over `fabric` (`fabricProvider`).
+    let staging: FabricStaging?
     let peers: PeerTransports
     let rpc: RPCConfiguration
     let kvBlocksSent = Atomic<UInt64>(0)
     let kvBlocksReceived = Atomic<UInt64>(0)
     let shmWrites = Atomic<UInt64>(0)
     let tcpWrites = Atomic<UInt64>(0)
+    let fabricWrites = Atomic<UInt64>(0)
     private let boundPort: Atomic<Int>
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
@@ -65,8 +74,13 @@ public final class WorkerNode: Sendable {
         target = TransferTarget(regions: regions, admission: leases)
         var rpc = RPCConfiguration(nodeName: configuration.name)
         rpc.epoch = epoch
+        let staging = try configuration.fabricProvider.map { [regions, target] provider in
+            try FabricStaging(provider: provider, host: configuration.host, target: TransferTarget(regions: regions, counters: target.counters))
+        }
+        if let staging { rpc.transferBackends.append(staging.fabric.offer) }
+        self.staging = staging
         self.rpc = rpc
-        peers = PeerTransports(configuration: rpc)
+        peers = PeerTransports(configuration: rpc, fabric: staging?.fabric.endpoint)
     }
 
     /// The RPC methods this worker answers, including the `tcp` transfer
@@ -75,6 +89,7 @@ public final class WorkerNode: Sendable {
         var services = RPCServices()
         TransferService.register(into: &services, target: target)
         TransferService.registerShared(into: &services, target: target)
+        staging?.fabric.register(into: &services)
         services.serverStreaming(ClusterRPC.generate) { spec, _, writer in
             try await self.stream(self.engine.generate(self.request(spec)), to: writer)
         }
@@ -108,6 +123,7 @@ public final class WorkerNode: Sendable {
 
     public func shutdown() {
         peers.closeAll()
+        staging?.close()
         engine.shutdown()
     }
 
@@ -140,6 +156,16 @@ public final class WorkerNode: Sendable {
         }
         let immediate = UInt32(truncatingIfNeeded: reservation.id.rawValue)
         let bytesPerBlock = engine.kvLayout.bytesPerBlock
+        let blocks = reservation.blocksToFill.map { Int($0) }
+        var staged: RegisteredRegion?
+        if let staging, !blocks.isEmpty {
+            do {
+                staged = try staging.stage(immediate, blocks: blocks, bytesPerBlock: bytesPerBlock)
+            } catch {
+                engine.cancel(reservation.id)
+                throw WireError(.handlerFailed, "could not register \(blocks.count) KV blocks with the fabric endpoint: \(error)")
+            }
+        }
         leases.open(immediate, .init(
             regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch, blockBytes: UInt64(bytesPerBlock),
             offsets: Set(reservation.blocksToFill.map { UInt64(Int($0) * bytesPerBlock) })))
@@ -150,8 +176,9 @@ public final class WorkerNode: Sendable {
         }
         var wire = Loom_Cluster_Reservation()
         wire.requestID = reservation.id.rawValue
-        wire.region = pool.descriptor.proto
-        wire.blocks = reservation.blocksToFill.map { UInt32($0) }
+        // Over fabric the writer fills the staged region's pages in order.
+        wire.region = (staged ?? pool).descriptor.proto
+        wire.blocks = staged == nil ? blocks.map { UInt32($0) } : blocks.indices.map { UInt32($0) }
         wire.firstBlock = UInt32(reservation.cachedBlocks)
         wire.bytesPerBlock = UInt64(bytesPerBlock)
         wire.immediate = immediate
@@ -167,6 +194,7 @@ public final class WorkerNode: Sendable {
     /// once it was attached.
     func release(_ id: RequestID, immediate: UInt32) {
         guard leases.close(immediate) != nil else { return }
+        staging?.discard(immediate)
         target.counters.reset(immediate)
         engine.cancel(id)
     }
@@ -184,6 +212,7 @@ public final class WorkerNode: Sendable {
             throw WireError(.handlerFailed, "reservation \(id) expired before its KV arrived; prefill the request again")
         }
         target.counters.reset(immediate)
+        _ = staging?.unstage(immediate, into: pool, bytesPerBlock: engine.kvLayout.bytesPerBlock)
         kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
         let first = request.first
         guard case .token(let token, let logprob, let top) = first.output else { return }

@@ -79,7 +79,7 @@ extension ClusterConfig {
                 "worker", "--model", model, "--name", w.name, "--role", w.role.rawValue, "--host", w.host, "--port", "\(w.port)",
                 "--router", "\(r.host):\(r.rpcPort)", "--threads", "\(w.threads)", "--kv-blocks", "\(w.kvBlocks)",
                 "--max-running", "\(w.maxRunning)",
-            ]))
+            ] + (w.fabricProvider.map { ["--fabric-provider", $0.rawValue] } ?? [])))
         }
         return launches
     }

@@ -39,6 +39,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a KV reservation waits for its prefill before its blocks return.")
     var leaseSeconds = 30
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Move KV blocks as libfabric RMA writes through this provider (tcp;ofi_rxm, verbs;ofi_rxm, efa, shm); every worker needs the same.",
+        discussion: "Without it: shm between workers on one host, tcp across hosts. `fi_info -l` lists this host's providers."))
+    var fabricProvider: String?
+
     func validate() throws {
         guard ["prefill", "decode", "mixed"].contains(role) else { throw ValidationError("--role must be prefill, decode or mixed") }
         guard RPCAddress(hostPort: router) != nil else { throw ValidationError("--router must be host:port, got '\(router)'") }
@@ -60,10 +65,12 @@ struct WorkerCommand: AsyncParsableCommand {
         // The epoch changes with every start, so descriptors handed out by
         // an earlier incarnation of this worker are refused.
         let epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000) ^ UInt64(ProcessInfo.processInfo.processIdentifier)
-        let configuration = WorkerConfiguration(name: name, role: role, host: host, port: port, lease: .seconds(leaseSeconds))
+        let configuration = WorkerConfiguration(name: name, role: role, host: host, port: port, lease: .seconds(leaseSeconds), fabricProvider: fabricProvider)
         var rpc = RPCConfiguration(nodeName: name, logger: logger)
         rpc.epoch = epoch
         let worker = try WorkerNode(model: model, scheduler: scheduler, configuration: configuration, epoch: epoch)
+        // The HELLO offers the worker's fabric endpoint, if it has one.
+        rpc.transferBackends = worker.rpcConfiguration.transferBackends
         try await serve(worker, rpc: rpc, modelName: modelName, logger: logger)
     }
 

@@ -67,6 +67,18 @@ private let router = """
         expect("\(router)\nworkers:\n  name: d\n", .wrongType, line: 5, mentions: ["workers must be a list", "a mapping"])
     }
 
+    @Test func aFabricProviderIsOneLoomKnowsAndTheSameOnEveryWorker() {
+        expect("\(router)\nworkers:\n  - name: d\n    role: decode\n    port: 9002\n    fabric_provider: psm3\n", .wrongType, line: 8,
+               mentions: ["workers[0].fabric_provider must be one of tcp;ofi_rxm, verbs;ofi_rxm, efa, shm, got 'psm3'"])
+        let mixed = """
+            \(router)
+            workers:
+              - {name: p, role: prefill, port: 9002, fabric_provider: "tcp;ofi_rxm"}
+              - {name: d, role: decode, port: 9003}
+            """
+        expect(mixed, .invalidValue, line: 6, mentions: ["workers[1].fabric_provider must be the same on every worker", "'none' here", "'tcp;ofi_rxm' on worker p"])
+    }
+
     @Test func outOfRangeValuesNameTheRange() {
         expect("router:\n  port: 70000\n  rpc_port: 9001\n", .outOfRange, line: 2,
                mentions: ["router.port must be between 1 and 65535, got 70000"])

@@ -39,7 +39,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         let worker = try #require(config.workers.first)
         #expect(worker == WorkerConfig(name: "mixed-0", role: .mixed, port: 9010))
         #expect(worker.host == "127.0.0.1" && worker.threads == 1 && worker.kvBlocks == 1024)
-        #expect(worker.maxRunning == 16 && worker.cpus == nil)
+        #expect(worker.maxRunning == 16 && worker.cpus == nil && worker.fabricProvider == nil)
         #expect(config.logs == "/etc/loom/.loom/logs")
         #expect(config.model == nil)
     }
@@ -64,7 +64,8 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
                 kv_blocks: 4096
                 max_running: 64
                 cpus: 0,2-3
-              - {name: d-1, role: decode, port: 9011, cpus: 1}
+                fabric_provider: efa
+              - {name: d-1, role: decode, port: 9011, cpus: 1, fabric_provider: efa}
             logs: /var/log/loom
             """, file: "cluster.yaml")
         #expect(config.router.host == "0.0.0.0" && config.router.policy == .leastLoaded)
@@ -76,6 +77,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         expected.kvBlocks = 4096
         expected.maxRunning = 64
         expected.cpus = "0,2-3"
+        expected.fabricProvider = .efa
         #expect(config.workers[0] == expected, "port 9000 is free on another host")
         #expect(config.workers[1].cpus == "1", "a bare number is a CPU list too")
         #expect(config.logs == "/var/log/loom")

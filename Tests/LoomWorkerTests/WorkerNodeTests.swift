@@ -19,13 +19,13 @@ final class RunningWorker: Sendable {
     let server: RPCServer
     let task: Task<Void, Error>
 
-    init(_ name: String, role: String, epoch: UInt64, lease: Duration = .seconds(30)) async throws {
+    init(_ name: String, role: String, epoch: UInt64, lease: Duration = .seconds(30), fabric: String? = nil) async throws {
         let model = try LanguageModel(path: Self.modelPath, threads: 1, maxBatchTokens: 64)
         let scheduler = SchedulerConfiguration(
             blockCount: 64, tokenBudget: 64, maxRunning: 4, contextLength: model.transformer.config.contextLength,
             hasher: BlockHasher(modelName: "tiny"))
         node = try WorkerNode(model: model, scheduler: scheduler,
-                              configuration: WorkerConfiguration(name: name, role: role, host: "127.0.0.1", port: 0, lease: lease),
+                              configuration: WorkerConfiguration(name: name, role: role, host: "127.0.0.1", port: 0, lease: lease, fabricProvider: fabric),
                               epoch: epoch &+ Self.incarnation.add(1, ordering: .relaxed).newValue << 32)
         server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: node.services, configuration: node.rpcConfiguration)
         guard case .tcp(_, let port) = server.localAddress else { preconditionFailure("bound a TCP address") }
@@ -63,15 +63,25 @@ func prefillRequest(_ spec: Loom_Cluster_GenerationSpec, _ target: Loom_Cluster_
     return request
 }
 
+/// The KV backends a worker pair can use: nil is shm/tcp (picked by host),
+/// the other a libfabric provider every worker is given.
+let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
+
 @Suite(.serialized) struct WorkerNodeTests {
     let prompt: [TokenID] = (0..<37).map { TokenID(3 + ($0 * 7) % 50) }
 
-    @Test func aPrefilledReservationDecodesLikeOneProcess() async throws {
-        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
-        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2)
+    @Test(arguments: kvBackends)
+    func aPrefilledReservationDecodesLikeOneProcess(fabric: String?) async throws {
+        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1, fabric: fabric)
+        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, fabric: fabric)
         let request = spec(prompt, maxTokens: 12)
         let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
         #expect(reservation.blocks.count == 3 && reservation.firstBlock == 0)
+        if fabric != nil {
+            // The writer gets a registration of its own, never the pool.
+            #expect(RegionDescriptor(reservation.region).backendKeys[FabricTarget.backendKey] != nil)
+            #expect(reservation.blocks == [0, 1, 2])
+        }
         let response = try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
         #expect(response.hasFirst && response.writes == 1 && response.computedTokens == 37)
 
@@ -98,9 +108,10 @@ func prefillRequest(_ spec: Loom_Cluster_GenerationSpec, _ target: Loom_Cluster_
         await decode.stop()
     }
 
-    @Test func aWriteAfterTheLeaseRanOutIsRefusedAndTheBlocksCameBack() async throws {
-        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
-        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, lease: .milliseconds(200))
+    @Test(arguments: kvBackends)
+    func aWriteAfterTheLeaseRanOutIsRefusedAndTheBlocksCameBack(fabric: String?) async throws {
+        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1, fabric: fabric)
+        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, lease: .milliseconds(200), fabric: fabric)
         let request = spec(prompt, maxTokens: 4)
         let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
         #expect(decode.node.engine.snapshot.usedBlocks == 3)
@@ -108,19 +119,36 @@ func prefillRequest(_ spec: Loom_Cluster_GenerationSpec, _ target: Loom_Cluster_
         let refused = await #expect(throws: WireError.self) {
             try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
         }
-        #expect(refused?.code.rawValue == 1000 + TransferError.Code.refused.rawValue, "\(String(describing: refused))")
+        // Over fabric the target cannot refuse a write; its key is revoked
+        // instead, and the provider fails the write at the writer.
+        let expected: TransferError.Code = fabric == nil ? .refused : .ackLost
+        #expect(refused?.code.rawValue == 1000 + expected.rawValue, "\(String(describing: refused))")
         await prefill.stop()
         await decode.stop()
     }
 
-    @Test func aDescriptorFromBeforeARestartIsRefused() async throws {
+    @Test func aFabricReservationNeedsAFabricWriter() async throws {
         let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
-        let before = try await RunningWorker("decode-0", role: "decode", epoch: 2)
+        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, fabric: "tcp;ofi_rxm")
+        let request = spec(prompt, maxTokens: 4)
+        let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
+        let refused = await #expect(throws: WireError.self) {
+            try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
+        }
+        #expect(refused?.message.contains("fabric_provider") == true, "\(String(describing: refused))")
+        await prefill.stop()
+        await decode.stop()
+    }
+
+    @Test(arguments: kvBackends)
+    func aDescriptorFromBeforeARestartIsRefused(fabric: String?) async throws {
+        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1, fabric: fabric)
+        let before = try await RunningWorker("decode-0", role: "decode", epoch: 2, fabric: fabric)
         let request = spec(prompt, maxTokens: 4)
         var reservation = try await before.call { try await $0.unary(ClusterRPC.reserve, request).0 }
         await before.stop()
         // The same worker, restarted: a new incarnation with a new epoch.
-        let after = try await RunningWorker("decode-0", role: "decode", epoch: 3)
+        let after = try await RunningWorker("decode-0", role: "decode", epoch: 3, fabric: fabric)
         reservation.transferPort = UInt32(after.node.port)
         let refused = await #expect(throws: WireError.self) {
             try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
