@@ -27,6 +27,7 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
         /// KV writes this worker sent, by transfer backend.
         public var shmWrites: Int
         public var tcpWrites: Int
+        public var fabricWrites: Int
     }
 
     public var workers: [Worker]
@@ -50,7 +51,8 @@ extension ClusterState {
                     heartbeatAgeMs: w.heartbeatAge(at: now).wholeMilliseconds,
                     computedTokens: Int(clamping: reported?.computedTokens ?? 0), remotePrefilledTokens: Int(clamping: reported?.remotePrefilledTokens ?? 0),
                     cachedBlocks: Int(clamping: reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count,
-                    shmWrites: Int(clamping: reported?.shmWrites ?? 0), tcpWrites: Int(clamping: reported?.tcpWrites ?? 0))
+                    shmWrites: Int(clamping: reported?.shmWrites ?? 0), tcpWrites: Int(clamping: reported?.tcpWrites ?? 0),
+                    fabricWrites: Int(clamping: reported?.fabricWrites ?? 0))
             }
             return ClusterStatus(
                 workers: workers, prefixIndexBlocks: state.index.distinctBlocks, prefixIndexEntries: state.index.entryCount,

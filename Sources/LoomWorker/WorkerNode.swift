@@ -118,6 +118,7 @@ public final class WorkerNode: Sendable {
                                      kvBlocksReceived: kvBlocksReceived.load(ordering: .relaxed))
         load.shmWrites = shmWrites.load(ordering: .relaxed)
         load.tcpWrites = tcpWrites.load(ordering: .relaxed)
+        load.fabricWrites = fabricWrites.load(ordering: .relaxed)
         return load
     }
 

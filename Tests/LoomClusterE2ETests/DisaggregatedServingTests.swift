@@ -46,13 +46,17 @@ func content(_ response: [String: Any]) -> String? {
 }
 
 @Suite(.serialized) struct DisaggregatedServingTests {
-    @Test func prefillWritesTheKVAndDecodeNeverRecomputesThePrompt() async throws {
+    /// nil: the workers pick shm (one host); else every worker moves KV
+    /// over libfabric with this provider.
+    @Test(arguments: [nil, "tcp;ofi_rxm"] as [String?])
+    func prefillWritesTheKVAndDecodeNeverRecomputesThePrompt(fabric: String?) async throws {
         let reference = try Reference()
         let cluster = ClusterHarness(model: try TestModel.path())
         defer { cluster.stopAll() }
         try cluster.startRouter()
-        try cluster.startWorker("prefill-0", role: "prefill")
-        try cluster.startWorker("decode-0", role: "decode")
+        let extra = fabric.map { ["--fabric-provider", $0] } ?? []
+        try cluster.startWorker("prefill-0", role: "prefill", extra: extra)
+        try cluster.startWorker("decode-0", role: "decode", extra: extra)
         try await cluster.waitUntilHealthy(["prefill-0", "decode-0"])
 
         let messages = chat("What is the capital of France?")
@@ -77,7 +81,12 @@ func content(_ response: [String: Any]) -> String? {
         let blocks = (promptTokens + 15) / 16
         #expect(prefill["kv_blocks_sent"] as? Int == blocks && decode["kv_blocks_received"] as? Int == blocks)
         #expect((settled["decisions"] as? [String: Int])?["remote"] == 1)
-        #expect(prefill["shm_writes"] as? Int == 1 && prefill["tcp_writes"] as? Int == 0, "workers on one host share memory")
+        if fabric == nil {
+            #expect(prefill["shm_writes"] as? Int == 1 && prefill["tcp_writes"] as? Int == 0, "workers on one host share memory")
+        } else {
+            #expect(prefill["fabric_writes"] as? Int == 1 && prefill["shm_writes"] as? Int == 0 && prefill["tcp_writes"] as? Int == 0,
+                    "a cluster given a fabric provider moves KV over it")
+        }
     }
 
     @Test func streamingThroughTheRouterMatchesAndShortPromptsStayOnTheDecodeWorker() async throws {

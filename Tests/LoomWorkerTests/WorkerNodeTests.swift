@@ -84,6 +84,9 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
         }
         let response = try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
         #expect(response.hasFirst && response.writes == 1 && response.computedTokens == 37)
+        let sent = prefill.node.load
+        #expect(fabric == nil ? sent.shmWrites + sent.tcpWrites == 1 && sent.fabricWrites == 0 : sent.fabricWrites == 1,
+                "fabric \(sent.fabricWrites), shm \(sent.shmWrites), tcp \(sent.tcpWrites)")
 
         var attach = Loom_Cluster_AttachRequest()
         attach.requestID = reservation.requestID

@@ -8,8 +8,10 @@ import struct Foundation.Data
 /// immediates that peers' writes carry, counted once each.
 ///
 /// Unlike `tcp` and `shm`, the target sees a write only after its bytes
-/// landed, so it cannot apply a `WriteAdmission` policy first; a target
-/// that needs one (a decode worker's leases) must not offer `fabric`.
+/// landed, so it cannot apply a `WriteAdmission` policy first. A target
+/// that needs one exposes only what a policy would admit, as a decode
+/// worker does: a registration per reservation, revoked when it ends
+/// (`FabricStaging` in LoomWorker).
 public final class FabricTarget: Sendable {
     public static let attachMethod: UInt32 = 102
     public static let backendKey = "fabric"

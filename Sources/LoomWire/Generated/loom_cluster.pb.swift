@@ -354,6 +354,8 @@ public nonisolated struct Loom_Cluster_Load: Sendable {
 
   public var tcpWrites: UInt64 = 0
 
+  public var fabricWrites: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1109,7 +1111,7 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0\u{3}fabric_writes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1129,6 +1131,7 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.cachedBlocks) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.shmWrites) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.tcpWrites) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.fabricWrites) }()
       default: break
       }
     }
@@ -1171,6 +1174,9 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.tcpWrites != 0 {
       try visitor.visitSingularUInt64Field(value: self.tcpWrites, fieldNumber: 12)
     }
+    if self.fabricWrites != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fabricWrites, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1187,6 +1193,7 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.cachedBlocks != rhs.cachedBlocks {return false}
     if lhs.shmWrites != rhs.shmWrites {return false}
     if lhs.tcpWrites != rhs.tcpWrites {return false}
+    if lhs.fabricWrites != rhs.fabricWrites {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
