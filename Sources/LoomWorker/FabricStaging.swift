@@ -41,17 +41,16 @@ final class FabricStaging: Sendable {
         return region
     }
 
-    /// Revokes the writer's access, then copies what landed into `pool`.
-    /// Returns the blocks filled, or nil if `immediate` was never staged.
-    func unstage(_ immediate: UInt32, into pool: RegisteredRegion, bytesPerBlock: Int) -> Int? {
-        guard let entry = staged.withLock({ $0.removeValue(forKey: immediate) }) else { return nil }
+    /// Revokes the writer's access, then copies what landed into `pool`
+    /// (nothing if `immediate` was never staged).
+    func unstage(_ immediate: UInt32, into pool: RegisteredRegion, bytesPerBlock: Int) {
+        guard let entry = staged.withLock({ $0.removeValue(forKey: immediate) }) else { return }
         fabric.deregister(entry.region)
         let source = UnsafeRawPointer(entry.region.bytes.baseAddress!)
         let destination = pool.bytes.baseAddress!
         for (page, block) in entry.blocks.enumerated() {
             (destination + block * bytesPerBlock).copyMemory(from: source + page * bytesPerBlock, byteCount: bytesPerBlock)
         }
-        return entry.blocks.count
     }
 
     /// Revokes the writer's access and drops what landed, if anything did.

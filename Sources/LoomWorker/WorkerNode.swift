@@ -169,7 +169,7 @@ public final class WorkerNode: Sendable {
         }
         leases.open(immediate, .init(
             regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch, blockBytes: UInt64(bytesPerBlock),
-            offsets: Set(reservation.blocksToFill.map { UInt64(Int($0) * bytesPerBlock) })))
+            offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) })))
         let lease = configuration.lease
         Task { [weak self] in
             try? await Task.sleep(for: lease)
@@ -213,7 +213,7 @@ public final class WorkerNode: Sendable {
             throw WireError(.handlerFailed, "reservation \(id) expired before its KV arrived; prefill the request again")
         }
         target.counters.reset(immediate)
-        _ = staging?.unstage(immediate, into: pool, bytesPerBlock: engine.kvLayout.bytesPerBlock)
+        staging?.unstage(immediate, into: pool, bytesPerBlock: engine.kvLayout.bytesPerBlock)
         kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
         let first = request.first
         guard case .token(let token, let logprob, let top) = first.output else { return }
