@@ -1,4 +1,5 @@
 import CLoomFabric
+import Foundation
 import LoomWire
 import NIOConcurrencyHelpers
 import NIOCore
@@ -70,6 +71,25 @@ struct FabricTests {
         let seen = depths.withLockedValue { $0 }
         #expect(seen.count == 1000)
         #expect(seen.first == seen.last, "the handler ran \(Int(bitPattern: seen.first ?? 0) - Int(bitPattern: seen.last ?? 0)) bytes deeper after 1000 completions")
+    }
+
+    @Test("when callers stop polling without parking, the progress thread takes the queue back long before its bound")
+    func progressThreadResumesAfterPolls() throws {
+        let handoff = ProgressHandoff()
+        handoff.callerStartsPolling()
+        let returned = DispatchSemaphore(value: 0)
+        let progress = Thread {
+            handoff.progressThreadWaits(atMost: .seconds(120))
+            returned.signal()
+        }
+        progress.start()
+        // Let the progress thread find a caller polling and wait.
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(returned.wait(timeout: .now()) == .timedOut, "the progress thread left while a caller polled")
+        handoff.callerStopsPolling(parking: false)
+        // Two lingers (1 ms) are what it should take; 30 s only keeps a
+        // noisy machine from failing it, and is far short of the 120 s bound.
+        #expect(returned.wait(timeout: .now() + 30) == .success, "the progress thread waited out its bound after the last poll")
     }
 
     @Test("an unknown provider fails to open with a message that says where to look")

@@ -11,8 +11,9 @@ import Foundation
 /// 23.4 µs. So the progress thread stays out of the queue while callers
 /// poll, and for a short linger after, since a caller that just finished
 /// waiting usually polls again a round trip later. The cost: a completion
-/// nobody polls for (an immediate for a target that is not waiting yet)
-/// is read up to one linger late. A caller that parks hands the queue
+/// nobody polls for (an immediate for a target that is not waiting yet, or
+/// an incoming write the provider must progress to place and acknowledge)
+/// is read up to two lingers late. A caller that parks hands the queue
 /// back at once.
 ///
 /// `@unchecked Sendable`: `pollers` and `lastPollEnded` are read and
@@ -51,7 +52,9 @@ final class ProgressHandoff: @unchecked Sendable {
         while clock.now < end {
             let quietFrom = lastPollEnded + Self.linger
             if pollers == 0 && clock.now >= quietFrom { return }
-            let until = pollers > 0 ? end : min(end, quietFrom)
+            // A caller that finishes its poll does not wake this thread (that
+            // would cost a wake-up per poll); it looks again a linger later.
+            let until = min(end, pollers > 0 ? clock.now + Self.linger : quietFrom)
             _ = condition.wait(until: Date(timeIntervalSinceNow: seconds(clock.now.duration(to: until))))
         }
     }
