@@ -44,8 +44,7 @@ final class FabricStaging: Sendable {
     /// Revokes the writer's access, then copies what landed into `pool`
     /// (nothing if `immediate` was never staged).
     func unstage(_ immediate: UInt32, into pool: RegisteredRegion, bytesPerBlock: Int) {
-        guard let entry = staged.withLock({ $0.removeValue(forKey: immediate) }) else { return }
-        fabric.deregister(entry.region)
+        guard let entry = revoke(immediate) else { return }
         let source = UnsafeRawPointer(entry.region.bytes.baseAddress!)
         let destination = pool.bytes.baseAddress!
         for (page, block) in entry.blocks.enumerated() {
@@ -55,8 +54,14 @@ final class FabricStaging: Sendable {
 
     /// Revokes the writer's access and drops what landed, if anything did.
     func discard(_ immediate: UInt32) {
-        guard let entry = staged.withLock({ $0.removeValue(forKey: immediate) }) else { return }
+        _ = revoke(immediate)
+    }
+
+    /// Forgets `immediate`'s staging and revokes the writer's access to it.
+    private func revoke(_ immediate: UInt32) -> Staged? {
+        guard let entry = staged.withLock({ $0.removeValue(forKey: immediate) }) else { return nil }
         fabric.deregister(entry.region)
+        return entry
     }
 
     func close() {
