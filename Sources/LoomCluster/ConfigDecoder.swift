@@ -71,13 +71,14 @@ struct ConfigDecoder {
         }
         var workers: [WorkerConfig] = []
         for (index, item) in items.enumerated() {
-            workers.append(try decodeWorker(item, index: index))
+            let worker = try decodeWorker(item, index: index)
             // A prefill worker writes KV the way the decode worker reserved
             // it, so a cluster with two ways would fail per request.
-            if let first = workers.first, workers.last!.fabricProvider != first.fabricProvider {
+            if let first = workers.first, worker.fabricProvider != first.fabricProvider {
                 throw top.error(.invalidValue, items[index].mark,
-                                "workers[\(index)].fabric_provider must be the same on every worker: '\(workers.last!.fabricProvider?.rawValue ?? "none")' here, '\(first.fabricProvider?.rawValue ?? "none")' on worker \(first.name)")
+                                "workers[\(index)].fabric_provider must be the same on every worker: '\(worker.fabricProvider?.rawValue ?? "none")' here, '\(first.fabricProvider?.rawValue ?? "none")' on worker \(first.name)")
             }
+            workers.append(worker)
         }
         guard workers.contains(where: { WorkerRole.decodeCapable.contains($0.role) }) else {
             throw top.error(.noDecodeWorker, top.keyMark("workers"),
