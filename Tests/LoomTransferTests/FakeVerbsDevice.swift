@@ -77,6 +77,7 @@ final class FakeVerbsDevice: VerbsDevice {
     var postedRequests: [VerbsWorkRequest] { script.withLock { $0.posted.map(\.request) } }
     var liveRegistrations: Int { script.withLock { $0.registrations.count } }
     var queuePairCount: Int { script.withLock { $0.queuePairs.count } }
+    var queuePairNumbers: Set<UInt32> { script.withLock { Set($0.queuePairs.keys) } }
     var isClosed: Bool { script.withLock { $0.closed } }
     var queueFullOnce: Set<UInt64> {
         get { script.withLock { $0.queueFullOnce } }
@@ -135,15 +136,10 @@ final class FakeVerbsDevice: VerbsDevice {
             script.calls.append("modify \(state) remoteQP=\(remote.map { "\($0.qpNum)" } ?? "-")")
             script.states.append(state)
             var pair = script.queuePairs[qp, default: QueuePair()]
+            if state == .error { Self.toError(&pair, qp, &script) }
             pair.state = state
             if let remote { pair.remote = remote }
-            if state == .error, pair.receives > 0 {
-                // ERROR flushes every posted receive, under its old tag.
-                for _ in 0..<pair.receives {
-                    script.completions.append(VerbsCompletion(workRequestID: pair.receiveTag, status: .flushed, queuePair: qp))
-                }
-            }
-            if state == .error || state == .reset { pair.receives = 0 }
+            if state == .reset { pair.receives = 0 }
             script.queuePairs[qp] = pair
             return .success(())
         }
@@ -206,6 +202,15 @@ final class FakeVerbsDevice: VerbsDevice {
         }
     }
 
+    /// ERROR flushes every posted receive.
+    private static func toError(_ pair: inout QueuePair, _ qp: UInt32, _ script: inout Script) {
+        pair.state = .error
+        for _ in 0..<pair.receives {
+            script.completions.append(VerbsCompletion(workRequestID: pair.receiveTag, status: .flushed, queuePair: qp))
+        }
+        pair.receives = 0
+    }
+
     /// A peer's write arriving: checked and copied like an RDMA WRITE.
     fileprivate func land(_ request: VerbsWorkRequest, on qp: UInt32) -> VerbsCompletion.Status {
         script.withLock { script in
@@ -214,6 +219,10 @@ final class FakeVerbsDevice: VerbsDevice {
                 guard let region = script.registrations[request.remoteKey], region.remoteWrite,
                       request.remoteAddress >= UInt64(region.address),
                       request.remoteAddress + UInt64(request.length) <= UInt64(region.address) + UInt64(region.count) else {
+                    // An RC responder that NAKs a write for its rkey or
+                    // range puts its own queue pair in ERROR too.
+                    Self.toError(&pair, qp, &script)
+                    script.queuePairs[qp] = pair
                     return .remoteAccessError
                 }
                 UnsafeMutableRawPointer(bitPattern: UInt(request.remoteAddress))!

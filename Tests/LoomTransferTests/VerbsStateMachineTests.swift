@@ -100,10 +100,10 @@ struct VerbsStateMachineTests {
         qp.submit(request(1))
         guard case .failure(let error) = qp.outcomes[1] else { Issue.record("write 1 was left waiting"); return }
         #expect(error.code == .ackLost)
-        #expect(qp.machine.reconnects == 1)
+        #expect(qp.machine.state == .error)
     }
 
-    @Test("an error completion fails every pending write and reconnects")
+    @Test("an error completion fails every pending write and leaves the QP in ERROR, refusing writes")
     func errorCompletion() throws {
         let device = FakeVerbsDevice()
         let qp = queuePair(device, depth: 2)
@@ -113,14 +113,16 @@ struct VerbsStateMachineTests {
             guard case .failure(let error) = qp.outcomes[id] else { Issue.record("write \(id) not failed"); continue }
             #expect(error.code == .ackLost)
         }
-        #expect(qp.machine.reconnects == 1)
-        #expect(qp.machine.state == .readyToSend)
-        #expect(Array(device.states.suffix(5)) == [.error, .reset, .initialized, .readyToReceive, .readyToSend])
+        #expect(qp.machine.state == .error)
+        #expect(device.states.last == .error, "a failed QP must not be brought up again against the peer's old numbers")
+        #expect(qp.machine.failure == "work request 1 completed with retryExceeded")
         // A late completion for a failed request changes nothing.
         qp.completed(VerbsCompletion(workRequestID: 2, status: .success))
         guard case .failure = qp.outcomes[2] else { Issue.record("late completion resurrected a failed write"); return }
         qp.submit(request(4))
-        #expect(device.posted.last == 4)
+        guard case .failure(let refused) = qp.outcomes[4] else { Issue.record("a failed QP accepted a write"); return }
+        #expect(refused.message.contains("not ready to send"))
+        #expect(device.posted == [1, 2])
     }
 
     @Test("a failed transition fails the QP instead of leaving it half up")
@@ -128,41 +130,9 @@ struct VerbsStateMachineTests {
         let device = FakeVerbsDevice()
         device.failModifyTo = .readyToReceive
         let qp = queuePair(device)
-        #expect(qp.machine.reconnects == 1)
-        #expect(qp.machine.state == .readyToSend)
-        #expect(device.states.last == .readyToSend)
-        #expect(qp.pair.lastFailure == "modify to readyToReceive failed")
-    }
-
-    @Test("a QP that keeps failing is given up after the reconnect limit, and refuses writes")
-    func givesUp() {
-        let device = FakeVerbsDevice()
-        let qp = queuePair(device, depth: 1)
-        for round in 1...QueuePairStateMachine.reconnectLimit + 1 {
-            let id = UInt64(round)
-            qp.submit(request(id))
-            qp.completed(VerbsCompletion(workRequestID: id, status: .retryExceeded))
-        }
-        #expect(qp.machine.reconnects == QueuePairStateMachine.reconnectLimit)
         #expect(qp.machine.state == .error)
         #expect(device.states.last == .error)
-        qp.submit(request(99))
-        guard case .failure(let error) = qp.outcomes[99] else { Issue.record("a given-up QP accepted a write"); return }
-        #expect(error.message.contains("not ready to send"))
-    }
-
-    @Test("a success in between resets the count towards giving up")
-    func successResetsFailures() {
-        let device = FakeVerbsDevice()
-        let qp = queuePair(device, depth: 1)
-        for round in 0..<(QueuePairStateMachine.reconnectLimit * 2) {
-            let id = UInt64(round * 2 + 1)
-            qp.submit(request(id))
-            qp.completed(VerbsCompletion(workRequestID: id, status: .success))
-            qp.submit(request(id + 1))
-            qp.completed(VerbsCompletion(workRequestID: id + 1, status: .retryExceeded))
-        }
-        #expect(qp.machine.state == .readyToSend)
+        #expect(qp.machine.failure == "modify to readyToReceive failed")
     }
 
     @Test("each received immediate is reported once and its receive re-posted")
@@ -176,20 +146,18 @@ struct VerbsStateMachineTests {
         #expect(device.calls.suffix(2) == ["recv 1", "recv 1"])
     }
 
-    @Test("receives of an earlier incarnation: flushed ones are ignored, landed ones still count")
-    func staleReceives() {
+    @Test("receives after a failure: flushed ones are ignored, landed ones still count, none is re-posted")
+    func receivesAfterFailure() {
         let device = FakeVerbsDevice()
         let qp = queuePair(device)
-        let old = qp.machine.receiveTag
         qp.submit(request(1))
         qp.completed(VerbsCompletion(workRequestID: 1, status: .retryExceeded))
-        #expect(qp.machine.receiveTag != old)
         let calls = device.calls.count
-        qp.completed(VerbsCompletion(workRequestID: old, status: .flushed))
-        qp.completed(VerbsCompletion(workRequestID: old, status: .success, immediate: 9))
-        #expect(qp.machine.reconnects == 1, "a stale flush must not reconnect again")
+        qp.completed(VerbsCompletion(workRequestID: qp.machine.receiveTag, status: .flushed))
+        qp.completed(VerbsCompletion(workRequestID: qp.machine.receiveTag, status: .success, immediate: 9))
+        #expect(qp.machine.failure == "work request 1 completed with retryExceeded", "a flush after the failure is not a new one")
         #expect(qp.immediates == [9])
-        #expect(device.calls.count == calls, "a stale receive must not be re-posted")
+        #expect(device.calls.count == calls, "a receive on a failed QP must not be re-posted")
     }
 
     @Test("a failed receive of this incarnation fails the QP")
@@ -199,7 +167,7 @@ struct VerbsStateMachineTests {
         qp.submit(request(1))
         qp.completed(VerbsCompletion(workRequestID: qp.machine.receiveTag, status: .flushed))
         guard case .failure = qp.outcomes[1] else { Issue.record("write 1 survived its QP's error"); return }
-        #expect(qp.machine.reconnects == 1)
+        #expect(qp.machine.state == .error)
     }
 
     @Test("writes submitted before the QP is up fail at once")

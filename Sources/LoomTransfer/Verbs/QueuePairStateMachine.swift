@@ -2,8 +2,15 @@
 /// (RESET → INIT → RTR → RTS with the peer's QP info), work request
 /// accounting against the send-queue depth, retry of posts the queue
 /// refused, receives re-posted as immediates consume them, and on any
-/// error: fail everything pending, then reconnect. The caller performs the
-/// actions against a `VerbsDevice`.
+/// error: fail everything pending and stay in ERROR. The caller performs
+/// the actions against a `VerbsDevice`.
+///
+/// A failed queue pair is never brought up again in place. Its peer's half
+/// is usually broken too (an RC responder that NAKs a write for a bad rkey
+/// moves its own queue pair to ERROR; a peer that restarted has new ones),
+/// and the two halves' PSNs must restart together, so reviving one side
+/// against the peer's old numbers would fail again or, worse, be taken
+/// for duplicates. The writer sets up a fresh pair instead (`VerbsLink`).
 public struct QueuePairStateMachine: Sendable {
     public enum Action: Sendable, Hashable {
         case modify(QueuePairState)
@@ -15,11 +22,7 @@ public struct QueuePairStateMachine: Sendable {
         case immediate(UInt32)
     }
 
-    /// Failures with no successful completion in between before the QP is
-    /// given up (left in ERROR) instead of reconnected once more.
-    public static let reconnectLimit = 3
-
-    /// `.error` once given up, or after `shutDown`.
+    /// `.error` once anything failed, or after a close.
     public private(set) var state: QueuePairState = .reset
     public let sendQueueDepth: Int
     public let receiveDepth: Int
@@ -27,8 +30,8 @@ public struct QueuePairStateMachine: Sendable {
     public private(set) var inFlight: Set<UInt64> = []
     /// Accepted but not posted: the send queue was full.
     public private(set) var waiting: [VerbsWorkRequest] = []
-    public private(set) var reconnects = 0
-    private var failuresInARow = 0
+    /// Why the queue pair went to ERROR, once it did.
+    public private(set) var failure: String?
 
     public init(sendQueueDepth: Int, receiveDepth: Int) {
         precondition(sendQueueDepth > 0 && receiveDepth > 0)
@@ -36,10 +39,9 @@ public struct QueuePairStateMachine: Sendable {
         self.receiveDepth = receiveDepth
     }
 
-    /// The id this incarnation's receives are posted with. A reset drops
-    /// every posted receive, so completions of older ones (flushed, from
-    /// before the reset) must not be taken for this incarnation's.
-    public var receiveTag: UInt64 { VerbsWorkRequest.receiveFlag | UInt64(reconnects) }
+    /// The id receives are posted with: what tells a receive's completion
+    /// from a write's, as a failed completion carries nothing but its id.
+    public var receiveTag: UInt64 { VerbsWorkRequest.receiveFlag }
 
     /// Bring the QP up towards the peer; pre-post receives for immediates
     /// before RTR, since a peer may write as soon as we are ready to receive.
@@ -79,7 +81,6 @@ public struct QueuePairStateMachine: Sendable {
         guard completion.status == .success else {
             return fail(reason: "work request \(completion.workRequestID) completed with \(completion.status)", failed: [completion.workRequestID])
         }
-        failuresInARow = 0
         var actions: [Action] = [.complete(completion.workRequestID)]
         while inFlight.count < sendQueueDepth, !waiting.isEmpty {
             let next = waiting.removeFirst()
@@ -90,43 +91,27 @@ public struct QueuePairStateMachine: Sendable {
     }
 
     /// A successful receive always counts: the write landed, even when its
-    /// completion is read after a reset. Only this incarnation's receives
-    /// are re-posted, and only their failures are this QP's failure.
+    /// completion is read after the QP failed. Receives are re-posted, and
+    /// their failures (ERROR flushes every posted one) are this QP's
+    /// failure, only while it is up.
     private mutating func received(_ completion: VerbsCompletion) -> [Action] {
-        let current = completion.workRequestID == receiveTag && state == .readyToSend
+        let up = state == .readyToSend
         guard completion.status == .success else {
-            return current ? fail(reason: "a receive completed with \(completion.status)") : []
+            return up ? fail(reason: "a receive completed with \(completion.status)") : []
         }
         var actions: [Action] = completion.immediate.map { [.immediate($0)] } ?? []
-        if current {
-            failuresInARow = 0
-            actions.append(.postReceives(1, tag: receiveTag))
-        }
+        if up { actions.append(.postReceives(1, tag: receiveTag)) }
         return actions
     }
 
-    /// A fatal post or modify error, or an error completion: nothing that
-    /// is pending can be trusted to land, so all of it fails (never silently
-    /// replayed) and the QP goes through RESET to be connected again,
-    /// unless it failed `reconnectLimit` times in a row.
+    /// A fatal post or modify error, an error completion, or a close:
+    /// nothing that is pending can be trusted to land, so all of it fails
+    /// (never silently replayed) and the QP stays in ERROR for good.
     public mutating func fail(reason: String, failed: [UInt64] = []) -> [Action] {
-        // Already given up: what fails here was never posted.
-        guard state != .error else { return takePending(failed).map { [.fail($0, reason: reason)] } ?? [] }
-        failuresInARow += 1
-        guard failuresInARow <= Self.reconnectLimit else {
-            return shutDown(reason: "\(reason); gave up after \(Self.reconnectLimit) reconnects in a row", failed: failed)
-        }
-        let pending = takePending(failed)
-        state = .reset
-        reconnects += 1
-        return (pending.map { [.fail($0, reason: reason)] } ?? []) + [.modify(.error), .modify(.reset)] + connect()
-    }
-
-    /// Fails everything pending and leaves the QP in ERROR for good.
-    public mutating func shutDown(reason: String, failed: [UInt64] = []) -> [Action] {
         let pending = takePending(failed)
         let wasUp = state != .error
         state = .error
+        if wasUp { failure = reason }
         return (pending.map { [.fail($0, reason: reason)] } ?? []) + (wasUp ? [.modify(.error)] : [])
     }
 

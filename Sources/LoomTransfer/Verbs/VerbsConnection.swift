@@ -28,17 +28,17 @@ final class VerbsConnection: Sendable {
     }
 
     var machine: QueuePairStateMachine { state.withLock { $0.queuePair.machine } }
+    var isUp: Bool { state.withLock { $0.queuePair.machine.state == .readyToSend } }
 
-    /// Brings the queue pair up; throws if it could not be, even after
-    /// the machine's reconnects.
+    /// Brings the queue pair up; throws if it could not be.
     func connect() throws(TransferError) {
-        let (delivery, machine, failure) = state.withLock { state in
+        let (delivery, machine) = state.withLock { state in
             let events = state.queuePair.connect()
-            return (Self.collect(events, &state), state.queuePair.machine, state.queuePair.lastFailure)
+            return (Self.collect(events, &state), state.queuePair.machine)
         }
         deliver(delivery)
         guard machine.state == .readyToSend else {
-            throw TransferError(.peerUnavailable, "could not bring RDMA queue pair \(qp) up towards the peer: \(failure ?? "unknown error")")
+            throw TransferError(.peerUnavailable, "could not bring RDMA queue pair \(qp) up towards the peer: \(machine.failure ?? "unknown error")")
         }
     }
 
@@ -88,8 +88,8 @@ final class VerbsConnection: Sendable {
     }
 
     /// Fails everything pending and leaves the queue pair in ERROR.
-    func shutDown(reason: String) {
-        let delivery = state.withLock { state in Self.collect(state.queuePair.shutDown(reason: reason), &state) }
+    func fail(reason: String) {
+        let delivery = state.withLock { state in Self.collect(state.queuePair.fail(reason: reason), &state) }
         deliver(delivery)
     }
 

@@ -118,12 +118,18 @@ public final class VerbsEndpoint: Sendable {
             (queuePairs.connected.removeValue(forKey: qp), queuePairs.opened.remove(qp) != nil)
         }
         guard connection != nil || wasOpen else { return }
-        connection?.shutDown(reason: "the queue pair was closed with the write in flight")
+        connection?.fail(reason: "the queue pair was closed with the write in flight")
         device.destroyQueuePair(qp)
     }
 
     private func connection(_ qp: UInt32) -> VerbsConnection? {
         queuePairs.withLock { $0.connected[qp] }
+    }
+
+    /// Whether a connected queue pair can take writes; one that failed
+    /// never can again.
+    func isUp(_ qp: UInt32) -> Bool {
+        connection(qp)?.isUp ?? false
     }
 
     /// The state machine of a connected queue pair, for status and tests.
@@ -180,7 +186,7 @@ public final class VerbsEndpoint: Sendable {
             defer { queuePairs.connected = [:] }
             return Array(queuePairs.connected.values)
         }
-        for connection in all { connection.shutDown(reason: "the verbs endpoint was closed with the write in flight") }
+        for connection in all { connection.fail(reason: "the verbs endpoint was closed with the write in flight") }
         device.close()
     }
 
@@ -204,7 +210,7 @@ public final class VerbsEndpoint: Sendable {
             // The completion queue itself broke: nothing on any queue pair
             // will complete. Waiting out the interval keeps this from spinning.
             for connection in queuePairs.withLock({ Array($0.connected.values) }) {
-                connection.shutDown(reason: "polling the completion queue failed: \(error)")
+                connection.fail(reason: "polling the completion queue failed: \(error)")
             }
             Thread.sleep(forTimeInterval: Double(waitMilliseconds) / 1000)
             return

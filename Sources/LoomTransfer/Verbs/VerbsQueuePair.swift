@@ -14,8 +14,6 @@ public struct VerbsQueuePair: Sendable {
     let device: any VerbsDevice
     public let qp: UInt32
     let remote: Loom_Wire_VerbsBackendOffer
-    /// The last device error, for saying why the QP is down.
-    public private(set) var lastFailure: String?
 
     public init(device: any VerbsDevice, qp: UInt32, remote: Loom_Wire_VerbsBackendOffer, sendQueueDepth: Int, receiveDepth: Int) {
         self.device = device
@@ -27,7 +25,7 @@ public struct VerbsQueuePair: Sendable {
     public mutating func connect() -> [Event] { perform(machine.connect()) }
     public mutating func submit(_ request: VerbsWorkRequest) -> [Event] { perform(machine.submit(request)) }
     public mutating func completed(_ completion: VerbsCompletion) -> [Event] { perform(machine.completed(completion)) }
-    public mutating func shutDown(reason: String) -> [Event] { perform(machine.shutDown(reason: reason)) }
+    public mutating func fail(reason: String) -> [Event] { perform(machine.fail(reason: reason)) }
 
     private mutating func perform(_ actions: [QueuePairStateMachine.Action]) -> [Event] {
         var events: [Event] = []
@@ -48,7 +46,6 @@ public struct VerbsQueuePair: Sendable {
                 }
                 // The rest of this batch belonged to the broken QP; what of
                 // it was pending, the failure fails.
-                lastFailure = "\(error)"
                 return events + perform(machine.fail(reason: "\(error)"))
             }
         }

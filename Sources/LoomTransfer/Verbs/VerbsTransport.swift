@@ -4,28 +4,24 @@ import Synchronization
 /// The `verbs` backend: RDMA WRITEs on an RC queue pair into a peer's
 /// registered memory, the immediate carried by the last one (WRITE WITH
 /// IMM). The peer's HELLO says it serves `verbs` and on which port; a
-/// connect call then exchanges the two queue pairs' numbers and PSNs.
+/// connect call then exchanges the two queue pairs' numbers and PSNs, and
+/// again for a fresh pair after one failed (`VerbsLink`).
 ///
 /// Built against libibverbs and tested only against a fake device: it has
 /// never run on RDMA hardware.
 public final class VerbsTransport: TransferTransport {
     let endpoint: VerbsEndpoint
-    let qp: UInt32
-    /// The target's owner and incarnation, from the connect call.
-    let owner: String
-    let epoch: UInt64
+    let link: VerbsLink
     private let delivered = Mutex(RecentOperations())
 
-    init(endpoint: VerbsEndpoint, qp: UInt32, owner: String, epoch: UInt64) {
+    init(endpoint: VerbsEndpoint, link: VerbsLink) {
         self.endpoint = endpoint
-        self.qp = qp
-        self.owner = owner
-        self.epoch = epoch
+        self.link = link
     }
 
     /// Connects to a peer serving `VerbsTarget` at `address`, runs `body`
     /// with a transport that writes through `endpoint`, then tears the
-    /// queue pair down on both sides (the target's when the call ends).
+    /// queue pairs down on both sides.
     public static func withTransport<Value: Sendable>(
         to address: RPCAddress, endpoint: VerbsEndpoint, configuration: RPCConfiguration,
         _ body: (VerbsTransport) async throws -> Value
@@ -35,22 +31,20 @@ public final class VerbsTransport: TransferTransport {
         do {
             return try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
                 _ = try verbsOffer(of: connection.peer.hello)
-                let local = try endpoint.openQueuePair()
-                defer { endpoint.closeQueuePair(local.qpNum) }
                 var request = Loom_Transfer_VerbsConnectRequest()
                 request.sender = configuration.nodeName
                 request.senderEpoch = configuration.epoch
-                request.queuePair = local
-                // The call stays open while we write; leaving it, however
-                // we leave, has the target destroy its queue pair for us.
-                return try await connection.serverStreaming(method: VerbsTarget.connectMethod, try RPCMessage(request)) { stream in
-                    var answers = stream.makeAsyncIterator()
-                    guard let answer = try await answers.next() else {
-                        throw TransferError(.peerUnavailable, "\(connection.peer.hello.nodeName) ended the verbs connect call without answering")
-                    }
-                    let response: Loom_Transfer_VerbsConnectResponse = try answer.decode()
-                    try endpoint.connect(local.qpNum, to: response.queuePair)
-                    return try await body(VerbsTransport(endpoint: endpoint, qp: local.qpNum, owner: response.owner, epoch: response.epoch))
+                let link = VerbsLink(connection: connection, endpoint: endpoint, request: request)
+                do {
+                    // Set up before `body` runs: a target that cannot
+                    // connect fails the call here, not at the first write.
+                    _ = try await link.session()
+                    let value = try await body(VerbsTransport(endpoint: endpoint, link: link))
+                    await link.close()
+                    return value
+                } catch {
+                    await link.close()
+                    throw error
                 }
             }
         } catch let error as WireError where error.code == .unavailable {
@@ -71,17 +65,19 @@ public final class VerbsTransport: TransferTransport {
     /// target's sees the write), so the writer keeps each op id applied once.
     public func write(_ operation: WriteOperation) async throws {
         if delivered.withLock({ $0.contains(operation.id) }) { return }
-        let segments = try operation.segments.map(remoteWrite)
-        try await endpoint.write(on: qp, segments, immediate: operation.immediate)
+        let session = try await link.session()
+        let segments = try operation.segments.map { segment throws(TransferError) in try Self.remoteWrite(segment, to: session) }
+        try await endpoint.write(on: session.qp, segments, immediate: operation.immediate)
+        link.succeeded()
         delivered.withLock { $0.insert(operation.id) }
     }
 
     /// Checked against the connected target: a descriptor of another owner
     /// or incarnation is refused before anything is sent.
-    private func remoteWrite(_ segment: WriteOperation.Segment) throws(TransferError) -> VerbsSegment {
+    private static func remoteWrite(_ segment: WriteOperation.Segment, to session: VerbsLink.Session) throws(TransferError) -> VerbsSegment {
         let region = segment.region
-        guard region.owner == owner, region.epoch == epoch else {
-            throw TransferError(.staleDescriptor, "descriptor for region \(region.regionID) of \(region.owner) is from epoch \(region.epoch) but the connected target is \(owner) at epoch \(epoch) (it restarted); ask it for fresh descriptors")
+        guard region.owner == session.owner, region.epoch == session.epoch else {
+            throw TransferError(.staleDescriptor, "descriptor for region \(region.regionID) of \(region.owner) is from epoch \(region.epoch) but the connected target is \(session.owner) at epoch \(session.epoch) (it restarted); ask it for fresh descriptors")
         }
         guard let bytes = region.backendKeys[VerbsTarget.backendKey],
               let key = try? Loom_Transfer_VerbsRegionKey(serializedBytes: bytes) else {
