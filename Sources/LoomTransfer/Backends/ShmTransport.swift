@@ -130,8 +130,13 @@ public final class ShmTransport: TransferTransport {
         segments.reserveCapacity(operation.segments.count)
         for segment in operation.segments {
             let memory = try mapping(for: segment.region)
-            // Bounds were checked against the descriptor when the operation
-            // was built, and the mapping is exactly the descriptor's length.
+            // Checked against the mapping, not only the descriptor the
+            // operation was built from: a mapping is shared by every
+            // descriptor naming its region, and a forged or corrupt one
+            // may claim more than the region has.
+            guard segment.offset + segment.bytes.readableBytes <= memory.count else {
+                throw TransferError(.outOfRegion, "write \(operation.id) reaches byte \(segment.offset + segment.bytes.readableBytes) of region \(segment.region.regionID) of \(segment.region.owner), which has \(memory.count) bytes; nothing was written")
+            }
             segment.bytes.withUnsafeReadableBytes { bytes in
                 UnsafeMutableRawBufferPointer(rebasing: memory[segment.offset..<segment.offset + bytes.count]).copyMemory(from: bytes)
             }
