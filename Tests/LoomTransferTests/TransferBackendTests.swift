@@ -109,6 +109,26 @@ struct TransferBackendTests {
             #expect(peer.target.counters.count(6) == 0)
         }
     }
+
+    @Test("after a refused write the same transport's next write lands and counts", arguments: Backend.allCases)
+    func usableAfterRefusal(_ backend: Backend) async throws {
+        try await backend.withPeers(1) { [source] peers in
+            let peer = peers[0]
+            var forged = peer.region.descriptor
+            forged.length += 4096
+            try await backend.withTransport(to: peer) { transport in
+                for round in 0..<2 {
+                    await expectTransferError([.ackLost, .outOfRegion, .invalidRequest, .staleDescriptor]) {
+                        try await transport.write(.single(from: source, offset: 0, count: 64, to: forged, offset: peer.region.count, immediate: 11))
+                    }
+                    try await transport.write(.single(from: source, offset: 0, count: 64, to: peer.region.descriptor, offset: round * 64, immediate: 12))
+                }
+            }
+            try await peer.target.counters.wait(for: 12, count: 2, timeout: .seconds(30))
+            #expect(peer.target.counters.count(11) == 0)
+            #expect(try peer.region.read(offset: 64, count: 64) == source.read(offset: 0, count: 64))
+        }
+    }
 }
 
 @Suite("Transfer backends under injected faults")

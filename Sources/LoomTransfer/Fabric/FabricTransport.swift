@@ -1,6 +1,7 @@
 import LoomWire
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import struct Foundation.Data
 
 /// The `fabric` backend: one-sided RMA writes through libfabric into a
@@ -13,6 +14,8 @@ public final class FabricTransport: TransferTransport {
     let attachment: Loom_Transfer_FabricAttachResponse
     let ackTimeout: Duration
     private let sequences = NIOLockedValueBox(SequenceNumbers())
+    /// Set by a failed write: see `confirmConnection`.
+    private let suspect = Atomic<Bool>(false)
 
     init(endpoint: FabricEndpoint, peer: UInt64, attachment: Loom_Transfer_FabricAttachResponse, ackTimeout: Duration) {
         self.endpoint = endpoint
@@ -58,6 +61,39 @@ public final class FabricTransport: TransferTransport {
     }
 
     public func write(_ operation: WriteOperation) async throws {
+        if suspect.load(ordering: .relaxed) { try await confirmConnection() }
+        do {
+            try await post(operation)
+        } catch let error as TransferError where error.code == .ackLost || error.code == .peerUnavailable {
+            suspect.store(true, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    /// Connection-based providers (`tcp;ofi_rxm`) drop the connection under
+    /// a write the target refused, and until the provider has noticed, a
+    /// write posted to the peer goes onto the dead connection and fails
+    /// too. So after a failure, empty writes (no bytes, no data: the target
+    /// sees nothing, and repeating one is harmless) go first until one gets
+    /// through, which the provider does once it has connected again.
+    private func confirmConnection() async throws {
+        let deadline = ContinuousClock.now + ackTimeout
+        let probe = FabricWrite(bytes: ByteBuffer(), peer: peer, remoteAddress: attachment.doorbell.baseAddress, key: attachment.doorbell.key, data: nil)
+        while true {
+            do {
+                try await endpoint.post([probe], timeout: ackTimeout)
+                suspect.store(false, ordering: .relaxed)
+                return
+            } catch let error as TransferError {
+                guard ContinuousClock.now < deadline else {
+                    throw TransferError(.peerUnavailable, "the connection to the fabric peer did not come back within \(ackTimeout) after a failed write (last: \(error.message))")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    private func post(_ operation: WriteOperation) async throws {
         var writes = try operation.segments.map(remoteWrite)
         guard let immediate = operation.immediate else {
             if !writes.isEmpty { try await endpoint.post(writes, timeout: ackTimeout) }
