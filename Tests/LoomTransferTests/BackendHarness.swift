@@ -8,13 +8,24 @@ import Testing
 /// one-sided RMA writes, in user space. `fabricFenced` writes as on a
 /// provider without write ordering (efa): each immediate follows its
 /// writes' acknowledgements instead of riding on the last one.
+/// `fabricShm` uses libfabric's `shm` provider, which never reports a
+/// refused or lost write: only the ack timeout (short here) fails one.
 /// `verbsFake` runs the `verbs` backend (endpoint, queue pairs, target,
 /// transport) over fake devices that copy like RDMA WRITEs: no RDMA
 /// hardware here, and the libibverbs device itself is never exercised.
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case tcp, shm, fabric, fabricFenced, verbsFake
+    case tcp, shm, fabric, fabricFenced, fabricShm, verbsFake
 
     static let fabricProvider = "tcp;ofi_rxm"
+
+    /// The provider and node a `fabric` case opens.
+    var fabricEndpoint: (provider: String, node: String?)? {
+        switch self {
+        case .fabric, .fabricFenced: (Self.fabricProvider, "127.0.0.1")
+        case .fabricShm: ("shm", nil)
+        default: nil
+        }
+    }
     static let fakeVerbsNetwork = FakeVerbsNetwork()
 
     var testDescription: String { rawValue }
@@ -35,8 +46,18 @@ struct BackendPeer: Sendable {
     func kill() async {
         serving.cancel()
         _ = try? await serving.value
-        fabric?.endpoint.close()
+        if backend == .fabricShm {
+            // A dead process's shm region outlives it; see `freeze()`.
+            fabric?.endpoint.freeze()
+        } else {
+            fabric?.endpoint.close()
+        }
         verbs?.endpoint.close()
+    }
+
+    /// Frees what `kill()` left for the writers' sake; call once they are done.
+    func release() {
+        fabric?.endpoint.close()
     }
 
     /// Takes a region away while its descriptor is still out there.
@@ -70,8 +91,8 @@ extension Backend {
             region = try SharedMemoryRegion.register(in: target.regions, length: length)
             TransferService.registerShared(into: &services, target: target)
             address = .unix(path: "/tmp/loom-shm-\(UInt64.random(in: 0...UInt64.max)).sock")
-        case .fabric, .fabricFenced:
-            let endpoint = try FabricEndpoint(provider: Self.fabricProvider, node: "127.0.0.1")
+        case .fabric, .fabricFenced, .fabricShm:
+            let endpoint = try FabricEndpoint(provider: fabricEndpoint!.provider, node: fabricEndpoint!.node)
             fabric = try FabricTarget(endpoint: endpoint, target: target)
             region = try fabric!.register(length: length)
             fabric!.register(into: &services)
@@ -92,10 +113,10 @@ extension Backend {
         for i in 0..<count { peers.append(try await startPeer(name: "peer-\(i)", length: length)) }
         do {
             let result = try await body(peers)
-            for peer in peers { await peer.kill() }
+            for peer in peers { await peer.kill(); peer.release() }
             return result
         } catch {
-            for peer in peers { await peer.kill() }
+            for peer in peers { await peer.kill(); peer.release() }
             throw error
         }
     }
@@ -110,10 +131,11 @@ extension Backend {
             return try await TCPTransport.withTransport(to: address, lanes: 2, configuration: configuration, ackTimeout: ackTimeout) { try await body($0) }
         case .shm:
             return try await ShmTransport.withTransport(to: address, configuration: configuration, ackTimeout: ackTimeout) { try await body($0) }
-        case .fabric, .fabricFenced:
-            let endpoint = try FabricEndpoint(provider: Self.fabricProvider, node: "127.0.0.1", useWriteOrdering: self == .fabric)
+        case .fabric, .fabricFenced, .fabricShm:
+            let endpoint = try FabricEndpoint(provider: fabricEndpoint!.provider, node: fabricEndpoint!.node, useWriteOrdering: self != .fabricFenced)
             defer { endpoint.close() }
-            return try await FabricTransport.withTransport(to: address, endpoint: endpoint, configuration: configuration, ackTimeout: ackTimeout) { try await body($0) }
+            let timeout = self == .fabricShm ? min(ackTimeout, .seconds(2)) : ackTimeout
+            return try await FabricTransport.withTransport(to: address, endpoint: endpoint, configuration: configuration, ackTimeout: timeout) { try await body($0) }
         case .verbsFake:
             // No ack timeout: RC's own retries (or here, the fake) fail a
             // write to a peer that is gone.

@@ -148,4 +148,28 @@ struct FabricTests {
         endpoint.close()
         await expectTransferError([.peerUnavailable, .ackLost]) { try await waiting.value }
     }
+
+    /// libfabric 1.17's `shm` never completes a write the target dropped
+    /// (unknown key, out of range), not even with an error, and keeps the
+    /// pair's one command slot for it: every later write to that target is
+    /// refused with EAGAIN. Why `fabric_provider: shm` is refused in the
+    /// cluster config. If this starts failing, shm got better.
+    @Test("on shm a refused write times out, and every later write to that target is refused, never hangs")
+    func shmRefusalWedgesThePair() async throws {
+        let source = RegionTable(owner: "writer", epoch: 1).register(length: 64)
+        try await Backend.fabricShm.withPeers(1) { peers in
+            let peer = peers[0]
+            var forged = peer.region.descriptor
+            forged.length += 4096
+            try await Backend.fabricShm.withTransport(to: peer, ackTimeout: .milliseconds(500)) { transport in
+                await expectTransferError([.ackLost]) {
+                    try await transport.write(.single(from: source, offset: 0, count: 64, to: forged, offset: peer.region.count, immediate: 1))
+                }
+                await expectTransferError([.peerUnavailable]) {
+                    try await transport.write(.single(from: source, offset: 0, count: 64, to: peer.region.descriptor, offset: 0, immediate: 2))
+                }
+            }
+            #expect(peer.target.counters.count(2) == 0)
+        }
+    }
 }

@@ -30,6 +30,12 @@ typedef struct loom_fabric_caps {
     /// Segments one write may gather: the smaller of the provider's iov
     /// limits, at most 8.
     size_t max_segments;
+    /// A write to a dead peer or a closed registration gets no completion
+    /// at all (shm): callers must time writes out themselves.
+    int silent_failures;
+    /// A write of no bytes that asks for delivery completion completes
+    /// (not on shm, where the target sees it but the writer never hears).
+    int empty_writes_complete;
 } loom_fabric_caps;
 
 typedef struct loom_fabric_completion {

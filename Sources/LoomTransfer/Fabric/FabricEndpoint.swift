@@ -27,6 +27,12 @@ public final class FabricEndpoint: Sendable {
         public var sendQueueDepth: Int
         /// Writes one post may gather (the provider's iov limits).
         public var segmentsPerWrite: Int
+        /// A write to a dead peer or a revoked key is never completed, not
+        /// even with an error (`shm`): only the ack timeout fails it.
+        public var silentFailures: Bool
+        /// A write of no bytes completes at the writer; where it does not
+        /// (`shm`), a write that only rings carries a byte nobody reads.
+        public var completesEmptyWrites: Bool
     }
 
     public let capabilities: Capabilities
@@ -44,6 +50,8 @@ public final class FabricEndpoint: Sendable {
     private struct OpenState {
         var handle: FabricHandle?
         var nextKey: UInt64 = 1
+        /// See `freeze()`.
+        var frozen = false
     }
 
     /// Opens an endpoint of `provider` ("tcp;ofi_rxm", "shm", "efa",
@@ -62,7 +70,8 @@ public final class FabricEndpoint: Sendable {
             provider: Self.string(raw.provider), fabric: Self.string(raw.fabric), domain: Self.string(raw.domain),
             virtualAddressing: raw.virt_addr != 0, registersSources: raw.local_mr != 0, orderedWrites: useWriteOrdering && raw.ordered_writes != 0,
             completionDataBytes: raw.cq_data_size, sendQueueDepth: raw.tx_size,
-            segmentsPerWrite: raw.max_segments)
+            segmentsPerWrite: raw.max_segments, silentFailures: raw.silent_failures != 0,
+            completesEmptyWrites: raw.empty_writes_complete != 0)
         var bytes = [UInt8](repeating: 0, count: 256)
         var length = bytes.count
         guard loom_fabric_address(handle, &bytes, &length) == 0 else {
@@ -95,6 +104,19 @@ public final class FabricEndpoint: Sendable {
             batch.fail(TransferError(.peerUnavailable, "the fabric endpoint was closed with the write in flight"))
         }
         loom_fabric_close(handle.raw)
+    }
+
+    /// Stops all progress, as a process that died would, but frees nothing
+    /// until `close()`: no thread reads the completion queue again and
+    /// every call fails as if closed. Tests use it to kill an in-process
+    /// peer on `shm`, where a writer keeps writing into a dead peer's
+    /// region (it outlives the process), but where closing the endpoint in
+    /// the writer's own process would unmap that region under the writer.
+    func freeze() {
+        state.withLockedValue { $0.frozen = true }
+        stopped.withLockedValue { $0 = true }
+        progressExited.lock(whenValue: true)
+        progressExited.unlock()
     }
 
     /// Called on the progress thread with each peer write's completion data.
@@ -162,7 +184,7 @@ public final class FabricEndpoint: Sendable {
 
     func withHandle<R>(_ what: String, _ body: (OpaquePointer) throws(TransferError) -> R) throws(TransferError) -> R {
         let result: Result<R, TransferError> = state.withLockedValue { state in
-            guard let handle = state.handle else {
+            guard let handle = state.handle, !state.frozen else {
                 return .failure(TransferError(.peerUnavailable, "cannot \(what): the fabric endpoint is closed"))
             }
             do throws(TransferError) { return .success(try body(handle.raw)) } catch { return .failure(error) }
@@ -202,7 +224,9 @@ extension FabricEndpoint {
             if count > 0 { deliver(completions.prefix(count)) }
             let now = NIODeadline.now()
             for batch in pending.withLockedValue({ $0.expire(now: now) }) {
-                batch.fail(TransferError(.ackLost, "a fabric write was not acknowledged in time; it may or may not have landed and is not retried"))
+                batch.fail(TransferError(.ackLost, capabilities.silentFailures
+                    ? "a fabric write was not acknowledged in time; the \(capabilities.provider) provider reports neither a dead peer nor a refused key, so the peer may be gone or the region revoked; not retried"
+                    : "a fabric write was not acknowledged in time; it may or may not have landed and is not retried"))
             }
         }
         progressExited.lock()

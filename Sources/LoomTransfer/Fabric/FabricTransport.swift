@@ -78,7 +78,7 @@ public final class FabricTransport: TransferTransport {
     /// through, which the provider does once it has connected again.
     private func confirmConnection() async throws {
         let deadline = ContinuousClock.now + ackTimeout
-        let probe = FabricWrite(bytes: ByteBuffer(), peer: peer, remoteAddress: attachment.doorbell.baseAddress, key: attachment.doorbell.key, data: nil)
+        let probe = ring(peer, data: nil)
         while true {
             do {
                 try await endpoint.post([probe], timeout: ackTimeout)
@@ -108,8 +108,14 @@ public final class FabricTransport: TransferTransport {
             return try await endpoint.post(writes, timeout: ackTimeout)
         }
         if !writes.isEmpty { try await endpoint.post(writes, timeout: ackTimeout) }
-        let doorbell = FabricWrite(bytes: ByteBuffer(), peer: peer, remoteAddress: attachment.doorbell.baseAddress, key: attachment.doorbell.key, data: data.raw)
-        try await endpoint.post([doorbell], timeout: ackTimeout)
+        try await endpoint.post([ring(peer, data: data.raw)], timeout: ackTimeout)
+    }
+
+    /// A write into the target's doorbell, which nobody reads: empty where
+    /// the provider completes empty writes, else one byte.
+    private func ring(_ peer: UInt64, data: UInt64?) -> FabricWrite {
+        let bytes = endpoint.capabilities.completesEmptyWrites ? ByteBuffer() : ByteBuffer(bytes: [0])
+        return FabricWrite(bytes: bytes, peer: peer, remoteAddress: attachment.doorbell.baseAddress, key: attachment.doorbell.key, data: data)
     }
 
     /// Checked against the attached target: a descriptor of another owner or
