@@ -101,10 +101,17 @@ public struct WorkerConfig: Sendable, Equatable {
 
 /// The libfabric providers a worker's KV transfers may use. `tcp;ofi_rxm`
 /// runs anywhere (and is what runs on these machines); `efa` and
-/// `verbs;ofi_rxm` need their NICs; `shm` is one host only.
+/// `verbs;ofi_rxm` need their NICs.
+///
+/// Not libfabric's `shm`: it never completes a write the target refused,
+/// and keeps the writer-target pair's one command slot for it, so a single
+/// KV write that arrives after its lease wedges that pair for good
+/// (`FabricTests.shmRefusalWedgesThePair`). Workers on one host already
+/// share memory without libfabric (Loom's own `shm` backend).
 public enum FabricProvider: String, Sendable, CaseIterable {
     case tcp = "tcp;ofi_rxm"
     case verbs = "verbs;ofi_rxm"
     case efa
-    case shm
+
+    static let refused = ["shm": "libfabric's shm provider wedges a writer and its target after one refused write (a KV write that outlived its lease); leave fabric_provider out and workers on one host use Loom's own shared-memory backend"]
 }

@@ -101,6 +101,9 @@ struct ConfigDecoder {
         if let blocks = try s.int("kv_blocks", in: 1...Int(Int32.max)) { worker.kvBlocks = blocks }
         if let running = try s.int("max_running", in: 1...65536) { worker.maxRunning = running }
         worker.cpus = try cpuList(s)
+        if let provider = try s.string("fabric_provider"), let why = FabricProvider.refused[provider] {
+            throw s.error(.invalidValue, s.valueMark("fabric_provider"), "\(s.qualified("fabric_provider")) '\(provider)' is not supported: \(why)")
+        }
         worker.fabricProvider = try s.choice("fabric_provider", of: FabricProvider.self)
         try claim(worker.port, on: worker.host, by: "worker \(name)", s, key: "port")
         return worker

@@ -40,7 +40,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var leaseSeconds = 30
 
     @Option(name: .long, help: ArgumentHelp(
-        "Move KV blocks as libfabric RMA writes through this provider (tcp;ofi_rxm, verbs;ofi_rxm, efa, shm); every worker needs the same.",
+        "Move KV blocks as libfabric RMA writes through this provider (tcp;ofi_rxm, verbs;ofi_rxm, efa); every worker needs the same.",
         discussion: "Without it: shm between workers on one host, tcp across hosts. `fi_info -l` lists this host's providers."))
     var fabricProvider: String?
 
@@ -50,6 +50,9 @@ struct WorkerCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard (1...64).contains(maxRunning) else { throw ValidationError("--max-running must be between 1 and 64") }
         guard kvBlocks >= 1, leaseSeconds >= 1 else { throw ValidationError("--kv-blocks and --lease-seconds must be at least 1") }
+        guard fabricProvider != "shm" else {
+            throw ValidationError("--fabric-provider shm is not supported: libfabric's shm provider wedges a writer and its target after one refused write; leave it out, and workers on one host use Loom's own shared-memory backend")
+        }
     }
 
     func run() async throws {

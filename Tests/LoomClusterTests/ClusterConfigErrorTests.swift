@@ -69,7 +69,9 @@ private let router = """
 
     @Test func aFabricProviderIsOneLoomKnowsAndTheSameOnEveryWorker() {
         expect("\(router)\nworkers:\n  - name: d\n    role: decode\n    port: 9002\n    fabric_provider: psm3\n", .wrongType, line: 8,
-               mentions: ["workers[0].fabric_provider must be one of tcp;ofi_rxm, verbs;ofi_rxm, efa, shm, got 'psm3'"])
+               mentions: ["workers[0].fabric_provider must be one of tcp;ofi_rxm, verbs;ofi_rxm, efa, got 'psm3'"])
+        expect("\(router)\nworkers:\n  - name: d\n    role: decode\n    port: 9002\n    fabric_provider: shm\n", .invalidValue, line: 8,
+               mentions: ["workers[0].fabric_provider 'shm' is not supported", "wedges", "leave fabric_provider out"])
         let mixed = """
             \(router)
             workers:
