@@ -73,9 +73,10 @@ public final class FabricTransport: TransferTransport {
     /// Connection-based providers (`tcp;ofi_rxm`) drop the connection under
     /// a write the target refused, and until the provider has noticed, a
     /// write posted to the peer goes onto the dead connection and fails
-    /// too. So after a failure, empty writes (no bytes, no data: the target
-    /// sees nothing, and repeating one is harmless) go first until one gets
-    /// through, which the provider does once it has connected again.
+    /// too. So after a failure, writes that only ring the doorbell (no
+    /// data: the target sees nothing, and repeating one is harmless) go
+    /// first until one gets through, which it does once the provider has
+    /// connected again.
     private func confirmConnection() async throws {
         let deadline = ContinuousClock.now + ackTimeout
         let probe = ring(peer, data: nil)
