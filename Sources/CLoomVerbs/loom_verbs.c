@@ -103,9 +103,13 @@ static int create_queues(loom_verbs *verbs, int cq_depth, char *error, size_t er
         snprintf(error, error_length, "%s on %s: %s", step, verbs->port.device, strerror(-result));
         return result;
     }
-    // Non-blocking, so a wake-up another reader took cannot hang the poller.
-    int flags = fcntl(verbs->channel->fd, F_GETFL);
-    if (flags < 0 || fcntl(verbs->channel->fd, F_SETFL, flags | O_NONBLOCK) < 0) return failure(0);
+    // Non-blocking, so a wake-up another reader took cannot hang the poller,
+    // and the progress thread can look for async events between polls.
+    int fds[] = {verbs->channel->fd, verbs->context->async_fd};
+    for (int i = 0; i < 2; i++) {
+        int flags = fcntl(fds[i], F_GETFL);
+        if (flags < 0 || fcntl(fds[i], F_SETFL, flags | O_NONBLOCK) < 0) return failure(0);
+    }
     return 0;
 }
 
@@ -322,3 +326,33 @@ int loom_verbs_poll(loom_verbs *verbs, loom_verbs_completion *out, int capacity,
 }
 
 const char *loom_verbs_status_string(int status) { return ibv_wc_status_str((enum ibv_wc_status)status); }
+
+static int event_kind(enum ibv_event_type type) {
+    switch (type) {
+    case IBV_EVENT_QP_FATAL:
+    case IBV_EVENT_QP_REQ_ERR:
+    case IBV_EVENT_QP_ACCESS_ERR:
+        return LOOM_VERBS_EVENT_QP_FAILED;
+    case IBV_EVENT_PORT_ERR:
+        return LOOM_VERBS_EVENT_PORT_DOWN;
+    case IBV_EVENT_PORT_ACTIVE:
+        return LOOM_VERBS_EVENT_PORT_UP;
+    case IBV_EVENT_DEVICE_FATAL:
+        return LOOM_VERBS_EVENT_DEVICE_FAILED;
+    default:
+        return LOOM_VERBS_EVENT_OTHER;
+    }
+}
+
+int loom_verbs_next_event(loom_verbs *verbs, loom_verbs_event *out) {
+    struct ibv_async_event event;
+    if (ibv_get_async_event(verbs->context, &event)) return errno == EAGAIN ? 0 : failure(0);
+    memset(out, 0, sizeof *out);
+    out->kind = event_kind(event.event_type);
+    if (out->kind == LOOM_VERBS_EVENT_QP_FAILED) out->qp_num = event.element.qp->qp_num;
+    if (out->kind == LOOM_VERBS_EVENT_PORT_DOWN || out->kind == LOOM_VERBS_EVENT_PORT_UP) out->port_num = (uint8_t)event.element.port_num;
+    snprintf(out->name, sizeof out->name, "%s", ibv_event_type_str(event.event_type));
+    // Every event must be acknowledged, or destroying its QP blocks forever.
+    ibv_ack_async_event(&event);
+    return 1;
+}

@@ -42,6 +42,7 @@ final class FakeVerbsDevice: VerbsDevice {
         var refuseNextPosts = 0
         var failModifyTo: QueuePairState?
         var completions: [VerbsCompletion] = []
+        var events: [VerbsEvent] = []
         var queuePairs: [UInt32: QueuePair] = [:]
         /// By rkey: base address, length, remote-writable.
         var registrations: [UInt32: (address: UInt, count: Int, remoteWrite: Bool)] = [:]
@@ -112,7 +113,19 @@ final class FakeVerbsDevice: VerbsDevice {
         }
     }
 
+    /// Queues an asynchronous event for the progress thread's next look.
+    func report(_ event: VerbsEvent) {
+        script.withLock { $0.events.append(event) }
+    }
+
     // MARK: VerbsDevice
+
+    func events() throws(VerbsFailure) -> [VerbsEvent] {
+        script.withLock { script in
+            defer { script.events = [] }
+            return script.events
+        }
+    }
 
     func createQueuePair(sendQueueDepth: Int, receiveDepth: Int) throws(VerbsFailure) -> (qp: UInt32, psn: UInt32) {
         script.withLock { script in

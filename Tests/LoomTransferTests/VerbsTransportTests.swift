@@ -254,6 +254,47 @@ struct VerbsEndpointTests {
         #expect(setup.device.posted.count == 2)
     }
 
+    @Test("a queue pair the device reports broken fails its pending write at once")
+    func queuePairEvent() async throws {
+        let setup = try Setup(depth: 2)
+        defer { setup.endpoint.close() }
+        let write = setup.write([setup.segment(8, at: 0)])
+        try await eventually("the write is posted") { setup.device.posted.count == 1 }
+        setup.device.report(.queuePairFailed(setup.qp, "local catastrophic error"))
+        do {
+            try await write.value
+            Issue.record("a write on a broken queue pair succeeded")
+        } catch let error as TransferError {
+            #expect(error.code == .ackLost)
+            #expect(error.message.contains("local catastrophic error"), "\(error)")
+        }
+        #expect(!setup.endpoint.isUp(setup.qp))
+    }
+
+    @Test("a port that goes down fails every queue pair and refuses new ones until it is back")
+    func portEvents() async throws {
+        let setup = try Setup(depth: 2)
+        defer { setup.endpoint.close() }
+        let write = setup.write([setup.segment(8, at: 0)])
+        try await eventually("the write is posted") { setup.device.posted.count == 1 }
+        setup.device.report(.portDown("port 1: port error"))
+        await expectTransferError([.ackLost]) { try await write.value }
+        do {
+            _ = try setup.endpoint.openQueuePair()
+            Issue.record("opened a queue pair on a port that is down")
+        } catch {
+            #expect(error.code == .peerUnavailable)
+            #expect(error.message.contains("port is down (port 1: port error)"), "\(error)")
+        }
+        setup.device.report(.portUp)
+        try await eventually("the port is usable again") { (try? setup.endpoint.openQueuePair()) != nil }
+        setup.device.report(.deviceFailed("device fatal"))
+        try await eventually("the failed device refuses queue pairs") { (try? setup.endpoint.openQueuePair()) == nil }
+        setup.device.report(.portUp)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(throws: TransferError.self, "a failed device came back with its port") { try setup.endpoint.openQueuePair() }
+    }
+
     @Test("each peer immediate is counted once, and its receive is replaced")
     func immediatesCountedOnce() async throws {
         let setup = try Setup(depth: 2)

@@ -104,6 +104,30 @@ int loom_verbs_poll(loom_verbs *verbs, loom_verbs_completion *out, int capacity,
 
 const char *loom_verbs_status_string(int status);
 
+/// What an asynchronous event concerns, as Loom acts on it.
+enum {
+    /// One queue pair broke outside any work request (`qp_num`).
+    LOOM_VERBS_EVENT_QP_FAILED = 1,
+    LOOM_VERBS_EVENT_PORT_DOWN = 2,
+    LOOM_VERBS_EVENT_PORT_UP = 3,
+    /// The whole device is gone; nothing on it works again.
+    LOOM_VERBS_EVENT_DEVICE_FAILED = 4,
+    /// Informational (path migration, SRQ limits, ...): nothing to do.
+    LOOM_VERBS_EVENT_OTHER = 5,
+};
+
+typedef struct loom_verbs_event {
+    int kind;
+    uint32_t qp_num;
+    uint8_t port_num;
+    /// ibv_event_type_str's name, for logs and errors.
+    char name[48];
+} loom_verbs_event;
+
+/// Takes one pending asynchronous event without blocking: 1 when one was
+/// read into `out`, 0 when none is pending, or -errno.
+int loom_verbs_next_event(loom_verbs *verbs, loom_verbs_event *out);
+
 /// The status values Swift maps by name.
 enum {
     LOOM_VERBS_WC_SUCCESS = 0,

@@ -163,6 +163,27 @@ public final class LibibverbsDevice: VerbsDevice {
         }
     }
 
+    /// Same thread and lifetime as `poll`: read outside the lock.
+    public func events() throws(VerbsFailure) -> [VerbsEvent] {
+        guard state.withLock({ $0.open }) else { throw VerbsFailure(.fatal("the RDMA device is closed")) }
+        var events: [VerbsEvent] = []
+        var raw = loom_verbs_event()
+        while events.count < 64 {
+            let result = loom_verbs_next_event(handle.raw, &raw)
+            guard result >= 0 else { throw VerbsFailure(.fatal("ibv_get_async_event: \(Self.describe(result))")) }
+            guard result == 1 else { break }
+            let name = withUnsafeBytes(of: raw.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            switch Int(raw.kind) {
+            case LOOM_VERBS_EVENT_QP_FAILED: events.append(.queuePairFailed(raw.qp_num, name))
+            case LOOM_VERBS_EVENT_PORT_DOWN: events.append(.portDown("port \(raw.port_num): \(name)"))
+            case LOOM_VERBS_EVENT_PORT_UP: events.append(.portUp)
+            case LOOM_VERBS_EVENT_DEVICE_FAILED: events.append(.deviceFailed(name))
+            default: continue
+            }
+        }
+        return events
+    }
+
     private static func status(_ completion: loom_verbs_completion) -> VerbsCompletion.Status {
         switch Int(completion.status) {
         case LOOM_VERBS_WC_SUCCESS: .success

@@ -36,8 +36,25 @@ public protocol VerbsDevice: AnyObject, Sendable {
     /// `waitMilliseconds` when there are none. One thread polls.
     func poll(max: Int, waitMilliseconds: Int32) throws(VerbsFailure) -> [VerbsCompletion]
 
+    /// Asynchronous events pending on the device, without waiting: what
+    /// broke outside any work request. Read by the thread that polls.
+    func events() throws(VerbsFailure) -> [VerbsEvent]
+
     /// Frees the device once nothing polls or posts any more.
     func close()
+}
+
+/// An asynchronous event the endpoint acts on (libibverbs reports more,
+/// such as path migration; those need nothing from Loom).
+public enum VerbsEvent: Sendable, Hashable {
+    /// A queue pair broke with no work request to say so (QP_FATAL,
+    /// QP_REQ_ERR, QP_ACCESS_ERR): the event's name.
+    case queuePairFailed(UInt32, String)
+    /// The port lost its link: no queue pair gets anywhere until it is back.
+    case portDown(String)
+    case portUp
+    /// The device is gone for good (DEVICE_FATAL).
+    case deviceFailed(String)
 }
 
 public enum QueuePairState: Sendable, Hashable {

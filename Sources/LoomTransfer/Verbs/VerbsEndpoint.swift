@@ -25,6 +25,10 @@ public final class VerbsEndpoint: Sendable {
         /// Being created, and already counted against the completion queue.
         var creating = 0
         var count: Int { connected.count + opened.count + creating }
+        /// Why no queue pair can be opened now: the port is down (until it
+        /// is back up) or the device failed (for good).
+        var portDown: String?
+        var deviceFailed: String?
     }
 
     /// How long the progress thread blocks in the completion channel when
@@ -62,14 +66,16 @@ public final class VerbsEndpoint: Sendable {
     public func openQueuePair() throws(TransferError) -> Loom_Wire_VerbsBackendOffer {
         guard !stopped.load(ordering: .acquiring) else { throw Self.closedError }
         let room = device.completionQueueDepth / (sendQueueDepth + receiveDepth)
-        let reserved = queuePairs.withLock { queuePairs in
-            guard queuePairs.count < room else { return false }
+        let refusal = queuePairs.withLock { queuePairs -> String? in
+            if let failed = queuePairs.deviceFailed { return "the RDMA device failed (\(failed)); restart with a working device" }
+            if let down = queuePairs.portDown { return "the RDMA port is down (\(down)); writes resume once its link is back" }
+            guard queuePairs.count < room else {
+                return "the RDMA completion queue (\(device.completionQueueDepth) entries) has room for \(room) queue pairs of \(sendQueueDepth) sends and \(receiveDepth) receives, all in use; open the device with a deeper completion queue"
+            }
             queuePairs.creating += 1
-            return true
+            return nil
         }
-        guard reserved else {
-            throw TransferError(.peerUnavailable, "the RDMA completion queue (\(device.completionQueueDepth) entries) has room for \(room) queue pairs of \(sendQueueDepth) sends and \(receiveDepth) receives, all in use; open the device with a deeper completion queue")
-        }
+        if let refusal { throw TransferError(.peerUnavailable, refusal) }
         let outcome = Result { () throws(VerbsFailure) in
             try device.createQueuePair(sendQueueDepth: sendQueueDepth, receiveDepth: receiveDepth)
         }
@@ -192,9 +198,18 @@ public final class VerbsEndpoint: Sendable {
 
     private static let closedError = TransferError(.peerUnavailable, "the verbs endpoint is closed")
 
+    /// How often the progress thread looks for asynchronous events: a
+    /// syscall, so not on every poll of a busy completion queue.
+    static let eventInterval: Duration = .milliseconds(10)
+
     private func runProgress() {
+        let clock = ContinuousClock()
+        var nextEvents = clock.now
         while !stopped.load(ordering: .acquiring) {
             pollOnce(waitMilliseconds: Self.idleWaitMilliseconds)
+            guard clock.now >= nextEvents else { continue }
+            handleEvents()
+            nextEvents = clock.now + Self.eventInterval
         }
         progressExited.lock()
         progressExited.unlock(withValue: true)
@@ -209,9 +224,7 @@ public final class VerbsEndpoint: Sendable {
         } catch {
             // The completion queue itself broke: nothing on any queue pair
             // will complete. Waiting out the interval keeps this from spinning.
-            for connection in queuePairs.withLock({ Array($0.connected.values) }) {
-                connection.fail(reason: "polling the completion queue failed: \(error)")
-            }
+            failAll(reason: "polling the completion queue failed: \(error)")
             Thread.sleep(forTimeInterval: Double(waitMilliseconds) / 1000)
             return
         }
@@ -223,6 +236,33 @@ public final class VerbsEndpoint: Sendable {
                 landedAfterClose(ofQueuePair)
             }
         }
+    }
+
+    /// What broke outside any work request: the queue pair it names, or
+    /// every queue pair when the port or device went. Their writes fail
+    /// now instead of at RC's retry timeout, and their writers set up
+    /// fresh pairs (refused while the port is down).
+    func handleEvents() {
+        let events: [VerbsEvent]
+        do throws(VerbsFailure) { events = try device.events() } catch { return }
+        for event in events {
+            switch event {
+            case .queuePairFailed(let qp, let name):
+                connection(qp)?.fail(reason: "the RDMA device reported \(name) on queue pair \(qp)")
+            case .portDown(let why):
+                queuePairs.withLock { $0.portDown = why }
+                failAll(reason: "the RDMA port went down (\(why))")
+            case .portUp:
+                queuePairs.withLock { $0.portDown = nil }
+            case .deviceFailed(let name):
+                queuePairs.withLock { $0.deviceFailed = name }
+                failAll(reason: "the RDMA device failed (\(name))")
+            }
+        }
+    }
+
+    private func failAll(reason: String) {
+        for connection in queuePairs.withLock({ Array($0.connected.values) }) { connection.fail(reason: reason) }
     }
 
     /// Completions of a queue pair already closed. Its writes were failed
