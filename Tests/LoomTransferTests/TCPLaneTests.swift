@@ -145,4 +145,28 @@ struct TCPLaneTests {
             try await TCPTransport.withTransport(to: .unix(path: "/tmp/none.sock"), configuration: RPCConfiguration(nodeName: "w")) { _ in }
         }
     }
+
+    @Test("the target listens where the lanes call arrived, not at the name the writer dialled")
+    func listenerBindsArrivalAddress() async throws {
+        let peer = try await Backend.tcp.startPeer()
+        var configuration = RPCConfiguration(nodeName: "writer")
+        configuration.keepaliveInterval = nil
+        // As a writer behind a NAT or using an alias would send it: a name
+        // the target cannot bind.
+        var request = Loom_Transfer_TcpLanesRequest()
+        request.host = "loom-not-this-host.invalid"
+        request.lanes = 1
+        let opened = try await RPCConnection.withConnection(to: peer.server.localAddress, configuration: configuration) { connection in
+            try await connection.serverStreaming(method: TCPTransport.lanesMethod, try RPCMessage(request)) { stream in
+                var items = stream.makeAsyncIterator()
+                let item = try #require(try await items.next())
+                let opened: Loom_Transfer_TcpLanesOpened = try item.decode()
+                let socket = try LaneSocket.connect(host: "127.0.0.1", port: Int(opened.port))
+                socket.close()
+                return opened
+            }
+        }
+        #expect(opened.port > 0)
+        await peer.kill()
+    }
 }

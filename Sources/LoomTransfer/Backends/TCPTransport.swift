@@ -181,8 +181,8 @@ extension TransferError {
 }
 
 /// The receiving half of the `tcp` backend, served on an RPC server: each
-/// writer's lanes call gets a listener on the address the writer reached
-/// us at, and its lanes are served until the call ends.
+/// writer's lanes call gets a listener on the address its call arrived at,
+/// and its lanes are served until the call ends.
 public enum TransferService {
     static let errorCodeBase: UInt32 = 1000
 
@@ -192,8 +192,11 @@ public enum TransferService {
             guard (1...64).contains(setup.lanes) else {
                 throw WireError(TransferError(.invalidRequest, "a writer asked for \(setup.lanes) tcp lanes; 1 to 64 are served"))
             }
+            // Bound where the call arrived, not to the name the writer
+            // dialled: behind a NAT or an alias that is not our address.
+            let host = request.localAddress?.ipAddress ?? setup.host
             let server: LaneServer
-            do throws(TransferError) { server = try LaneServer(host: setup.host, lanes: Int(setup.lanes), target: target) } catch { throw WireError(error) }
+            do throws(TransferError) { server = try LaneServer(host: host, lanes: Int(setup.lanes), target: target) } catch { throw WireError(error) }
             var opened = Loom_Transfer_TcpLanesOpened()
             opened.port = UInt32(server.port)
             opened.token = server.token

@@ -84,7 +84,8 @@ enum Pipeline {
         var logger = configuration.logger
         logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
         let connection = ServerConnection(services: services, outbound: FrameWriter(channel: channel),
-                                          executor: EventLoopExecutor(channel.eventLoop), logger: logger)
+                                          executor: EventLoopExecutor(channel.eventLoop), logger: logger,
+                                          localAddress: channel.localAddress)
         // Runs on the loop as the HELLO completes, before any request is forwarded.
         handshake.whenSuccess { connection.established($0) }
         try channel.pipeline.syncOperations.addHandler(RequestRouter(connection))

@@ -7,6 +7,9 @@ public struct RPCRequest: Sendable {
     public var correlationID: UInt64
     public var message: RPCMessage
     public var peer: PeerInfo
+    /// This server's address the call arrived at: the interface a TCP
+    /// client reached, whatever name or translated address it dialled.
+    public var localAddress: SocketAddress?
     /// The caller's deadline as the server sees it; nil when none was given.
     public var timeout: Duration?
     /// What the method's `AttachmentSink` made of the attachment, when it

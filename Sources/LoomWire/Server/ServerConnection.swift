@@ -12,6 +12,7 @@ final class ServerConnection: Sendable {
     let outbound: FrameWriter
     let executor: EventLoopExecutor
     let logger: Logger
+    let localAddress: SocketAddress?
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -21,11 +22,12 @@ final class ServerConnection: Sendable {
         var endedEarly: Set<UInt64> = []
     }
 
-    init(services: RPCServices, outbound: FrameWriter, executor: EventLoopExecutor, logger: Logger) {
+    init(services: RPCServices, outbound: FrameWriter, executor: EventLoopExecutor, logger: Logger, localAddress: SocketAddress?) {
         self.services = services
         self.outbound = outbound
         self.executor = executor
         self.logger = logger
+        self.localAddress = localAddress
     }
 
     /// The HELLO exchange is done; calls may come from now on.
@@ -93,7 +95,7 @@ final class ServerConnection: Sendable {
         let header = frame.header
         let timeout: Duration? = header.timeoutMilliseconds == 0 ? nil : .milliseconds(header.timeoutMilliseconds)
         var request = RPCRequest(method: header.method, correlationID: header.correlationID,
-                                 message: RPCMessage(frame), peer: peer, timeout: timeout)
+                                 message: RPCMessage(frame), peer: peer, localAddress: localAddress, timeout: timeout)
         do {
             if let landing = frame.landing { request.landed = try landing.outcome.get() }
             let request = request
