@@ -5,8 +5,8 @@
 // Loom's own C layer (Sources/CLoomFabric), so provider, hints and queue
 // setup are what the fabric backend uses.
 //
-//   pingpong server DIR ITERATIONS MODE     (start first)
-//   pingpong client DIR ITERATIONS MODE
+//   pingpong server DIR ITERATIONS MODE [PROVIDER]    (start first)
+//   pingpong client DIR ITERATIONS MODE [PROVIDER]
 //
 // DIR is a directory both can write, for the address exchange. MODE is
 //   transmit  the write completes once the provider sent it (what
@@ -16,6 +16,7 @@
 //             Loom's transport.write promises (done means placed)
 // The client prints {"bench":"fabric_floor","mode":..,"one_way_us":..}:
 // the p50 of half round trips, the first tenth left out as warm-up.
+// PROVIDER defaults to tcp;ofi_rxm.
 #include "loom_fabric.h"
 
 #include <stdio.h>
@@ -88,13 +89,14 @@ static card await_card(const char *dir, const char *name) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: pingpong server|client DIR ITERATIONS transmit|delivery\n"); return 2; }
+    if (argc != 5 && argc != 6) { fprintf(stderr, "usage: pingpong server|client DIR ITERATIONS transmit|delivery [PROVIDER]\n"); return 2; }
+    const char *provider = argc == 6 ? argv[5] : "tcp;ofi_rxm";
     int server = strcmp(argv[1], "server") == 0, iterations = atoi(argv[3]);
     int delivery = strcmp(argv[4], "delivery") == 0;
     loom_fabric *fabric;
     loom_fabric_caps caps;
     char error[256];
-    if (loom_fabric_open("tcp;ofi_rxm", "127.0.0.1", &fabric, &caps, error, sizeof error)) { fprintf(stderr, "%s\n", error); return 1; }
+    if (loom_fabric_open(provider, "127.0.0.1", &fabric, &caps, error, sizeof error)) { fprintf(stderr, "%s\n", error); return 1; }
     static char buffer[4096] __attribute__((aligned(4096)));
     void *registration, *descriptor;
     card mine = {.length = sizeof mine.address, .base = (uint64_t)buffer};
@@ -123,7 +125,7 @@ int main(int argc, char **argv) {
     if (!server) {
         int skip = iterations / 10;
         qsort(halves + skip, iterations - skip, sizeof *halves, compare);
-        printf("{\"bench\":\"fabric_floor\",\"mode\":\"%s\",\"one_way_us\":%.2f}\n", argv[4], halves[skip + (iterations - skip) / 2]);
+        printf("{\"bench\":\"fabric_floor\",\"provider\":\"%s\",\"mode\":\"%s\",\"one_way_us\":%.2f}\n", provider, argv[4], halves[skip + (iterations - skip) / 2]);
     }
     // Let the last completions drain before the peer's endpoint closes.
     for (double end = now_us() + 100000; now_us() < end;) poll_once(fabric);

@@ -70,6 +70,9 @@ int loom_fabric_open(const char *provider, const char *node, loom_fabric **out,
     loom_fabric *fabric = calloc(1, sizeof *fabric);
     if (!fabric) return -FI_ENOMEM;
     int result = 0;
+    // shm has no network address: a node names its endpoint's region, so
+    // two processes given the same host would collide (EBUSY at fi_enable).
+    if (strcmp(provider, "shm") == 0) node = NULL;
     // Ask for write-after-write ordering first: with it the immediate can
     // ride on a write's last segment instead of waiting for the others.
     fabric->info = query(provider, node, FI_ORDER_RMA_WAW | FI_ORDER_WAW, &result);
