@@ -172,4 +172,13 @@ struct FabricTests {
             #expect(peer.target.counters.count(2) == 0)
         }
     }
+
+    @Test("two shm endpoints given the same host both open: shm has no network address")
+    func shmIgnoresTheNode() throws {
+        let first = try FabricEndpoint(provider: "shm", node: "127.0.0.1")
+        defer { first.close() }
+        let second = try FabricEndpoint(provider: "shm", node: "127.0.0.1")
+        defer { second.close() }
+        #expect(first.address != second.address)
+    }
 }
