@@ -91,8 +91,10 @@ int loom_fabric_open(const char *provider, const char *node, loom_fabric **out,
         fabric->cq_waits = 1;
         // shm turns FI_WAIT_UNSPEC into FI_WAIT_YIELD, whose fi_cq_sread
         // (libfabric 1.17) spins in sched_yield and ignores its timeout: it
-        // returns only when a completion arrives. Poll such a queue instead.
-        if (cq_attr.wait_obj == FI_WAIT_YIELD) {
+        // returns only when a completion arrives. Poll such a queue instead,
+        // and shm's whatever it reports (a version that no longer writes
+        // the wait object back would otherwise hang every close).
+        if (cq_attr.wait_obj == FI_WAIT_YIELD || strcmp(info->fabric_attr->prov_name, "shm") == 0) {
             fi_close(&fabric->cq->fid);
             fabric->cq = NULL;
             fabric->cq_waits = 0;

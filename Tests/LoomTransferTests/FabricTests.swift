@@ -168,7 +168,19 @@ struct FabricTests {
                 await expectTransferError([.peerUnavailable]) {
                     try await transport.write(.single(from: source, offset: 0, count: 64, to: peer.region.descriptor, offset: 0, immediate: 2))
                 }
+                // Posted straight to the endpoint, past the transport's
+                // connection probe: the provider itself refuses it.
+                let fabric = try #require(transport as? FabricTransport)
+                let key = try Loom_Transfer_FabricRegionKey(serializedBytes: try #require(peer.region.descriptor.backendKeys[FabricTarget.backendKey]))
+                do {
+                    try await fabric.endpoint.post([FabricWrite(bytes: ByteBuffer(bytes: [1, 2, 3, 4]), peer: fabric.peer, remoteAddress: key.baseAddress, key: key.key, data: nil)],
+                                                   timeout: .milliseconds(500))
+                    Issue.record("shm took a write after a refused one; it may no longer wedge")
+                } catch let error as TransferError {
+                    #expect(error.message.contains("send queue stayed full"), "\(error)")
+                }
             }
+            #expect(try peer.region.read(offset: 0, count: 4) == [0, 0, 0, 0])
             #expect(peer.target.counters.count(2) == 0)
         }
     }

@@ -48,6 +48,9 @@ final class FakeVerbsDevice: VerbsDevice {
         var registrations: [UInt32: (address: UInt, count: Int, remoteWrite: Bool)] = [:]
         var nextNumber: UInt32 = 1
         var closed = false
+        /// Incoming writes are lost on the way, as to a peer whose link
+        /// died: the writer's RC retries run out.
+        var unreachable = false
     }
 
     let name: String
@@ -80,6 +83,10 @@ final class FakeVerbsDevice: VerbsDevice {
     var queuePairCount: Int { script.withLock { $0.queuePairs.count } }
     var queuePairNumbers: Set<UInt32> { script.withLock { Set($0.queuePairs.keys) } }
     var isClosed: Bool { script.withLock { $0.closed } }
+    var unreachable: Bool {
+        get { script.withLock { $0.unreachable } }
+        set { script.withLock { $0.unreachable = newValue } }
+    }
     var queueFullOnce: Set<UInt64> {
         get { script.withLock { $0.queueFullOnce } }
         set { script.withLock { $0.queueFullOnce = newValue } }
@@ -227,7 +234,7 @@ final class FakeVerbsDevice: VerbsDevice {
     /// A peer's write arriving: checked and copied like an RDMA WRITE.
     fileprivate func land(_ request: VerbsWorkRequest, on qp: UInt32) -> VerbsCompletion.Status {
         script.withLock { script in
-            guard !script.closed, var pair = script.queuePairs[qp], pair.state == .readyToSend else { return .retryExceeded }
+            guard !script.closed, !script.unreachable, var pair = script.queuePairs[qp], pair.state == .readyToSend else { return .retryExceeded }
             if request.length > 0 {
                 guard let region = script.registrations[request.remoteKey], region.remoteWrite,
                       request.remoteAddress >= UInt64(region.address),

@@ -116,28 +116,48 @@ struct VerbsLinkTests {
         await peer.kill()
     }
 
-    @Test("fresh pairs that keep failing are given up after the limit; a success in between resets the count")
+    @Test("fresh pairs that keep breaking are given up after the limit; a success in between resets the count")
     func givesUp() async throws {
+        let peer = try await Backend.verbsFake.startPeer()
+        let target = try #require(peer.verbs?.endpoint.device as? FakeVerbsDevice)
+        let endpoint = VerbsEndpoint(device: Backend.fakeVerbsNetwork.device())
+        defer { endpoint.close() }
+        try await VerbsTransport.withTransport(to: peer.server.localAddress, endpoint: endpoint, configuration: RPCConfiguration(nodeName: "writer")) { transport in
+            for _ in 0..<(VerbsLink.reopenLimit * 2) {
+                target.unreachable = true
+                await expectTransferError([.ackLost]) { try await transport.write(try goodWrite(peer)) }
+                target.unreachable = false
+                try await transport.write(try goodWrite(peer))
+            }
+            target.unreachable = true
+            for _ in 0...VerbsLink.reopenLimit {
+                await expectTransferError([.ackLost]) { try await transport.write(try goodWrite(peer)) }
+            }
+            target.unreachable = false
+            do {
+                try await transport.write(try goodWrite(peer))
+                Issue.record("a link past its limit wrote again")
+            } catch let error as TransferError {
+                #expect(error.code == .peerUnavailable)
+                #expect(error.message.contains("3 fresh queue pairs in a row broke"), "\(error)")
+                #expect(error.message.contains("retryExceeded"), "\(error)")
+            }
+        }
+        await peer.kill()
+    }
+
+    @Test("writes the target refuses (stale keys) never make the link give up")
+    func refusalsDoNotCount() async throws {
         let peer = try await Backend.verbsFake.startPeer()
         let endpoint = VerbsEndpoint(device: Backend.fakeVerbsNetwork.device())
         defer { endpoint.close() }
         try await VerbsTransport.withTransport(to: peer.server.localAddress, endpoint: endpoint, configuration: RPCConfiguration(nodeName: "writer")) { transport in
             for _ in 0..<(VerbsLink.reopenLimit * 2) {
                 await expectTransferError([.ackLost]) { try await transport.write(try badWrite(peer)) }
-                try await transport.write(try goodWrite(peer))
             }
-            for _ in 0...VerbsLink.reopenLimit {
-                await expectTransferError([.ackLost]) { try await transport.write(try badWrite(peer)) }
-            }
-            do {
-                try await transport.write(try goodWrite(peer))
-                Issue.record("a link past its limit wrote again")
-            } catch let error as TransferError {
-                #expect(error.code == .peerUnavailable)
-                #expect(error.message.contains("3 fresh queue pairs in a row failed"), "\(error)")
-                #expect(error.message.contains("remoteAccessError"), "\(error)")
-            }
+            try await transport.write(try goodWrite(peer))
         }
+        try await peer.target.counters.wait(for: 2, count: 1, timeout: .seconds(5))
         await peer.kill()
     }
 }
@@ -271,13 +291,16 @@ struct VerbsEndpointTests {
         #expect(!setup.endpoint.isUp(setup.qp))
     }
 
-    @Test("a port that goes down fails every queue pair and refuses new ones until it is back")
+    @Test("this port going down fails every queue pair and refuses new ones until it is back; another port does nothing")
     func portEvents() async throws {
         let setup = try Setup(depth: 2)
         defer { setup.endpoint.close() }
         let write = setup.write([setup.segment(8, at: 0)])
         try await eventually("the write is posted") { setup.device.posted.count == 1 }
-        setup.device.report(.portDown("port 1: port error"))
+        setup.device.report(.portDown(2, "port error"))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(setup.endpoint.isUp(setup.qp), "another port's error failed this port's queue pair")
+        setup.device.report(.portDown(1, "port error"))
         await expectTransferError([.ackLost]) { try await write.value }
         do {
             _ = try setup.endpoint.openQueuePair()
@@ -286,11 +309,11 @@ struct VerbsEndpointTests {
             #expect(error.code == .peerUnavailable)
             #expect(error.message.contains("port is down (port 1: port error)"), "\(error)")
         }
-        setup.device.report(.portUp)
+        setup.device.report(.portUp(1))
         try await eventually("the port is usable again") { (try? setup.endpoint.openQueuePair()) != nil }
         setup.device.report(.deviceFailed("device fatal"))
         try await eventually("the failed device refuses queue pairs") { (try? setup.endpoint.openQueuePair()) == nil }
-        setup.device.report(.portUp)
+        setup.device.report(.portUp(1))
         try await Task.sleep(for: .milliseconds(50))
         #expect(throws: TransferError.self, "a failed device came back with its port") { try setup.endpoint.openQueuePair() }
     }

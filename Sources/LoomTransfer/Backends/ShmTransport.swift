@@ -126,9 +126,9 @@ public final class ShmTransport: TransferTransport {
         guard operation.segments.count <= CommitRecord.maxSegmentsPerWrite else {
             throw TransferError(.invalidRequest, "write \(operation.id) has \(operation.segments.count) segments; an shm write takes at most \(CommitRecord.maxSegmentsPerWrite): split it")
         }
-        var segments: [Loom_Transfer_WriteSegment] = []
-        segments.reserveCapacity(operation.segments.count)
-        for segment in operation.segments {
+        // Every segment is checked before any is copied, so a refused
+        // write leaves nothing behind in the target's memory.
+        let memories = try operation.segments.map { segment throws(TransferError) in
             let memory = try mapping(for: segment.region)
             // Checked against the mapping, not only the descriptor the
             // operation was built from: a mapping is shared by every
@@ -137,6 +137,11 @@ public final class ShmTransport: TransferTransport {
             guard segment.offset + segment.bytes.readableBytes <= memory.count else {
                 throw TransferError(.outOfRegion, "write \(operation.id) reaches byte \(segment.offset + segment.bytes.readableBytes) of region \(segment.region.regionID) of \(segment.region.owner), which has \(memory.count) bytes; nothing was written")
             }
+            return memory
+        }
+        var segments: [Loom_Transfer_WriteSegment] = []
+        segments.reserveCapacity(operation.segments.count)
+        for (segment, memory) in zip(operation.segments, memories) {
             segment.bytes.withUnsafeReadableBytes { bytes in
                 UnsafeMutableRawBufferPointer(rebasing: memory[segment.offset..<segment.offset + bytes.count]).copyMemory(from: bytes)
             }

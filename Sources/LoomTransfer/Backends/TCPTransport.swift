@@ -194,7 +194,10 @@ public enum TransferService {
             }
             // Bound where the call arrived, not to the name the writer
             // dialled: behind a NAT or an alias that is not our address.
-            let host = request.localAddress?.ipAddress ?? setup.host
+            // Not for IPv6 link-local: the address alone, without its
+            // interface, cannot be bound; the dialled form carries it.
+            var host = setup.host
+            if let arrived = request.localAddress?.ipAddress, !arrived.lowercased().hasPrefix("fe80:") { host = arrived }
             let server: LaneServer
             do throws(TransferError) { server = try LaneServer(host: host, lanes: Int(setup.lanes), target: target) } catch { throw WireError(error) }
             var opened = Loom_Transfer_TcpLanesOpened()

@@ -119,6 +119,11 @@ public final class FabricEndpoint: Sendable {
         progressExited.unlock()
     }
 
+    /// Whether writes can still be posted: not closed, not frozen.
+    public var isOpen: Bool {
+        state.withLockedValue { $0.handle != nil && !$0.frozen }
+    }
+
     /// Called on the progress thread with each peer write's completion data.
     public func onRemoteData(_ handler: @escaping @Sendable (UInt64) -> Void) {
         remoteData.withLockedValue { $0 = Handler(handler) }

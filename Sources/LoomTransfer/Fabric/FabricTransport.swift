@@ -78,21 +78,28 @@ public final class FabricTransport: TransferTransport {
     /// first until one gets through, which it does once the provider has
     /// connected again.
     private func confirmConnection() async throws {
-        let deadline = ContinuousClock.now + ackTimeout
+        let budget = min(ackTimeout, Self.reconnectBudget)
+        let deadline = ContinuousClock.now + budget
         let probe = ring(peer, data: nil)
         while true {
             do {
-                try await endpoint.post([probe], timeout: ackTimeout)
+                try await endpoint.post([probe], timeout: max(deadline - .now, .milliseconds(1)))
                 suspect.store(false, ordering: .relaxed)
                 return
             } catch let error as TransferError {
-                guard ContinuousClock.now < deadline else {
-                    throw TransferError(.peerUnavailable, "the connection to the fabric peer did not come back within \(ackTimeout) after a failed write (last: \(error.message))")
+                guard endpoint.isOpen, ContinuousClock.now < deadline else {
+                    throw TransferError(.peerUnavailable, "the connection to the fabric peer did not come back within \(budget) after a failed write (last: \(error.message)); the peer may be gone")
                 }
             }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
+
+    /// How long a connection may take to come back after a failed write:
+    /// rxm reconnects within a millisecond on loopback, so a peer still
+    /// unreachable after this is taken as gone (a write to it fails after
+    /// this long, not after the whole ack timeout).
+    static let reconnectBudget: Duration = .seconds(1)
 
     private func post(_ operation: WriteOperation) async throws {
         var writes = try operation.segments.map(remoteWrite)

@@ -175,8 +175,8 @@ public final class LibibverbsDevice: VerbsDevice {
             let name = withUnsafeBytes(of: raw.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             switch Int(raw.kind) {
             case LOOM_VERBS_EVENT_QP_FAILED: events.append(.queuePairFailed(raw.qp_num, name))
-            case LOOM_VERBS_EVENT_PORT_DOWN: events.append(.portDown("port \(raw.port_num): \(name)"))
-            case LOOM_VERBS_EVENT_PORT_UP: events.append(.portUp)
+            case LOOM_VERBS_EVENT_PORT_DOWN: events.append(.portDown(UInt32(raw.port_num), name))
+            case LOOM_VERBS_EVENT_PORT_UP: events.append(.portUp(UInt32(raw.port_num)))
             case LOOM_VERBS_EVENT_DEVICE_FAILED: events.append(.deviceFailed(name))
             default: continue
             }

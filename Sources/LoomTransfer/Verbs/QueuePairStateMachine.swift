@@ -32,6 +32,9 @@ public struct QueuePairStateMachine: Sendable {
     public private(set) var waiting: [VerbsWorkRequest] = []
     /// Why the queue pair went to ERROR, once it did.
     public private(set) var failure: String?
+    /// It went to ERROR because the peer refused a key or range: a stale
+    /// descriptor, not a broken path.
+    public private(set) var refusedByPeer = false
 
     public init(sendQueueDepth: Int, receiveDepth: Int) {
         precondition(sendQueueDepth > 0 && receiveDepth > 0)
@@ -79,6 +82,7 @@ public struct QueuePairStateMachine: Sendable {
         // Unknown ids belong to writes already failed by a reset.
         guard inFlight.remove(completion.workRequestID) != nil else { return [] }
         guard completion.status == .success else {
+            if state != .error, completion.status == .remoteAccessError { refusedByPeer = true }
             return fail(reason: "work request \(completion.workRequestID) completed with \(completion.status)", failed: [completion.workRequestID])
         }
         var actions: [Action] = [.complete(completion.workRequestID)]

@@ -50,9 +50,10 @@ public enum VerbsEvent: Sendable, Hashable {
     /// A queue pair broke with no work request to say so (QP_FATAL,
     /// QP_REQ_ERR, QP_ACCESS_ERR): the event's name.
     case queuePairFailed(UInt32, String)
-    /// The port lost its link: no queue pair gets anywhere until it is back.
-    case portDown(String)
-    case portUp
+    /// A port lost its link: no queue pair on it gets anywhere until it
+    /// is back. The port's number, and the event's name.
+    case portDown(UInt32, String)
+    case portUp(UInt32)
     /// The device is gone for good (DEVICE_FATAL).
     case deviceFailed(String)
 }

@@ -249,11 +249,16 @@ public final class VerbsEndpoint: Sendable {
             switch event {
             case .queuePairFailed(let qp, let name):
                 connection(qp)?.fail(reason: "the RDMA device reported \(name) on queue pair \(qp)")
-            case .portDown(let why):
+            // Only this endpoint's port matters: another port of the same
+            // device carries none of its queue pairs.
+            case .portDown(let port, let name) where port == device.port.portNum:
+                let why = "port \(port): \(name)"
                 queuePairs.withLock { $0.portDown = why }
                 failAll(reason: "the RDMA port went down (\(why))")
-            case .portUp:
+            case .portUp(let port) where port == device.port.portNum:
                 queuePairs.withLock { $0.portDown = nil }
+            case .portDown, .portUp:
+                continue
             case .deviceFailed(let name):
                 queuePairs.withLock { $0.deviceFailed = name }
                 failAll(reason: "the RDMA device failed (\(name))")

@@ -43,8 +43,9 @@ final class VerbsLink: Sendable {
 
     /// The pair to write on: the current one while it is up, else a fresh one.
     func session() async throws -> Session {
-        if let current = state.withLock({ $0.current }), endpoint.isUp(current.qp) { return current }
-        return try await replace()
+        let current = state.withLock { $0.current }
+        if let current, endpoint.isUp(current.qp) { return current }
+        return try await replace(observed: current)
     }
 
     /// A write succeeded: the pair works, whatever failed before.
@@ -66,29 +67,42 @@ final class VerbsLink: Sendable {
         await current?.call.value
     }
 
-    /// Replaces a pair that went down; callers that find it down together
-    /// wait for the same replacement.
-    private func replace() async throws -> Session {
-        let opening = try state.withLock { state throws(TransferError) -> Task<Session, any Error> in
-            if let opening = state.opening { return opening }
+    /// Replaces `observed`, which went down; callers that find it down
+    /// together wait for the same replacement, and one that finds it
+    /// already replaced takes the new pair.
+    private func replace(observed: Session?) async throws -> Session {
+        enum Next {
+            case ready(Session)
+            case opening(Task<Session, any Error>)
+        }
+        let next = try state.withLock { state throws(TransferError) -> Next in
+            if let opening = state.opening { return .opening(opening) }
+            if let current = state.current, current.qp != observed?.qp { return .ready(current) }
             guard !state.closed else {
                 throw TransferError(.peerUnavailable, "the verbs link to \(connection.peer.hello.nodeName) is closed")
             }
             let failed = state.current
             state.current = nil
-            if let failed {
+            if let failed, let machine = endpoint.machine(of: failed.qp) {
+                state.lastFailure = machine.failure ?? state.lastFailure
+                // A key or range the target refused is the writer's stale
+                // descriptor (a lease ran out), not a broken path.
+                if !machine.refusedByPeer { state.failuresInARow += 1 }
+            } else if failed != nil {
                 state.failuresInARow += 1
-                state.lastFailure = endpoint.machine(of: failed.qp)?.failure ?? state.lastFailure
             }
             guard state.failuresInARow <= Self.reopenLimit else {
                 state.current = failed
-                throw TransferError(.peerUnavailable, "gave up on RDMA writes to \(connection.peer.hello.nodeName): \(Self.reopenLimit) fresh queue pairs in a row failed before any write got through (last: \(state.lastFailure ?? "unknown")); reconnect to try again")
+                throw TransferError(.peerUnavailable, "gave up on RDMA writes to \(connection.peer.hello.nodeName): \(Self.reopenLimit) fresh queue pairs in a row broke before any write got through (last: \(state.lastFailure ?? "unknown")); the path to it is down; reconnect to try again")
             }
             let task = Task { try await self.open(after: failed) }
             state.opening = task
-            return task
+            return .opening(task)
         }
-        return try await opening.value
+        switch next {
+        case .ready(let session): return session
+        case .opening(let task): return try await task.value
+        }
     }
 
     /// Ends `failed`'s call, then sets up a fresh pair and makes it current.
@@ -147,7 +161,9 @@ final class VerbsLink: Sendable {
         } catch {
             call.cancel()
             await call.value
-            if let error = error as? WireError { throw TransferError(.peerUnavailable, error.message) }
+            if let error = error as? WireError {
+                throw TransferError(.peerUnavailable, "\(connection.peer.hello.nodeName) did not set up a verbs queue pair: \(error.message)")
+            }
             throw error
         }
     }
