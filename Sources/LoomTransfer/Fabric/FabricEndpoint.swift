@@ -52,6 +52,8 @@ public final class FabricEndpoint: Sendable {
         var nextKey: UInt64 = 1
         /// See `freeze()`.
         var frozen = false
+        /// The handle while calls may use it: not closed, not frozen.
+        var usable: FabricHandle? { frozen ? nil : handle }
     }
 
     /// Opens an endpoint of `provider` ("tcp;ofi_rxm", "shm", "efa",
@@ -121,7 +123,7 @@ public final class FabricEndpoint: Sendable {
 
     /// Whether writes can still be posted: not closed, not frozen.
     public var isOpen: Bool {
-        state.withLockedValue { $0.handle != nil && !$0.frozen }
+        state.withLockedValue { $0.usable != nil }
     }
 
     /// Called on the progress thread with each peer write's completion data.
@@ -189,7 +191,7 @@ public final class FabricEndpoint: Sendable {
 
     func withHandle<R>(_ what: String, _ body: (OpaquePointer) throws(TransferError) -> R) throws(TransferError) -> R {
         let result: Result<R, TransferError> = state.withLockedValue { state in
-            guard let handle = state.handle, !state.frozen else {
+            guard let handle = state.usable else {
                 return .failure(TransferError(.peerUnavailable, "cannot \(what): the fabric endpoint is closed"))
             }
             do throws(TransferError) { return .success(try body(handle.raw)) } catch { return .failure(error) }

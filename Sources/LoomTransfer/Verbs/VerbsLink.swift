@@ -83,13 +83,12 @@ final class VerbsLink: Sendable {
             }
             let failed = state.current
             state.current = nil
-            if let failed, let machine = endpoint.machine(of: failed.qp) {
-                state.lastFailure = machine.failure ?? state.lastFailure
+            if let failed {
+                let machine = endpoint.machine(of: failed.qp)
+                state.lastFailure = machine?.failure ?? state.lastFailure
                 // A key or range the target refused is the writer's stale
                 // descriptor (a lease ran out), not a broken path.
-                if !machine.refusedByPeer { state.failuresInARow += 1 }
-            } else if failed != nil {
-                state.failuresInARow += 1
+                if machine?.refusedByPeer != true { state.failuresInARow += 1 }
             }
             guard state.failuresInARow <= Self.reopenLimit else {
                 state.current = failed
