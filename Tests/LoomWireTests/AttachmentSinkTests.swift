@@ -38,7 +38,7 @@ struct AttachmentSinkTests {
     func decoder(open: Bool) -> EmbeddedChannel {
         let gate = HandshakeGate()
         gate.isOpen = open
-        return EmbeddedChannel(handler: ByteToMessageHandler(
+        return EmbeddedChannel(handler: FrameReader(
             FrameDecoder(maxFrameSize: 1 << 20, sinks: [Self.method: RecordingSink()], gate: gate)))
     }
 

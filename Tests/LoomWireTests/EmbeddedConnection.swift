@@ -14,7 +14,7 @@ struct EmbeddedConnection {
         let promise = channel.eventLoop.makePromise(of: PeerInfo.self)
         handshake = promise.futureResult
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrameSize)))
+        try sync.addHandler(FrameReader(FrameDecoder(maxFrameSize: maxFrameSize)))
         var configuration = RPCConfiguration(nodeName: "embedded")
         configuration.logger = recorder.logger()
         try sync.addHandler(ConnectionHandler(

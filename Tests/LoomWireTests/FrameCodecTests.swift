@@ -58,7 +58,7 @@ struct FrameCodecTests {
 
     @Test("decoding the golden bytes gives the frames back", arguments: golden.map(\.0))
     func decodesGolden(name: String) throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maxFrameSize: 1 << 20)))
+        let channel = EmbeddedChannel(handler: FrameReader(FrameDecoder(maxFrameSize: 1 << 20)))
         try channel.writeInbound(try Fixtures.bytes(name))
         var decoded: [Frame] = []
         while let frame = try channel.readInbound(as: Frame.self) { decoded.append(frame) }

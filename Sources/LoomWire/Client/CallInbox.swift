@@ -10,7 +10,7 @@ final class CallInbox: Sendable {
         var frames: [Frame] = []
         var terminal: Error?
         var finished = false
-        var consumer: CheckedContinuation<Frame?, Error>?
+        var consumer: UnsafeContinuation<Frame?, Error>?
         /// Set while the inbox is full: says there is room again.
         var onRoom: (@Sendable () -> Void)?
     }
@@ -27,7 +27,7 @@ final class CallInbox: Sendable {
     /// the inbox is now full: `onRoom` runs, on whichever thread makes room,
     /// when it no longer is.
     func offer(_ frame: Frame, onRoom: @escaping @Sendable () -> Void) -> Bool {
-        let (consumer, hasRoom): (CheckedContinuation<Frame?, Error>?, Bool) = state.withLockedValue { state in
+        let (consumer, hasRoom): (UnsafeContinuation<Frame?, Error>?, Bool) = state.withLockedValue { state in
             if state.finished { return (nil, true) }
             if let consumer = state.consumer {
                 state.consumer = nil
@@ -45,7 +45,9 @@ final class CallInbox: Sendable {
     /// The next frame, nil once finished normally; throws the failure.
     func next() async throws -> Frame? {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
+            // Unsafe, not checked: `state` holds the continuation, and every
+            // path that takes it out of there resumes it exactly once.
+            try await withUnsafeThrowingContinuation { continuation in
                 let (result, onRoom): (Result<Frame?, Error>?, (@Sendable () -> Void)?) = state.withLockedValue { state in
                     if !state.frames.isEmpty {
                         let frame = state.frames.removeFirst()

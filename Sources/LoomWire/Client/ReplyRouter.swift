@@ -30,8 +30,12 @@ final class CallTable: Sendable {
 
     func finish(_ id: UInt64) {
         let inbox = state.withLockedValue { $0.inboxes.removeValue(forKey: id) }
-        inbox?.fail(WireError(.cancelled, "call \(id) finished"))
+        inbox?.fail(Self.finished)
     }
+
+    /// Built once: every call ends this way, and a message naming the call
+    /// cost a string and an allocation on each of them.
+    private static let finished = WireError(.cancelled, "the call has finished")
 
     /// Fails every call, and every later `open`, with the first reason given.
     func closeAll(_ reason: WireError) {

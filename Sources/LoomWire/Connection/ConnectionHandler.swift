@@ -76,7 +76,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
             return
         }
-        perform(handshake.frameReceived(frame), context: context)
+        let action = handshake.frameReceived(frame)
+        if case .forward = action {
+            // The same box goes on: wrapping the frame again would allocate.
+            context.fireChannelRead(data)
+        } else {
+            perform(action, context: context)
+        }
     }
 
     /// The peer is pinged after each interval in which it sent nothing, and

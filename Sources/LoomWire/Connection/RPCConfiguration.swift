@@ -103,7 +103,7 @@ enum Pipeline {
         let promise = channel.eventLoop.makePromise(of: PeerInfo.self)
         let sync = channel.pipeline.syncOperations
         let gate = HandshakeGate()
-        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize, sinks: sinks, gate: gate)))
+        try sync.addHandler(FrameReader(FrameDecoder(maxFrameSize: configuration.maxFrameSize, sinks: sinks, gate: gate)))
         try sync.addHandler(FrameEncoder())
         var logger = configuration.logger
         logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
