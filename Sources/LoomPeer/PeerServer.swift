@@ -66,8 +66,8 @@ public enum PeerServer {
         target: TransferTarget, region: RegisteredRegion, fabric: FabricServing?, description: PeerDescription
     ) throws -> RPCServices {
         var services = RPCServices()
-        services.unary(PeerMethods.echo) { $0.message }
-        services.unary(PeerMethods.sink) { _ in RPCMessage() }
+        services.immediate(PeerMethods.echo) { $0.message }
+        services.immediate(PeerMethods.sink) { _ in RPCMessage() }
         services.unary(PeerMethods.inspect) { request in
             var inspected = region
             if String(buffer: request.message.message) == "fabric" {
@@ -78,7 +78,7 @@ public enum PeerServer {
             return RPCMessage(message: ByteBuffer(string: "\(target.counters.count(1)) \(sum)"))
         }
         let described = ByteBuffer(string: try description.encoded())
-        services.unary(PeerMethods.describe) { _ in RPCMessage(message: described) }
+        services.immediate(PeerMethods.describe) { _ in RPCMessage(message: described) }
         fabric?.register(into: &services)
         TransferService.register(into: &services, target: target)
         TransferService.registerShared(into: &services, target: target)

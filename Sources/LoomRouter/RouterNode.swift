@@ -19,12 +19,12 @@ public struct RouterNode: Sendable {
 
     public var services: RPCServices {
         var services = RPCServices()
-        services.unary(ClusterRPC.register) { request, _ in
+        services.immediate(ClusterRPC.register) { request, _ in
             let response = try state.register(request)
             logger.info("worker registered", metadata: ["worker": "\(request.name)", "role": "\(request.role)", "address": "\(request.rpcHost):\(request.rpcPort)", "cached_blocks": "\(request.cachedHashes.count)"])
             return (response, ByteBuffer())
         }
-        services.unary(ClusterRPC.heartbeat) { request, _ in (state.heartbeat(request), ByteBuffer()) }
+        services.immediate(ClusterRPC.heartbeat) { request, _ in (state.heartbeat(request), ByteBuffer()) }
         return services
     }
 

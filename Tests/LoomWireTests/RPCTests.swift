@@ -93,6 +93,32 @@ struct RPCTests {
         }
     }
 
+    @Test("an immediate method is answered on the server's event loop, and its errors reach the caller", arguments: Transport.allCases)
+    func immediate(transport: Transport) async throws {
+        struct Broken: Error {}
+        let services = Echo.services { services in
+            services.immediate(RPCMethod<Loom_Wire_EchoRequest, Loom_Wire_EchoResponse>(13)) { request, call in
+                var response = Loom_Wire_EchoResponse()
+                response.text = MultiThreadedEventLoopGroup.currentEventLoop == nil ? "answered off the event loop" : request.text
+                return (response, call.message.attachment)
+            }
+            services.immediate(14) { _ in throw WireError(.badMessage, "refused at once") }
+            services.immediate(15) { _ in throw Broken() }
+        }
+        try await withServer(transport, services: services) { server in
+            try await withClient(server) { connection in
+                let method = RPCMethod<Loom_Wire_EchoRequest, Loom_Wire_EchoResponse>(13)
+                let (response, echoed) = try await connection.unary(method, Echo.request("now"), attachment: ByteBuffer(string: "tail"))
+                #expect(response.text == "now")
+                #expect(echoed == ByteBuffer(string: "tail"))
+                await expectWireError(.badMessage) { try await connection.unary(method: 14, RPCMessage()) }
+                await expectWireError(.handlerFailed) { try await connection.unary(method: 15, RPCMessage()) }
+                let (after, _) = try await connection.unary(method, Echo.request("after"))
+                #expect(after.text == "after")
+            }
+        }
+    }
+
     @Test("a deadline fails the call and cancels the handler on the server")
     func deadline() async throws {
         let handlerCancelled = Signal()

@@ -60,6 +60,10 @@ final class ServerConnection: Sendable {
             outbound.send(.error(error, replyingTo: frame.header))
             return
         }
+        if case .immediate(let handler) = services.handlers[frame.header.method] {
+            answer(frame, from: peer, with: handler)
+            return
+        }
         let call: @Sendable () async -> Void = { [self] in
             await respond(to: frame, from: peer)
             ended(id)
@@ -93,19 +97,43 @@ final class ServerConnection: Sendable {
 
     private func respond(to frame: Frame, from peer: PeerInfo) async {
         let header = frame.header
+        do {
+            let request = try request(for: frame, from: peer)
+            let reply = try await withDeadline(request.timeout) { [self] in try await handle(request, header) }
+            if let reply { outbound.send(reply) }
+        } catch {
+            fail(header, error)
+        }
+    }
+
+    /// An `immediate` method's call, answered on the event loop before the
+    /// read that brought it returns.
+    private func answer(_ frame: Frame, from peer: PeerInfo, with handler: RPCServices.Immediate) {
+        do {
+            outbound.send(Self.response(try handler(try request(for: frame, from: peer)), to: frame.header))
+        } catch {
+            fail(frame.header, error)
+        }
+    }
+
+    private func request(for frame: Frame, from peer: PeerInfo) throws -> RPCRequest {
+        let header = frame.header
         let timeout: Duration? = header.timeoutMilliseconds == 0 ? nil : .milliseconds(header.timeoutMilliseconds)
         var request = RPCRequest(method: header.method, correlationID: header.correlationID,
                                  message: RPCMessage(frame), peer: peer, localAddress: localAddress, timeout: timeout)
-        do {
-            if let landing = frame.landing { request.landed = try landing.outcome.get() }
-            let request = request
-            let reply = try await withDeadline(timeout) { [self] in try await handle(request, header) }
-            if let reply { outbound.send(reply) }
-        } catch {
-            let wire = Self.wireError(error, method: header.method)
-            logger.debug("call failed", metadata: ["method": "\(header.method)", "error": "\(wire)"])
-            outbound.send(.error(wire, replyingTo: header))
-        }
+        if let landing = frame.landing { request.landed = try landing.outcome.get() }
+        return request
+    }
+
+    private static func response(_ reply: RPCMessage, to header: FrameHeader) -> Frame {
+        Frame(header: FrameHeader(kind: .response, correlationID: header.correlationID, method: header.method),
+              message: reply.message, attachment: reply.attachment)
+    }
+
+    private func fail(_ header: FrameHeader, _ error: Error) {
+        let wire = Self.wireError(error, method: header.method)
+        logger.debug("call failed", metadata: ["method": "\(header.method)", "error": "\(wire)"])
+        outbound.send(.error(wire, replyingTo: header))
     }
 
     private func handle(_ request: RPCRequest, _ header: FrameHeader) async throws -> Frame? {
@@ -113,9 +141,10 @@ final class ServerConnection: Sendable {
         case nil:
             throw WireError(.unknownMethod, "method \(header.method) is not served by this process")
         case .unary(let handler):
-            let reply = try await handler(request)
-            return Frame(header: FrameHeader(kind: .response, correlationID: header.correlationID, method: header.method),
-                         message: reply.message, attachment: reply.attachment)
+            return Self.response(try await handler(request), to: header)
+        case .immediate(let handler):
+            // `start` answers these itself; kept whole for exhaustiveness.
+            return Self.response(try handler(request), to: header)
         case .serverStreaming(let handler):
             try await handler(request, RPCStreamWriter(outbound: outbound, header: header))
             return Frame(header: FrameHeader(kind: .streamEnd, correlationID: header.correlationID, method: header.method))
