@@ -53,17 +53,16 @@ final class CallTable: Sendable {
 /// is dropped: the server may still be finishing it.
 ///
 /// A full inbox stops the socket being read until its call takes a frame,
-/// so a slow consumer pushes back on the server through TCP.
-final class ReplyRouter: ChannelDuplexHandler {
+/// so a slow consumer pushes back on the server through TCP. It does so by
+/// turning `autoRead` off, not by holding back `read`: a handler that
+/// intercepts `read` is an outbound one, and every call's write would pass
+/// through it.
+final class ReplyRouter: ChannelInboundHandler {
     typealias InboundIn = Frame
-    typealias OutboundIn = Frame
-    typealias OutboundOut = Frame
 
     private let table: CallTable
     /// Why the connection is ending, once something said so.
     private var reason: WireError?
-    private var waitingForRoom = false
-    private var readHeld = false
 
     init(table: CallTable) {
         self.table = table
@@ -85,26 +84,24 @@ final class ReplyRouter: ChannelDuplexHandler {
                     router.roomAgain(context: context)
                 }
             }
-            if !hasRoom { waitingForRoom = true }
+            if !hasRoom { readsHeld(true, context: context) }
         case .request, .cancel, .ping:
             reason = WireError(.protocolViolation, "server sent a \(frame.kind) frame, which only clients send")
             context.close(promise: nil)
         }
     }
 
-    func read(context: ChannelHandlerContext) {
-        if waitingForRoom {
-            readHeld = true
-        } else {
-            context.read()
-        }
+    private func roomAgain(context: ChannelHandlerContext) {
+        readsHeld(false, context: context)
     }
 
-    private func roomAgain(context: ChannelHandlerContext) {
-        waitingForRoom = false
-        if readHeld {
-            readHeld = false
-            context.read()
+    /// With `autoRead` off the channel reads nothing more; turning it back
+    /// on reads at once.
+    private func readsHeld(_ held: Bool, context: ChannelHandlerContext) {
+        do {
+            try context.channel.syncOptions?.setOption(.autoRead, value: !held)
+        } catch {
+            // Only a closed channel refuses; its calls are failing anyway.
         }
     }
 

@@ -5,10 +5,13 @@ import NIOCore
 /// closing the connection (with a logged reason) on any framing error.
 /// Calls never see HELLO or PING frames; they see frames only once the
 /// handshake is done.
-final class ConnectionHandler: ChannelDuplexHandler {
+///
+/// It writes (HELLO, pongs, errors) but intercepts no outbound operation,
+/// so it is an inbound handler: an outbound one sits in the path of every
+/// call's write, passing it on for nothing.
+final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias InboundOut = Frame
-    typealias OutboundIn = Frame
     typealias OutboundOut = Frame
 
     private var handshake: HandshakeStateMachine
