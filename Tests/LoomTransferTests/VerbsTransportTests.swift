@@ -71,6 +71,92 @@ struct VerbsConnectCallTests {
     }
 }
 
+/// A target that takes the connect call and never answers it: its HELLO
+/// offers verbs, and each call waits until the writer ends it.
+struct SilentVerbsTarget {
+    let server: RPCServer
+    let running: Task<Void, any Error>
+    /// Yields once per connect call that reaches it, and once as each ends.
+    let calls: AsyncStream<String>
+
+    static func start() async throws -> SilentVerbsTarget {
+        let (calls, report) = AsyncStream.makeStream(of: String.self)
+        var services = RPCServices()
+        services.serverStreaming(VerbsTarget.connectMethod) { _, _ in
+            report.yield("called")
+            await untilCancelled()
+            report.yield("ended")
+        }
+        var configuration = RPCConfiguration(nodeName: "silent")
+        configuration.transferBackends = [VerbsEndpoint(device: FakeVerbsDevice()).offer]
+        let server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: services, configuration: configuration)
+        return SilentVerbsTarget(server: server, running: Task { try await server.run() }, calls: calls)
+    }
+
+    func stop() async {
+        running.cancel()
+        _ = try? await running.value
+    }
+}
+
+/// The task's outcome once it ends; throws if it is still running after
+/// `timeout`, so that a hang fails the test instead of stalling the suite.
+func outcome<T: Sendable>(of task: Task<T, any Error>, within timeout: Duration) async throws -> Result<T, any Error> {
+    let ended = NIOLockedValueBox(false)
+    Task {
+        _ = await task.result
+        ended.withLockedValue { $0 = true }
+    }
+    try await eventually("the task ended", timeout: timeout) { ended.withLockedValue { $0 } }
+    return await task.result
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
+
+@Suite("Transfer verbs: a target that never answers the connect call")
+struct VerbsSilentTargetTests {
+    @Test("setting up fails after the setup timeout, and the unanswered call is ended")
+    func setupTimesOut() async throws {
+        let target = try await SilentVerbsTarget.start()
+        let endpoint = VerbsEndpoint(device: Backend.fakeVerbsNetwork.device())
+        defer { endpoint.close() }
+        let writer = Task {
+            try await VerbsTransport.withTransport(to: target.server.localAddress, endpoint: endpoint,
+                                                   configuration: RPCConfiguration(nodeName: "writer"), setupTimeout: .milliseconds(200)) { _ in }
+        }
+        let error = try await outcome(of: writer, within: .seconds(30)).failure as? TransferError
+        #expect(error?.code == .peerUnavailable, "\(String(describing: error))")
+        #expect(error?.message.contains("did not answer it within") == true, "\(String(describing: error))")
+        var events = target.calls.makeAsyncIterator()
+        #expect(await events.next() == "called")
+        #expect(await events.next() == "ended", "the writer ended the call it gave up on")
+        await target.stop()
+    }
+
+    @Test("a writer cancelled while the pair is being set up stops waiting at once")
+    func cancelledWhileSettingUp() async throws {
+        let target = try await SilentVerbsTarget.start()
+        let endpoint = VerbsEndpoint(device: Backend.fakeVerbsNetwork.device())
+        defer { endpoint.close() }
+        let writer = Task {
+            try await VerbsTransport.withTransport(to: target.server.localAddress, endpoint: endpoint,
+                                                   configuration: RPCConfiguration(nodeName: "writer"), setupTimeout: .seconds(3600)) { _ in }
+        }
+        var events = target.calls.makeAsyncIterator()
+        #expect(await events.next() == "called")
+        writer.cancel()
+        // Without leaving at once the writer would wait out the hour.
+        #expect(try await outcome(of: writer, within: .seconds(30)).failure != nil)
+        #expect(await events.next() == "ended")
+        await target.stop()
+    }
+}
+
 /// A writer's queue pairs over fake devices that reach each other: a
 /// failed pair is replaced by a fresh one from a new connect call.
 @Suite("Transfer verbs link (fake network)")

@@ -33,12 +33,19 @@ final class VerbsLink: Sendable {
     private let endpoint: VerbsEndpoint
     /// The connect request, less the queue pair each call offers.
     private let request: Loom_Transfer_VerbsConnectRequest
+    /// How long a target may take to answer a connect call. The call has
+    /// no deadline of its own (it stays open while the pair is used), so
+    /// without this a target that took the call and never answered would
+    /// hold every writer waiting for the pair.
+    private let setupTimeout: Duration
     private let state = Mutex(State())
 
-    init(connection: RPCConnection, endpoint: VerbsEndpoint, request: Loom_Transfer_VerbsConnectRequest) {
+    init(connection: RPCConnection, endpoint: VerbsEndpoint, request: Loom_Transfer_VerbsConnectRequest,
+         setupTimeout: Duration = VerbsTransport.defaultSetupTimeout) {
         self.connection = connection
         self.endpoint = endpoint
         self.request = request
+        self.setupTimeout = setupTimeout
     }
 
     /// The pair to write on: the current one while it is up, else a fresh one.
@@ -100,8 +107,22 @@ final class VerbsLink: Sendable {
         }
         switch next {
         case .ready(let session): return session
-        case .opening(let task): return try await task.value
+        case .opening(let task): return try await Self.value(of: task)
         }
+    }
+
+    /// `task.value`, except that a cancelled caller stops waiting at once;
+    /// the task goes on for the other writers waiting on the same pair.
+    private static func value(of task: Task<Session, any Error>) async throws -> Session {
+        let (outcome, deliver) = AsyncThrowingStream.makeStream(of: Session.self)
+        Task {
+            deliver.yield(with: await task.result)
+            deliver.finish()
+        }
+        var next = outcome.makeAsyncIterator()
+        // The iterator ends, rather than waits, once this task is cancelled.
+        guard let session = try await next.next() else { throw CancellationError() }
+        return session
     }
 
     /// Ends `failed`'s call, then sets up a fresh pair and makes it current.
@@ -153,6 +174,11 @@ final class VerbsLink: Sendable {
             }
             endpoint.closeQueuePair(local.qpNum)
         }
+        let deadline = Task { [setupTimeout, name = connection.peer.hello.nodeName] in
+            do { try await Task.sleep(for: setupTimeout) } catch { return }
+            answer.finish(throwing: TransferError(.peerUnavailable, "\(name) took the verbs connect call but did not answer it within \(setupTimeout); it is overloaded or stuck"))
+        }
+        defer { deadline.cancel() }
         do {
             var replies = answers.makeAsyncIterator()
             guard let response = try await replies.next() else { throw CancellationError() }

@@ -14,6 +14,9 @@ public final class VerbsTransport: TransferTransport {
     let link: VerbsLink
     private let delivered = Mutex(RecentOperations())
 
+    /// How long a target may take to answer the call that sets up a queue pair.
+    public static let defaultSetupTimeout: Duration = .seconds(10)
+
     init(endpoint: VerbsEndpoint, link: VerbsLink) {
         self.endpoint = endpoint
         self.link = link
@@ -21,9 +24,11 @@ public final class VerbsTransport: TransferTransport {
 
     /// Connects to a peer serving `VerbsTarget` at `address`, runs `body`
     /// with a transport that writes through `endpoint`, then tears the
-    /// queue pairs down on both sides.
+    /// queue pairs down on both sides. Setting up a pair fails after
+    /// `setupTimeout` when the target does not answer.
     public static func withTransport<Value: Sendable>(
         to address: RPCAddress, endpoint: VerbsEndpoint, configuration: RPCConfiguration,
+        setupTimeout: Duration = defaultSetupTimeout,
         _ body: (VerbsTransport) async throws -> Value
     ) async throws -> Value {
         var configuration = configuration
@@ -34,7 +39,7 @@ public final class VerbsTransport: TransferTransport {
                 var request = Loom_Transfer_VerbsConnectRequest()
                 request.sender = configuration.nodeName
                 request.senderEpoch = configuration.epoch
-                let link = VerbsLink(connection: connection, endpoint: endpoint, request: request)
+                let link = VerbsLink(connection: connection, endpoint: endpoint, request: request, setupTimeout: setupTimeout)
                 do {
                     // Set up before `body` runs: a target that cannot
                     // connect fails the call here, not at the first write.
