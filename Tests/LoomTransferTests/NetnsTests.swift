@@ -40,6 +40,15 @@ struct NetnsTests {
         func destroy() {
             _ = try? run("/usr/sbin/ip", ["netns", "del", a])
             _ = try? run("/usr/sbin/ip", ["netns", "del", b])
+            try? FileManager.default.removeItem(atPath: "/etc/netns/\(a)")
+        }
+
+        /// Gives host A its own /etc/hosts: `ip netns exec` mounts
+        /// /etc/netns/NAME/hosts over it for the processes it starts.
+        func hostsFileOfA(_ text: String) throws {
+            let directory = "/etc/netns/\(a)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try text.write(toFile: "\(directory)/hosts", atomically: true, encoding: .utf8)
         }
     }
 
@@ -126,6 +135,23 @@ struct NetnsTests {
             try await Self.awaitExit(transfer)
             let line = try await Self.awaitLine("OK", in: transferLog, seconds: 1)
             // "OK transfer <count> <sum> expected <count> <sum>": the server saw the bytes we sent.
+            let words = line.split(separator: " ")
+            #expect(words.count == 7 && words[2] == words[5] && words[3] == words[6], "\(line)")
+        }
+    }
+
+    @Test("tcp lanes reach a server whose name resolves first to an address where they are not served")
+    func nameWithSeveralAddresses() async throws {
+        try await withServer { hosts, descriptor, _ in
+            // Host A's own address refuses at once; the RPC call then goes
+            // on to the server's. The lanes must follow the call there,
+            // not resolve the name again and dial the first address.
+            try hosts.hostsFileOfA("10.231.7.1 loom-two-homed\n\(hosts.serverAddress) loom-two-homed\n")
+            var arguments = Self.clientArguments(hosts, backend: "tcp")
+            arguments[arguments.firstIndex(of: hosts.serverAddress)!] = "loom-two-homed"
+            let (transfer, log) = try Self.spawn(in: hosts.a, ["client", "--mode", "transfer", "--descriptor", descriptor] + arguments)
+            try await Self.awaitExit(transfer)
+            let line = try await Self.awaitLine("OK", in: log, seconds: 1)
             let words = line.split(separator: " ")
             #expect(words.count == 7 && words[2] == words[5] && words[3] == words[6], "\(line)")
         }

@@ -50,7 +50,11 @@ public final class TCPTransport: TransferTransport {
                         throw TransferError(.peerUnavailable, "\(connection.peer.hello.nodeName) ended the tcp lanes call without opening lanes")
                     }
                     let opened: Loom_Transfer_TcpLanesOpened = try item.decode()
-                    let writers = try openLanes(lanes, host: host, opened: opened, ackTimeout: ackTimeout)
+                    // The address the call reached, not the name again: a
+                    // name with several addresses may resolve first to one
+                    // where the listener, bound where the call arrived, is not.
+                    let laneHost = laneHost(connection.remoteAddress, otherwise: host)
+                    let writers = try openLanes(lanes, host: laneHost, opened: opened, ackTimeout: ackTimeout)
                     let transport = TCPTransport(lanes: writers, sender: configuration.nodeName, senderEpoch: configuration.epoch, partLimit: partBytes)
                     do {
                         let result = try await body(transport)
@@ -65,6 +69,14 @@ public final class TCPTransport: TransferTransport {
         } catch let error as WireError {
             throw setupError(error, address: address)
         }
+    }
+
+    /// The numeric form of `address`, where lanes are dialled and bound;
+    /// `name` for IPv6 link-local, whose address alone, without its
+    /// interface, can be neither.
+    static func laneHost(_ address: SocketAddress?, otherwise name: String) -> String {
+        guard let numeric = address?.ipAddress, !numeric.lowercased().hasPrefix("fe80:") else { return name }
+        return numeric
     }
 
     private static func openLanes(_ count: Int, host: String, opened: Loom_Transfer_TcpLanesOpened, ackTimeout: Duration) throws(TransferError) -> [LaneWriter] {
@@ -194,10 +206,7 @@ public enum TransferService {
             }
             // Bound where the call arrived, not to the name the writer
             // dialled: behind a NAT or an alias that is not our address.
-            // Not for IPv6 link-local: the address alone, without its
-            // interface, cannot be bound; the dialled form carries it.
-            var host = setup.host
-            if let arrived = request.localAddress?.ipAddress, !arrived.lowercased().hasPrefix("fe80:") { host = arrived }
+            let host = TCPTransport.laneHost(request.localAddress, otherwise: setup.host)
             let server: LaneServer
             do throws(TransferError) { server = try LaneServer(host: host, lanes: Int(setup.lanes), target: target) } catch { throw WireError(error) }
             var opened = Loom_Transfer_TcpLanesOpened()

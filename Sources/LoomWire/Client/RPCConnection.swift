@@ -17,6 +17,10 @@ public final class RPCConnection: Sendable {
     public let executor: EventLoopExecutor
     let calls: CallTable
 
+    /// The server's address this connection reached: one of possibly
+    /// several that its name resolves to.
+    public var remoteAddress: SocketAddress? { channel.remoteAddress }
+
     init(peer: PeerInfo, channel: Channel, calls: CallTable, configuration: RPCConfiguration) {
         self.peer = peer
         self.channel = channel
