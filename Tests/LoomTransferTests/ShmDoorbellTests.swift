@@ -131,6 +131,22 @@ struct ShmDoorbellTests {
         #expect(silent.isRaised(.writerClosed), "the target is told the writer is gone")
     }
 
+    @Test("a write due before the idle writer thread would look again wakes it, and fails when due")
+    func dueBeforeTheThreadWakes() async throws {
+        let mapping = try DoorbellMapping.create(geometry: .standard)
+        let silent = try DoorbellMapping.open(path: mapping.path)
+        let writer = DoorbellWriter(mapping: mapping, ackTimeout: .milliseconds(200), idleWait: .seconds(90))
+        try await eventually("the writer's thread sleeps, with nothing to wait for") { writer.threadWakesAt != nil }
+        let start = ContinuousClock.now
+        await expectTransferError([.ackLost]) {
+            try await writer.commit(opID: 1, immediate: 5, segments: [])
+        }
+        // Unrung, the thread would notice only after its 90 s idle wait.
+        #expect(ContinuousClock.now - start < .seconds(60))
+        await writer.close()
+        #expect(silent.isRaised(.writerClosed))
+    }
+
     @Test("a target that stops while a write waits fails it at once, and later writes too")
     func targetStopsWhileWriteWaits() async throws {
         let mapping = try DoorbellMapping.create(geometry: .standard)

@@ -11,8 +11,8 @@ import NIOConcurrencyHelpers
 final class DoorbellWriter: Sendable {
     /// How long the thread sleeps unrung with no write waiting: a safety
     /// net, since the target rings for every acknowledgement. A write
-    /// arriving meanwhile does not ring it (that would cost a wake-up per
-    /// write), so this is also how late an `ackTimeout` may be noticed.
+    /// arriving meanwhile rings it only when its acknowledgement is due
+    /// before the thread would wake (a wake-up per write would cost more).
     static let idleWait = Duration.milliseconds(500)
 
     let mapping: DoorbellMapping
@@ -20,14 +20,20 @@ final class DoorbellWriter: Sendable {
     private let state: NIOLockedValueBox<DoorbellWriterState>
     private let thread: JoinableThread
 
-    init(mapping: DoorbellMapping, ackTimeout: Duration) {
+    init(mapping: DoorbellMapping, ackTimeout: Duration, idleWait: Duration = DoorbellWriter.idleWait) {
         let state = NIOLockedValueBox(DoorbellWriterState())
         self.mapping = mapping
         self.ackTimeout = ackTimeout
         self.state = state
+        let timing = Timing(ackTimeout: ackTimeout, idleWait: idleWait)
         thread = JoinableThread(name: "loom-shm-writer") {
-            Self.run(mapping: mapping, state: state, ackTimeout: ackTimeout)
+            Self.run(mapping: mapping, state: state, timing: timing)
         }
+    }
+
+    private struct Timing {
+        let ackTimeout: Duration
+        let idleWait: Duration
     }
 
     /// Returns once the target acknowledged the write; throws its refusal,
@@ -37,14 +43,18 @@ final class DoorbellWriter: Sendable {
     func commit(opID: UInt64, immediate: UInt32?, segments: [Loom_Transfer_WriteSegment]) async throws {
         let deadline = ContinuousClock.now + ackTimeout
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            let (published, settled) = state.withLockedValue {
+            let (published, wakeWriter, settled) = state.withLockedValue {
                 $0.submit(opID: opID, immediate: immediate, segments: segments,
                           continuation: continuation, deadline: deadline, commits: mapping.commits)
             }
             if published { mapping.targetBell.ring() }
+            if wakeWriter { mapping.writerBell.ring() }
             Self.resume(settled)
         }
     }
+
+    /// When the thread next looks by itself, if it is asleep (for tests).
+    var threadWakesAt: ContinuousClock.Instant? { state.withLockedValue { $0.wakeAt } }
 
     /// The target went away (its RPC stream ended): fails every waiting
     /// write now and stops the thread.
@@ -66,7 +76,7 @@ final class DoorbellWriter: Sendable {
         }
     }
 
-    private static func run(mapping: DoorbellMapping, state: NIOLockedValueBox<DoorbellWriterState>, ackTimeout: Duration) {
+    private static func run(mapping: DoorbellMapping, state: NIOLockedValueBox<DoorbellWriterState>, timing: Timing) {
         // Tells the target this writer is gone, so its thread stops too.
         defer {
             mapping.raise(.writerClosed)
@@ -75,47 +85,55 @@ final class DoorbellWriter: Sendable {
         let bell = mapping.writerBell
         while true {
             let seen = bell.value()
-            let step = state.withLockedValue { Self.step(&$0, mapping: mapping, ackTimeout: ackTimeout) }
+            let step = state.withLockedValue { Self.step(&$0, mapping: mapping, timing: timing) }
             if step.ringTarget { mapping.targetBell.ring() }
             resume(step.settled)
             if step.finished { return }
-            if step.progressed { continue }
-            let timeout = min(step.deadline.map { $0 - .now } ?? idleWait, idleWait)
-            bell.sleep(seen: seen, timeout: timeout) { state.withLockedValue { $0.hasWork(mapping) } }
+            guard let sleep = step.sleep else { continue }
+            bell.sleep(seen: seen, timeout: sleep) { state.withLockedValue { $0.hasWork(mapping) } }
         }
     }
 
     private struct Step {
         var settled: DoorbellWriterState.Settled = []
         var ringTarget = false
-        var progressed = false
         var finished = false
-        var deadline: ContinuousClock.Instant?
+        /// How long to sleep unless rung; nil to look again at once.
+        var sleep: Duration?
     }
 
     /// One pass of the thread under the lock. The target's closed flag is
     /// read before its last acknowledgements are drained, so none it posted
     /// before closing is mistaken for lost.
-    private static func step(_ state: inout DoorbellWriterState, mapping: DoorbellMapping, ackTimeout: Duration) -> Step {
+    private static func step(_ state: inout DoorbellWriterState, mapping: DoorbellMapping, timing: Timing) -> Step {
         var step = Step()
         guard state.closed == nil else {
             step.finished = true
             return step
         }
         let targetClosed = mapping.isRaised(.targetClosed)
+        var progressed = false
         do {
             let drained = try state.drain(mapping.acks)
             step.settled = drained.settled
             let published = try state.publish(mapping.commits)
-            step.progressed = drained.consumed || published
+            progressed = drained.consumed || published
             step.ringTarget = drained.targetMayWait || published
         } catch {
             step.settled += state.close(because: error.message)
         }
-        step.settled += state.expire(now: .now, ackTimeout: ackTimeout)
+        let now = ContinuousClock.now
+        step.settled += state.expire(now: now, ackTimeout: timing.ackTimeout)
         if targetClosed { step.settled += state.close(because: "the target stopped serving this doorbell") }
         step.finished = state.closed != nil
-        step.deadline = state.nextDeadline
+        if progressed || step.finished {
+            state.wakeAt = nil
+        } else {
+            // Recorded under the lock writes take, so that one due sooner rings.
+            let sleep = min(state.nextDeadline.map { $0 - now } ?? timing.idleWait, timing.idleWait)
+            state.wakeAt = now + sleep
+            step.sleep = sleep
+        }
         return step
     }
 }

@@ -28,24 +28,30 @@ struct DoorbellWriterState: Sendable {
     var waiters: [UInt64: Waiter] = [:]
     /// Why the doorbell stopped; writes after that fail at once.
     var closed: String?
+    /// When the writer's thread, asleep or about to be, looks again by
+    /// itself; nil while it is awake. A write due before then must ring it.
+    var wakeAt: ContinuousClock.Instant?
 
     /// Queues a write and publishes what fits. Returns whether records were
-    /// published (the target's bell is then rung) and what to resume.
+    /// published (the target's bell is then rung), whether the writer's own
+    /// thread must be rung to notice the write's deadline in time, and what
+    /// to resume.
     mutating func submit(
         opID: UInt64, immediate: UInt32?, segments: [Loom_Transfer_WriteSegment],
         continuation: CheckedContinuation<Void, Error>, deadline: ContinuousClock.Instant, commits: DoorbellRing
-    ) -> (published: Bool, settled: Settled) {
+    ) -> (published: Bool, wakeWriter: Bool, settled: Settled) {
         if let closed {
-            return (false, [(continuation, TransferError(.peerUnavailable, "the shm doorbell is closed (\(closed)); write \(opID) was not sent"))])
+            return (false, false, [(continuation, TransferError(.peerUnavailable, "the shm doorbell is closed (\(closed)); write \(opID) was not sent"))])
         }
         let ticket = nextTicket
         nextTicket += 1
         waiters[ticket] = Waiter(continuation: continuation, deadline: deadline)
         pending.append(Submission(ticket: ticket, records: CommitRecord.records(ticket: ticket, opID: opID, immediate: immediate, segments: segments)))
+        let wakeWriter = wakeAt.map { deadline < $0 } ?? false
         do {
-            return (try publish(commits), [])
+            return (try publish(commits), wakeWriter, [])
         } catch {
-            return (false, close(because: error.message))
+            return (false, false, close(because: error.message))
         }
     }
 
