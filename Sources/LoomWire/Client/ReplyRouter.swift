@@ -35,7 +35,7 @@ final class CallTable: Sendable {
 
     /// Built once: every call ends this way, and a message naming the call
     /// cost a string and an allocation on each of them.
-    private static let finished = WireError(.cancelled, "the call has finished")
+    private static let finished: any Error = WireError(.cancelled, "the call has finished")
 
     /// Fails every call, and every later `open`, with the first reason given.
     func closeAll(_ reason: WireError) {
@@ -63,9 +63,19 @@ final class ReplyRouter: ChannelInboundHandler {
     private let table: CallTable
     /// Why the connection is ending, once something said so.
     private var reason: WireError?
+    /// Turns reading back on, from whichever thread makes room; made once,
+    /// not for every frame.
+    private var resumeReads: @Sendable () -> Void = {}
 
     init(table: CallTable) {
         self.table = table
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        resumeReads = { [channel = context.channel] in
+            // Fails only on a closed channel, whose calls are failing anyway.
+            channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -77,31 +87,14 @@ final class ReplyRouter: ChannelInboundHandler {
                 return
             }
             guard let inbox = table.inbox(frame.correlationID) else { return }
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let hasRoom = inbox.offer(frame) { [eventLoop = context.eventLoop] in
-                eventLoop.execute {
-                    let (router, context) = loopBound.value
-                    router.roomAgain(context: context)
-                }
+            if !inbox.offer(frame, onRoom: resumeReads) {
+                // With autoRead off the channel reads nothing more until
+                // `resumeReads` turns it on, which reads at once.
+                do { try context.channel.syncOptions?.setOption(.autoRead, value: false) } catch {}
             }
-            if !hasRoom { readsHeld(true, context: context) }
         case .request, .cancel, .ping:
             reason = WireError(.protocolViolation, "server sent a \(frame.kind) frame, which only clients send")
             context.close(promise: nil)
-        }
-    }
-
-    private func roomAgain(context: ChannelHandlerContext) {
-        readsHeld(false, context: context)
-    }
-
-    /// With `autoRead` off the channel reads nothing more; turning it back
-    /// on reads at once.
-    private func readsHeld(_ held: Bool, context: ChannelHandlerContext) {
-        do {
-            try context.channel.syncOptions?.setOption(.autoRead, value: !held)
-        } catch {
-            // Only a closed channel refuses; its calls are failing anyway.
         }
     }
 
