@@ -75,27 +75,35 @@ struct VerbsConnectCallTests {
 /// offers verbs, and each call waits until the writer ends it.
 struct SilentVerbsTarget {
     let server: RPCServer
+    let endpoint: VerbsEndpoint
     let running: Task<Void, any Error>
-    /// Yields once per connect call that reaches it, and once as each ends.
-    let calls: AsyncStream<String>
+    /// "called" as each connect call reaches it, "ended" as each ends.
+    let events: NIOLockedValueBox<[String]>
 
     static func start() async throws -> SilentVerbsTarget {
-        let (calls, report) = AsyncStream.makeStream(of: String.self)
+        let events = NIOLockedValueBox<[String]>([])
         var services = RPCServices()
         services.serverStreaming(VerbsTarget.connectMethod) { _, _ in
-            report.yield("called")
+            events.withLockedValue { $0.append("called") }
             await untilCancelled()
-            report.yield("ended")
+            events.withLockedValue { $0.append("ended") }
         }
+        let endpoint = VerbsEndpoint(device: FakeVerbsDevice())
         var configuration = RPCConfiguration(nodeName: "silent")
-        configuration.transferBackends = [VerbsEndpoint(device: FakeVerbsDevice()).offer]
+        configuration.transferBackends = [endpoint.offer]
         let server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: services, configuration: configuration)
-        return SilentVerbsTarget(server: server, running: Task { try await server.run() }, calls: calls)
+        return SilentVerbsTarget(server: server, endpoint: endpoint, running: Task { try await server.run() }, events: events)
+    }
+
+    /// Waits (bounded) until the events so far are `expected`.
+    func expectEvents(_ expected: [String]) async throws {
+        try await eventually("the silent target saw \(expected)", timeout: .seconds(30)) { events.withLockedValue { $0 } == expected }
     }
 
     func stop() async {
         running.cancel()
         _ = try? await running.value
+        endpoint.close()
     }
 }
 
@@ -131,10 +139,8 @@ struct VerbsSilentTargetTests {
         }
         let error = try await outcome(of: writer, within: .seconds(30)).failure as? TransferError
         #expect(error?.code == .peerUnavailable, "\(String(describing: error))")
-        #expect(error?.message.contains("did not answer it within") == true, "\(String(describing: error))")
-        var events = target.calls.makeAsyncIterator()
-        #expect(await events.next() == "called")
-        #expect(await events.next() == "ended", "the writer ended the call it gave up on")
+        #expect(error?.message.contains("did not answer the verbs connect call within") == true, "\(String(describing: error))")
+        try await target.expectEvents(["called", "ended"])
         await target.stop()
     }
 
@@ -147,12 +153,11 @@ struct VerbsSilentTargetTests {
             try await VerbsTransport.withTransport(to: target.server.localAddress, endpoint: endpoint,
                                                    configuration: RPCConfiguration(nodeName: "writer"), setupTimeout: .seconds(3600)) { _ in }
         }
-        var events = target.calls.makeAsyncIterator()
-        #expect(await events.next() == "called")
+        try await target.expectEvents(["called"])
         writer.cancel()
         // Without leaving at once the writer would wait out the hour.
         #expect(try await outcome(of: writer, within: .seconds(30)).failure != nil)
-        #expect(await events.next() == "ended")
+        try await target.expectEvents(["called", "ended"])
         await target.stop()
     }
 }

@@ -99,7 +99,10 @@ struct RPCTests {
         let services = Echo.services { services in
             services.immediate(RPCMethod<Loom_Wire_EchoRequest, Loom_Wire_EchoResponse>(13)) { request, call in
                 var response = Loom_Wire_EchoResponse()
-                response.text = MultiThreadedEventLoopGroup.currentEventLoop == nil ? "answered off the event loop" : request.text
+                // On the loop and in no task: a unary call runs on the loop too, but in a task.
+                let onTheLoop = MultiThreadedEventLoopGroup.currentEventLoop != nil
+                let inATask = withUnsafeCurrentTask { $0 != nil }
+                response.text = onTheLoop && !inATask ? request.text : "answered on the loop \(onTheLoop), in a task \(inATask)"
                 return (response, call.message.attachment)
             }
             services.immediate(14) { _ in throw WireError(.badMessage, "refused at once") }

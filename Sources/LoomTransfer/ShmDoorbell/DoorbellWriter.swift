@@ -53,7 +53,8 @@ final class DoorbellWriter: Sendable {
         }
     }
 
-    /// When the thread next looks by itself, if it is asleep (for tests).
+    /// When the thread next looks by itself, once a pass found nothing to
+    /// do (for tests).
     var threadWakesAt: ContinuousClock.Instant? { state.withLockedValue { $0.wakeAt } }
 
     /// The target went away (its RPC stream ended): fails every waiting

@@ -29,7 +29,8 @@ struct DoorbellWriterState: Sendable {
     /// Why the doorbell stopped; writes after that fail at once.
     var closed: String?
     /// When the writer's thread, asleep or about to be, looks again by
-    /// itself; nil while it is awake. A write due before then must ring it.
+    /// itself; nil after a pass that found work. A write due before then
+    /// must ring it (a stale value only costs a spare ring).
     var wakeAt: ContinuousClock.Instant?
 
     /// Queues a write and publishes what fits. Returns whether records were

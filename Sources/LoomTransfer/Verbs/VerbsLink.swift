@@ -176,7 +176,7 @@ final class VerbsLink: Sendable {
         }
         let deadline = Task { [setupTimeout, name = connection.peer.hello.nodeName] in
             do { try await Task.sleep(for: setupTimeout) } catch { return }
-            answer.finish(throwing: TransferError(.peerUnavailable, "\(name) took the verbs connect call but did not answer it within \(setupTimeout); it is overloaded or stuck"))
+            answer.finish(throwing: TransferError(.peerUnavailable, "\(name) did not answer the verbs connect call within \(setupTimeout); it is overloaded or stuck"))
         }
         defer { deadline.cancel() }
         do {

@@ -9,7 +9,7 @@ import NIOCore
 /// this project's VMs, a tenth of what LoomWire adds to a socket round trip
 /// (BENCHMARKS.md). After a framing error nothing more is decoded:
 /// `ConnectionHandler` closes the connection with the error as its reason.
-public final class FrameReader: ChannelInboundHandler, RemovableChannelHandler {
+public final class FrameReader: ChannelInboundHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = Frame
 
@@ -29,8 +29,11 @@ public final class FrameReader: ChannelInboundHandler, RemovableChannelHandler {
         decoding = true
         defer { decoding = false }
         do {
-            try processor.process(buffer: unwrapInboundIn(data)) { frame in deliver(frame, context: context) }
+            try processor.process(buffer: unwrapInboundIn(data)) { frame in try deliver(frame, context: context) }
         } catch {
+            // A connection closed from inside this read owes nobody an
+            // error about what followed in it.
+            guard !(error is Ended), !ended else { return }
             ended = true
             context.fireErrorCaught(error)
         }
@@ -61,7 +64,12 @@ public final class FrameReader: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func deliver(_ frame: Frame, context: ChannelHandlerContext) {
-        if !ended { context.fireChannelRead(wrapInboundOut(frame)) }
+    /// Stops the decode loop once the input ended inside it, so the rest of
+    /// that read is neither delivered nor fed to attachment sinks.
+    private func deliver(_ frame: Frame, context: ChannelHandlerContext) throws {
+        guard !ended else { throw Ended() }
+        context.fireChannelRead(wrapInboundOut(frame))
     }
+
+    private struct Ended: Error {}
 }

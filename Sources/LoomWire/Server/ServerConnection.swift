@@ -3,7 +3,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// One client's calls on the server. Each call runs in its own task so that
-/// a CANCEL frame can reach it; the tasks are owned here: when the
+/// a CANCEL frame can reach it, except an `immediate` method's, which is
+/// answered within the read; the tasks are owned here: when the
 /// connection ends they are cancelled and awaited (`drain`). Frames come
 /// from `RequestRouter` on the event loop, with no async sequence between
 /// the socket and the call; unary calls start right there (see `start`).
