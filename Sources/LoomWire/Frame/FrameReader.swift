@@ -64,8 +64,8 @@ public final class FrameReader: ChannelInboundHandler {
         }
     }
 
-    /// Stops the decode loop once the input ended inside it, so the rest of
-    /// that read is neither delivered nor fed to attachment sinks.
+    /// Stops the decode loop at the next whole frame once the input ended
+    /// inside it: the rest of that read is not delivered or decoded further.
     private func deliver(_ frame: Frame, context: ChannelHandlerContext) throws {
         guard !ended else { throw Ended() }
         context.fireChannelRead(wrapInboundOut(frame))
