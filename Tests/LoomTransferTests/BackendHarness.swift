@@ -157,3 +157,10 @@ func expectTransferError(_ codes: Set<TransferError.Code>, _ body: () async thro
         Issue.record("expected one of \(codes), got \(error)")
     }
 }
+
+/// A writer's 4 KiB source region, every byte `byte`.
+func writerSource(filledWith byte: UInt8) -> RegisteredRegion {
+    let region = RegionTable(owner: "writer", epoch: 1).register(length: 4096)
+    try! region.fill(offset: 0, with: [UInt8](repeating: byte, count: 4096))
+    return region
+}

@@ -135,11 +135,7 @@ struct TransferBackendTests {
 
 @Suite("Transfer backends under injected faults")
 struct TransferFaultTests {
-    let source: RegisteredRegion = {
-        let region = RegionTable(owner: "writer", epoch: 1).register(length: 4096)
-        try! region.fill(offset: 0, with: [UInt8](repeating: 0xAB, count: 4096))
-        return region
-    }()
+    let source = writerSource(filledWith: 0xAB)
 
     @Test("duplicated, reordered and delayed writes are each counted exactly once", arguments: Backend.allCases)
     func duplicateReorderDelay(_ backend: Backend) async throws {

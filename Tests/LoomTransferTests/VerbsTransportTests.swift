@@ -95,6 +95,14 @@ struct SilentVerbsTarget {
         return SilentVerbsTarget(server: server, endpoint: endpoint, running: Task { try await server.run() }, events: events)
     }
 
+    /// A writer setting up a queue pair with this target, and no more.
+    func connectWriter(through endpoint: VerbsEndpoint, setupTimeout: Duration) -> Task<Void, any Error> {
+        Task { [server] in
+            try await VerbsTransport.withTransport(to: server.localAddress, endpoint: endpoint,
+                                                   configuration: RPCConfiguration(nodeName: "writer"), setupTimeout: setupTimeout) { _ in }
+        }
+    }
+
     /// Waits (bounded) until the events so far are `expected`.
     func expectEvents(_ expected: [String]) async throws {
         try await eventually("the silent target saw \(expected)", timeout: .seconds(30)) { events.withLockedValue { $0 } == expected }
@@ -133,10 +141,7 @@ struct VerbsSilentTargetTests {
         let target = try await SilentVerbsTarget.start()
         let endpoint = VerbsEndpoint(device: Backend.fakeVerbsNetwork.device())
         defer { endpoint.close() }
-        let writer = Task {
-            try await VerbsTransport.withTransport(to: target.server.localAddress, endpoint: endpoint,
-                                                   configuration: RPCConfiguration(nodeName: "writer"), setupTimeout: .milliseconds(200)) { _ in }
-        }
+        let writer = target.connectWriter(through: endpoint, setupTimeout: .milliseconds(200))
         let error = try await outcome(of: writer, within: .seconds(30)).failure as? TransferError
         #expect(error?.code == .peerUnavailable, "\(String(describing: error))")
         #expect(error?.message.contains("did not answer the verbs connect call within") == true, "\(String(describing: error))")
@@ -149,10 +154,7 @@ struct VerbsSilentTargetTests {
         let target = try await SilentVerbsTarget.start()
         let endpoint = VerbsEndpoint(device: Backend.fakeVerbsNetwork.device())
         defer { endpoint.close() }
-        let writer = Task {
-            try await VerbsTransport.withTransport(to: target.server.localAddress, endpoint: endpoint,
-                                                   configuration: RPCConfiguration(nodeName: "writer"), setupTimeout: .seconds(3600)) { _ in }
-        }
+        let writer = target.connectWriter(through: endpoint, setupTimeout: .seconds(3600))
         try await target.expectEvents(["called"])
         writer.cancel()
         // Without leaving at once the writer would wait out the hour.
@@ -166,11 +168,7 @@ struct VerbsSilentTargetTests {
 /// failed pair is replaced by a fresh one from a new connect call.
 @Suite("Transfer verbs link (fake network)")
 struct VerbsLinkTests {
-    let source: RegisteredRegion = {
-        let region = RegionTable(owner: "writer", epoch: 1).register(length: 4096)
-        try! region.fill(offset: 0, with: [UInt8](repeating: 0x5A, count: 4096))
-        return region
-    }()
+    let source = writerSource(filledWith: 0x5A)
 
     /// A write the target's device NAKs (past the region's end): on RC
     /// that breaks the target's half of the pair as well as the writer's.
