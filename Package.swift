@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LoomEngine", targets: ["LoomEngine"]),
         .library(name: "LoomTesting", targets: ["LoomTesting"]),
         .library(name: "LoomWire", targets: ["LoomWire"]),
+        .library(name: "LoomProtocol", targets: ["LoomProtocol"]),
         .library(name: "LoomTransfer", targets: ["LoomTransfer"]),
         .library(name: "LoomHTTP", targets: ["LoomHTTP"]),
         .library(name: "LoomWorker", targets: ["LoomWorker"]),
@@ -29,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
@@ -66,10 +70,13 @@ let package = Package(
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomRouter", "LoomWorker", "LoomWire", "LoomTransfer", "LoomBench", "LoomPeer",
+                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomProtocol", "LoomRouter", "LoomWorker", "LoomWire", "LoomTransfer", "LoomBench", "LoomPeer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(
@@ -82,27 +89,40 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The cluster's own protocol, shared by the router and every role:
+        // the messages in proto/loom_cluster.proto, the RPC method table and
+        // the error codes. No sockets and no transfer backends, so the
+        // router links none of them.
+        .target(
+            name: "LoomProtocol",
+            dependencies: [
+                "LoomWire", "LoomEngine", "LoomModel",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         .target(
             name: "LoomTransfer",
             dependencies: [
                 "LoomWire", "CLoomFabric", "CLoomShm", "CLoomVerbs",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .target(
             name: "LoomWorker",
             dependencies: [
-                "LoomEngine", "LoomModel", "LoomHTTP", "LoomWire", "LoomTransfer",
+                "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "LoomCluster", dependencies: ["LoomEngine", .product(name: "Yams", package: "Yams")]),
+        .target(name: "LoomCluster", dependencies: ["LoomEngine", "LoomProtocol", "LoomWire", .product(name: "Yams", package: "Yams")]),
         .target(
             name: "LoomRouter",
             dependencies: [
-                "LoomCluster", "LoomEngine", "LoomModel", "LoomHTTP", "LoomWire", "LoomWorker",
+                "LoomCluster", "LoomEngine", "LoomModel", "LoomHTTP", "LoomProtocol", "LoomWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -124,7 +144,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "loom-peer",
-            dependencies: ["LoomPeer", "LoomTransfer", "LoomWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "LoomPeer", "LoomTransfer", "LoomWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(name: "LoomTransferTests", dependencies: ["LoomTransfer", "LoomWire", "LoomTesting"]),
         .testTarget(
@@ -145,9 +170,9 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomWire", "LoomTransfer", "LoomTesting"]),
-        .testTarget(name: "LoomRouterTests", dependencies: ["LoomRouter", "LoomCluster", "LoomEngine", "LoomModel", "LoomWire", "LoomWorker"]),
-        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomTesting"]),
+        .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer", "LoomTesting"]),
+        .testTarget(name: "LoomRouterTests", dependencies: ["LoomRouter", "LoomCluster", "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire"]),
+        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomProtocol", "LoomTesting", "LoomWire"]),
         .testTarget(
             name: "LoomClusterE2ETests",
             dependencies: ["LoomEngine", "LoomModel", "LoomTesting"]

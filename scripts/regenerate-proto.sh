@@ -11,9 +11,17 @@ cd "$(dirname "$0")/.."
 plugin="${PROTOC_GEN_SWIFT:-$(command -v protoc-gen-swift || true)}"
 [ -x "$plugin" ] || { echo "regenerate-proto: set PROTOC_GEN_SWIFT to a built protoc-gen-swift" >&2; exit 1; }
 command -v protoc >/dev/null || { echo "regenerate-proto: apt-get install protobuf-compiler" >&2; exit 1; }
-out=Sources/LoomWire/Generated
-mkdir -p "$out"
-protoc --plugin=protoc-gen-swift="$plugin" \
-    --swift_opt=Visibility=Public --swift_opt=FileNaming=DropPath \
-    -I proto --swift_out="$out" proto/*.proto
-echo "regenerate-proto: wrote $(ls "$out")" >&2
+# Each proto belongs to the target whose layer it describes: the RPC's own
+# messages to LoomWire, the transfer engine's to LoomTransfer, the cluster's
+# (router and roles) to LoomProtocol. None imports another.
+generate() {
+    local proto=$1 out=$2
+    mkdir -p "$out"
+    protoc --plugin=protoc-gen-swift="$plugin" \
+        --swift_opt=Visibility=Public --swift_opt=FileNaming=DropPath \
+        -I proto --swift_out="$out" "proto/$proto"
+    echo "regenerate-proto: wrote $out/${proto%.proto}.pb.swift" >&2
+}
+generate loom_wire.proto Sources/LoomWire/Generated
+generate loom_transfer.proto Sources/LoomTransfer/Generated
+generate loom_cluster.proto Sources/LoomProtocol/Generated

@@ -1,4 +1,6 @@
 import Foundation
+import LoomProtocol
+import LoomWire
 import Yams
 
 /// A validated cluster description: where the router listens and which
@@ -67,7 +69,7 @@ public struct RouterConfig: Sendable, Equatable {
         self.rpcPort = rpcPort
     }
 
-    public var rpcAddress: String { "\(host):\(rpcPort)" }
+    public var rpcAddress: RPCAddress { .tcp(host: host, port: rpcPort) }
 }
 
 /// One worker process the cluster runs.
@@ -96,7 +98,7 @@ public struct WorkerConfig: Sendable, Equatable {
     }
 
     public var id: WorkerID { WorkerID(name) }
-    public var rpcAddress: String { "\(host):\(port)" }
+    public var rpcAddress: RPCAddress { .tcp(host: host, port: port) }
 }
 
 /// The libfabric providers a worker's KV transfers may use. `tcp;ofi_rxm`
@@ -112,6 +114,12 @@ public enum FabricProvider: String, Sendable, CaseIterable {
     case tcp = "tcp;ofi_rxm"
     case verbs = "verbs;ofi_rxm"
     case efa
+
+    /// Why `name` is no provider a worker can use, as a person would fix it.
+    public static func refusal(of name: String) -> String {
+        if let why = refused[name] { return "'\(name)' is not supported: \(why)" }
+        return "must be one of \(allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'"
+    }
 
     static let refused = ["shm": "libfabric's shm provider wedges a writer and its target after one refused write (a KV write that outlived its lease); leave fabric_provider out and workers on one host use Loom's own shared-memory backend"]
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LoomProtocol
 import Yams
 
 /// Walks a composed config document into a `ClusterConfig`, checking each
@@ -12,7 +13,6 @@ struct ConfigDecoder {
         "heartbeat_interval_ms", "heartbeat_timeout_ms",
     ]
     static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider"]
-    static let ports = 1...65535
 
     let file: String
     /// "host:port" → who took it and on which line.
@@ -36,17 +36,17 @@ struct ConfigDecoder {
     private mutating func decodeRouter(_ node: Node, mark: Mark?) throws(ConfigError) -> RouterConfig {
         let s = try YAMLSection(node, path: "router", mark: mark, allowed: Self.routerKeys, file: file)
         var router = try RouterConfig(
-            port: s.required("port", s.int("port", in: Self.ports)),
-            rpcPort: s.required("rpc_port", s.int("rpc_port", in: Self.ports))
+            port: s.required("port", s.int("port", in: Limits.ports)),
+            rpcPort: s.required("rpc_port", s.int("rpc_port", in: Limits.ports))
         )
         if let host = try host(s) { router.host = host }
         if let policy = try s.choice("policy", of: RoutingPolicyName.self) { router.policy = policy }
-        if let weight = try s.double("prefix_weight", in: 0...1_000_000) { router.prefixWeight = weight }
-        if let threshold = try s.int("disaggregation_threshold", in: 0...1 << 20) {
+        if let weight = try s.double("prefix_weight", in: Limits.prefixWeight) { router.prefixWeight = weight }
+        if let threshold = try s.int("disaggregation_threshold", in: Limits.disaggregationThreshold) {
             router.disaggregationThreshold = threshold
         }
-        let interval = try s.int("heartbeat_interval_ms", in: 1...60_000) ?? 500
-        let timeout = try s.int("heartbeat_timeout_ms", in: 1...600_000) ?? 3000
+        let interval = try s.int("heartbeat_interval_ms", in: Limits.heartbeatIntervalMs) ?? 500
+        let timeout = try s.int("heartbeat_timeout_ms", in: Limits.heartbeatTimeoutMs) ?? 3000
         // A timeout within one interval declares healthy workers dead between
         // two of their heartbeats.
         guard timeout > interval else {
@@ -93,13 +93,12 @@ struct ConfigDecoder {
         var worker = try WorkerConfig(
             name: name,
             role: s.required("role", s.choice("role", of: WorkerRole.self)),
-            port: s.required("port", s.int("port", in: Self.ports))
+            port: s.required("port", s.int("port", in: Limits.ports))
         )
         if let host = try host(s) { worker.host = host }
-        if let threads = try s.int("threads", in: 1...1024) { worker.threads = threads }
-        // BlockPool indexes blocks with Int32.
-        if let blocks = try s.int("kv_blocks", in: 1...Int(Int32.max)) { worker.kvBlocks = blocks }
-        if let running = try s.int("max_running", in: 1...65536) { worker.maxRunning = running }
+        if let threads = try s.int("threads", in: Limits.threads) { worker.threads = threads }
+        if let blocks = try s.int("kv_blocks", in: Limits.kvBlocks) { worker.kvBlocks = blocks }
+        if let running = try s.int("max_running", in: Limits.maxRunning) { worker.maxRunning = running }
         worker.cpus = try cpuList(s)
         if let provider = try s.string("fabric_provider"), let why = FabricProvider.refused[provider] {
             throw s.error(.invalidValue, s.valueMark("fabric_provider"), "\(s.qualified("fabric_provider")) '\(provider)' is not supported: \(why)")

@@ -1,3 +1,6 @@
+import LoomProtocol
+import LoomWire
+
 /// Which workers the cluster has, which are alive and how loaded they are,
 /// kept from registrations and heartbeats.
 ///
@@ -17,7 +20,7 @@ public struct Membership: Sendable {
     ///   epoch) whose state, cache included, is gone.
     @discardableResult
     public mutating func register(
-        _ id: WorkerID, role: WorkerRole, rpcAddress: String, pid: Int, epoch: UInt64,
+        _ id: WorkerID, role: WorkerRole, rpcAddress: RPCAddress, pid: Int, epoch: UInt64,
         blockCount: Int, at now: ContinuousClock.Instant
     ) -> Bool {
         precondition(blockCount >= 0, "a KV pool has no negative size")
@@ -37,6 +40,7 @@ public struct Membership: Sendable {
         status.rpcAddress = rpcAddress
         status.pid = pid
         status.alive = true
+        status.draining = false
         status.load.blockCount = blockCount
         status.lastHeartbeat = now
         records[id] = status
@@ -48,7 +52,7 @@ public struct Membership: Sendable {
     /// - Throws: when the worker must register again: its id is unknown, its
     ///   epoch is not the registered one, or it was declared dead.
     public mutating func heartbeat(
-        _ id: WorkerID, epoch: UInt64, load: WorkerLoad, at now: ContinuousClock.Instant
+        _ id: WorkerID, epoch: UInt64, load: WorkerLoad, draining: Bool = false, at now: ContinuousClock.Instant
     ) throws(MembershipError) {
         guard var status = records[id] else {
             throw MembershipError(.unknownWorker, "no worker \(id) is registered; register first")
@@ -60,8 +64,18 @@ public struct Membership: Sendable {
             throw MembershipError(.expired, "worker \(id) missed its heartbeat deadline; register again")
         }
         status.load = load
+        status.draining = draining
         status.lastHeartbeat = now
         records[id] = status
+    }
+
+    /// Forgets a worker that left on purpose (after draining).
+    ///
+    /// - Returns: its last record; nil when `id` is unknown or registered
+    ///   with another epoch (a newer process took the name).
+    public mutating func remove(_ id: WorkerID, epoch: UInt64) -> WorkerStatus? {
+        guard records[id]?.epoch == epoch else { return nil }
+        return records.removeValue(forKey: id)
     }
 
     /// Marks dead every live worker silent for longer than `timeout`.
@@ -78,10 +92,11 @@ public struct Membership: Sendable {
 
     // MARK: Queries
 
-    /// Live workers whose role is in `roles`, in id order: the routing
-    /// candidates (`WorkerRole.decodeCapable` for a decode phase).
+    /// Live workers whose role is in `roles` and that take new requests
+    /// (not draining), in id order: the routing candidates
+    /// (`WorkerRole.decodeCapable` for a decode phase).
     public func alive(roles: Set<WorkerRole>) -> [WorkerStatus] {
-        workers.filter { $0.alive && roles.contains($0.role) }
+        workers.filter { $0.alive && !$0.draining && roles.contains($0.role) }
     }
 
     public subscript(id: WorkerID) -> WorkerStatus? { records[id] }

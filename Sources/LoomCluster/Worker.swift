@@ -1,13 +1,4 @@
-/// What a worker process does with requests. Decode requests go to decode and
-/// mixed workers; prefill work goes to prefill and mixed workers.
-public enum WorkerRole: String, Sendable, Codable, CaseIterable {
-    case prefill, decode, mixed
-
-    /// Roles that can take a request's decode phase (and prefill it locally).
-    public static let decodeCapable: Set<WorkerRole> = [.decode, .mixed]
-    /// Roles that can prefill a prompt for another worker.
-    public static let prefillCapable: Set<WorkerRole> = [.prefill, .mixed]
-}
+import LoomProtocol
 
 /// A worker's name in the cluster, unique per cluster (`decode-0`). The name
 /// outlives a process: a restarted worker comes back under the same id with a

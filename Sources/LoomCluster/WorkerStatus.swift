@@ -1,10 +1,13 @@
+import LoomProtocol
+import LoomWire
+
 /// What the router knows about one worker incarnation: the membership record
 /// and the row `loomctl status` prints.
 public struct WorkerStatus: Sendable, Equatable {
     public var id: WorkerID
     public var role: WorkerRole
-    /// `host:port` of the worker's RPC server.
-    public var rpcAddress: String
+    /// Where the worker's RPC server is reached.
+    public var rpcAddress: RPCAddress
     public var pid: Int
     /// Identifies the process behind `id`: a restarted worker registers with
     /// a new epoch, and messages carrying the old one are stale.
@@ -12,6 +15,9 @@ public struct WorkerStatus: Sendable, Equatable {
     /// False once the worker missed its heartbeat deadline. A dead worker
     /// stays listed for status but gets no work until it registers again.
     public var alive: Bool
+    /// The worker is shutting down: it finishes what it runs but gets no
+    /// new request.
+    public var draining = false
     public var load: WorkerLoad
     public var registeredAt: ContinuousClock.Instant
     public var lastHeartbeat: ContinuousClock.Instant

@@ -30,7 +30,7 @@ extension OpenAIServer {
     func run(_ plan: GenerationPlan, as endpoint: Endpoint, arrival: ContinuousClock.Instant) async throws -> Response {
         let readers = (0..<plan.n).map { i in
             var request = plan.request(choice: i, stopTokens: model.stopTokens)
-            if plan.jsonMode { request.constraint = JSONConstraint(pieces: model.jsonPieces, stopTokens: model.stopTokens) }
+            if plan.jsonMode { request.constraint = JSONConstraint(model.jsonTokens) }
             return ChoiceReader(
                 index: i, stream: model.backend.generate(request),
                 tokenizer: model.tokenizer, stops: plan.stops, wantsLogprobs: plan.logprobs, promptTokens: plan.prompt.count,

@@ -14,9 +14,7 @@ public struct ServedModel: Sendable {
     public let contextLength: Int
     let bosToken: String
     let eosToken: String
-    /// Each token's bytes for JSON mode; control and unused tokens are
-    /// empty, which JSON mode never allows.
-    let jsonPieces: [[UInt8]]
+    let jsonTokens: JSONTokenTable
 
     public init(model: LanguageModel, engine: InferenceEngine, name: String? = nil) {
         self.init(path: model.path, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate,
@@ -35,11 +33,7 @@ public struct ServedModel: Sendable {
         let v = tokenizer.vocabulary
         bosToken = v.bosID.map { v.tokens[Int($0)] } ?? ""
         eosToken = v.eosID.map { v.tokens[Int($0)] } ?? ""
-        let tokenizer = tokenizer
-        jsonPieces = (0..<v.count).map { i in
-            let type = i < v.types.count ? v.types[i] : .normal
-            return [.normal, .byte, .userDefined, .undefined].contains(type) ? tokenizer.piece(TokenID(i)) : []
-        }
+        jsonTokens = JSONTokenTable(tokenizer: tokenizer)
     }
 
     /// The id clients send as `model` unless told otherwise: the file name
@@ -49,12 +43,6 @@ public struct ServedModel: Sendable {
     }
 
     var stopTokens: Set<TokenID> { tokenizer.vocabulary.endOfGenerationIDs }
-
-    /// A fresh JSON-mode constraint for one sequence (a worker applies it
-    /// itself when the router asks for `response_format: json_object`).
-    public func jsonConstraint() -> any TokenConstraint {
-        JSONConstraint(pieces: jsonPieces, stopTokens: stopTokens)
-    }
 
     func renderChat(_ messages: [ChatMessage]) throws -> String {
         guard let chatTemplate else {

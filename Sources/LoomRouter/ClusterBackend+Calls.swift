@@ -1,8 +1,8 @@
 import LoomCluster
 import LoomEngine
 import LoomModel
+import LoomProtocol
 import LoomWire
-import LoomWorker
 import SwiftProtobuf
 
 enum PrefillOutcome {
@@ -23,12 +23,10 @@ extension ClusterBackend {
         let reservation: Loom_Cluster_Reservation
         do {
             reservation = try await call(decode) { try await $0.unary(ClusterRPC.reserve, spec, timeout: .seconds(10)).0 }
-        } catch let error as WireError where error.schedulerError?.code == .overloaded {
-            return .local
-        } catch let error as WireError where error.schedulerError == nil {
+        } catch {
             // A reserve that timed out or failed may have left blocks held;
-            // the lease returns them. This worker is the one that failed.
-            throw AttemptFailure(worker: decode.id, error: error)
+            // the lease returns them.
+            return try Self.resolve(error, in: .reserve(decode: decode.id))
         }
         var request = Loom_Cluster_PrefillRequest()
         request.spec = spec
@@ -43,25 +41,27 @@ extension ClusterBackend {
         } catch {
             release(reservation, on: decode)
             if Task.isCancelled { throw CancellationError() }
-            if case let wire as WireError = error {
-                if wire.schedulerError?.code == .overloaded { return .local }
-                // The prefill worker is fine but could not write into the
-                // decode worker: that one is the failure.
-                if wire.isTransferFailure { throw AttemptFailure(worker: decode.id, error: error) }
-            }
-            if let failure = error as? AttemptFailure, failure.worker == prefill.id {
-                throw failure
-            }
-            throw AttemptFailure(worker: prefill.id, error: error)
+            return try Self.resolve(error, in: .prefill(prefill: prefill.id, decode: decode.id))
         }
     }
 
-    /// Best effort, in its own task: the request's task may be cancelled,
-    /// and the lease returns the blocks anyway if this is lost.
+    private static func resolve(_ error: Error, in step: AttemptStep) throws -> PrefillOutcome {
+        switch step.outcome(of: error) {
+        case .prefillLocally: return .local
+        case .attempt(let failure): throw failure
+        }
+    }
+
+    /// Queued for `run()`: the request's task may be cancelled, and the
+    /// lease returns the blocks anyway if this is lost.
     func release(_ reservation: Loom_Cluster_Reservation, on decode: Route.Target) {
+        releaseQueue.yield(Release(reservation: reservation.requestID, decode: decode))
+    }
+
+    func perform(_ release: Release) async {
         var request = Loom_Cluster_AttachRequest()
-        request.requestID = reservation.requestID
-        Task { _ = try? await self.call(decode) { try await $0.unary(ClusterRPC.release, request, timeout: .seconds(2)) } }
+        request.requestID = release.reservation
+        _ = try? await call(release.decode) { try await $0.unary(ClusterRPC.release, request, timeout: .seconds(2)) }
     }
 
     /// Streams a worker's token events to the client. Returns once the
@@ -90,36 +90,25 @@ extension ClusterBackend {
                     return false
                 }
             }
-        } catch let error as WireError where error.schedulerError != nil && error.schedulerError?.code != .overloaded {
-            throw error
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw AttemptFailure(worker: worker.id, error: error)
+            guard case .attempt(let failure) = AttemptStep.relay(worker.id).outcome(of: error) else { throw error }
+            throw failure
         }
         if !finished {
-            throw AttemptFailure(worker: worker.id, error: WireError(.protocolViolation, "the stream ended without finishing the request"))
+            throw AttemptError.failed(worker.id, "the stream ended without finishing the request")
         }
     }
 
     /// A call on the kept connection to `worker`. A connection that broke
-    /// is dropped (the next call reconnects) and reported as that worker's
-    /// failure; a refused call leaves the connection to others.
+    /// is dropped (the next call reconnects); a refused call leaves the
+    /// connection to others.
     func call<T: Sendable>(_ worker: Route.Target, _ body: (RPCConnection) async throws -> T) async throws -> T {
-        do {
-            return try await connections.withResource(worker.address, isBroken: Self.isBroken, body)
-        } catch let error as WireError where Self.isBroken(error) {
-            throw AttemptFailure(worker: worker.id, error: error)
-        }
+        try await connections.withResource(worker.address, isBroken: Self.isBroken, body)
     }
 
     static func isBroken(_ error: Error) -> Bool {
         guard let wire = error as? WireError else { return false }
-        return [.unavailable, .connectionClosed, .keepaliveTimeout, .protocolViolation, .handshakeFailed].contains(wire.code)
+        return RemoteFailure(wire).brokeTheConnection
     }
-}
-
-extension WireError {
-    /// The prefill worker's one-sided write into the decode worker failed
-    /// (transfer errors travel as codes 1000 and up).
-    var isTransferFailure: Bool { (1001..<2000).contains(code.rawValue) }
 }

@@ -1,8 +1,8 @@
 import LoomCluster
 import LoomEngine
 import LoomModel
+import LoomProtocol
 import LoomWire
-import LoomWorker
 import Logging
 
 /// The router's `GenerationBackend`: each request is routed to a decode
@@ -16,14 +16,24 @@ public final class ClusterBackend: GenerationBackend {
     let connections: KeptOpen<RPCAddress, RPCConnection>
     let logger: Logger
     let maxAttempts: Int
+    let backoff: Backoff
+    /// Backoff waits go through it, so tests can pass time by hand.
+    let clock: any Clock<Duration>
+    /// Reservations to hand back, served by `run()` so no request waits on
+    /// them and none is lost to a request's cancellation.
+    let releases: AsyncStream<Release>
+    let releaseQueue: AsyncStream<Release>.Continuation
     /// How long a decode worker waits for the prefill's writes to land
     /// after the prefill call returned (they are acknowledged by then).
     let attachTimeout: Duration = .seconds(30)
 
-    public init(state: ClusterState, rpc: RPCConfiguration, logger: Logger, maxAttempts: Int = 3) {
+    public init(state: ClusterState, rpc: RPCConfiguration, logger: Logger, maxAttempts: Int = 3, clock: any Clock<Duration> = ContinuousClock()) {
         self.state = state
         self.logger = logger
         self.maxAttempts = maxAttempts
+        self.backoff = Backoff()
+        self.clock = clock
+        (releases, releaseQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
         connections = KeptOpen { address, body in
             try await RPCConnection.withConnection(to: address, configuration: rpc) { try await body($0) }
         }
@@ -38,7 +48,21 @@ public final class ClusterBackend: GenerationBackend {
 
     public var snapshot: EngineSnapshot { state.aggregateSnapshot }
 
-    public func shutdown() { connections.closeAll() }
+    /// Hands reservations back until cancelled (the router runs it beside
+    /// its servers). A release that is lost costs nothing: the lease
+    /// returns the blocks anyway.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for await release in releases {
+                group.addTask { await self.perform(release) }
+            }
+        }
+    }
+
+    public func shutdown() {
+        releaseQueue.finish()
+        connections.closeAll()
+    }
 
     /// Closes the connection to a worker declared dead, which fails every
     /// call still waiting on it (a hung worker never answers), so those
@@ -47,44 +71,45 @@ public final class ClusterBackend: GenerationBackend {
         connections.drop(address)
     }
 
+    /// Runs the request's attempts as `RequestAttempts` directs, until one
+    /// finishes it or none is left.
     private func serve(_ request: GenerationRequest, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation) async {
         var progress = RequestProgress(request)
-        var excluded: Set<WorkerID> = []
-        var lastFailure: AttemptFailure?
-        for _ in 0..<maxAttempts {
-            // The stream broke after the last token but before its finish:
-            // nothing is left to generate.
-            if progress.generated.count >= progress.request.maxTokens {
+        var attempts = RequestAttempts(maxAttempts: maxAttempts, backoff: backoff)
+        var action = attempts.next(delivered: 0, maxTokens: request.maxTokens)
+        while true {
+            switch action {
+            case .route(let excluded):
+                guard let route = state.route(progress.prompt, excluding: excluded) else {
+                    action = attempts.noRoute()
+                    continue
+                }
+                do {
+                    try await attempt(route, &progress, continuation)
+                    return
+                } catch let failure as AttemptError where !Task.isCancelled {
+                    logger.warning("request moved off a failed worker", metadata: [
+                        "failure": "\(failure)", "tokens_delivered": "\(progress.generated.count)"])
+                    state.countDecision(.retry)
+                    action = attempts.failed(failure, delivered: progress.generated.count, maxTokens: request.maxTokens)
+                } catch {
+                    // Cancelled: the client left, and nobody reads the stream.
+                    return Task.isCancelled ? continuation.finish() : continuation.finish(throwing: error)
+                }
+            case .wait(let delay):
+                do { try await clock.sleep(for: delay) } catch { return continuation.finish() }
+                action = attempts.next(delivered: progress.generated.count, maxTokens: request.maxTokens)
+            case .finishAtLength:
                 continuation.yield(.finished(.length, progress.usage(nil)))
                 return continuation.finish()
-            }
-            guard let route = state.route(progress.prompt, excluding: excluded) else { break }
-            do {
-                try await attempt(route, &progress, continuation)
-                return
-            } catch let failure as AttemptFailure {
-                if Task.isCancelled { return continuation.finish() }
-                logger.warning("request moved off a failed worker", metadata: [
-                    "worker": "\(failure.worker)", "error": "\(failure.error)", "tokens_delivered": "\(progress.generated.count)"])
-                excluded.insert(failure.worker)
-                lastFailure = failure
-                state.countDecision("retry")
-            } catch {
-                return continuation.finish(throwing: (error as? WireError)?.schedulerError ?? error)
+            case .fail(let error):
+                return continuation.finish(throwing: error)
             }
         }
-        guard let lastFailure else {
-            return continuation.finish(throwing: SchedulerError(.unavailable, "no live decode worker can take this request; start one (loom worker --role decode) or retry later"))
-        }
-        // Busy workers are a 429 (retry with backoff); failed ones a 503.
-        let overloaded = (lastFailure.error as? WireError)?.schedulerError?.code == .overloaded
-        continuation.finish(throwing: SchedulerError(
-            overloaded ? .overloaded : .unavailable,
-            "the cluster could not serve this request: every worker tried \(overloaded ? "is busy" : "failed it") (last: \(lastFailure.worker): \(lastFailure.error)); retry later"))
     }
 
-    /// One try on one route. Throws `AttemptFailure` when a worker failed
-    /// (the caller retries elsewhere); anything else ends the request.
+    /// One try on one route. Throws `AttemptError` when it did not finish
+    /// the request, `CancellationError` when the client left.
     private func attempt(
         _ route: Route, _ progress: inout RequestProgress, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation
     ) async throws {
@@ -121,10 +146,10 @@ public final class ClusterBackend: GenerationBackend {
     }
 }
 
-/// A worker failed this request; it is retried without that worker.
-struct AttemptFailure: Error {
-    var worker: WorkerID
-    var error: Error
+/// A reservation to hand back to the decode worker holding it.
+struct Release: Sendable {
+    var reservation: UInt64
+    var decode: Route.Target
 }
 
 /// What a request has produced so far, so that a retry continues it: the

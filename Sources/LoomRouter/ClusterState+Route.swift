@@ -1,6 +1,7 @@
 import LoomCluster
 import LoomEngine
 import LoomModel
+import LoomProtocol
 import LoomWire
 
 extension ClusterState {
@@ -34,15 +35,15 @@ extension ClusterState {
             return route
         }
         if let route {
-            countDecision(route.prefill == nil ? "local" : "remote")
-            countDecision(route.cachedTokens > 0 ? "prefix_hit" : "prefix_miss")
+            countDecision(route.prefill == nil ? .local : .remote)
+            countDecision(route.cachedTokens > 0 ? .prefixHit : .prefixMiss)
         }
         return route
     }
 
-    public func countDecision(_ outcome: String) {
-        state.withLock { $0.decisions[outcome, default: 0] += 1 }
-        metrics?.decided(outcome)
+    public func countDecision(_ outcome: RoutingOutcome) {
+        state.withLock { $0.decisions[outcome.rawValue, default: 0] += 1 }
+        metrics?.decided(outcome.rawValue)
     }
 
     /// Counts a request as the worker's until `finished` says it is done.
@@ -70,17 +71,20 @@ extension ClusterState {
     }
 
     private func target(_ state: State, _ id: WorkerID) -> Route.Target? {
-        guard let worker = state.membership[id], let address = RPCAddress(hostPort: worker.rpcAddress) else { return nil }
-        return Route.Target(id: id, address: address)
+        guard let worker = state.membership[id] else { return nil }
+        return Route.Target(id: id, address: worker.rpcAddress)
     }
 }
 
-extension RPCAddress {
-    /// Parses `host:port` (the last colon splits, so IPv6 hosts in brackets work).
-    public init?(hostPort: String) {
-        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]) else { return nil }
-        var host = String(hostPort[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        self = .tcp(host: host, port: port)
-    }
+/// What the router decided for a request, as counted on the status page
+/// and in `loom_routing_decisions_total`.
+public enum RoutingOutcome: String, Sendable, CaseIterable {
+    /// The decode worker prefills the prompt itself.
+    case local
+    /// A prefill worker computes the prompt into the decode worker's blocks.
+    case remote
+    case prefixHit = "prefix_hit"
+    case prefixMiss = "prefix_miss"
+    /// An attempt failed and the request moved to another worker.
+    case retry
 }

@@ -1,6 +1,7 @@
 import Foundation
 import LoomCluster
 import LoomEngine
+import LoomProtocol
 import LoomWire
 
 /// What `loomctl status` shows: one row per worker and the index's figures.
@@ -11,6 +12,8 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
         public var address: String
         public var pid: Int
         public var healthy: Bool
+        /// Shutting down: finishing what it runs, taking nothing new.
+        public var draining: Bool
         public var running: Int
         public var waiting: Int
         public var kvBlocksUsed: Int
@@ -45,7 +48,7 @@ extension ClusterState {
             let workers = state.membership.workers.map { w in
                 let reported = state.reported[w.id]
                 return ClusterStatus.Worker(
-                    id: w.id.name, role: w.role.rawValue, address: w.rpcAddress, pid: w.pid, healthy: w.alive,
+                    id: w.id.name, role: w.role.rawValue, address: w.rpcAddress.hostPort, pid: w.pid, healthy: w.alive, draining: w.draining,
                     running: w.load.running, waiting: w.load.waiting, kvBlocksUsed: w.load.usedBlocks, kvBlocksTotal: w.load.blockCount,
                     kvBlocksSent: w.kvBlocksSent, kvBlocksReceived: w.kvBlocksReceived,
                     heartbeatAgeMs: w.heartbeatAge(at: now).wholeMilliseconds,

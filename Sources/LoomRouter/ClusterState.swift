@@ -1,6 +1,7 @@
 import LoomCluster
 import LoomEngine
 import LoomModel
+import LoomProtocol
 import LoomWire
 import Synchronization
 
@@ -72,8 +73,8 @@ public final class ClusterState: Sendable {
     // MARK: Membership
 
     public func register(_ request: Loom_Cluster_RegisterRequest) throws -> Loom_Cluster_RegisterResponse {
-        guard let role = WorkerRole(rawValue: request.role) else {
-            throw WireError(.badMessage, "worker \(request.name) registered with role '\(request.role)'; use prefill, decode or mixed")
+        guard let role = WorkerRole(request.role) else {
+            throw WireError(.badMessage, "worker \(request.name) registered with role \(request.role), which this router does not know; run the same Loom version everywhere")
         }
         guard request.blockSize == UInt32(settings.hasher.blockSize) else {
             throw WireError(.badMessage, "worker \(request.name) uses KV blocks of \(request.blockSize) tokens but the router hashes blocks of \(settings.hasher.blockSize)")
@@ -84,7 +85,7 @@ public final class ClusterState: Sendable {
         let id = WorkerID(request.name)
         state.withLock { state in
             state.membership.register(
-                id, role: role, rpcAddress: "\(request.rpcHost):\(request.rpcPort)", pid: Int(request.pid),
+                id, role: role, rpcAddress: .tcp(host: request.rpcHost, port: Int(request.rpcPort)), pid: Int(request.pid),
                 epoch: request.epoch, blockCount: Int(clamping: request.blockCount), at: .now)
             // A registration carries the whole cache: the index starts over
             // for this worker whatever it believed before.
@@ -104,7 +105,7 @@ public final class ClusterState: Sendable {
             do {
                 try state.membership.heartbeat(id, epoch: request.epoch, load: WorkerLoad(
                     running: Int(load.running), waiting: Int(load.waiting) + Int(load.reserved),
-                    usedBlocks: Int(load.usedBlocks), blockCount: Int(load.blockCount)), at: .now)
+                    usedBlocks: Int(load.usedBlocks), blockCount: Int(load.blockCount)), draining: request.draining, at: .now)
             } catch {
                 response.reregister = true
                 return
@@ -122,6 +123,18 @@ public final class ClusterState: Sendable {
         return response
     }
 
+    /// Forgets a worker that drained and left; returns the address it was
+    /// reached on, nil when that incarnation is not registered.
+    public func deregister(_ request: Loom_Cluster_DeregisterRequest) -> RPCAddress? {
+        state.withLock { state in
+            let id = WorkerID(request.name)
+            guard let gone = state.membership.remove(id, epoch: request.epoch) else { return nil }
+            state.index.remove(id)
+            state.reported[id] = nil
+            return gone.rpcAddress
+        }
+    }
+
     /// Declares silent workers dead and forgets their cache; returns them
     /// with the addresses they were reached on.
     @discardableResult
@@ -129,7 +142,7 @@ public final class ClusterState: Sendable {
         state.withLock { state in
             let dead = state.membership.expire(now: .now, timeout: settings.heartbeatTimeout)
             for id in dead { state.index.remove(id) }
-            return dead.map { ($0, state.membership[$0].flatMap { RPCAddress(hostPort: $0.rpcAddress) }) }
+            return dead.map { ($0, state.membership[$0]?.rpcAddress) }
         }
     }
 }

@@ -1,6 +1,6 @@
 import LoomCluster
+import LoomProtocol
 import LoomWire
-import LoomWorker
 import Logging
 import NIOCore
 
@@ -25,6 +25,13 @@ public struct RouterNode: Sendable {
             return (response, ByteBuffer())
         }
         services.immediate(ClusterRPC.heartbeat) { request, _ in (state.heartbeat(request), ByteBuffer()) }
+        services.immediate(ClusterRPC.deregister) { request, _ in
+            if let address = state.deregister(request) {
+                logger.info("worker drained and left", metadata: ["worker": "\(request.name)"])
+                backend.disconnect(address)
+            }
+            return (Loom_Cluster_Empty(), ByteBuffer())
+        }
         return services
     }
 

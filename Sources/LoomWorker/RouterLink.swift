@@ -1,5 +1,6 @@
 import Foundation
 import LoomEngine
+import LoomProtocol
 import LoomWire
 import Logging
 
@@ -49,7 +50,7 @@ public struct RouterLink: Sendable {
         let c = worker.configuration
         var request = Loom_Cluster_RegisterRequest()
         request.name = c.name
-        request.role = c.role
+        request.role = c.role.wire
         request.rpcHost = c.host
         request.rpcPort = UInt32(worker.port)
         request.pid = UInt32(ProcessInfo.processInfo.processIdentifier)
@@ -72,12 +73,25 @@ public struct RouterLink: Sendable {
             request.name = worker.configuration.name
             request.epoch = worker.rpcConfiguration.epoch
             request.load = worker.load
+            request.draining = worker.isDraining
             // Events were dropped while nobody read them: register again
             // with the whole cache instead.
             guard let events = worker.engine.drainCacheEvents() else { return }
             request.events = events.map(Loom_Cluster_CacheEvent.init)
             let (response, _) = try await connection.unary(ClusterRPC.heartbeat, request, timeout: interval * 4)
             if response.reregister { return }
+        }
+    }
+
+    /// Tells the router this worker is gone for good, so it drops it at
+    /// once; best effort: a router that does not hear it expires the
+    /// worker when its heartbeats stop.
+    public func deregister() async {
+        var request = Loom_Cluster_DeregisterRequest()
+        request.name = worker.configuration.name
+        request.epoch = worker.rpcConfiguration.epoch
+        _ = try? await RPCConnection.withConnection(to: router, configuration: worker.rpcConfiguration) { connection in
+            try await connection.unary(ClusterRPC.deregister, request, timeout: .seconds(2))
         }
     }
 }

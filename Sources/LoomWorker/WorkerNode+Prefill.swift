@@ -1,5 +1,6 @@
 import LoomEngine
 import LoomModel
+import LoomProtocol
 import LoomTransfer
 import LoomWire
 import NIOCore
@@ -64,7 +65,12 @@ extension WorkerNode {
         guard pageLength == engine.kvLayout.bytesPerBlock else {
             throw WireError(.handlerFailed, "the decode worker's KV blocks are \(pageLength) bytes but ours are \(engine.kvLayout.bytesPerBlock); are both serving the same model?")
         }
-        let region = RegionDescriptor(target.region)
+        let region: RegionDescriptor
+        do {
+            region = try RegionDescriptor(serialized: [UInt8](target.region))
+        } catch {
+            throw WireError(.badMessage, "the reservation's region descriptor does not decode (\(error)); is the decode worker the same Loom version?")
+        }
         let operation = try WriteOperation.pages(
             of: ByteBuffer(bytes: bytes), pageLength: pageLength, to: region,
             pages: target.blocks.map { Int($0) }, stride: pageLength, immediate: target.immediate)

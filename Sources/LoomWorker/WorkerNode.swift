@@ -1,7 +1,7 @@
 import Foundation
 import LoomEngine
-import LoomHTTP
 import LoomModel
+import LoomProtocol
 import LoomTransfer
 import LoomWire
 import NIOCore
@@ -10,7 +10,7 @@ import Synchronization
 /// Which worker this process is and how it serves.
 public struct WorkerConfiguration: Sendable {
     public var name: String
-    public var role: String
+    public var role: WorkerRole
     /// Where peers reach this worker's RPC (and `tcp` transfer) server.
     public var host: String
     public var port: Int
@@ -22,7 +22,7 @@ public struct WorkerConfiguration: Sendable {
     /// one. Nil: `shm` on the same host, `tcp` across hosts.
     public var fabricProvider: String?
 
-    public init(name: String, role: String, host: String, port: Int, lease: Duration = .seconds(30), fabricProvider: String? = nil) {
+    public init(name: String, role: WorkerRole, host: String, port: Int, lease: Duration = .seconds(30), fabricProvider: String? = nil) {
         self.name = name
         self.role = role
         self.host = host
@@ -39,7 +39,8 @@ public struct WorkerConfiguration: Sendable {
 public final class WorkerNode: Sendable {
     public let configuration: WorkerConfiguration
     public let engine: InferenceEngine
-    let served: ServedModel
+    /// For `response_format: json_object`, which the worker applies itself.
+    let jsonTokens: JSONTokenTable
     let regions: RegionTable
     /// The engine's KV pool: registered, so prefill workers write into it.
     let pool: RegisteredRegion
@@ -54,6 +55,10 @@ public final class WorkerNode: Sendable {
     let shmWrites = Atomic<UInt64>(0)
     let tcpWrites = Atomic<UInt64>(0)
     let fabricWrites = Atomic<UInt64>(0)
+    /// Set on shutdown: in-flight requests finish, new ones are refused.
+    let draining = Atomic<Bool>(false)
+    /// Cluster calls (generate, reserve, prefill, attach) being served.
+    let activeCalls = Atomic<Int>(0)
     private let boundPort: Atomic<Int>
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
@@ -70,7 +75,7 @@ public final class WorkerNode: Sendable {
         pool = (try? SharedMemoryRegion.register(in: regions, length: bytes)) ?? regions.register(length: bytes)
         let memory = PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool)
         engine = try InferenceEngine(model: model.transformer, configuration: scheduler, memory: memory)
-        served = ServedModel(model: model, engine: engine, name: ServedModel.defaultName(path: model.path))
+        jsonTokens = JSONTokenTable(tokenizer: model.tokenizer)
         target = TransferTarget(regions: regions, admission: leases)
         var rpc = RPCConfiguration(nodeName: configuration.name)
         rpc.epoch = epoch
@@ -91,11 +96,18 @@ public final class WorkerNode: Sendable {
         TransferService.registerShared(into: &services, target: target)
         staging?.fabric.register(into: &services)
         services.serverStreaming(ClusterRPC.generate) { spec, _, writer in
-            try await self.stream(self.engine.generate(self.request(spec)), to: writer)
+            try await self.serving(new: true) { try await self.stream(self.engine.generate(self.request(spec)), to: writer) }
         }
-        services.unary(ClusterRPC.reserve) { spec, _ in (try await self.reserve(spec), ByteBuffer()) }
-        services.unary(ClusterRPC.prefill) { request, _ in (try await self.prefill(request), ByteBuffer()) }
-        services.serverStreaming(ClusterRPC.attach) { request, _, writer in try await self.attach(request, writer) }
+        services.unary(ClusterRPC.reserve) { spec, _ in
+            (try await self.serving(new: true) { try await self.reserve(spec) }, ByteBuffer())
+        }
+        services.unary(ClusterRPC.prefill) { request, _ in
+            (try await self.serving(new: true) { try await self.prefill(request) }, ByteBuffer())
+        }
+        // An attach finishes a request already under way: served while draining.
+        services.serverStreaming(ClusterRPC.attach) { request, _, writer in
+            try await self.serving(new: false) { try await self.attach(request, writer) }
+        }
         services.unary(ClusterRPC.release) { request, _ in
             self.release(RequestID(request.requestID), immediate: UInt32(truncatingIfNeeded: request.requestID))
             return (Loom_Cluster_Empty(), ByteBuffer())
@@ -122,6 +134,28 @@ public final class WorkerNode: Sendable {
         return load
     }
 
+    // MARK: Draining
+
+    /// From now on new requests are refused as `unavailable`, which the
+    /// router takes as "try another worker"; those under way finish.
+    public func beginDraining() {
+        draining.store(true, ordering: .relaxed)
+    }
+
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Nothing is being served and no reservation waits for its KV.
+    public var isIdle: Bool { activeCalls.load(ordering: .relaxed) == 0 && leases.count == 0 }
+
+    private func serving<T: Sendable>(new: Bool, _ body: () async throws -> T) async throws -> T {
+        activeCalls.add(1, ordering: .relaxed)
+        defer { activeCalls.subtract(1, ordering: .relaxed) }
+        if new && isDraining {
+            throw WireError(SchedulerError(.unavailable, "worker \(configuration.name) is shutting down and takes no new request; send it to another worker"))
+        }
+        return try await body()
+    }
+
     public func shutdown() {
         peers.closeAll()
         staging?.close()
@@ -130,7 +164,7 @@ public final class WorkerNode: Sendable {
 
     func request(_ spec: Loom_Cluster_GenerationSpec) -> GenerationRequest {
         var request = spec.request
-        if spec.jsonMode { request.constraint = served.jsonConstraint() }
+        if spec.jsonMode { request.constraint = JSONConstraint(jsonTokens) }
         return request
     }
 
@@ -144,100 +178,5 @@ public final class WorkerNode: Sendable {
         } catch let error as SchedulerError {
             throw WireError(error)
         }
-    }
-
-    // MARK: Decode side
-
-    func reserve(_ spec: Loom_Cluster_GenerationSpec) async throws -> Loom_Cluster_Reservation {
-        let reservation: KVReservation
-        do {
-            reservation = try await engine.reserve(request(spec))
-        } catch let error as SchedulerError {
-            throw WireError(error)
-        }
-        let immediate = UInt32(truncatingIfNeeded: reservation.id.rawValue)
-        let bytesPerBlock = engine.kvLayout.bytesPerBlock
-        let blocks = reservation.blocksToFill.map { Int($0) }
-        var staged: RegisteredRegion?
-        if let staging, !blocks.isEmpty {
-            do {
-                staged = try staging.stage(immediate, blocks: blocks, bytesPerBlock: bytesPerBlock)
-            } catch {
-                engine.cancel(reservation.id)
-                throw WireError(.handlerFailed, "could not register \(blocks.count) KV blocks with the fabric endpoint: \(error)")
-            }
-        }
-        leases.open(immediate, .init(
-            regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch, blockBytes: UInt64(bytesPerBlock),
-            offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) })))
-        let lease = configuration.lease
-        Task { [weak self] in
-            try? await Task.sleep(for: lease)
-            self?.release(reservation.id, immediate: immediate)
-        }
-        var wire = Loom_Cluster_Reservation()
-        wire.requestID = reservation.id.rawValue
-        // Over fabric the writer fills the staged region's pages in order.
-        wire.region = (staged ?? pool).descriptor.proto
-        wire.blocks = staged == nil ? blocks.map { UInt32($0) } : blocks.indices.map { UInt32($0) }
-        wire.firstBlock = UInt32(reservation.cachedBlocks)
-        wire.bytesPerBlock = UInt64(bytesPerBlock)
-        wire.immediate = immediate
-        wire.transferHost = configuration.host
-        wire.transferPort = UInt32(port)
-        wire.leaseMs = UInt32(clamping: lease.wholeMilliseconds)
-        wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
-        wire.hostID = HostIdentity.current
-        return wire
-    }
-
-    /// Drops a reservation whose prefill never came (or failed); a no-op
-    /// once it was attached.
-    func release(_ id: RequestID, immediate: UInt32) {
-        guard leases.close(immediate) != nil else { return }
-        staging?.discard(immediate)
-        target.counters.reset(immediate)
-        engine.cancel(id)
-    }
-
-    func attach(_ request: Loom_Cluster_AttachRequest, _ writer: RPCStreamWriter) async throws {
-        let id = RequestID(request.requestID)
-        let immediate = UInt32(truncatingIfNeeded: request.requestID)
-        do {
-            try await target.counters.wait(for: immediate, count: Int(request.expectedWrites), timeout: .milliseconds(Int(request.timeoutMs)))
-        } catch {
-            release(id, immediate: immediate)
-            throw error
-        }
-        guard let lease = leases.close(immediate) else {
-            throw WireError(.handlerFailed, "reservation \(id) expired before its KV arrived; prefill the request again")
-        }
-        target.counters.reset(immediate)
-        staging?.unstage(immediate, into: pool, bytesPerBlock: engine.kvLayout.bytesPerBlock)
-        kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
-        let first = request.first
-        guard case .token(let token, let logprob, let top) = first.output else { return }
-        try await stream(engine.attach(id, firstToken: token, logprob: logprob, top: top), to: writer)
-    }
-}
-
-extension WireError {
-    /// Scheduler refusals travel as codes 2000 and up, so the router can
-    /// answer the client as `loom serve` would (429 for overload, 400 for
-    /// a request that does not fit).
-    static let schedulerCodeBase: UInt32 = 2000
-    /// Append only: the index is the wire code.
-    static let schedulerCodes: [SchedulerError.Code] = [.overloaded, .contextOverflow, .exceedsKVCapacity, .invalidRequest, .invalidConfiguration, .unavailable]
-
-    public init(_ error: SchedulerError) {
-        let index = Self.schedulerCodes.firstIndex(of: error.code) ?? 0
-        self.init(Code(rawValue: Self.schedulerCodeBase + 1 + UInt32(index)), error.message)
-    }
-
-    /// The scheduler refusal this error carries, if it is one.
-    public var schedulerError: SchedulerError? {
-        let index = Int(code.rawValue) - Int(Self.schedulerCodeBase) - 1
-        guard Self.schedulerCodes.indices.contains(index) else { return nil }
-        return SchedulerError(Self.schedulerCodes[index], message)
     }
 }

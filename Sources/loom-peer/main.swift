@@ -8,6 +8,8 @@ import Foundation
 import LoomPeer
 import LoomTransfer
 import LoomWire
+import Logging
+import ServiceLifecycle
 
 /// Unbuffered, so the test reading our pipe sees each line at once.
 @Sendable func emit(_ line: String) {
@@ -93,7 +95,14 @@ do {
     switch CommandLine.arguments.dropFirst().first {
     case "serve":
         let options = try serverOptions()
-        try await runUntilSignalled { try await PeerServer.run(options, announce: emit) }
+        // SIGTERM and SIGINT stop it gracefully: it releases what it holds
+        // (its /dev/shm regions, its Unix socket) before exiting.
+        let server = ClosureService {
+            do {
+                try await cancelWhenGracefulShutdown { try await PeerServer.run(options, announce: emit) }
+            } catch is CancellationError {}
+        }
+        try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "loom-peer")).run()
     case "client": try await clientOptions().run()
     case "bench-rpc": emit(try await RPCBench.run(try rpcBenchOptions()).json())
     case "bench-transfer": emit(try await TransferBench.run(try transferBenchOptions()).json())

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import LoomPeer
+import ServiceLifecycle
 
 /// The other side of `bench rpc` and `bench transfer`. They start it
 /// themselves; run it by hand to measure between two hosts (`--connect`).
@@ -39,15 +41,18 @@ struct BenchPeerServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let options = serverOptions, parent = parent
-        try await runUntilSignalled {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await PeerServer.run(options, announce: announce) }
-                if let parent { group.addTask { try await waitUntilOrphaned(from: parent) } }
-                // Either the server failed or our parent is gone: stop both.
-                try await group.next()
-                group.cancelAll()
+        let server = ClosureService {
+            try await stoppedGracefully {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await PeerServer.run(options, announce: announce) }
+                    if let parent { group.addTask { try await waitUntilOrphaned(from: parent) } }
+                    // Either the server failed or our parent is gone: stop both.
+                    try await group.next()
+                    group.cancelAll()
+                }
             }
         }
+        try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "loom.peer-server")).run()
     }
 
     private var serverOptions: PeerServerOptions {

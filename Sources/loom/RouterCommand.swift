@@ -8,58 +8,86 @@ import LoomModel
 import LoomRouter
 import LoomWire
 import Logging
+import ServiceLifecycle
 
 struct RouterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "router",
         abstract: "Run a Loom cluster's router: the OpenAI-compatible API in front of registered workers.")
 
+    @Option(name: .long, help: ArgumentHelp("Run the router of this cluster config (YAML): its router section sets everything below but the API key.", valueName: "file"))
+    var config: String?
+
     @Option(name: .long, help: "Path to the GGUF model the workers serve (its tokenizer and chat template are used here; default: $LOOM_MODEL).")
     var model: String?
 
-    @Option(name: .long, help: "HTTP address to listen on.")
-    var host = "127.0.0.1"
+    @Option(name: .long, help: "HTTP address to listen on (default: 127.0.0.1).")
+    var host: String?
 
-    @Option(name: .long, help: "HTTP port for the OpenAI API (0 picks a free one).")
-    var port = 8080
+    @Option(name: .long, help: "HTTP port for the OpenAI API (0 picks a free one; default: 8080).")
+    var port: Int?
 
-    @Option(name: .long, help: "RPC port workers register on (0 picks a free one).")
-    var rpcPort = 7600
+    @Option(name: .long, help: "RPC port workers register on (0 picks a free one; default: 7600).")
+    var rpcPort: Int?
 
-    @Option(name: .long, help: "Decode-worker routing: round-robin, least-loaded or prefix-aware.")
-    var policy = RoutingPolicyName.prefixAware.rawValue
+    @Option(name: .long, help: "Decode-worker routing: round-robin, least-loaded or prefix-aware (the default).")
+    var policy: RoutingPolicyName?
 
-    @Option(name: .long, help: "Weight of uncached prompt blocks against queued requests in prefix-aware routing.")
-    var prefixWeight = 1.0
+    @Option(name: .long, help: "Weight of uncached prompt blocks against queued requests in prefix-aware routing (default: 1).")
+    var prefixWeight: Double?
 
-    @Option(name: .long, help: "Uncached prompt tokens below which the decode worker prefills itself.")
-    var disaggregationThreshold = 32
+    @Option(name: .long, help: "Uncached prompt tokens below which the decode worker prefills itself (default: 32).")
+    var disaggregationThreshold: Int?
 
-    @Option(name: .long, help: "Heartbeat interval workers are told to use, in milliseconds.")
-    var heartbeatIntervalMs = 500
+    @Option(name: .long, help: "Heartbeat interval workers are told to use, in milliseconds (default: 500).")
+    var heartbeatIntervalMs: Int?
 
-    @Option(name: .long, help: "Silence after which a worker is declared dead, in milliseconds.")
-    var heartbeatTimeoutMs = 3000
+    @Option(name: .long, help: "Silence after which a worker is declared dead, in milliseconds (default: 3000).")
+    var heartbeatTimeoutMs: Int?
 
     @Option(name: .long, help: "When set, clients must send 'Authorization: Bearer <key>'.")
     var apiKey: String?
 
     func validate() throws {
-        guard RoutingPolicyName(rawValue: policy) != nil else {
-            throw ValidationError("--policy must be one of \(RoutingPolicyName.allCases.map(\.rawValue).joined(separator: ", "))")
+        _ = try settings()
+    }
+
+    /// The router's settings: from `--config` (validated by its loader),
+    /// else from the flags, checked against the same `Limits`.
+    func settings() throws -> (router: RouterConfig, model: String?) {
+        let flags: [(String, Any?)] = [
+            ("--model", model), ("--host", host), ("--port", port), ("--rpc-port", rpcPort), ("--policy", policy),
+            ("--prefix-weight", prefixWeight), ("--disaggregation-threshold", disaggregationThreshold),
+            ("--heartbeat-interval-ms", heartbeatIntervalMs), ("--heartbeat-timeout-ms", heartbeatTimeoutMs),
+        ]
+        if let config {
+            if let given = flags.first(where: { $0.1 != nil }) {
+                throw ValidationError("\(given.0) cannot be combined with --config: the config sets it; edit \(config) or leave --config out")
+            }
+            let cluster = try ClusterConfig.loadForCommandLine(config)
+            return (cluster.router, cluster.model)
         }
-        guard (0...65535).contains(port), (0...65535).contains(rpcPort) else { throw ValidationError("ports must be between 0 and 65535") }
-        guard heartbeatIntervalMs >= 50, heartbeatTimeoutMs > heartbeatIntervalMs else {
-            throw ValidationError("--heartbeat-interval-ms must be at least 50 and below --heartbeat-timeout-ms")
+        var router = RouterConfig(port: port ?? 8080, rpcPort: rpcPort ?? 7600)
+        if let host { router.host = host }
+        if let policy { router.policy = policy }
+        if let prefixWeight { router.prefixWeight = prefixWeight }
+        if let disaggregationThreshold { router.disaggregationThreshold = disaggregationThreshold }
+        if let heartbeatIntervalMs { router.heartbeatInterval = .milliseconds(heartbeatIntervalMs) }
+        if let heartbeatTimeoutMs { router.heartbeatTimeout = .milliseconds(heartbeatTimeoutMs) }
+        do {
+            try router.validate(allowingAnyPort: true)
+        } catch {
+            throw ValidationError(error.description)
         }
-        guard disaggregationThreshold >= 0, prefixWeight >= 0 else { throw ValidationError("--disaggregation-threshold and --prefix-weight must not be negative") }
+        return (router, model)
     }
 
     func run() async throws {
         var logger = Logger(label: "loom.router")
         logger.logLevel = .info
+        let (settings, configuredModel) = try settings()
         let path: String
-        do { path = try ModelLocator.resolve(model) } catch let error as GGUFError { throw ValidationError(error.message) }
+        do { path = try ModelLocator.resolve(configuredModel) } catch let error as GGUFError { throw ValidationError(error.message) }
         let file = try GGUFFile(path: path)
         let tokenizer = try Tokenizers.make(Vocabulary(metadata: file.metadata, path: path))
         let template = try file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
@@ -67,38 +95,45 @@ struct RouterCommand: AsyncParsableCommand {
         let name = ServedModel.defaultName(path: path)
         let metrics = ServerMetrics()
         let state = ClusterState(settings: .init(
-            decodePolicy: RoutingPolicyName(rawValue: policy)!, prefixWeight: prefixWeight,
-            disaggregationThreshold: disaggregationThreshold, heartbeatInterval: .milliseconds(heartbeatIntervalMs),
-            heartbeatTimeout: .milliseconds(heartbeatTimeoutMs), hasher: BlockHasher(modelName: name), modelName: name),
+            decodePolicy: settings.policy, prefixWeight: settings.prefixWeight,
+            disaggregationThreshold: settings.disaggregationThreshold, heartbeatInterval: settings.heartbeatInterval,
+            heartbeatTimeout: settings.heartbeatTimeout, hasher: BlockHasher(modelName: name), modelName: name),
             metrics: RouterMetrics(registry: metrics.registry))
         var rpc = RPCConfiguration(nodeName: "router", logger: logger)
         rpc.epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         let backend = ClusterBackend(state: state, rpc: rpc, logger: logger)
         let served = ServedModel(path: path, tokenizer: tokenizer, chatTemplate: template, contextLength: contextLength, backend: backend, name: name)
         let node = RouterNode(backend: backend, logger: logger)
-        let rpcServer = try await RPCServer.bind(.tcp(host: host, port: rpcPort), services: node.services, configuration: rpc)
+        let host = settings.host
+        let rpcServer = try await RPCServer.bind(.tcp(host: host, port: settings.rpcPort), services: node.services, configuration: rpc)
         let router = OpenAIServer(model: served, configuration: .init(apiKey: apiKey), metrics: metrics).router()
         router.get("/admin/status") { _, _ in
             let body = try JSONEncoder.sorted.encode(state.status)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
-        let rpcPortBound: Int = if case .tcp(_, let p) = rpcServer.localAddress { p } else { rpcPort }
+        let rpcPortBound: Int = if case .tcp(_, let p) = rpcServer.localAddress { p } else { settings.rpcPort }
+        let policy = settings.policy
         let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "loom-router"),
+            router: router, configuration: .init(address: .hostname(host, port: settings.port), serverName: "loom-router"),
             onServerRunning: { channel in
-                announce("loom router: listening on http://\(host):\(channel.localAddress?.port ?? port) rpc=\(host):\(rpcPortBound) model=\(name) policy=\(policy)")
+                announce("loom router: listening on http://\(host):\(channel.localAddress?.port ?? settings.port) rpc=\(host):\(rpcPortBound) model=\(name) policy=\(policy.rawValue)")
             })
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await rpcServer.run() }
-            group.addTask { await node.watchdog() }
-            // runService returns after draining on SIGINT/SIGTERM; then the
-            // RPC side stops too.
-            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-            group.cancelAll()
-        }
+        // A graceful shutdown (SIGTERM, SIGINT) stops the services in reverse:
+        // the HTTP API first, after the requests under way have finished
+        // (they still need the workers, and the releases their blocks),
+        // then the rest.
+        let services: [any Service] = [
+            ClosureService { try await stoppedGracefully { try await rpcServer.run() } },
+            ClosureService { try await stoppedGracefully { await node.watchdog() } },
+            ClosureService { try await stoppedGracefully { await backend.run() } },
+            app,
+        ]
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         backend.shutdown()
     }
 }
+
+extension RoutingPolicyName: ExpressibleByArgument {}
 
 extension JSONEncoder {
     static var sorted: JSONEncoder {

@@ -2,7 +2,15 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Logging
+import ServiceLifecycle
+import Subprocess
 import Synchronization
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
 
 /// One child process `loom up` starts.
 struct Launch: Sendable {
@@ -12,82 +20,77 @@ struct Launch: Sendable {
     var arguments: [String]
 }
 
-/// Starts the cluster's processes, each with its own log file, notices when
-/// one dies, and stops them all (SIGTERM, then SIGKILL) on the way out.
-final class Supervisor: Sendable {
-    struct Child: @unchecked Sendable {
-        // `@unchecked`: `Process` is a class without Sendable conformance;
-        // after `run()` only its thread-safe accessors (isRunning,
-        // terminationStatus, processIdentifier) are used, under `children`'s lock.
-        let name: String
-        let process: Process
-        let log: String
+/// What `loom up` knows of its children: which started (with their pid and
+/// log) and which have exited, for the health watch and for the messages.
+final class Children: Sendable {
+    struct Child: Sendable {
+        var name: String
+        var pid: pid_t
+        var log: String
+        var exit: TerminationStatus?
     }
 
+    private let children = Mutex<[String: Child]>([:])
+
+    func started(_ name: String, pid: pid_t, log: String) {
+        children.withLock { $0[name] = Child(name: name, pid: pid, log: log) }
+        FileHandle.standardError.write(Data("loom up: started \(name) (pid \(pid)), log \(log)\n".utf8))
+    }
+
+    func exited(_ name: String, _ status: TerminationStatus) {
+        children.withLock { $0[name]?.exit = status }
+    }
+
+    /// A child that exited, if any.
+    var firstExited: Child? {
+        children.withLock { $0.values.filter { $0.exit != nil }.min { $0.name < $1.name } }
+    }
+}
+
+/// One child of `loom up` as a service: it runs until the child exits, and
+/// a graceful shutdown of the group (Ctrl-C, SIGTERM) stops the child with
+/// SIGTERM, so it drains, then SIGKILL if it does not exit in time.
+struct ChildProcess: Service {
+    let launch: Launch
     let executable: String
     let logs: String
-    private let children = Mutex<[Child]>([])
+    let children: Children
+    /// The router's exit ends the cluster; a worker's is only reported
+    /// (the router routes around it).
+    var essential: Bool { launch.name == "router" }
 
-    init(executable: String, logs: String) {
-        self.executable = executable
-        self.logs = logs
-    }
-
-    func start(_ launches: [Launch]) throws {
-        for launch in launches {
-            let log = "\(logs)/\(launch.name).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            guard let output = FileHandle(forWritingAtPath: log) else {
-                throw SupervisorError("cannot write the log file \(log)")
+    func run() async throws {
+        let log = "\(logs)/\(launch.name).log"
+        let output = try FileDescriptor.open(
+            FilePath(log), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        var options = PlatformOptions()
+        // Its own process group: Ctrl-C reaches `loom up`, which stops the
+        // children in order, instead of every process at once.
+        options.processGroupID = 0
+        // Longer than a worker's own drain bound (30 s by default).
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(40))]
+        let platformOptions = options
+        let (path, arguments) = launch.cpus.map { ("/usr/bin/taskset", ["-c", $0, executable] + launch.arguments) }
+            ?? (executable, launch.arguments)
+        let status: TerminationStatus
+        do {
+            status = try await cancelWhenGracefulShutdown {
+                try await Subprocess.run(
+                    .path(FilePath(path)), arguments: Arguments(arguments), platformOptions: platformOptions,
+                    input: .none, output: .fileDescriptor(output, closeAfterSpawningProcess: true), error: .combinedWithOutput
+                ) { execution in
+                    children.started(launch.name, pid: execution.processIdentifier.value, log: log)
+                }.terminationStatus
             }
-            let process = Process()
-            if let cpus = launch.cpus {
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-                process.arguments = ["-c", cpus, executable] + launch.arguments
-            } else {
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = launch.arguments
-            }
-            process.standardOutput = output
-            process.standardError = output
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            children.withLock { $0.append(Child(name: launch.name, process: process, log: log)) }
-            FileHandle.standardError.write(Data("loom up: started \(launch.name) (pid \(process.processIdentifier)), log \(log)\n".utf8))
+        } catch is CancellationError {
+            return
         }
-    }
-
-    /// The first child that has exited, with its status.
-    func exited() -> (Child, Int32)? {
-        children.withLock { children in
-            children.first { !$0.process.isRunning }.map { ($0, $0.process.terminationStatus) }
-        }
-    }
-
-    /// Runs until cancelled; fails if the router dies (nothing can be served
-    /// then) and reports workers that die (the router routes around them).
-    func watch() async throws {
-        var reported: Set<String> = []
-        while !Task.isCancelled {
-            try await Task.sleep(for: .seconds(1))
-            let dead = children.withLock { $0.filter { !$0.process.isRunning } }
-            for child in dead where !reported.contains(child.name) {
-                reported.insert(child.name)
-                if child.name == "router" {
-                    throw SupervisorError("the router exited with status \(child.process.terminationStatus); see \(child.log)\n\(Self.tail(child.log))")
-                }
-                FileHandle.standardError.write(Data("loom up: \(child.name) exited with status \(child.process.terminationStatus); see \(child.log)\n".utf8))
-            }
-        }
-    }
-
-    func stopAll() {
-        let all = children.withLock { $0 }
-        for child in all where child.process.isRunning { kill(child.process.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(10)
-        while all.contains(where: { $0.process.isRunning }) && Date() < deadline { usleep(50_000) }
-        for child in all where child.process.isRunning { kill(child.process.processIdentifier, SIGKILL) }
-        FileHandle.standardError.write(Data("loom up: stopped \(all.count) processes\n".utf8))
+        children.exited(launch.name, status)
+        // A graceful shutdown ends the child too; only an exit of its own counts.
+        guard !Task.isShuttingDownGracefully else { return }
+        let message = "\(launch.name) exited (\(status)); see \(log)\n\(Self.tail(log))"
+        if essential { throw SupervisorError(message) }
+        FileHandle.standardError.write(Data("loom up: \(message)\n".utf8))
     }
 
     static func tail(_ path: String, lines: Int = 15) -> String {
@@ -101,27 +104,33 @@ struct SupervisorError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Polls the router's status page until every expected worker is healthy.
-struct HealthWatch {
+/// Waits until every expected worker is healthy, prints the banner, and
+/// is done; fails if a child exits first or time runs out.
+struct Readiness: Service {
     let url: String
     let expected: [String]
-    let supervisor: Supervisor
+    let children: Children
+    let timeout: Duration
+    let banner: String
 
     private struct Status: Decodable {
         struct Worker: Decodable { var id: String; var healthy: Bool }
         var workers: [Worker]
     }
 
-    func waitUntilHealthy(timeout: Duration) async throws {
+    func run() async throws {
         let deadline = ContinuousClock.now + timeout
         var healthy: Set<String> = []
         while ContinuousClock.now < deadline {
-            if let (child, status) = supervisor.exited() {
-                throw SupervisorError("\(child.name) exited with status \(status) while starting; see \(child.log)\n\(Supervisor.tail(child.log))")
+            if let child = children.firstExited {
+                throw SupervisorError("\(child.name) exited (\(child.exit.map { "\($0)" } ?? "?")) while starting; see \(child.log)\n\(ChildProcess.tail(child.log))")
             }
             if let status = await fetch() {
                 healthy = Set(status.workers.filter(\.healthy).map(\.id))
-                if Set(expected).isSubset(of: healthy) { return }
+                if Set(expected).isSubset(of: healthy) {
+                    announce(banner)
+                    return
+                }
             }
             try await Task.sleep(for: .milliseconds(250))
         }

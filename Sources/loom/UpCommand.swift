@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import LoomCluster
 import LoomModel
-import LoomPeer
 import LoomWire
+import Logging
+import ServiceLifecycle
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,18 +31,27 @@ struct UpCommand: AsyncParsableCommand {
             throw ValidationError("\(error.message) (set 'model:' in \(config) or LOOM_MODEL)")
         }
         try FileManager.default.createDirectory(atPath: cluster.logs, withIntermediateDirectories: true)
-        let supervisor = Supervisor(executable: Self.executablePath, logs: cluster.logs)
-        // Also when startup fails or the router dies: no orphans left
-        // holding ports and shared memory.
-        defer { supervisor.stopAll() }
-        try await runUntilSignalled {
-            try await supervisor.start(cluster.launches(model: model))
-            let url = "http://\(cluster.router.host):\(cluster.router.port)"
-            try await HealthWatch(url: url, expected: cluster.workers.map(\.name), supervisor: supervisor)
-                .waitUntilHealthy(timeout: .seconds(startupTimeout))
-            announce(Self.banner(url: url, cluster: cluster, model: model))
-            try await supervisor.watch()
+        let url = "http://\(cluster.router.host):\(cluster.router.port)"
+        let children = Children()
+        let processes = cluster.launches().map { launch in
+            let child = ChildProcess(launch: launch, executable: Self.executablePath, logs: cluster.logs, children: children)
+            return ServiceGroupConfiguration.ServiceConfiguration(
+                service: child,
+                successTerminationBehavior: child.essential ? .gracefullyShutdownGroup : .ignore,
+                failureTerminationBehavior: .gracefullyShutdownGroup)
         }
+        let readiness = Readiness(
+            url: url, expected: cluster.workers.map(\.name), children: children, timeout: .seconds(startupTimeout),
+            banner: Self.banner(url: url, cluster: cluster, model: model))
+        var logger = Logger(label: "loom.up")
+        logger.logLevel = .warning
+        // A graceful shutdown stops the services in reverse: the workers
+        // drain and leave while the router still runs, then the router.
+        let group = ServiceGroup(configuration: .init(
+            services: processes + [.init(service: readiness, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        defer { FileHandle.standardError.write(Data("loom up: stopped \(processes.count) processes\n".utf8)) }
+        try await group.run()
     }
 
     /// This executable, so children run the same build.
@@ -65,22 +75,12 @@ struct UpCommand: AsyncParsableCommand {
 }
 
 extension ClusterConfig {
-    /// The command lines of the router and each worker.
-    func launches(model: String) -> [Launch] {
-        let r = router
-        var launches = [Launch(name: "router", cpus: nil, arguments: [
-            "router", "--model", model, "--host", r.host, "--port", "\(r.port)", "--rpc-port", "\(r.rpcPort)",
-            "--policy", r.policy.rawValue, "--prefix-weight", "\(r.prefixWeight)",
-            "--disaggregation-threshold", "\(r.disaggregationThreshold)",
-            "--heartbeat-interval-ms", "\(r.heartbeatInterval.wholeMilliseconds)", "--heartbeat-timeout-ms", "\(r.heartbeatTimeout.wholeMilliseconds)",
-        ])]
-        for w in workers {
-            launches.append(Launch(name: w.name, cpus: w.cpus, arguments: [
-                "worker", "--model", model, "--name", w.name, "--role", w.role.rawValue, "--host", w.host, "--port", "\(w.port)",
-                "--router", "\(r.host):\(r.rpcPort)", "--threads", "\(w.threads)", "--kv-blocks", "\(w.kvBlocks)",
-                "--max-running", "\(w.maxRunning)",
-            ] + (w.fabricProvider.map { ["--fabric-provider", $0.rawValue] } ?? [])))
-        }
-        return launches
+    /// The router and each worker as `loom up` starts them: each child reads
+    /// this same validated config file and picks its own entry by name, so
+    /// nothing is turned back into command-line strings.
+    func launches() -> [Launch] {
+        let file = URL(fileURLWithPath: self.file).standardizedFileURL.path
+        return [Launch(name: "router", cpus: nil, arguments: ["router", "--config", file])]
+            + workers.map { Launch(name: $0.name, cpus: $0.cpus, arguments: ["worker", "--config", file, "--name", $0.name]) }
     }
 }

@@ -1,43 +1,55 @@
 import ArgumentParser
 import Foundation
 import Logging
+import LoomCluster
 import LoomEngine
 import LoomHTTP
 import LoomModel
 import LoomPeer
-import LoomRouter
+import LoomProtocol
 import LoomWire
 import LoomWorker
+import ServiceLifecycle
 
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Run one worker of a Loom cluster: the engine, served over Loom's RPC to a router.")
 
-    @OptionGroup var options: ModelOptions
-
-    @Option(name: .long, help: "prefill, decode or mixed.")
-    var role: String = "mixed"
+    @Option(name: .long, help: ArgumentHelp("Run the worker --name of this cluster config (YAML): its entry and the router section set everything below but the lease.", valueName: "file"))
+    var config: String?
 
     @Option(name: .long, help: "This worker's name in the cluster (unique).")
     var name: String
 
-    @Option(name: .long, help: "Address peers reach this worker on (RPC and KV transfer).")
-    var host = "127.0.0.1"
+    @Option(name: .long, help: "Path to a GGUF model (default: $LOOM_MODEL or ~/.cache/loom/models/\(ModelLocator.defaultFileName)).")
+    var model: String?
 
-    @Option(name: .long, help: "RPC port (0 picks a free one).")
-    var port = 0
+    @Option(name: .long, help: "Compute threads (default: all cores).")
+    var threads: Int?
 
-    @Option(name: .long, help: "The router's RPC address, host:port.")
-    var router: String
+    @Option(name: .long, help: "prefill, decode or mixed (the default).")
+    var role: WorkerRole?
 
-    @Option(name: .long, help: "Sequences that may run in one batch.")
-    var maxRunning = 16
+    @Option(name: .long, help: "Address peers reach this worker on, RPC and KV transfer (default: 127.0.0.1).")
+    var host: String?
 
-    @Option(name: .long, help: "KV-cache blocks of 16 tokens in the pool.")
-    var kvBlocks = 1024
+    @Option(name: .long, help: "RPC port (0, the default, picks a free one).")
+    var port: Int?
+
+    @Option(name: .long, help: ArgumentHelp("The router's RPC address.", valueName: "host:port"))
+    var router: RPCAddress?
+
+    @Option(name: .long, help: "Sequences that may run in one batch (default: 16).")
+    var maxRunning: Int?
+
+    @Option(name: .long, help: "KV-cache blocks of 16 tokens in the pool (default: 1024).")
+    var kvBlocks: Int?
 
     @Option(name: .long, help: "Seconds a KV reservation waits for its prefill before its blocks return.")
     var leaseSeconds = 30
+
+    @Option(name: .long, help: "On SIGTERM, seconds to finish the requests under way before stopping anyway.")
+    var drainSeconds = 30
 
     @Option(name: .long, help: ArgumentHelp(
         "Move KV blocks as libfabric RMA writes through this provider (tcp;ofi_rxm, verbs;ofi_rxm, efa); every worker needs the same.",
@@ -45,50 +57,84 @@ struct WorkerCommand: AsyncParsableCommand {
     var fabricProvider: String?
 
     func validate() throws {
-        guard ["prefill", "decode", "mixed"].contains(role) else { throw ValidationError("--role must be prefill, decode or mixed") }
-        guard RPCAddress(hostPort: router) != nil else { throw ValidationError("--router must be host:port, got '\(router)'") }
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
-        guard (1...64).contains(maxRunning) else { throw ValidationError("--max-running must be between 1 and 64") }
-        guard kvBlocks >= 1, leaseSeconds >= 1 else { throw ValidationError("--kv-blocks and --lease-seconds must be at least 1") }
-        guard fabricProvider != "shm" else {
-            throw ValidationError("--fabric-provider shm is not supported: libfabric's shm provider wedges a writer and its target after one refused write; leave it out, and workers on one host use Loom's own shared-memory backend")
+        _ = try settings()
+        try Limits.checkForCommandLine(leaseSeconds, in: Limits.leaseSeconds, "--lease-seconds")
+        try Limits.checkForCommandLine(drainSeconds, in: Limits.drainSeconds, "--drain-seconds")
+    }
+
+    /// This worker's entry, where its router is and which model it serves:
+    /// from `--config` (validated by its loader), else from the flags,
+    /// checked against the same `Limits`.
+    func settings() throws -> (worker: WorkerConfig, router: RPCAddress, model: String?) {
+        let flags: [(String, Any?)] = [
+            ("--model", model), ("--threads", threads), ("--role", role), ("--host", host), ("--port", port), ("--router", router),
+            ("--max-running", maxRunning), ("--kv-blocks", kvBlocks), ("--fabric-provider", fabricProvider),
+        ]
+        if let config {
+            if let given = flags.first(where: { $0.1 != nil }) {
+                throw ValidationError("\(given.0) cannot be combined with --config: the config sets it; edit \(config) or leave --config out")
+            }
+            let cluster = try ClusterConfig.loadForCommandLine(config)
+            guard let worker = cluster.workers.first(where: { $0.name == name }) else {
+                throw ValidationError("\(config) has no worker named '\(name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
+            }
+            return (worker, cluster.router.rpcAddress, cluster.model)
         }
+        guard let router else { throw ValidationError("--router is needed (the router's RPC address, host:port), or --config") }
+        var worker = WorkerConfig(name: name, role: role ?? .mixed, port: port ?? 0)
+        if let host { worker.host = host }
+        worker.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        if let maxRunning { worker.maxRunning = maxRunning }
+        if let kvBlocks { worker.kvBlocks = kvBlocks }
+        if let fabricProvider {
+            guard let provider = FabricProvider(rawValue: fabricProvider) else {
+                throw ValidationError("--fabric-provider \(FabricProvider.refusal(of: fabricProvider))")
+            }
+            worker.fabricProvider = provider
+        }
+        do {
+            try worker.validate(allowingAnyPort: true)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        return (worker, router, model)
     }
 
     func run() async throws {
         var logger = Logger(label: "loom.worker.\(name)")
         logger.logLevel = .info
-        let path = try options.modelPath()
-        let tokenBudget = 256
-        let model = try LanguageModel(path: path, threads: options.threads, maxBatchTokens: tokenBudget)
+        let (settings, routerAddress, configuredModel) = try settings()
+        let path: String
+        do { path = try ModelLocator.resolve(configuredModel) } catch let error as GGUFError { throw ValidationError(error.message) }
+        let tokenBudget = Limits.stepTokenBudget
+        let model = try LanguageModel(path: path, threads: settings.threads, maxBatchTokens: tokenBudget)
         let modelName = ServedModel.defaultName(path: path)
         let scheduler = SchedulerConfiguration(
-            blockCount: kvBlocks, tokenBudget: tokenBudget, maxRunning: maxRunning,
+            blockCount: settings.kvBlocks, tokenBudget: tokenBudget, maxRunning: settings.maxRunning,
             contextLength: model.transformer.config.contextLength, hasher: BlockHasher(modelName: modelName))
         // The epoch changes with every start, so descriptors handed out by
         // an earlier incarnation of this worker are refused.
         let epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000) ^ UInt64(ProcessInfo.processInfo.processIdentifier)
-        let configuration = WorkerConfiguration(name: name, role: role, host: host, port: port, lease: .seconds(leaseSeconds), fabricProvider: fabricProvider)
-        var rpc = RPCConfiguration(nodeName: name, logger: logger)
+        let configuration = WorkerConfiguration(
+            name: settings.name, role: settings.role, host: settings.host, port: settings.port,
+            lease: .seconds(leaseSeconds), fabricProvider: settings.fabricProvider?.rawValue)
+        var rpc = RPCConfiguration(nodeName: settings.name, logger: logger)
         rpc.epoch = epoch
         let worker = try WorkerNode(model: model, scheduler: scheduler, configuration: configuration, epoch: epoch)
         // The HELLO offers the worker's fabric endpoint, if it has one.
-        rpc.transferBackends = worker.rpcConfiguration.transferBackends
-        try await serve(worker, rpc: rpc, modelName: modelName, logger: logger)
+        rpc.offers = worker.rpcConfiguration.offers
+        try await serve(worker, rpc: rpc, router: routerAddress, modelName: modelName, logger: logger)
     }
 
-    private func serve(_ worker: WorkerNode, rpc: RPCConfiguration, modelName: String, logger: Logger) async throws {
-        let server = try await RPCServer.bind(.tcp(host: host, port: port), services: worker.services, configuration: rpc)
+    private func serve(_ worker: WorkerNode, rpc: RPCConfiguration, router: RPCAddress, modelName: String, logger: Logger) async throws {
+        let c = worker.configuration
+        let server = try await RPCServer.bind(.tcp(host: c.host, port: c.port), services: worker.services, configuration: rpc)
         guard case .tcp(_, let boundPort) = server.localAddress else { return }
         worker.advertise(port: boundPort)
-        let link = RouterLink(router: RPCAddress(hostPort: router)!, worker: worker, blockSize: KVCacheLayout.defaultBlockSize, modelName: modelName, logger: logger)
-        announce("loom worker: \(name) role=\(role) listening on \(host):\(boundPort) router=\(router)")
-        try await runUntilSignalled {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.run() }
-                group.addTask { await link.run() }
-            }
-        }
-        worker.shutdown()
+        let link = RouterLink(router: router, worker: worker, blockSize: KVCacheLayout.defaultBlockSize, modelName: modelName, logger: logger)
+        announce("loom worker: \(c.name) role=\(c.role.rawValue) listening on \(c.host):\(boundPort) router=\(router.hostPort)")
+        let service = WorkerService(node: worker, server: server, link: link, drainTimeout: .seconds(drainSeconds), logger: logger)
+        // SIGTERM and SIGINT drain; the group's logger says when.
+        try await ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }

@@ -5,20 +5,40 @@ import FoundationNetworking
 #endif
 import LoomRouter
 
+/// Options every subcommand takes, declared once and accepted before or
+/// after the subcommand's name (`loomctl --router URL status` and
+/// `loomctl status --router URL`).
+struct ClusterOptions: ParsableArguments {
+    static let defaultRouter = "http://127.0.0.1:8080"
+
+    @Option(name: .long, help: ArgumentHelp("The router's HTTP URL (else $LOOM_ROUTER, else \(defaultRouter)).", valueName: "url"))
+    var router: String?
+
+    /// The URL this invocation talks to: the subcommand's option wins over
+    /// the root's, either over the environment.
+    func router(parent: ClusterOptions) -> String {
+        router ?? parent.router ?? ProcessInfo.processInfo.environment["LOOM_ROUTER"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultRouter
+    }
+}
+
 @main
 struct Loomctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loomctl", abstract: "Operate a running Loom cluster through its router.",
         subcommands: [Status.self])
 
+    @OptionGroup var cluster: ClusterOptions
+
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Workers, their load and KV transfers, and the router's prefix index.")
 
-        @Option(name: .long, help: "The router's HTTP URL.")
-        var router = "http://127.0.0.1:8080"
+        @ParentCommand var parent: Loomctl
+        @OptionGroup var cluster: ClusterOptions
 
         @Flag(name: .long, help: "Print the router's JSON instead of a table.")
         var json = false
+
+        var router: String { cluster.router(parent: parent.cluster) }
 
         func run() async throws {
             let data = try await fetch(URL(string: "\(router)/admin/status"))
@@ -33,20 +53,26 @@ struct Loomctl: AsyncParsableCommand {
         }
 
         private func fetch(_ url: URL?) async throws -> Data {
-            guard let url else { throw ValidationError("--router must be a URL like http://127.0.0.1:8080") }
+            guard let url, url.scheme != nil else { throw ValidationError("--router must be a URL like http://127.0.0.1:8080, got '\(router)'") }
             do {
                 let (data, response) = try await URLSession.shared.data(from: url)
                 guard let http = response as? HTTPURLResponse, http.statusCode == 200 else {
-                    throw ValidationError("\(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0); is \(router) a Loom router?")
+                    throw LoomctlError("\(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0); is \(router) a Loom router?")
                 }
                 return data
-            } catch let error as ValidationError {
+            } catch let error as LoomctlError {
                 throw error
             } catch {
-                throw ValidationError("cannot reach the router at \(router): \(error.localizedDescription); is it running (loom up)?")
+                throw LoomctlError("cannot reach the router at \(router): \(error.localizedDescription); is it running (loom up)?")
             }
         }
     }
+}
+
+/// A failure that is not the command line's fault: printed without the usage.
+struct LoomctlError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// The status as aligned columns.
@@ -58,7 +84,7 @@ struct StatusTable {
     var text: String {
         let header = ["WORKER", "ROLE", "ADDRESS", "PID", "HEALTH", "RUN", "WAIT", "KV USED", "KV SENT", "KV RECV", "HEARTBEAT"]
         let rows = status.workers.map { w in
-            [w.id, w.role, w.address, "\(w.pid)", w.healthy ? "ok" : "dead", "\(w.running)", "\(w.waiting)",
+            [w.id, w.role, w.address, "\(w.pid)", !w.healthy ? "dead" : w.draining ? "draining" : "ok", "\(w.running)", "\(w.waiting)",
              "\(w.kvBlocksUsed)/\(w.kvBlocksTotal)", "\(w.kvBlocksSent)", "\(w.kvBlocksReceived)", "\(w.heartbeatAgeMs) ms"]
         }
         let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max()! }

@@ -60,19 +60,7 @@ func longChat(_ question: String) -> [ChatMessage] {
         let reference = try Reference()
         let cluster = ClusterHarness(model: try TestModel.path())
         defer { cluster.stopAll() }
-        try cluster.startRouter(["--disaggregation-threshold", "100000"])
-        let victim = try cluster.startWorker("decode-0", role: "decode")
-        try cluster.startWorker("decode-1", role: "decode")
-        try await cluster.waitUntilHealthy(["decode-0", "decode-1"])
-
-        let questions = ["Name a river in France.", "Name a city in Peru.", "Name a lake in Kenya.", "Name a mountain in Chile."]
-        let requests = questions.map { question in
-            Task { try await cluster.complete(body(chat(question), maxTokens: 48)) }
-        }
-        _ = try await cluster.waitForStatus("decode-0 decoding") { s in
-            let w = cluster.worker("decode-0", in: s)
-            return (w?["running"] as? Int ?? 0) > 0 && (w?["computed_tokens"] as? Int ?? 0) > 0
-        }
+        let (victim, questions, requests) = try await cluster.fourRequestsWithDecode0Decoding()
         victim.crash()
         for (question, request) in zip(questions, requests) {
             let completion = try await request.value

@@ -1,5 +1,6 @@
 import Foundation
 import LoomCluster
+import LoomProtocol
 import Testing
 
 /// The repository's root, found from this file so the test runs from any
@@ -18,7 +19,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         #expect(config.workers.map(\.role) == [.prefill, .decode, .decode])
         #expect(config.workers.map(\.port) == [7610, 7611, 7612])
         #expect(config.workers.allSatisfy { $0.threads == 1 })
-        #expect(config.workers(roles: WorkerRole.decodeCapable).map(\.rpcAddress) == ["127.0.0.1:7611", "127.0.0.1:7612"])
+        #expect(config.workers(roles: WorkerRole.decodeCapable).map(\.rpcAddress.hostPort) == ["127.0.0.1:7611", "127.0.0.1:7612"])
         #expect(config.logs == repositoryRoot.appendingPathComponent("Configs/.loom/logs").standardizedFileURL.path)
     }
 

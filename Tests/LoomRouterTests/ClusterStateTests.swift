@@ -1,6 +1,7 @@
 import LoomCluster
 import LoomEngine
 import LoomModel
+import LoomProtocol
 import LoomRouter
 import LoomWire
 import Testing
@@ -14,10 +15,10 @@ import Testing
         ClusterState(settings: .init(disaggregationThreshold: threshold, heartbeatTimeout: timeout, hasher: hasher))
     }
 
-    func register(_ state: ClusterState, _ name: String, role: String, port: Int, epoch: UInt64 = 1, cached: [BlockHash] = []) throws {
+    func register(_ state: ClusterState, _ name: String, role: WorkerRole, port: Int, epoch: UInt64 = 1, cached: [BlockHash] = []) throws {
         var request = Loom_Cluster_RegisterRequest()
         request.name = name
-        request.role = role
+        request.role = role.wire
         request.rpcHost = "127.0.0.1"
         request.rpcPort = UInt32(port)
         request.epoch = epoch
@@ -31,8 +32,8 @@ import Testing
 
     @Test func aPromptGoesToTheDecodeWorkerHoldingItsPrefix() throws {
         let s = state()
-        try register(s, "decode-0", role: "decode", port: 1)
-        try register(s, "decode-1", role: "decode", port: 2, cached: Array(hasher.chain(prompt).prefix(4)))
+        try register(s, "decode-0", role: .decode, port: 1)
+        try register(s, "decode-1", role: .decode, port: 2, cached: Array(hasher.chain(prompt).prefix(4)))
         let route = try #require(s.route(prompt))
         #expect(route.decode.id == WorkerID("decode-1") && route.decode.address == .tcp(host: "127.0.0.1", port: 2))
         #expect(route.cachedTokens == 64)
@@ -41,8 +42,8 @@ import Testing
 
     @Test func aLongUncachedPromptIsPairedWithAPrefillWorkerAndAShortOneIsNot() throws {
         let s = state(threshold: 32)
-        try register(s, "decode-0", role: "decode", port: 1)
-        try register(s, "prefill-0", role: "prefill", port: 3)
+        try register(s, "decode-0", role: .decode, port: 1)
+        try register(s, "prefill-0", role: .prefill, port: 3)
         #expect(s.route(prompt)?.prefill?.id == WorkerID("prefill-0"))
         #expect(s.route(Array(prompt.prefix(20)))?.prefill == nil, "20 uncached tokens are under the threshold")
         let status = s.status
@@ -52,22 +53,22 @@ import Testing
     @Test func theBlockHoldingTheLastPromptTokenNeverCountsAsCached() throws {
         let s = state()
         let exact = Array(prompt.prefix(64))
-        try register(s, "decode-0", role: "decode", port: 1, cached: hasher.chain(exact))
+        try register(s, "decode-0", role: .decode, port: 1, cached: hasher.chain(exact))
         #expect(s.route(exact)?.cachedTokens == 48, "its logits are needed, so the last block is computed again")
     }
 
     @Test func failedWorkersAreSkippedAndWithNoneLeftThereIsNoRoute() throws {
         let s = state()
-        try register(s, "decode-0", role: "decode", port: 1)
-        try register(s, "decode-1", role: "decode", port: 2)
+        try register(s, "decode-0", role: .decode, port: 1)
+        try register(s, "decode-1", role: .decode, port: 2)
         #expect(s.route(prompt, excluding: [WorkerID("decode-0")])?.decode.id == WorkerID("decode-1"))
         #expect(s.route(prompt, excluding: [WorkerID("decode-0"), WorkerID("decode-1")]) == nil)
     }
 
     @Test func requestsInFlightSpreadABurstBeforeAnyHeartbeatReportsIt() throws {
         let s = state()
-        try register(s, "decode-0", role: "decode", port: 1)
-        try register(s, "decode-1", role: "decode", port: 2)
+        try register(s, "decode-0", role: .decode, port: 1)
+        try register(s, "decode-1", role: .decode, port: 2)
         var chosen: [String] = []
         for _ in 0..<4 {
             let route = try #require(s.route(prompt))
@@ -79,7 +80,7 @@ import Testing
 
     @Test func heartbeatsFeedTheIndexAndAnUnknownIncarnationMustRegisterAgain() throws {
         let s = state()
-        try register(s, "decode-0", role: "decode", port: 1, epoch: 7)
+        try register(s, "decode-0", role: .decode, port: 1, epoch: 7)
         var beat = Loom_Cluster_HeartbeatRequest()
         beat.name = "decode-0"
         beat.epoch = 7
@@ -94,7 +95,7 @@ import Testing
 
     @Test func silentWorkersAreDeclaredDeadAndLoseTheirIndex() async throws {
         let s = state(timeout: .milliseconds(1))
-        try register(s, "decode-0", role: "decode", port: 1, cached: hasher.chain(prompt))
+        try register(s, "decode-0", role: .decode, port: 1, cached: hasher.chain(prompt))
         try await Task.sleep(for: .milliseconds(5))
         let dead = s.expire()
         #expect(dead.map(\.0) == [WorkerID("decode-0")] && dead.first?.1 == .tcp(host: "127.0.0.1", port: 1))

@@ -18,7 +18,7 @@ final class FakeVerbsNetwork: Sendable {
 
     /// What the writer's completion says: the peer device must be open,
     /// its queue pair up, the rkey and range registered for remote writes.
-    func deliver(_ request: VerbsWorkRequest, to remote: Loom_Wire_VerbsBackendOffer) -> VerbsCompletion.Status {
+    func deliver(_ request: VerbsWorkRequest, to remote: Loom_Transfer_VerbsBackendOffer) -> VerbsCompletion.Status {
         guard let peer = devices.withLock({ $0[remote.device]?.device }) else { return .retryExceeded }
         return peer.land(request, on: remote.qpNum)
     }
@@ -29,7 +29,7 @@ final class FakeVerbsNetwork: Sendable {
 final class FakeVerbsDevice: VerbsDevice {
     struct QueuePair {
         var state: QueuePairState = .reset
-        var remote: Loom_Wire_VerbsBackendOffer?
+        var remote: Loom_Transfer_VerbsBackendOffer?
         var receiveTag: UInt64 = 0
         var receives = 0
     }
@@ -64,8 +64,8 @@ final class FakeVerbsDevice: VerbsDevice {
         self.completionQueueDepth = completionQueueDepth
     }
 
-    var port: Loom_Wire_VerbsBackendOffer {
-        var port = Loom_Wire_VerbsBackendOffer()
+    var port: Loom_Transfer_VerbsBackendOffer {
+        var port = Loom_Transfer_VerbsBackendOffer()
         port.device = name
         port.portNum = 1
         port.lid = 7
@@ -146,7 +146,7 @@ final class FakeVerbsDevice: VerbsDevice {
         script.withLock { _ = $0.queuePairs.removeValue(forKey: qp) }
     }
 
-    func modify(_ qp: UInt32, to state: QueuePairState, remote: Loom_Wire_VerbsBackendOffer?) throws(VerbsFailure) {
+    func modify(_ qp: UInt32, to state: QueuePairState, remote: Loom_Transfer_VerbsBackendOffer?) throws(VerbsFailure) {
         let result: Result<Void, VerbsFailure> = script.withLock { script in
             if state == script.failModifyTo {
                 script.failModifyTo = nil
@@ -167,7 +167,7 @@ final class FakeVerbsDevice: VerbsDevice {
     }
 
     func postWrite(_ qp: UInt32, _ request: VerbsWorkRequest) throws(VerbsFailure) {
-        let accepted: Result<Loom_Wire_VerbsBackendOffer?, VerbsFailure> = script.withLock { script in
+        let accepted: Result<Loom_Transfer_VerbsBackendOffer?, VerbsFailure> = script.withLock { script in
             if script.closed { return .failure(VerbsFailure(.fatal("device closed"))) }
             if script.queueFullOnce.remove(request.id) != nil { return .failure(VerbsFailure(.sendQueueFull)) }
             if script.refuseNextPosts > 0 {

@@ -32,7 +32,7 @@ struct VerbsStateMachineTests {
     }
 
     func queuePair(_ device: FakeVerbsDevice, depth: Int = 2) -> RecordedQueuePair {
-        var remote = Loom_Wire_VerbsBackendOffer()
+        var remote = Loom_Transfer_VerbsBackendOffer()
         remote.qpNum = 99
         let qp = RecordedQueuePair(VerbsQueuePair(device: device, qp: 1, remote: remote, sendQueueDepth: depth, receiveDepth: 16))
         qp.connect()

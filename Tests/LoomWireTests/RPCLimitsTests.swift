@@ -110,6 +110,23 @@ struct RPCLimitsTests {
             }
         }
     }
+
+    /// Calls are answered from the event loop as soon as the HELLO is done,
+    /// before the accept loop takes the connection; a server stopped before
+    /// its loop ever ran must still close what it accepted.
+    @Test("stopping a server closes connections its accept loop never took")
+    func stoppedBeforeAccepting() async throws {
+        let server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: Echo.services(), configuration: configuration("server"))
+        try await withClient(server) { connection in
+            _ = try await connection.unary(Echo.unary, Echo.request("answered without run()"))
+            let running = Task { try await server.run() }
+            running.cancel()
+            try? await running.value
+            await expectWireError(.connectionClosed) {
+                try await connection.unary(Echo.unary, Echo.request("after"))
+            }
+        }
+    }
 }
 
 /// A client that speaks raw bytes, for sending what a real client never would.

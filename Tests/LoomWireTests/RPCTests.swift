@@ -9,22 +9,15 @@ import Testing
 struct RPCTests {
     static let gid = Data((0..<16).map { UInt8($0) })
 
-    @Test("HELLO carries names, versions and transfer backends both ways", arguments: Transport.allCases)
+    @Test("HELLO carries names, versions and the layers' opaque offers", arguments: Transport.allCases)
     func hello(transport: Transport) async throws {
         var serverConfiguration = configuration("decode-0")
-        var verbs = Loom_Wire_VerbsBackendOffer()
-        verbs.qpNum = 0x1234
-        verbs.gid = Self.gid
-        verbs.psn = 77
-        var offer = Loom_Wire_TransferBackendOffer()
-        offer.verbs = verbs
-        serverConfiguration.transferBackends = [offer]
+        serverConfiguration.offers = [Self.gid, Data(), Data([0xFF])]
         try await withServer(transport, configuration: serverConfiguration) { server in
             try await withClient(server) { connection in
                 #expect(connection.peer.hello.nodeName == "decode-0")
                 #expect(connection.peer.version == 1)
-                #expect(connection.peer.hello.transferBackends.first?.verbs.qpNum == 0x1234)
-                #expect(connection.peer.hello.transferBackends.first?.verbs.gid == Self.gid)
+                #expect(connection.peer.hello.offers == [Self.gid, Data(), Data([0xFF])])
             }
         }
     }

@@ -4,6 +4,7 @@ import LoomEngine
 import LoomModel
 import LoomTesting
 import LoomTransfer
+import LoomProtocol
 import LoomWire
 import LoomWorker
 import Testing
@@ -19,7 +20,7 @@ final class RunningWorker: Sendable {
     let server: RPCServer
     let task: Task<Void, Error>
 
-    init(_ name: String, role: String, epoch: UInt64, lease: Duration = .seconds(30), fabric: String? = nil) async throws {
+    init(_ name: String, role: WorkerRole, epoch: UInt64, lease: Duration = .seconds(30), fabric: String? = nil) async throws {
         let model = try LanguageModel(path: Self.modelPath, threads: 1, maxBatchTokens: 64)
         let scheduler = SchedulerConfiguration(
             blockCount: 64, tokenBudget: 64, maxRunning: 4, contextLength: model.transformer.config.contextLength,
@@ -30,7 +31,13 @@ final class RunningWorker: Sendable {
         server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: node.services, configuration: node.rpcConfiguration)
         guard case .tcp(_, let port) = server.localAddress else { preconditionFailure("bound a TCP address") }
         node.advertise(port: port)
-        task = Task { [server] in try await server.run() }
+        // The server and the lease sweeper, as WorkerService runs them.
+        task = Task { [server, node] in
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.run() }
+                group.addTask { await node.sweepLeases(every: .milliseconds(20)) }
+            }
+        }
     }
 
     var address: RPCAddress { .tcp(host: "127.0.0.1", port: node.port) }
@@ -72,14 +79,14 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
 
     @Test(arguments: kvBackends)
     func aPrefilledReservationDecodesLikeOneProcess(fabric: String?) async throws {
-        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1, fabric: fabric)
-        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, fabric: fabric)
+        let prefill = try await RunningWorker("prefill-0", role: .prefill, epoch: 1, fabric: fabric)
+        let decode = try await RunningWorker("decode-0", role: .decode, epoch: 2, fabric: fabric)
         let request = spec(prompt, maxTokens: 12)
         let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
         #expect(reservation.blocks.count == 3 && reservation.firstBlock == 0)
         if fabric != nil {
             // The writer gets a registration of its own, never the pool.
-            #expect(RegionDescriptor(reservation.region).backendKeys[FabricTarget.backendKey] != nil)
+            #expect(try RegionDescriptor(serialized: [UInt8](reservation.region)).backendKeys[FabricTarget.backendKey] != nil)
             #expect(reservation.blocks == [0, 1, 2])
         }
         let response = try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
@@ -113,8 +120,8 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
 
     @Test(arguments: kvBackends)
     func aWriteAfterTheLeaseRanOutIsRefusedAndTheBlocksCameBack(fabric: String?) async throws {
-        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1, fabric: fabric)
-        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, lease: .milliseconds(200), fabric: fabric)
+        let prefill = try await RunningWorker("prefill-0", role: .prefill, epoch: 1, fabric: fabric)
+        let decode = try await RunningWorker("decode-0", role: .decode, epoch: 2, lease: .milliseconds(200), fabric: fabric)
         let request = spec(prompt, maxTokens: 4)
         let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
         #expect(decode.node.engine.snapshot.usedBlocks == 3)
@@ -131,8 +138,8 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
     }
 
     @Test func aFabricReservationNeedsAFabricWriter() async throws {
-        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
-        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2, fabric: "tcp;ofi_rxm")
+        let prefill = try await RunningWorker("prefill-0", role: .prefill, epoch: 1)
+        let decode = try await RunningWorker("decode-0", role: .decode, epoch: 2, fabric: "tcp;ofi_rxm")
         let request = spec(prompt, maxTokens: 4)
         let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
         let refused = await #expect(throws: WireError.self) {
@@ -145,13 +152,13 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
 
     @Test(arguments: kvBackends)
     func aDescriptorFromBeforeARestartIsRefused(fabric: String?) async throws {
-        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1, fabric: fabric)
-        let before = try await RunningWorker("decode-0", role: "decode", epoch: 2, fabric: fabric)
+        let prefill = try await RunningWorker("prefill-0", role: .prefill, epoch: 1, fabric: fabric)
+        let before = try await RunningWorker("decode-0", role: .decode, epoch: 2, fabric: fabric)
         let request = spec(prompt, maxTokens: 4)
         var reservation = try await before.call { try await $0.unary(ClusterRPC.reserve, request).0 }
         await before.stop()
         // The same worker, restarted: a new incarnation with a new epoch.
-        let after = try await RunningWorker("decode-0", role: "decode", epoch: 3, fabric: fabric)
+        let after = try await RunningWorker("decode-0", role: .decode, epoch: 3, fabric: fabric)
         reservation.transferPort = UInt32(after.node.port)
         let refused = await #expect(throws: WireError.self) {
             try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
@@ -161,6 +168,48 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
         #expect(after.node.engine.snapshot.usedBlocks == 0, "nothing was written into the new incarnation's pool")
         await prefill.stop()
         await after.stop()
+    }
+
+    @Test func aDrainingWorkerRefusesNewRequestsButFinishesTheOnesUnderWay() async throws {
+        let prefill = try await RunningWorker("prefill-0", role: .prefill, epoch: 1)
+        let decode = try await RunningWorker("decode-0", role: .decode, epoch: 2)
+        let request = spec(prompt, maxTokens: 6)
+        let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
+        let response = try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
+        decode.node.beginDraining()
+        #expect(!decode.node.isIdle, "a reservation still waits for its attach")
+        let refusedReserve = await #expect(throws: WireError.self) {
+            try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
+        }
+        let refusedGenerate = await #expect(throws: WireError.self) {
+            try await decode.call { connection in
+                try await connection.serverStreaming(method: ClusterRPC.generate.id, try RPCMessage(request)) { items in
+                    for try await _ in items {}
+                }
+            }
+        }
+        for refused in [refusedReserve, refusedGenerate] {
+            #expect(refused?.schedulerError?.code == .unavailable, "\(String(describing: refused))")
+        }
+        var attach = Loom_Cluster_AttachRequest()
+        attach.requestID = reservation.requestID
+        attach.first = response.first
+        attach.expectedWrites = response.writes
+        attach.timeoutMs = 5000
+        let tokens: Int = try await decode.call { connection in
+            try await connection.serverStreaming(method: ClusterRPC.attach.id, try RPCMessage(attach)) { items in
+                var count = 0
+                for try await item in items {
+                    if case .token? = try item.decode(Loom_Cluster_TokenEvent.self).event { count += 1 }
+                }
+                return count
+            }
+        }
+        #expect(tokens == 6, "the request under way got every token it asked for")
+        for _ in 0..<200 where !decode.node.isIdle { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(decode.node.isIdle)
+        await prefill.stop()
+        await decode.stop()
     }
 }
 
@@ -177,8 +226,8 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
     }
 
     @Test func aRemotelyPrefilledSeededRequestSamplesWhatOneEngineWould() async throws {
-        let prefill = try await RunningWorker("prefill-0", role: "prefill", epoch: 1)
-        let decode = try await RunningWorker("decode-0", role: "decode", epoch: 2)
+        let prefill = try await RunningWorker("prefill-0", role: .prefill, epoch: 1)
+        let decode = try await RunningWorker("decode-0", role: .decode, epoch: 2)
         let request = GenerationRequest(prompt: prompt, maxTokens: 10, sampling: sampling)
         let reference = try await tokens(decode.node.engine.generate(request))
         let spec = Loom_Cluster_GenerationSpec(request, jsonMode: false)
@@ -192,7 +241,7 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
     }
 
     @Test func aResumedRequestContinuesTheSameSample() async throws {
-        let worker = try await RunningWorker("mixed-0", role: "mixed", epoch: 1)
+        let worker = try await RunningWorker("mixed-0", role: .mixed, epoch: 1)
         let reference = try await tokens(worker.node.engine.generate(GenerationRequest(prompt: prompt, maxTokens: 10, sampling: sampling)))
         var resumed = GenerationRequest(prompt: prompt + reference.prefix(4), maxTokens: 6, sampling: sampling)
         resumed.resumedTokens = 4

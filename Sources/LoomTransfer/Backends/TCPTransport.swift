@@ -196,7 +196,7 @@ extension TransferError {
 /// writer's lanes call gets a listener on the address its call arrived at,
 /// and its lanes are served until the call ends.
 public enum TransferService {
-    static let errorCodeBase: UInt32 = 1000
+    static let errorCodeBase: UInt32 = WireError.Space.transfer.lowerBound
 
     public static func register(into services: inout RPCServices, target: TransferTarget) {
         services.serverStreaming(TCPTransport.lanesMethod) { request, stream in

@@ -34,7 +34,7 @@ public final class FabricTarget: Sendable {
     }
 
     /// What this target puts in its HELLO: the provider and its address.
-    public var offer: Loom_Wire_TransferBackendOffer { endpoint.offer }
+    public var offer: Loom_Transfer_BackendOffer { endpoint.offer }
 
     /// Registers a new region of `length` bytes for peers to write into.
     public func register(length: Int) throws -> RegisteredRegion {

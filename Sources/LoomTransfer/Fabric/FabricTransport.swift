@@ -48,8 +48,8 @@ public final class FabricTransport: TransferTransport {
         }
     }
 
-    static func fabricOffer(of hello: Loom_Wire_Hello, provider: String) throws(TransferError) -> Loom_Wire_FabricBackendOffer {
-        let offers = hello.transferBackends.compactMap { offer -> Loom_Wire_FabricBackendOffer? in
+    static func fabricOffer(of hello: Loom_Wire_Hello, provider: String) throws(TransferError) -> Loom_Transfer_FabricBackendOffer {
+        let offers = hello.transferBackends.compactMap { offer -> Loom_Transfer_FabricBackendOffer? in
             if case .fabric(let fabric) = offer.backend { return fabric }
             return nil
         }
@@ -167,11 +167,11 @@ struct SequenceNumbers {
 
 extension FabricEndpoint {
     /// This endpoint as a HELLO offer: its provider and address.
-    public var offer: Loom_Wire_TransferBackendOffer {
-        var fabric = Loom_Wire_FabricBackendOffer()
+    public var offer: Loom_Transfer_BackendOffer {
+        var fabric = Loom_Transfer_FabricBackendOffer()
         fabric.provider = capabilities.provider
         fabric.address = Data(address)
-        var offer = Loom_Wire_TransferBackendOffer()
+        var offer = Loom_Transfer_BackendOffer()
         offer.fabric = fabric
         return offer
     }

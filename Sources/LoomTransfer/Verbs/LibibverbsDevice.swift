@@ -9,7 +9,7 @@ import Synchronization
 public final class LibibverbsDevice: VerbsDevice {
     public static let noDeviceMessage = "no RDMA device (ibv_get_device_list found none); use tcp or shm"
 
-    public let port: Loom_Wire_VerbsBackendOffer
+    public let port: Loom_Transfer_VerbsBackendOffer
     public let completionQueueDepth: Int
     private let handle: VerbsHandle
     private let state = Mutex(State())
@@ -46,7 +46,7 @@ public final class LibibverbsDevice: VerbsDevice {
         }
         handle = VerbsHandle(raw: raw)
         self.completionQueueDepth = Int(completionQueueDepth)
-        var offer = Loom_Wire_VerbsBackendOffer()
+        var offer = Loom_Transfer_VerbsBackendOffer()
         offer.device = withUnsafeBytes(of: info.device) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         offer.portNum = UInt32(info.port_num)
         offer.lid = UInt32(info.lid)
@@ -84,7 +84,7 @@ public final class LibibverbsDevice: VerbsDevice {
         }
     }
 
-    public func modify(_ qp: UInt32, to target: QueuePairState, remote: Loom_Wire_VerbsBackendOffer?) throws(VerbsFailure) {
+    public func modify(_ qp: UInt32, to target: QueuePairState, remote: Loom_Transfer_VerbsBackendOffer?) throws(VerbsFailure) {
         try withQueuePair(qp) { pointer throws(VerbsFailure) in
             let result: Int32
             switch target {
@@ -101,7 +101,7 @@ public final class LibibverbsDevice: VerbsDevice {
         }
     }
 
-    private static func remote(_ offer: Loom_Wire_VerbsBackendOffer) -> loom_verbs_remote {
+    private static func remote(_ offer: Loom_Transfer_VerbsBackendOffer) -> loom_verbs_remote {
         var peer = loom_verbs_remote()
         peer.qp_num = offer.qpNum
         peer.psn = offer.psn

@@ -10,7 +10,7 @@ import LoomWire
 public protocol VerbsDevice: AnyObject, Sendable {
     /// How peers reach this device's port (device, port, LID, GID, MTU),
     /// with no queue pair yet: what a HELLO offers.
-    var port: Loom_Wire_VerbsBackendOffer { get }
+    var port: Loom_Transfer_VerbsBackendOffer { get }
     /// Entries the shared completion queue holds. Every queue pair's sends
     /// and receives must fit at once: an overrun breaks the whole device.
     var completionQueueDepth: Int { get }
@@ -20,7 +20,7 @@ public protocol VerbsDevice: AnyObject, Sendable {
     func destroyQueuePair(_ qp: UInt32)
 
     /// `remote` is the peer's queue pair, needed (only) for RTR.
-    func modify(_ qp: UInt32, to state: QueuePairState, remote: Loom_Wire_VerbsBackendOffer?) throws(VerbsFailure)
+    func modify(_ qp: UInt32, to state: QueuePairState, remote: Loom_Transfer_VerbsBackendOffer?) throws(VerbsFailure)
     /// Posts one signalled RDMA WRITE (WITH IMM when `immediate` is set).
     func postWrite(_ qp: UInt32, _ request: VerbsWorkRequest) throws(VerbsFailure)
     /// Posts `count` receives, each consumed by one incoming immediate and

@@ -49,8 +49,8 @@ public final class VerbsEndpoint: Sendable {
 
     /// This endpoint's port as a HELLO offer; queue pairs are set up per
     /// peer afterwards (`VerbsTarget.connectMethod`).
-    public var offer: Loom_Wire_TransferBackendOffer {
-        var offer = Loom_Wire_TransferBackendOffer()
+    public var offer: Loom_Transfer_BackendOffer {
+        var offer = Loom_Transfer_BackendOffer()
         offer.verbs = device.port
         return offer
     }
@@ -63,7 +63,7 @@ public final class VerbsEndpoint: Sendable {
     /// A new queue pair for one peer: what to tell that peer about it.
     /// Refused when the shared completion queue could overflow: an overrun
     /// breaks the device for every queue pair, so room is checked first.
-    public func openQueuePair() throws(TransferError) -> Loom_Wire_VerbsBackendOffer {
+    public func openQueuePair() throws(TransferError) -> Loom_Transfer_VerbsBackendOffer {
         guard !stopped.load(ordering: .acquiring) else { throw Self.closedError }
         let room = device.completionQueueDepth / (sendQueueDepth + receiveDepth)
         let refusal = queuePairs.withLock { queuePairs -> String? in
@@ -95,7 +95,7 @@ public final class VerbsEndpoint: Sendable {
     }
 
     /// Brings a queue pair from `openQueuePair` up towards the peer's.
-    public func connect(_ qp: UInt32, to remote: Loom_Wire_VerbsBackendOffer) throws(TransferError) {
+    public func connect(_ qp: UInt32, to remote: Loom_Transfer_VerbsBackendOffer) throws(TransferError) {
         let queuePair = VerbsQueuePair(device: device, qp: qp, remote: remote, sendQueueDepth: sendQueueDepth, receiveDepth: receiveDepth)
         let connection = VerbsConnection(queuePair) { [weak self] immediate in
             self?.immediateHandler.withLock { $0 }?.call(immediate)

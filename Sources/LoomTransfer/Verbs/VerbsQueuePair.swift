@@ -13,9 +13,9 @@ public struct VerbsQueuePair: Sendable {
     public private(set) var machine: QueuePairStateMachine
     let device: any VerbsDevice
     public let qp: UInt32
-    let remote: Loom_Wire_VerbsBackendOffer
+    let remote: Loom_Transfer_VerbsBackendOffer
 
-    public init(device: any VerbsDevice, qp: UInt32, remote: Loom_Wire_VerbsBackendOffer, sendQueueDepth: Int, receiveDepth: Int) {
+    public init(device: any VerbsDevice, qp: UInt32, remote: Loom_Transfer_VerbsBackendOffer, sendQueueDepth: Int, receiveDepth: Int) {
         self.device = device
         self.qp = qp
         self.remote = remote

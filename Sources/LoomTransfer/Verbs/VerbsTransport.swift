@@ -57,7 +57,7 @@ public final class VerbsTransport: TransferTransport {
         }
     }
 
-    static func verbsOffer(of hello: Loom_Wire_Hello) throws(TransferError) -> Loom_Wire_VerbsBackendOffer {
+    static func verbsOffer(of hello: Loom_Wire_Hello) throws(TransferError) -> Loom_Transfer_VerbsBackendOffer {
         for offer in hello.transferBackends {
             if case .verbs(let verbs) = offer.backend { return verbs }
         }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 
@@ -27,7 +28,9 @@ public struct RPCConfiguration: Sendable {
     /// reading; this is what pushes back on a fast server.
     public var streamBufferCapacity: Int = 16
     public var capabilities: [String] = ["unary", "server-streaming", "attachments", "cancel", "deadline"]
-    public var transferBackends: [Loom_Wire_TransferBackendOffer] = []
+    /// What the layers above offer peers in the HELLO, opaque to the RPC:
+    /// the transfer layer's backends (see `LoomTransfer`), serialized.
+    public var offers: [Data] = []
     public var epoch: UInt64 = 0
     public var logger: Logger
 
@@ -40,7 +43,7 @@ public struct RPCConfiguration: Sendable {
         var hello = Loom_Wire_Hello()
         hello.versions = [1]
         hello.capabilities = capabilities
-        hello.transferBackends = transferBackends
+        hello.offers = offers
         hello.nodeName = nodeName
         hello.maxFrameSize = UInt64(maxFrameSize)
         hello.epoch = epoch

@@ -42,8 +42,10 @@ public nonisolated struct Loom_Wire_Hello: Sendable {
   /// Free-form feature names, e.g. "stream", "attachments".
   public var capabilities: [String] = []
 
-  /// The one-sided transfer backends this side can serve, best first.
-  public var transferBackends: [Loom_Wire_TransferBackendOffer] = []
+  /// Offers of the layers above the RPC, opaque here: the transfer layer
+  /// puts its backends in, each a serialized loom.transfer.BackendOffer,
+  /// best first. (Wire-compatible with the typed field it once was.)
+  public var offers: [Data] = []
 
   /// Stable name of the process (e.g. "decode-0"), for logs.
   public var nodeName: String = String()
@@ -53,133 +55,6 @@ public nonisolated struct Loom_Wire_Hello: Sendable {
 
   /// Process incarnation; changes on restart so stale descriptors are refused.
   public var epoch: UInt64 = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Loom_Wire_TransferBackendOffer: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var backend: Loom_Wire_TransferBackendOffer.OneOf_Backend? = nil
-
-  public var tcp: Loom_Wire_TcpBackendOffer {
-    get {
-      if case .tcp(let v)? = backend {return v}
-      return Loom_Wire_TcpBackendOffer()
-    }
-    set {backend = .tcp(newValue)}
-  }
-
-  public var shm: Loom_Wire_ShmBackendOffer {
-    get {
-      if case .shm(let v)? = backend {return v}
-      return Loom_Wire_ShmBackendOffer()
-    }
-    set {backend = .shm(newValue)}
-  }
-
-  public var verbs: Loom_Wire_VerbsBackendOffer {
-    get {
-      if case .verbs(let v)? = backend {return v}
-      return Loom_Wire_VerbsBackendOffer()
-    }
-    set {backend = .verbs(newValue)}
-  }
-
-  public var fabric: Loom_Wire_FabricBackendOffer {
-    get {
-      if case .fabric(let v)? = backend {return v}
-      return Loom_Wire_FabricBackendOffer()
-    }
-    set {backend = .fabric(newValue)}
-  }
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public nonisolated enum OneOf_Backend: Equatable, Sendable {
-    case tcp(Loom_Wire_TcpBackendOffer)
-    case shm(Loom_Wire_ShmBackendOffer)
-    case verbs(Loom_Wire_VerbsBackendOffer)
-    case fabric(Loom_Wire_FabricBackendOffer)
-
-  }
-
-  public init() {}
-}
-
-public nonisolated struct Loom_Wire_TcpBackendOffer: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var host: String = String()
-
-  public var port: UInt32 = 0
-
-  public var lanes: UInt32 = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Loom_Wire_ShmBackendOffer: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// Only usable when both peers run on this host.
-  public var hostID: String = String()
-
-  public var directory: String = String()
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-/// What a peer needs to move an RC queue pair to RTR/RTS towards us.
-public nonisolated struct Loom_Wire_VerbsBackendOffer: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var device: String = String()
-
-  public var portNum: UInt32 = 0
-
-  public var lid: UInt32 = 0
-
-  public var gid: Data = Data()
-
-  public var gidIndex: UInt32 = 0
-
-  public var qpNum: UInt32 = 0
-
-  public var psn: UInt32 = 0
-
-  public var mtu: UInt32 = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-/// What a peer needs to write into our memory through libfabric: the provider
-/// both sides must open ("tcp;ofi_rxm", "shm", "efa", "verbs;ofi_rxm") and our
-/// RDM endpoint's address in that provider's own format (fi_getname).
-public nonisolated struct Loom_Wire_FabricBackendOffer: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var provider: String = String()
-
-  public var address: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -239,7 +114,7 @@ fileprivate nonisolated let _protobuf_package = "loom.wire"
 
 nonisolated extension Loom_Wire_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}versions\0\u{1}capabilities\0\u{3}transfer_backends\0\u{3}node_name\0\u{3}max_frame_size\0\u{1}epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}versions\0\u{1}capabilities\0\u{1}offers\0\u{3}node_name\0\u{3}max_frame_size\0\u{1}epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -249,7 +124,7 @@ nonisolated extension Loom_Wire_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.versions) }()
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.capabilities) }()
-      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.transferBackends) }()
+      case 3: try { try decoder.decodeRepeatedBytesField(value: &self.offers) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.nodeName) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.maxFrameSize) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
@@ -265,8 +140,8 @@ nonisolated extension Loom_Wire_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.capabilities.isEmpty {
       try visitor.visitRepeatedStringField(value: self.capabilities, fieldNumber: 2)
     }
-    if !self.transferBackends.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.transferBackends, fieldNumber: 3)
+    if !self.offers.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.offers, fieldNumber: 3)
     }
     if !self.nodeName.isEmpty {
       try visitor.visitSingularStringField(value: self.nodeName, fieldNumber: 4)
@@ -283,286 +158,10 @@ nonisolated extension Loom_Wire_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
   public static func ==(lhs: Loom_Wire_Hello, rhs: Loom_Wire_Hello) -> Bool {
     if lhs.versions != rhs.versions {return false}
     if lhs.capabilities != rhs.capabilities {return false}
-    if lhs.transferBackends != rhs.transferBackends {return false}
+    if lhs.offers != rhs.offers {return false}
     if lhs.nodeName != rhs.nodeName {return false}
     if lhs.maxFrameSize != rhs.maxFrameSize {return false}
     if lhs.epoch != rhs.epoch {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Loom_Wire_TransferBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".TransferBackendOffer"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tcp\0\u{1}shm\0\u{1}verbs\0\u{1}fabric\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try {
-        var v: Loom_Wire_TcpBackendOffer?
-        var hadOneofValue = false
-        if let current = self.backend {
-          hadOneofValue = true
-          if case .tcp(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.backend = .tcp(v)
-        }
-      }()
-      case 2: try {
-        var v: Loom_Wire_ShmBackendOffer?
-        var hadOneofValue = false
-        if let current = self.backend {
-          hadOneofValue = true
-          if case .shm(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.backend = .shm(v)
-        }
-      }()
-      case 3: try {
-        var v: Loom_Wire_VerbsBackendOffer?
-        var hadOneofValue = false
-        if let current = self.backend {
-          hadOneofValue = true
-          if case .verbs(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.backend = .verbs(v)
-        }
-      }()
-      case 4: try {
-        var v: Loom_Wire_FabricBackendOffer?
-        var hadOneofValue = false
-        if let current = self.backend {
-          hadOneofValue = true
-          if case .fabric(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.backend = .fabric(v)
-        }
-      }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    switch self.backend {
-    case .tcp?: try {
-      guard case .tcp(let v)? = self.backend else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    }()
-    case .shm?: try {
-      guard case .shm(let v)? = self.backend else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    }()
-    case .verbs?: try {
-      guard case .verbs(let v)? = self.backend else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    }()
-    case .fabric?: try {
-      guard case .fabric(let v)? = self.backend else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    }()
-    case nil: break
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Loom_Wire_TransferBackendOffer, rhs: Loom_Wire_TransferBackendOffer) -> Bool {
-    if lhs.backend != rhs.backend {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Loom_Wire_TcpBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".TcpBackendOffer"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}host\0\u{1}port\0\u{1}lanes\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.host) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.port) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.lanes) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.host.isEmpty {
-      try visitor.visitSingularStringField(value: self.host, fieldNumber: 1)
-    }
-    if self.port != 0 {
-      try visitor.visitSingularUInt32Field(value: self.port, fieldNumber: 2)
-    }
-    if self.lanes != 0 {
-      try visitor.visitSingularUInt32Field(value: self.lanes, fieldNumber: 3)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Loom_Wire_TcpBackendOffer, rhs: Loom_Wire_TcpBackendOffer) -> Bool {
-    if lhs.host != rhs.host {return false}
-    if lhs.port != rhs.port {return false}
-    if lhs.lanes != rhs.lanes {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Loom_Wire_ShmBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".ShmBackendOffer"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}host_id\0\u{1}directory\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.directory) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.hostID.isEmpty {
-      try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 1)
-    }
-    if !self.directory.isEmpty {
-      try visitor.visitSingularStringField(value: self.directory, fieldNumber: 2)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Loom_Wire_ShmBackendOffer, rhs: Loom_Wire_ShmBackendOffer) -> Bool {
-    if lhs.hostID != rhs.hostID {return false}
-    if lhs.directory != rhs.directory {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Loom_Wire_VerbsBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".VerbsBackendOffer"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}device\0\u{3}port_num\0\u{1}lid\0\u{1}gid\0\u{3}gid_index\0\u{3}qp_num\0\u{1}psn\0\u{1}mtu\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.device) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.portNum) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.lid) }()
-      case 4: try { try decoder.decodeSingularBytesField(value: &self.gid) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.gidIndex) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.qpNum) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.psn) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.mtu) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.device.isEmpty {
-      try visitor.visitSingularStringField(value: self.device, fieldNumber: 1)
-    }
-    if self.portNum != 0 {
-      try visitor.visitSingularUInt32Field(value: self.portNum, fieldNumber: 2)
-    }
-    if self.lid != 0 {
-      try visitor.visitSingularUInt32Field(value: self.lid, fieldNumber: 3)
-    }
-    if !self.gid.isEmpty {
-      try visitor.visitSingularBytesField(value: self.gid, fieldNumber: 4)
-    }
-    if self.gidIndex != 0 {
-      try visitor.visitSingularUInt32Field(value: self.gidIndex, fieldNumber: 5)
-    }
-    if self.qpNum != 0 {
-      try visitor.visitSingularUInt32Field(value: self.qpNum, fieldNumber: 6)
-    }
-    if self.psn != 0 {
-      try visitor.visitSingularUInt32Field(value: self.psn, fieldNumber: 7)
-    }
-    if self.mtu != 0 {
-      try visitor.visitSingularUInt32Field(value: self.mtu, fieldNumber: 8)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Loom_Wire_VerbsBackendOffer, rhs: Loom_Wire_VerbsBackendOffer) -> Bool {
-    if lhs.device != rhs.device {return false}
-    if lhs.portNum != rhs.portNum {return false}
-    if lhs.lid != rhs.lid {return false}
-    if lhs.gid != rhs.gid {return false}
-    if lhs.gidIndex != rhs.gidIndex {return false}
-    if lhs.qpNum != rhs.qpNum {return false}
-    if lhs.psn != rhs.psn {return false}
-    if lhs.mtu != rhs.mtu {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Loom_Wire_FabricBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".FabricBackendOffer"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}provider\0\u{1}address\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.provider) }()
-      case 2: try { try decoder.decodeSingularBytesField(value: &self.address) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.provider.isEmpty {
-      try visitor.visitSingularStringField(value: self.provider, fieldNumber: 1)
-    }
-    if !self.address.isEmpty {
-      try visitor.visitSingularBytesField(value: self.address, fieldNumber: 2)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Loom_Wire_FabricBackendOffer, rhs: Loom_Wire_FabricBackendOffer) -> Bool {
-    if lhs.provider != rhs.provider {return false}
-    if lhs.address != rhs.address {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -6,19 +6,21 @@ import Glibc
 #endif
 
 /// A bound RPC listener. `run()` serves connections until the task running
-/// it is cancelled; then every connection and in-flight call is cancelled and
-/// awaited, so nothing outlives it.
+/// it is cancelled; then every connection is closed and every in-flight call
+/// cancelled and awaited before it returns, so nothing outlives it.
 public final class RPCServer: Sendable {
     public let localAddress: RPCAddress
     let listener: NIOAsyncChannel<AcceptedConnection, Never>
     let services: RPCServices
     let configuration: RPCConfiguration
+    let connections: OpenConnections
 
     private init(
-        listener: NIOAsyncChannel<AcceptedConnection, Never>,
+        listener: NIOAsyncChannel<AcceptedConnection, Never>, connections: OpenConnections,
         localAddress: RPCAddress, services: RPCServices, configuration: RPCConfiguration
     ) {
         self.listener = listener
+        self.connections = connections
         self.localAddress = localAddress
         self.services = services
         self.configuration = configuration
@@ -32,9 +34,12 @@ public final class RPCServer: Sendable {
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        let connections = OpenConnections()
         let initializer: @Sendable (Channel) -> EventLoopFuture<AcceptedConnection> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try Pipeline.configureServer(channel, configuration: configuration, services: services)
+                let connection = try Pipeline.configureServer(channel, configuration: configuration, services: services)
+                connections.add(connection)
+                return connection
             }
         }
         let listener: NIOAsyncChannel<AcceptedConnection, Never>
@@ -47,10 +52,20 @@ public final class RPCServer: Sendable {
             listener = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
             bound = address
         }
-        return RPCServer(listener: listener, localAddress: bound, services: services, configuration: configuration)
+        return RPCServer(listener: listener, connections: connections, localAddress: bound, services: services, configuration: configuration)
     }
 
     public func run() async throws {
+        do {
+            try await acceptUntilCancelled()
+        } catch {
+            await stopped()
+            throw error
+        }
+        await stopped()
+    }
+
+    private func acceptUntilCancelled() async throws {
         try await withTaskCancellationHandler {
             try await listener.executeThenClose { connections in
                 await withDiscardingTaskGroup { group in
@@ -69,6 +84,11 @@ public final class RPCServer: Sendable {
             // The accept loop does not wake on cancellation by itself.
             listener.channel.close(promise: nil)
         }
+    }
+
+    private func stopped() async {
+        // Including connections the accept loop never took.
+        await connections.closeAll()
         if case .unix(let path) = localAddress {
             // NIO leaves the socket file behind; the next bind would replace
             // it, but a stopped server should not leave litter in /tmp.

@@ -1,10 +1,9 @@
-import LoomEngine
 import LoomModel
 
 /// `response_format: {"type": "json_object"}`: only tokens that keep the
 /// output a prefix of a JSON object may be sampled, and the stop tokens only
 /// once the object is closed, so a finished output always parses.
-struct JSONConstraint: TokenConstraint {
+public struct JSONConstraint: TokenConstraint {
     private var state = JSONPrefix()
     /// Every token's bytes, shared by all requests (copy-on-write, never written).
     private let pieces: [[UInt8]]
@@ -15,13 +14,18 @@ struct JSONConstraint: TokenConstraint {
         self.stopTokens = stopTokens
     }
 
-    func mask(_ logits: UnsafeMutableBufferPointer<Float>) {
+    /// A fresh constraint for one sequence, sharing the table's pieces.
+    public init(_ table: JSONTokenTable) {
+        self.init(pieces: table.pieces, stopTokens: table.stopTokens)
+    }
+
+    public func mask(_ logits: UnsafeMutableBufferPointer<Float>) {
         for i in 0..<min(logits.count, pieces.count) where !allows(TokenID(i)) {
             logits[i] = -.infinity
         }
     }
 
-    mutating func accept(_ token: TokenID) {
+    public mutating func accept(_ token: TokenID) {
         for byte in pieces[Int(token)] where !state.feed(byte) { break }
     }
 
@@ -35,5 +39,22 @@ struct JSONConstraint: TokenConstraint {
         var next = state
         for byte in bytes where !next.feed(byte) { return false }
         return true
+    }
+}
+
+/// Each token's bytes as JSON mode sees them, computed once per model (a
+/// vocabulary-sized table) and shared by every constrained sequence.
+public struct JSONTokenTable: Sendable {
+    /// Control and unused tokens are empty, which JSON mode never allows.
+    let pieces: [[UInt8]]
+    let stopTokens: Set<TokenID>
+
+    public init(tokenizer: any Tokenizer) {
+        let v = tokenizer.vocabulary
+        pieces = (0..<v.count).map { i in
+            let type = i < v.types.count ? v.types[i] : .normal
+            return [.normal, .byte, .userDefined, .undefined].contains(type) ? tokenizer.piece(TokenID(i)) : []
+        }
+        stopTokens = v.endOfGenerationIDs
     }
 }

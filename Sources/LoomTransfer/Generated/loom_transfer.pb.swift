@@ -28,6 +28,135 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// One backend a process serves, as its HELLO offers it (loom.wire.Hello
+/// carries these serialized; LoomWire never reads them).
+public nonisolated struct Loom_Transfer_BackendOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var backend: Loom_Transfer_BackendOffer.OneOf_Backend? = nil
+
+  public var tcp: Loom_Transfer_TcpBackendOffer {
+    get {
+      if case .tcp(let v)? = backend {return v}
+      return Loom_Transfer_TcpBackendOffer()
+    }
+    set {backend = .tcp(newValue)}
+  }
+
+  public var shm: Loom_Transfer_ShmBackendOffer {
+    get {
+      if case .shm(let v)? = backend {return v}
+      return Loom_Transfer_ShmBackendOffer()
+    }
+    set {backend = .shm(newValue)}
+  }
+
+  public var verbs: Loom_Transfer_VerbsBackendOffer {
+    get {
+      if case .verbs(let v)? = backend {return v}
+      return Loom_Transfer_VerbsBackendOffer()
+    }
+    set {backend = .verbs(newValue)}
+  }
+
+  public var fabric: Loom_Transfer_FabricBackendOffer {
+    get {
+      if case .fabric(let v)? = backend {return v}
+      return Loom_Transfer_FabricBackendOffer()
+    }
+    set {backend = .fabric(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Backend: Equatable, Sendable {
+    case tcp(Loom_Transfer_TcpBackendOffer)
+    case shm(Loom_Transfer_ShmBackendOffer)
+    case verbs(Loom_Transfer_VerbsBackendOffer)
+    case fabric(Loom_Transfer_FabricBackendOffer)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Loom_Transfer_TcpBackendOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var host: String = String()
+
+  public var port: UInt32 = 0
+
+  public var lanes: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Loom_Transfer_ShmBackendOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Only usable when both peers run on this host.
+  public var hostID: String = String()
+
+  public var directory: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a peer needs to move an RC queue pair to RTR/RTS towards us.
+public nonisolated struct Loom_Transfer_VerbsBackendOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var device: String = String()
+
+  public var portNum: UInt32 = 0
+
+  public var lid: UInt32 = 0
+
+  public var gid: Data = Data()
+
+  public var gidIndex: UInt32 = 0
+
+  public var qpNum: UInt32 = 0
+
+  public var psn: UInt32 = 0
+
+  public var mtu: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a peer needs to write into our memory through libfabric: the provider
+/// both sides must open ("tcp;ofi_rxm", "shm", "efa", "verbs;ofi_rxm") and our
+/// RDM endpoint's address in that provider's own format (fi_getname).
+public nonisolated struct Loom_Transfer_FabricBackendOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var provider: String = String()
+
+  public var address: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// What the owner of a registered memory region hands out so that peers can
 /// write into it. The epoch changes whenever the owner restarts or the region
 /// is re-registered; a write naming an old epoch is refused.
@@ -240,8 +369,8 @@ public nonisolated struct Loom_Transfer_VerbsConnectRequest: Sendable {
 
   public var senderEpoch: UInt64 = 0
 
-  public var queuePair: Loom_Wire_VerbsBackendOffer {
-    get {_queuePair ?? Loom_Wire_VerbsBackendOffer()}
+  public var queuePair: Loom_Transfer_VerbsBackendOffer {
+    get {_queuePair ?? Loom_Transfer_VerbsBackendOffer()}
     set {_queuePair = newValue}
   }
   /// Returns true if `queuePair` has been explicitly set.
@@ -253,7 +382,7 @@ public nonisolated struct Loom_Transfer_VerbsConnectRequest: Sendable {
 
   public init() {}
 
-  fileprivate var _queuePair: Loom_Wire_VerbsBackendOffer? = nil
+  fileprivate var _queuePair: Loom_Transfer_VerbsBackendOffer? = nil
 }
 
 public nonisolated struct Loom_Transfer_VerbsConnectResponse: Sendable {
@@ -261,8 +390,8 @@ public nonisolated struct Loom_Transfer_VerbsConnectResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var queuePair: Loom_Wire_VerbsBackendOffer {
-    get {_queuePair ?? Loom_Wire_VerbsBackendOffer()}
+  public var queuePair: Loom_Transfer_VerbsBackendOffer {
+    get {_queuePair ?? Loom_Transfer_VerbsBackendOffer()}
     set {_queuePair = newValue}
   }
   /// Returns true if `queuePair` has been explicitly set.
@@ -279,7 +408,7 @@ public nonisolated struct Loom_Transfer_VerbsConnectResponse: Sendable {
 
   public init() {}
 
-  fileprivate var _queuePair: Loom_Wire_VerbsBackendOffer? = nil
+  fileprivate var _queuePair: Loom_Transfer_VerbsBackendOffer? = nil
 }
 
 /// The tcp backend's data lanes: plain sockets, outside the RPC, that a
@@ -319,6 +448,282 @@ public nonisolated struct Loom_Transfer_TcpLanesOpened: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "loom.transfer"
+
+nonisolated extension Loom_Transfer_BackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BackendOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tcp\0\u{1}shm\0\u{1}verbs\0\u{1}fabric\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Loom_Transfer_TcpBackendOffer?
+        var hadOneofValue = false
+        if let current = self.backend {
+          hadOneofValue = true
+          if case .tcp(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.backend = .tcp(v)
+        }
+      }()
+      case 2: try {
+        var v: Loom_Transfer_ShmBackendOffer?
+        var hadOneofValue = false
+        if let current = self.backend {
+          hadOneofValue = true
+          if case .shm(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.backend = .shm(v)
+        }
+      }()
+      case 3: try {
+        var v: Loom_Transfer_VerbsBackendOffer?
+        var hadOneofValue = false
+        if let current = self.backend {
+          hadOneofValue = true
+          if case .verbs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.backend = .verbs(v)
+        }
+      }()
+      case 4: try {
+        var v: Loom_Transfer_FabricBackendOffer?
+        var hadOneofValue = false
+        if let current = self.backend {
+          hadOneofValue = true
+          if case .fabric(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.backend = .fabric(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.backend {
+    case .tcp?: try {
+      guard case .tcp(let v)? = self.backend else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .shm?: try {
+      guard case .shm(let v)? = self.backend else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .verbs?: try {
+      guard case .verbs(let v)? = self.backend else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .fabric?: try {
+      guard case .fabric(let v)? = self.backend else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_BackendOffer, rhs: Loom_Transfer_BackendOffer) -> Bool {
+    if lhs.backend != rhs.backend {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_TcpBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TcpBackendOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}host\0\u{1}port\0\u{1}lanes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.host) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.port) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.lanes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.host.isEmpty {
+      try visitor.visitSingularStringField(value: self.host, fieldNumber: 1)
+    }
+    if self.port != 0 {
+      try visitor.visitSingularUInt32Field(value: self.port, fieldNumber: 2)
+    }
+    if self.lanes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.lanes, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_TcpBackendOffer, rhs: Loom_Transfer_TcpBackendOffer) -> Bool {
+    if lhs.host != rhs.host {return false}
+    if lhs.port != rhs.port {return false}
+    if lhs.lanes != rhs.lanes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_ShmBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShmBackendOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}host_id\0\u{1}directory\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.directory) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.hostID.isEmpty {
+      try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 1)
+    }
+    if !self.directory.isEmpty {
+      try visitor.visitSingularStringField(value: self.directory, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_ShmBackendOffer, rhs: Loom_Transfer_ShmBackendOffer) -> Bool {
+    if lhs.hostID != rhs.hostID {return false}
+    if lhs.directory != rhs.directory {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_VerbsBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerbsBackendOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}device\0\u{3}port_num\0\u{1}lid\0\u{1}gid\0\u{3}gid_index\0\u{3}qp_num\0\u{1}psn\0\u{1}mtu\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.device) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.portNum) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.lid) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.gid) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.gidIndex) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.qpNum) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.psn) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.mtu) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.device.isEmpty {
+      try visitor.visitSingularStringField(value: self.device, fieldNumber: 1)
+    }
+    if self.portNum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.portNum, fieldNumber: 2)
+    }
+    if self.lid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.lid, fieldNumber: 3)
+    }
+    if !self.gid.isEmpty {
+      try visitor.visitSingularBytesField(value: self.gid, fieldNumber: 4)
+    }
+    if self.gidIndex != 0 {
+      try visitor.visitSingularUInt32Field(value: self.gidIndex, fieldNumber: 5)
+    }
+    if self.qpNum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.qpNum, fieldNumber: 6)
+    }
+    if self.psn != 0 {
+      try visitor.visitSingularUInt32Field(value: self.psn, fieldNumber: 7)
+    }
+    if self.mtu != 0 {
+      try visitor.visitSingularUInt32Field(value: self.mtu, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_VerbsBackendOffer, rhs: Loom_Transfer_VerbsBackendOffer) -> Bool {
+    if lhs.device != rhs.device {return false}
+    if lhs.portNum != rhs.portNum {return false}
+    if lhs.lid != rhs.lid {return false}
+    if lhs.gid != rhs.gid {return false}
+    if lhs.gidIndex != rhs.gidIndex {return false}
+    if lhs.qpNum != rhs.qpNum {return false}
+    if lhs.psn != rhs.psn {return false}
+    if lhs.mtu != rhs.mtu {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Transfer_FabricBackendOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FabricBackendOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}provider\0\u{1}address\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.provider) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.address) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.provider.isEmpty {
+      try visitor.visitSingularStringField(value: self.provider, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularBytesField(value: self.address, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Transfer_FabricBackendOffer, rhs: Loom_Transfer_FabricBackendOffer) -> Bool {
+    if lhs.provider != rhs.provider {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
 
 nonisolated extension Loom_Transfer_RegionDescriptor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegionDescriptor"

@@ -12,6 +12,11 @@
 /// KV blocks never travel in these: prefill workers write them straight into
 /// the decode worker's registered KV pool with the transfer engine.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -22,6 +27,50 @@ import SwiftProtobuf
 fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobuf.ProtobufAPIVersionCheck {
   struct _2: SwiftProtobuf.ProtobufAPIVersion_2 {}
   typealias Version = _2
+}
+
+/// What a process does in the cluster. The KV store and the expert servers
+/// will register with roles of their own.
+public nonisolated enum Loom_Cluster_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case prefill // = 1
+  case decode // = 2
+  case mixed // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .prefill
+    case 2: self = .decode
+    case 3: self = .mixed
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .prefill: return 1
+    case .decode: return 2
+    case .mixed: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Loom_Cluster_Role] = [
+    .unspecified,
+    .prefill,
+    .decode,
+    .mixed,
+  ]
+
 }
 
 public nonisolated struct Loom_Cluster_Sampling: Sendable {
@@ -181,14 +230,10 @@ public nonisolated struct Loom_Cluster_Reservation: Sendable {
 
   public var requestID: UInt64 = 0
 
-  public var region: Loom_Transfer_RegionDescriptor {
-    get {_region ?? Loom_Transfer_RegionDescriptor()}
-    set {_region = newValue}
-  }
-  /// Returns true if `region` has been explicitly set.
-  public var hasRegion: Bool {self._region != nil}
-  /// Clears the value of `region`. Subsequent reads from it will return its default value.
-  public mutating func clearRegion() {self._region = nil}
+  /// A serialized loom.transfer.RegionDescriptor: only the workers' transfer
+  /// layer reads it, so the router needs none of it. (Wire-compatible with
+  /// the typed field it once was.)
+  public var region: Data = Data()
 
   /// Pool block indices to fill, in sequence order, starting at the
   /// sequence's block `first_block` (the ones before are cached here).
@@ -218,8 +263,6 @@ public nonisolated struct Loom_Cluster_Reservation: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _region: Loom_Transfer_RegionDescriptor? = nil
 }
 
 public nonisolated struct Loom_Cluster_PrefillRequest: @unchecked Sendable {
@@ -389,7 +432,7 @@ public nonisolated struct Loom_Cluster_RegisterRequest: @unchecked Sendable {
     set {_uniqueStorage()._name = newValue}
   }
 
-  public var role: String {
+  public var role: Loom_Cluster_Role {
     get {_storage._role}
     set {_uniqueStorage()._role = newValue}
   }
@@ -463,32 +506,48 @@ public nonisolated struct Loom_Cluster_RegisterResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct Loom_Cluster_HeartbeatRequest: Sendable {
+public nonisolated struct Loom_Cluster_HeartbeatRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
-  public var epoch: UInt64 = 0
+  public var epoch: UInt64 {
+    get {_storage._epoch}
+    set {_uniqueStorage()._epoch = newValue}
+  }
 
   public var load: Loom_Cluster_Load {
-    get {_load ?? Loom_Cluster_Load()}
-    set {_load = newValue}
+    get {_storage._load ?? Loom_Cluster_Load()}
+    set {_uniqueStorage()._load = newValue}
   }
   /// Returns true if `load` has been explicitly set.
-  public var hasLoad: Bool {self._load != nil}
+  public var hasLoad: Bool {_storage._load != nil}
   /// Clears the value of `load`. Subsequent reads from it will return its default value.
-  public mutating func clearLoad() {self._load = nil}
+  public mutating func clearLoad() {_uniqueStorage()._load = nil}
 
   /// Cache changes since the last accepted heartbeat or registration.
-  public var events: [Loom_Cluster_CacheEvent] = []
+  public var events: [Loom_Cluster_CacheEvent] {
+    get {_storage._events}
+    set {_uniqueStorage()._events = newValue}
+  }
+
+  /// The worker is shutting down: it finishes what it runs but takes no new
+  /// request, so the router routes none to it.
+  public var draining: Bool {
+    get {_storage._draining}
+    set {_uniqueStorage()._draining = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _load: Loom_Cluster_Load? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Loom_Cluster_HeartbeatResponse: Sendable {
@@ -499,6 +558,22 @@ public nonisolated struct Loom_Cluster_HeartbeatResponse: Sendable {
   /// The router does not know this incarnation (it restarted, or declared
   /// the worker dead): register again with a full cache snapshot.
   public var reregister: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A worker leaving the cluster on purpose (after draining): the router
+/// forgets it at once instead of waiting for its heartbeats to stop.
+public nonisolated struct Loom_Cluster_DeregisterRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var epoch: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -518,6 +593,10 @@ public nonisolated struct Loom_Cluster_Empty: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "loom.cluster"
+
+nonisolated extension Loom_Cluster_Role: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_PREFILL\0\u{1}ROLE_DECODE\0\u{1}ROLE_MIXED\0")
+}
 
 nonisolated extension Loom_Cluster_Sampling: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Sampling"
@@ -851,7 +930,7 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._region) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.region) }()
       case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.blocks) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.firstBlock) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.bytesPerBlock) }()
@@ -867,16 +946,12 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if self.requestID != 0 {
       try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
     }
-    try { if let v = self._region {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
+    if !self.region.isEmpty {
+      try visitor.visitSingularBytesField(value: self.region, fieldNumber: 2)
+    }
     if !self.blocks.isEmpty {
       try visitor.visitPackedUInt32Field(value: self.blocks, fieldNumber: 3)
     }
@@ -909,7 +984,7 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
 
   public static func ==(lhs: Loom_Cluster_Reservation, rhs: Loom_Cluster_Reservation) -> Bool {
     if lhs.requestID != rhs.requestID {return false}
-    if lhs._region != rhs._region {return false}
+    if lhs.region != rhs.region {return false}
     if lhs.blocks != rhs.blocks {return false}
     if lhs.firstBlock != rhs.firstBlock {return false}
     if lhs.bytesPerBlock != rhs.bytesPerBlock {return false}
@@ -1250,7 +1325,7 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
 
   fileprivate class _StorageClass {
     var _name: String = String()
-    var _role: String = String()
+    var _role: Loom_Cluster_Role = .unspecified
     var _rpcHost: String = String()
     var _rpcPort: UInt32 = 0
     var _pid: UInt32 = 0
@@ -1300,7 +1375,7 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
         // enabled. https://github.com/apple/swift-protobuf/issues/1034
         switch fieldNumber {
         case 1: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
-        case 2: try { try decoder.decodeSingularStringField(value: &_storage._role) }()
+        case 2: try { try decoder.decodeSingularEnumField(value: &_storage._role) }()
         case 3: try { try decoder.decodeSingularStringField(value: &_storage._rpcHost) }()
         case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._rpcPort) }()
         case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._pid) }()
@@ -1325,8 +1400,8 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
       if !_storage._name.isEmpty {
         try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 1)
       }
-      if !_storage._role.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._role, fieldNumber: 2)
+      if _storage._role != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._role, fieldNumber: 2)
       }
       if !_storage._rpcHost.isEmpty {
         try visitor.visitSingularStringField(value: _storage._rpcHost, fieldNumber: 3)
@@ -1416,48 +1491,97 @@ nonisolated extension Loom_Cluster_RegisterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Loom_Cluster_HeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}epoch\0\u{1}load\0\u{1}events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}epoch\0\u{1}load\0\u{1}events\0\u{1}draining\0")
+
+  fileprivate class _StorageClass {
+    var _name: String = String()
+    var _epoch: UInt64 = 0
+    var _load: Loom_Cluster_Load? = nil
+    var _events: [Loom_Cluster_CacheEvent] = []
+    var _draining: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _name = source._name
+      _epoch = source._epoch
+      _load = source._load
+      _events = source._events
+      _draining = source._draining
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._load) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._epoch) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._load) }()
+        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._events) }()
+        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._draining) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
-    }
-    if self.epoch != 0 {
-      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 2)
-    }
-    try { if let v = self._load {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    if !self.events.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 4)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 1)
+      }
+      if _storage._epoch != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._epoch, fieldNumber: 2)
+      }
+      try { if let v = _storage._load {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if !_storage._events.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._events, fieldNumber: 4)
+      }
+      if _storage._draining != false {
+        try visitor.visitSingularBoolField(value: _storage._draining, fieldNumber: 5)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Loom_Cluster_HeartbeatRequest, rhs: Loom_Cluster_HeartbeatRequest) -> Bool {
-    if lhs.name != rhs.name {return false}
-    if lhs.epoch != rhs.epoch {return false}
-    if lhs._load != rhs._load {return false}
-    if lhs.events != rhs.events {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._epoch != rhs_storage._epoch {return false}
+        if _storage._load != rhs_storage._load {return false}
+        if _storage._events != rhs_storage._events {return false}
+        if _storage._draining != rhs_storage._draining {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1488,6 +1612,41 @@ nonisolated extension Loom_Cluster_HeartbeatResponse: SwiftProtobuf.Message, Swi
 
   public static func ==(lhs: Loom_Cluster_HeartbeatResponse, rhs: Loom_Cluster_HeartbeatResponse) -> Bool {
     if lhs.reregister != rhs.reregister {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Cluster_DeregisterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeregisterRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}epoch\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Cluster_DeregisterRequest, rhs: Loom_Cluster_DeregisterRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.epoch != rhs.epoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

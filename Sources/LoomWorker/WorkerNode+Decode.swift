@@ -1,0 +1,95 @@
+import Foundation
+import LoomEngine
+import LoomProtocol
+import LoomTransfer
+import LoomWire
+
+/// The decode half of disaggregated serving: hold blocks for a prompt
+/// another worker prefills (`reserve`), then decode once its KV landed
+/// (`attach`). Each reservation is a lease in `leases`, ended by the attach,
+/// a release, or the sweeper.
+extension WorkerNode {
+    func reserve(_ spec: Loom_Cluster_GenerationSpec) async throws -> Loom_Cluster_Reservation {
+        let reservation: KVReservation
+        do {
+            reservation = try await engine.reserve(request(spec))
+        } catch let error as SchedulerError {
+            throw WireError(error)
+        }
+        let immediate = UInt32(truncatingIfNeeded: reservation.id.rawValue)
+        let bytesPerBlock = engine.kvLayout.bytesPerBlock
+        let blocks = reservation.blocksToFill.map { Int($0) }
+        var staged: RegisteredRegion?
+        if let staging, !blocks.isEmpty {
+            do {
+                staged = try staging.stage(immediate, blocks: blocks, bytesPerBlock: bytesPerBlock)
+            } catch {
+                engine.cancel(reservation.id)
+                throw WireError(.handlerFailed, "could not register \(blocks.count) KV blocks with the fabric endpoint: \(error)")
+            }
+        }
+        let lease = configuration.lease
+        leases.open(immediate, .init(
+            request: reservation.id, regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch,
+            blockBytes: UInt64(bytesPerBlock), offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) }),
+            deadline: .now + lease))
+        var wire = Loom_Cluster_Reservation()
+        wire.requestID = reservation.id.rawValue
+        // Over fabric the writer fills the staged region's pages in order.
+        wire.region = Data(try (staged ?? pool).descriptor.serialized())
+        wire.blocks = staged == nil ? blocks.map { UInt32($0) } : blocks.indices.map { UInt32($0) }
+        wire.firstBlock = UInt32(reservation.cachedBlocks)
+        wire.bytesPerBlock = UInt64(bytesPerBlock)
+        wire.immediate = immediate
+        wire.transferHost = configuration.host
+        wire.transferPort = UInt32(port)
+        wire.leaseMs = UInt32(clamping: lease.wholeMilliseconds)
+        wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
+        wire.hostID = HostIdentity.current
+        return wire
+    }
+
+    /// Drops a reservation whose prefill never came (or failed); a no-op
+    /// once it was attached.
+    func release(_ id: RequestID, immediate: UInt32) {
+        guard leases.close(immediate) != nil else { return }
+        forget(id, immediate: immediate)
+    }
+
+    /// Returns the blocks of reservations whose lease ran out, every
+    /// `interval`, until cancelled: one sweeper for all of them.
+    public func sweepLeases(every interval: Duration = .milliseconds(100)) async {
+        while !Task.isCancelled {
+            for (immediate, lease) in leases.expire(now: .now) {
+                forget(lease.request, immediate: immediate)
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func forget(_ id: RequestID, immediate: UInt32) {
+        staging?.discard(immediate)
+        target.counters.reset(immediate)
+        engine.cancel(id)
+    }
+
+    func attach(_ request: Loom_Cluster_AttachRequest, _ writer: RPCStreamWriter) async throws {
+        let id = RequestID(request.requestID)
+        let immediate = UInt32(truncatingIfNeeded: request.requestID)
+        do {
+            try await target.counters.wait(for: immediate, count: Int(request.expectedWrites), timeout: .milliseconds(Int(request.timeoutMs)))
+        } catch {
+            release(id, immediate: immediate)
+            throw error
+        }
+        guard let lease = leases.close(immediate) else {
+            throw WireError(.handlerFailed, "reservation \(id) expired before its KV arrived; prefill the request again")
+        }
+        target.counters.reset(immediate)
+        staging?.unstage(immediate, into: pool, bytesPerBlock: engine.kvLayout.bytesPerBlock)
+        kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
+        let first = request.first
+        guard case .token(let token, let logprob, let top) = first.output else { return }
+        try await stream(engine.attach(id, firstToken: token, logprob: logprob, top: top), to: writer)
+    }
+}

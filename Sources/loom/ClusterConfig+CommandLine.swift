@@ -1,0 +1,36 @@
+import ArgumentParser
+import LoomCluster
+import LoomProtocol
+import LoomWire
+
+extension ClusterConfig {
+    /// The config at `path` for a command: its errors name the file and the
+    /// line, as the loader writes them.
+    static func loadForCommandLine(_ path: String) throws -> ClusterConfig {
+        do {
+            return try load(path: path)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+extension WorkerRole: ExpressibleByArgument {}
+
+extension RPCAddress: ExpressibleByArgument {
+    /// `host:port`, as `--router` takes it.
+    public init?(argument: String) {
+        self.init(hostPort: argument)
+    }
+}
+
+extension Limits {
+    /// `Limits.check` for a flag: its error is a usage error.
+    static func checkForCommandLine(_ value: Int, in range: ClosedRange<Int>, _ flag: String) throws {
+        do {
+            try check(value, in: range, flag)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import LoomEngine
+import LoomTransfer
+@testable import LoomWorker
+import Testing
+
+/// The decode worker's reservations as plain data: leases end exactly once,
+/// by their deadline or by whoever closes them first, and only writes onto
+/// a live lease's own blocks are let in.
+@Suite struct ReservationTableTests {
+    let start = ContinuousClock.now
+
+    func lease(_ request: UInt64, offsets: Set<UInt64> = [0, 4096], until milliseconds: Int) -> ReservationTable.Lease {
+        .init(request: RequestID(request), regionID: 1, epoch: 7, blockBytes: 4096, offsets: offsets, deadline: start + .milliseconds(milliseconds))
+    }
+
+    func write(_ immediate: UInt32, offset: UInt64, length: UInt64 = 4096, epoch: UInt64 = 7) -> Loom_Transfer_WriteRequest {
+        var segment = Loom_Transfer_WriteSegment()
+        segment.regionID = 1
+        segment.epoch = epoch
+        segment.offset = offset
+        segment.length = length
+        var request = Loom_Transfer_WriteRequest()
+        request.immediate = immediate
+        request.segments = [segment]
+        return request
+    }
+
+    @Test func theSweepEndsOnlyLeasesPastTheirDeadlineAndEachOnce() {
+        var table = ReservationTable()
+        table.open(1, lease(10, until: 100))
+        table.open(2, lease(20, until: 300))
+        #expect(table.expire(now: start + .milliseconds(99)).isEmpty)
+        #expect(table.expire(now: start + .milliseconds(100)).map(\.immediate) == [1])
+        #expect(table.expire(now: start + .milliseconds(200)).isEmpty, "an expired lease is reported once")
+        #expect(table.count == 1)
+        #expect(table.close(1) == nil, "the sweep already ended it")
+        #expect(table.close(2)?.request == RequestID(20))
+        #expect(table.expire(now: start + .seconds(10)).isEmpty, "a closed lease never expires")
+    }
+
+    @Test func onlyWritesOntoALiveLeasesBlocksAreAdmitted() throws {
+        var table = ReservationTable()
+        table.open(5, lease(50, until: 1000))
+        try table.admit(write(5, offset: 4096))
+        #expect(throws: TransferError.self) { try table.admit(write(5, offset: 8192)) }
+        #expect(throws: TransferError.self) { try table.admit(write(5, offset: 0, length: 4097)) }
+        #expect(throws: TransferError.self) { try table.admit(write(5, offset: 0, epoch: 6)) }
+        #expect(throws: TransferError.self) { try table.admit(write(6, offset: 0)) }
+        _ = table.expire(now: start + .seconds(2))
+        #expect(throws: TransferError.self, "a late write is refused, never applied") { try table.admit(write(5, offset: 0)) }
+    }
+}
