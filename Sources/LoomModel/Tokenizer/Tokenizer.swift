@@ -1,6 +1,8 @@
 /// Turns text into token ids and back, exactly as llama.cpp does for the same vocabulary.
 public protocol Tokenizer: Sendable {
     var vocabulary: Vocabulary { get }
+    /// Entry points that turn a request into a prompt call `encode(_:as:)`
+    /// with a `PromptTokenization` instead, so they cannot disagree.
     /// - Parameters:
     ///   - addSpecial: add BOS/EOS where the vocabulary asks for them.
     ///   - parseSpecial: control tokens written in the text (`<|im_start|>`)
