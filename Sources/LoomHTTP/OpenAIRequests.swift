@@ -109,14 +109,19 @@ enum PromptInput: Decodable {
 struct CompletionRequest: Decodable {
     var prompt: PromptInput
     var logprobs: Int?
+    /// Not OpenAI's: `false` keeps control-token text in a string prompt as
+    /// plain text, for prompts built from untrusted text. Named after
+    /// llama-server's `/tokenize` field and llama.cpp's tokenizer flag.
+    var parse_special: Bool?
     var fields: SamplingFields
 
-    private enum CodingKeys: String, CodingKey { case prompt, logprobs }
+    private enum CodingKeys: String, CodingKey { case prompt, logprobs, parse_special }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         prompt = try c.decode(PromptInput.self, forKey: .prompt)
         logprobs = try c.decodeIfPresent(Int.self, forKey: .logprobs)
+        parse_special = try c.decodeIfPresent(Bool.self, forKey: .parse_special)
         fields = try SamplingFields(from: decoder)
     }
 

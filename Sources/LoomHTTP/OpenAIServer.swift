@@ -57,7 +57,7 @@ public struct OpenAIServer: Sendable {
         } catch {
             throw APIError(.badRequest, code: "invalid_messages", param: "messages", "the chat template could not render these messages: \(error)")
         }
-        let prompt = try tokenize { try model.tokenizer.encode(text, addSpecial: false, parseSpecial: true) }
+        let prompt = try tokenize { try model.tokenizer.encode(text, as: .renderedChat) }
         let topLogprobs = body.top_logprobs ?? 0
         if topLogprobs > 0, body.logprobs != true {
             throw APIError.invalid("top_logprobs", "top_logprobs needs logprobs: true")
@@ -75,9 +75,8 @@ public struct OpenAIServer: Sendable {
         let prompt: [TokenID]
         switch body.prompt {
         case .text(let text):
-            // As `loom generate` tokenizes a raw prompt: BOS if the model
-            // wants it, special-token text kept as plain text.
-            prompt = try tokenize { try model.tokenizer.encode(text, addSpecial: true, parseSpecial: false) }
+            let rule = PromptTokenization.rawPrompt(parseSpecial: body.parse_special ?? true)
+            prompt = try tokenize { try model.tokenizer.encode(text, as: rule) }
         case .tokens(let ids):
             let size = model.tokenizer.vocabulary.tokens.count
             if let bad = ids.first(where: { Int($0) >= size }) {

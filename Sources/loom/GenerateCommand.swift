@@ -18,6 +18,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Wrap the prompt in the model's chat template.")
     var chat = false
 
+    @Flag(name: .long, help: "Treat special tokens written in the prompt (like <|im_start|>) as plain text, for a prompt whose author must not write turn markers.")
+    var noParseSpecial = false
+
     @Option(name: .long, help: "Most tokens to generate.")
     var maxTokens: Int = 128
 
@@ -51,16 +54,15 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let model = try LanguageModel(path: try options.modelPath(), threads: options.threads)
-        let text: String
+        let ids: [TokenID]
         if chat {
             var messages: [ChatMessage] = []
             if let system { messages.append(ChatMessage(role: "system", content: system)) }
             messages.append(ChatMessage(role: "user", content: prompt))
-            text = try model.renderChat(messages)
+            ids = try model.tokenizer.encode(try model.renderChat(messages), as: .renderedChat)
         } else {
-            text = prompt
+            ids = try model.tokenizer.encode(prompt, as: .rawPrompt(parseSpecial: !noParseSpecial))
         }
-        let ids = try model.tokenizer.encode(text, addSpecial: !chat, parseSpecial: chat)
         let sampling = SamplingParameters(
             temperature: temperature, topK: topK, topP: topP, minP: minP,
             repetitionPenalty: repetitionPenalty, frequencyPenalty: frequencyPenalty,

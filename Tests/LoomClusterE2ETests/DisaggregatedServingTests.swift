@@ -17,7 +17,7 @@ struct Reference {
     }
 
     func prompt(_ messages: [ChatMessage]) throws -> [TokenID] {
-        try model.tokenizer.encode(try model.renderChat(messages), addSpecial: false, parseSpecial: true)
+        try model.tokenizer.encode(try model.renderChat(messages), as: .renderedChat)
     }
 
     func completion(_ messages: [ChatMessage], maxTokens: Int) throws -> String {

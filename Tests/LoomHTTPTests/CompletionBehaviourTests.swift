@@ -12,7 +12,7 @@ import Testing
     /// The text `Generator` produces for a raw prompt, detokenized as a stream would be.
     private func referenceText(_ prompt: String, maxTokens: Int, model: ServedModel) throws -> (String, Int) {
         let transformer = try Transformer(path: ServerHarness.modelPath, threads: 1)
-        let ids = try model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: false)
+        let ids = try model.tokenizer.encode(prompt, as: .rawPrompt())
         let result = try Generator(model: transformer).generate(
             prompt: ids, maxTokens: maxTokens, stopTokens: model.tokenizer.vocabulary.endOfGenerationIDs)
         var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)

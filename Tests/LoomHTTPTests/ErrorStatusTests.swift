@@ -54,7 +54,7 @@ import Testing
     @Test func promptPlusMaxTokensOverTheContextIs400WithTheNumbers() async throws {
         try await ServerHarness().run { client, model in
             let prompt = String(repeating: "z", count: 100)
-            let count = try model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: false).count
+            let count = try model.tokenizer.encode(prompt, as: .rawPrompt()).count
             let response = try await client.post("/v1/completions", #"{"prompt": "\#(prompt)", "max_tokens": 200}"#)
             let message = try expectError(response, .badRequest, code: "context_length_exceeded")
             #expect(message.contains("\(count) tokens") && message.contains("200") && message.contains("\(model.contextLength) tokens"))

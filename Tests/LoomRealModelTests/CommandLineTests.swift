@@ -43,7 +43,7 @@ struct LoomProcess {
         #expect(output.status == 0, "\(output.stderr)")
         let parsed = try JSONDecoder().decode(GenerateJSON.self, from: Data(output.stdout.utf8))
         let model = try LanguageModel(path: path, threads: 2)
-        let prompt = try model.tokenizer.encode("The capital of France is", addSpecial: true, parseSpecial: false)
+        let prompt = try model.tokenizer.encode("The capital of France is", as: .rawPrompt())
         let expected = try Generator(model: model.transformer).generate(
             prompt: prompt, maxTokens: 12, stopTokens: model.vocabulary.endOfGenerationIDs)
         #expect(parsed.tokens == expected.tokens)
@@ -65,6 +65,33 @@ struct LoomProcess {
         #expect(output.status == 0, "\(output.stderr)")
         let ids = try JSONDecoder().decode([TokenID].self, from: Data(output.stdout.utf8))
         #expect(ids.first == 1 && ids.contains(2))
+    }
+
+    /// `generate` feeds the model exactly the ids `tokenize --add-special`
+    /// prints for the same raw text, with control tokens parsed or not.
+    @Test(arguments: [[], ["--no-parse-special"]])
+    func generateTokenizesARawPromptAsTokenizeDoes(flags: [String]) throws {
+        let path = try TestModel.path()
+        let prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+        let tokenized = try LoomProcess.run(["tokenize", "--model", path, "--add-special"] + flags + [prompt])
+        #expect(tokenized.status == 0, "\(tokenized.stderr)")
+        let ids = try JSONDecoder().decode([TokenID].self, from: Data(tokenized.stdout.utf8))
+        #expect(ids.contains(1) == flags.isEmpty, "<|im_start|> is id 1: \(ids)")
+
+        let generated = try LoomProcess.run(
+            ["generate", "--model", path, "--prompt", prompt, "--max-tokens", "8", "--json", "--threads", "2"] + flags)
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let tokens = try JSONDecoder().decode(GenerateJSON.self, from: Data(generated.stdout.utf8)).tokens
+        let model = try LanguageModel(path: path, threads: 2)
+        let other = try model.tokenizer.encode(prompt, as: .rawPrompt(parseSpecial: !flags.isEmpty))
+        let greedy = { (prompt: [TokenID]) in
+            try Generator(model: model.transformer).generate(prompt: prompt, maxTokens: 8, stopTokens: model.vocabulary.endOfGenerationIDs).tokens
+        }
+        let expected = try greedy(ids)
+        // Only a prompt whose two tokenizations continue differently can
+        // tell which one generate used.
+        #expect(try expected != greedy(other))
+        #expect(tokens == expected)
     }
 
     @Test func missingModelSaysHowToGetOne() throws {

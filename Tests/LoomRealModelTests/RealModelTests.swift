@@ -26,7 +26,7 @@ import LoomTesting
                 ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: question),
             ])
             #expect(rendered == item.prompt)
-            #expect(try model.tokenizer.encode(rendered, addSpecial: false, parseSpecial: true) == item.prompt_ids)
+            #expect(try model.tokenizer.encode(rendered, as: .renderedChat) == item.prompt_ids)
         }
     }
 
@@ -78,7 +78,7 @@ import LoomTesting
     @Test func endOfTurnStopsChatGeneration() throws {
         let prompt = try model.tokenizer.encode(
             try model.renderChat([ChatMessage(role: "user", content: "What is the capital of France? Answer in one sentence.")]),
-            addSpecial: false, parseSpecial: true)
+            as: .renderedChat)
         let result = try Generator(model: model.transformer).generate(
             prompt: prompt, maxTokens: 64, stopTokens: model.vocabulary.endOfGenerationIDs)
         #expect(result.finishReason == .stop)

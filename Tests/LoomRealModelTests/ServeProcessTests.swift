@@ -70,7 +70,7 @@ final class ServeProcess {
         #expect(status == 200, "\(String(decoding: data, as: UTF8.self))")
         let text = try #require(try firstChoice(data)["text"] as? String)
         let model = try LanguageModel(path: try TestModel.path(), threads: 2)
-        let ids = try model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: false)
+        let ids = try model.tokenizer.encode(prompt, as: .rawPrompt())
         let expected = try Generator(model: model.transformer).generate(prompt: ids, maxTokens: 12, stopTokens: model.vocabulary.endOfGenerationIDs)
         #expect(text == model.tokenizer.decode(expected.tokens))
         #expect(text.hasPrefix(" Paris"))
