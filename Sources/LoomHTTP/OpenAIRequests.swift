@@ -73,9 +73,11 @@ struct ChatCompletionRequest: Decodable {
     var max_completion_tokens: Int?
     var logprobs: Bool?
     var top_logprobs: Int?
+    /// Read only to refuse `false`, which a chat prompt cannot honour.
+    var parse_special: Bool?
     var fields: SamplingFields
 
-    private enum CodingKeys: String, CodingKey { case messages, max_completion_tokens, logprobs, top_logprobs }
+    private enum CodingKeys: String, CodingKey { case messages, max_completion_tokens, logprobs, top_logprobs, parse_special }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -83,6 +85,7 @@ struct ChatCompletionRequest: Decodable {
         max_completion_tokens = try c.decodeIfPresent(Int.self, forKey: .max_completion_tokens)
         logprobs = try c.decodeIfPresent(Bool.self, forKey: .logprobs)
         top_logprobs = try c.decodeIfPresent(Int.self, forKey: .top_logprobs)
+        parse_special = try c.decodeIfPresent(Bool.self, forKey: .parse_special)
         fields = try SamplingFields(from: decoder)
     }
 

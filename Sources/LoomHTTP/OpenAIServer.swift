@@ -48,6 +48,11 @@ public struct OpenAIServer: Sendable {
         let arrival = ContinuousClock.now
         let body = try await decode(ChatCompletionRequest.self, from: request)
         try checkModel(body.fields.model)
+        if body.parse_special == false {
+            // Refused rather than ignored: a client that sends it believes
+            // its users' messages are kept from forging turns, and they are not.
+            throw APIError.invalid("parse_special", "parse_special: false is only for /v1/completions; a chat prompt's turn markers come from the template and are always parsed")
+        }
         let messages = body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") }
         let text: String
         do {

@@ -44,6 +44,11 @@ struct GenerateCommand: ParsableCommand {
     var ignoreEos = false
 
     func validate() throws {
+        // The template writes its turn markers into the same text as the
+        // message, so they could not be parsed while the message is not.
+        guard !(chat && noParseSpecial) else {
+            throw ValidationError("--no-parse-special applies to a raw prompt; with --chat the template's turn markers must be parsed")
+        }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
         guard (0...1).contains(topP), topP > 0 else { throw ValidationError("--top-p must be in (0, 1]") }

@@ -103,6 +103,21 @@ final class RecordingBackend: GenerationBackend {
         }
     }
 
+    /// A chat prompt needs its template's markers parsed; a client asking
+    /// otherwise is told so rather than given a protection it does not get.
+    @Test func chatRefusesParseSpecialFalse() async throws {
+        try await ServerHarness().run { client, _ in
+            let messages = #""messages": [{"role": "user", "content": "hi"}], "max_tokens": 2"#
+            let refused = try await client.post("/v1/chat/completions", "{\(messages), \"parse_special\": false}")
+            #expect(refused.status == .badRequest)
+            let error = try JSONValue(refused.body)["error"]
+            #expect(error["code"].string == "invalid_value" && error["param"].string == "parse_special")
+            #expect(error["message"].string?.contains("/v1/completions") == true)
+            let accepted = try await client.post("/v1/chat/completions", "{\(messages), \"parse_special\": true}")
+            #expect(accepted.status == .ok)
+        }
+    }
+
     /// With the in-process engine (`loom serve`): the usage counts the
     /// prompt as the rule tokenized it.
     @Test func theServedEngineCountsTheParsedPrompt() async throws {

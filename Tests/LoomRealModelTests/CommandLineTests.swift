@@ -94,6 +94,12 @@ struct LoomProcess {
         #expect(tokens == expected)
     }
 
+    @Test func generateRefusesNoParseSpecialWithChat() throws {
+        let output = try LoomProcess.run(["generate", "--chat", "--no-parse-special", "--prompt", "hi"])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("--no-parse-special"))
+    }
+
     @Test func missingModelSaysHowToGetOne() throws {
         let output = try LoomProcess.run(
             ["generate", "--prompt", "hi"], environment: ["LOOM_MODEL": "/nonexistent/model.gguf"])
