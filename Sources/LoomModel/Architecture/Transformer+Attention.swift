@@ -3,7 +3,7 @@ import LoomKernels
 
 extension Transformer {
     /// Pre-norm self-attention: hidden += Wo · attention(rope(Wq x), rope(Wk x), Wv x).
-    func attentionBlock(_ layer: Int, _ step: StepContext) {
+    func attentionBlock(_ layer: Int, _ step: StepContext) throws {
         let c = config, w = weights.layers[layer], n = step.count, d = c.embeddingLength
         forEachToken(n) { i in
             Kernels.rmsNorm(
@@ -25,6 +25,7 @@ extension Transformer {
         }
         attend(layer, step)
         Kernels.matmul(w.output, scratch.attention, ldx: c.qDim, tokens: n, into: scratch.delta, ldy: d, rounded: scratch.rounded, parallel: parallel)
+        try collective.allReduce(.attentionOutput(layer: layer), UnsafeMutableBufferPointer(start: scratch.delta, count: n * d))
         addResidual(n)
     }
 

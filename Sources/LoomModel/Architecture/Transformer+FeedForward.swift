@@ -16,6 +16,7 @@ extension Transformer {
         case .experts(let moe):
             try mixtureOfExperts(layer, moe, tokens: n)
         }
+        try collective.allReduce(.feedForwardOutput(layer: layer), UnsafeMutableBufferPointer(start: scratch.delta, count: n * d))
         addResidual(n)
     }
 

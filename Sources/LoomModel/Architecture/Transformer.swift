@@ -8,7 +8,10 @@ public final class Transformer {
     public let weights: ModelWeights
     public let file: GGUFFile
     public let parallel: Parallel
+    /// The seams where the forward pass leaves the process: the MoE
+    /// layers' experts, and the tensor-parallel all-reduces.
     public var experts: any ExpertBackend
+    public var collective: any Collective = SingleProcess()
     let scratch: ForwardScratch
 
     /// Largest number of tokens one pass computes; larger batches run in chunks.
@@ -58,7 +61,7 @@ public final class Transformer {
         }
         let step = StepContext(batch: batch, range: range, kv: kv)
         for layer in 0..<config.layerCount {
-            attentionBlock(layer, step)
+            try attentionBlock(layer, step)
             try feedForwardBlock(layer, step)
         }
         let rows = logitRows.map { $0 - range.lowerBound }

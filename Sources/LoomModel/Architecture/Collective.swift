@@ -1,0 +1,25 @@
+/// Where the forward pass crosses processes in a tensor-parallel group:
+/// each rank computes its shard of a layer's attention and feed-forward,
+/// and the partial outputs are summed across ranks before they join the
+/// residual. One process is a group of one, and the sum is its own part.
+public protocol Collective {
+    /// Sums `values` (the rank's partial `delta`, `tokens × embedding`
+    /// floats) across the group in place, in a fixed rank order so every
+    /// rank ends with bit-identical residuals.
+    func allReduce(_ point: SyncPoint, _ values: UnsafeMutableBufferPointer<Float>) throws
+}
+
+/// The named seams of the forward pass: two all-reduces per layer.
+public enum SyncPoint: Hashable, Sendable {
+    /// After the attention output projection (`attn_output`), split by its input rows.
+    case attentionOutput(layer: Int)
+    /// After the feed-forward down projection (`ffn_down`), or the experts' combine.
+    case feedForwardOutput(layer: Int)
+}
+
+/// The whole model in this process: nothing to sum.
+public struct SingleProcess: Collective {
+    public init() {}
+
+    public func allReduce(_ point: SyncPoint, _ values: UnsafeMutableBufferPointer<Float>) throws {}
+}
