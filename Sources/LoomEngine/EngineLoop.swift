@@ -16,10 +16,9 @@ public struct GenerationRequest: Sendable {
     /// another worker, for this same request: sampling and the constraint
     /// pick up where they left off instead of starting over.
     public var resumedTokens: Int = 0
-    /// Set on a prefill worker: once the prompt is computed, the stream
-    /// yields `.kvBlocks` with the prompt's blocks from this index on (the
-    /// ones the decode worker does not have cached), before the first token.
-    public var exportKVFromBlock: Int?
+    /// Set on a prefill worker: the prompt's KV blocks go to the sink as
+    /// its chunks are computed, all of them before the first token.
+    public var exportKV: KVExport?
 
     public init(
         prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(),
@@ -41,9 +40,6 @@ public enum GenerationOutput: Sendable, Equatable {
     case token(TokenID, logprob: Float, top: [Logprobs.Entry])
     /// The terminal state; nothing follows it.
     case finished(FinishReason, RequestUsage)
-    /// The prompt's KV blocks a `GenerationRequest.exportKVFromBlock` asked
-    /// for, copied out of the pool: `KVCacheLayout.bytesPerBlock` bytes each.
-    case kvBlocks(firstBlock: Int, bytes: [UInt8])
 }
 
 /// What the engine is doing, as of its last step.
@@ -74,7 +70,6 @@ public struct EngineSnapshot: Sendable, Equatable {
 enum EngineCommand: Sendable {
     case submit(RequestID, GenerationRequest, AsyncThrowingStream<GenerationOutput, Error>.Continuation)
     case cancel(RequestID)
-    case finish(RequestID, FinishReason)
     case reserve(RequestID, GenerationRequest, CheckedContinuation<KVReservation, Error>)
     case attach(RequestID, firstToken: TokenID, logprob: Float, top: [Logprobs.Entry], AsyncThrowingStream<GenerationOutput, Error>.Continuation)
 }
@@ -86,7 +81,7 @@ extension EngineCommand {
         switch self {
         case .submit(_, _, let continuation), .attach(_, _, _, _, let continuation): continuation.finish(throwing: error)
         case .reserve(_, _, let reply): reply.resume(throwing: error)
-        case .cancel, .finish: break
+        case .cancel: break
         }
     }
 }
@@ -99,7 +94,6 @@ struct RequestContext {
     var history: [TokenID]
     var topLogprobs: Int
     var constraint: (any TokenConstraint)?
-    var exportKVFromBlock: Int?
     /// Nil while a reservation waits for its remote prefill: nobody is
     /// listening yet.
     var continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation?
@@ -111,7 +105,6 @@ struct RequestContext {
         topLogprobs = request.topLogprobs
         constraint = request.constraint
         for token in request.prompt.suffix(request.resumedTokens) { constraint?.accept(token) }
-        exportKVFromBlock = request.exportKVFromBlock
         self.continuation = continuation
     }
 }
@@ -123,10 +116,12 @@ struct RequestContext {
 /// handed to the engine thread's closure, and never touched by any other
 /// thread afterwards — clients reach it only through the locked inbox.
 final class EngineLoop: @unchecked Sendable {
-    let model: Transformer
-    let memory: PagedKVMemory
+    let runner: ModelRunner
     var scheduler: Scheduler
     var contexts: [RequestID: RequestContext] = [:]
+    var exports = KVExports()
+    var model: Transformer { runner.model }
+    var memory: PagedKVMemory { runner.memory }
 
     /// Cache changes for the router, published by `deliver`.
     let cacheLog: KVCacheLog
@@ -136,11 +131,10 @@ final class EngineLoop: @unchecked Sendable {
     var publish: (EngineSnapshot) -> Void = { _ in }
 
     init(model: Transformer, configuration: SchedulerConfiguration, memory: PagedKVMemory?, cacheLog: KVCacheLog) throws {
-        self.model = model
         let memory = memory ?? PagedKVMemory(layout: KVCacheLayout(config: model.config), blockCount: configuration.blockCount)
         precondition(memory.blockCount == configuration.blockCount && memory.layout == KVCacheLayout(config: model.config, blockSize: configuration.blockSize),
                      "the KV memory's geometry does not match the model and scheduler configuration")
-        self.memory = memory
+        self.runner = ModelRunner(model: model, memory: memory)
         self.scheduler = try Scheduler(configuration)
         self.cacheLog = cacheLog
     }
@@ -151,13 +145,12 @@ final class EngineLoop: @unchecked Sendable {
             do {
                 try scheduler.submit(EngineRequest(request, id: id))
                 contexts[id] = RequestContext(request, vocabularySize: model.config.vocabularySize, continuation: continuation)
+                if let export = request.exportKV { exports.start(id, export) }
             } catch {
                 continuation.finish(throwing: error)
             }
         case .cancel(let id):
             deliver(scheduler.cancel(id), logits: [:])
-        case .finish(let id, let reason):
-            deliver(scheduler.finish(id, reason: reason), logits: [:])
         case .reserve(let id, let request, let reply):
             do {
                 let reservation = try scheduler.reserve(EngineRequest(request, id: id))
@@ -189,59 +182,53 @@ final class EngineLoop: @unchecked Sendable {
         }
     }
 
-    /// Runs one step. A failed forward pass fails the requests in that step
-    /// (their KV may be partly written) and leaves the engine serving others.
+    /// One step: `schedule → execute → update`, then its outputs go out —
+    /// KV to its sinks, tokens to their streams. A failed forward pass fails
+    /// the requests in that step (their KV may be partly written) and
+    /// leaves the engine serving others.
     func step() {
         let plan = scheduler.schedule()
         guard !plan.isEmpty else { return }
-        let vocabulary = model.config.vocabularySize
-        var sampled: [TokenID] = []
-        var logitsByRequest: [RequestID: (Float, [Logprobs.Entry])] = [:]
+        let sampled: SampledStep
         do {
-            let logits = try model.forward(plan.forwardBatch(), kv: memory.memory)
-            for (row, id) in plan.logitRequests.enumerated() {
-                let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
-                let (token, logprob, top): (TokenID, Float, [Logprobs.Entry])
-                if let constraint = contexts[id]!.constraint {
-                    // Masked in a copy: the logits buffer is the model's scratch.
-                    var masked = Array(rowLogits)
-                    masked.withUnsafeMutableBufferPointer { constraint.mask($0) }
-                    (token, logprob, top) = masked.withUnsafeBufferPointer { sample($0, for: id) }
-                } else {
-                    (token, logprob, top) = sample(rowLogits, for: id)
-                }
-                sampled.append(token)
-                logitsByRequest[id] = (logprob, top)
-            }
+            sampled = sample(try runner.execute(plan), for: plan)
         } catch {
-            for item in plan.items { contexts[item.id]?.continuation?.finish(throwing: error) }
-            sampled = plan.logitRequests.map { _ in 0 }
-            for item in plan.items { _ = scheduler.cancel(item.id) }
-            _ = scheduler.update(StepResult(sampled: sampled))
-            for item in plan.items { contexts[item.id] = nil }
-            return
+            return fail(plan, error)
         }
-        let events = scheduler.update(StepResult(sampled: sampled))
-        // Finished sequences released their blocks in `update`, but a
-        // released block keeps its bytes until the next `schedule()`.
-        exportKV(plan)
-        deliver(events, logits: logitsByRequest)
+        let events = scheduler.update(sampled.result)
+        exports.export(plan, from: memory)
+        deliver(events, logits: sampled.logprobs)
     }
 
-    private func exportKV(_ plan: StepPlan) {
-        for item in plan.items where item.needsLogits {
-            guard let first = contexts[item.id]?.exportKVFromBlock else { continue }
-            contexts[item.id]!.exportKVFromBlock = nil
-            let size = memory.layout.bytesPerBlock
-            let blocks = item.blockTable[min(first, item.blockTable.count)...]
-            var bytes = [UInt8](repeating: 0, count: blocks.count * size)
-            bytes.withUnsafeMutableBytes { out in
-                for (i, block) in blocks.enumerated() {
-                    let source = UnsafeRawPointer(memory.base) + memory.offset(of: block)
-                    (out.baseAddress! + i * size).copyMemory(from: source, byteCount: size)
-                }
-            }
-            contexts[item.id]!.continuation?.yield(.kvBlocks(firstBlock: first, bytes: bytes))
+    /// What sampling made of a step's logits: the tokens for the scheduler,
+    /// and each one's log-probability and alternatives for its stream.
+    struct SampledStep {
+        var result: StepResult
+        var logprobs: [RequestID: (Float, [Logprobs.Entry])]
+    }
+
+    /// Constrained decoding and sampling, as their own step: a constraint
+    /// masks its row in place, then the request's sampler draws from it.
+    private func sample(_ logits: UnsafeMutableBufferPointer<Float>, for plan: StepPlan) -> SampledStep {
+        let vocabulary = model.config.vocabularySize
+        var sampled = SampledStep(result: StepResult(sampled: []), logprobs: [:])
+        for (row, id) in plan.logitRequests.enumerated() {
+            let rowLogits = UnsafeMutableBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
+            contexts[id]!.constraint?.mask(rowLogits)
+            let (token, logprob, top) = sample(UnsafeBufferPointer(rowLogits), for: id)
+            sampled.result.sampled.append(token)
+            sampled.logprobs[id] = (logprob, top)
+        }
+        return sampled
+    }
+
+    private func fail(_ plan: StepPlan, _ error: Error) {
+        for item in plan.items { contexts[item.id]?.continuation?.finish(throwing: error) }
+        for item in plan.items { _ = scheduler.cancel(item.id) }
+        _ = scheduler.update(StepResult(sampled: plan.logitRequests.map { _ in 0 }))
+        for item in plan.items {
+            contexts[item.id] = nil
+            exports.stop(item.id)
         }
     }
 
@@ -263,6 +250,7 @@ final class EngineLoop: @unchecked Sendable {
                 contexts[id]?.continuation?.yield(.finished(reason, usage))
                 contexts[id]?.continuation?.finish()
                 contexts[id] = nil
+                exports.stop(id)
             case .cache(let change):
                 cacheLog.record(change)
             }

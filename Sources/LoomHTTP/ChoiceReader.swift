@@ -109,8 +109,6 @@ final class ChoiceReader: @unchecked Sendable {
             var (text, stopped) = matcher.push(detokenizer.finish())
             if !stopped { text += matcher.flush() }
             return .finished(text, takeLogprobs(), reason == .length ? .length : .stop, usage)
-        case .kvBlocks:
-            return nil
         }
     }
 

@@ -74,13 +74,12 @@ extension Loom_Cluster_Finished {
 }
 
 extension Loom_Cluster_TokenEvent {
-    /// The wire item for an engine output; nil for outputs that stay local.
-    public init?(_ output: GenerationOutput) {
+    /// The wire item for an engine output.
+    public init(_ output: GenerationOutput) {
         self.init()
         switch output {
         case .token(let token, let logprob, let top): event = .token(Loom_Cluster_Token(token, logprob: logprob, top: top))
         case .finished(let reason, let usage): event = .finished(Loom_Cluster_Finished(reason, usage))
-        case .kvBlocks: return nil
         }
     }
 

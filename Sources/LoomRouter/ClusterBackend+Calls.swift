@@ -66,16 +66,22 @@ extension ClusterBackend {
 
     /// Streams a worker's token events to the client. Returns once the
     /// request finished; a stream that breaks first is that worker's failure.
+    /// The stream's first `alreadyDelivered` tokens reached the client
+    /// another way and are not sent again.
     func relay(
         _ method: UInt32, _ message: some SwiftProtobuf.Message, from worker: Route.Target,
-        _ progress: inout RequestProgress, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation
+        _ progress: inout RequestProgress, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation,
+        alreadyDelivered: Int = 0
     ) async throws {
         let finished: Bool
+        var skip = alreadyDelivered
         do {
             finished = try await call(worker) { connection in
                 try await connection.serverStreaming(method: method, try RPCMessage(message)) { items in
                     for try await item in items {
                         switch try item.decode(Loom_Cluster_TokenEvent.self).output {
+                        case .token where skip > 0:
+                            skip -= 1
                         case .token(let token, let logprob, let top):
                             progress.generated.append(token)
                             continuation.yield(.token(token, logprob: logprob, top: top))
@@ -83,7 +89,7 @@ extension ClusterBackend {
                             continuation.yield(.finished(reason, progress.usage(usage)))
                             continuation.finish()
                             return true
-                        case .kvBlocks, nil:
+                        case nil:
                             continue
                         }
                     }

@@ -136,12 +136,18 @@ public final class ClusterBackend: GenerationBackend {
             // If the client leaves before the attach arrives, the
             // reservation would otherwise wait out its lease.
             if Task.isCancelled { return release(reservation, on: route.decode) }
+            // The client sees the first token now, not after it has been to
+            // the decode worker and back; the attach stream repeats it.
+            if case .token(let token, let logprob, let top) = response.first.output {
+                progress.generated.append(token)
+                continuation.yield(.token(token, logprob: logprob, top: top))
+            }
             var attach = Loom_Cluster_AttachRequest()
             attach.requestID = reservation.requestID
             attach.first = response.first
             attach.expectedWrites = response.writes
             attach.timeoutMs = UInt32(clamping: attachTimeout.wholeMilliseconds)
-            try await relay(ClusterRPC.attach.id, attach, from: route.decode, &progress, continuation)
+            try await relay(ClusterRPC.attach.id, attach, from: route.decode, &progress, continuation, alreadyDelivered: 1)
         }
     }
 }

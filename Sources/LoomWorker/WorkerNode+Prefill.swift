@@ -8,20 +8,42 @@ import NIOCore
 extension WorkerNode {
     /// Computes the prompt (reusing this worker's own prefix cache), writes
     /// the blocks the decode worker lacks straight into its reserved blocks
-    /// with one-sided writes carrying the reservation's immediate, and
-    /// returns the first sampled token. The decode worker samples the rest.
+    /// with one-sided writes carrying the reservation's immediate — each
+    /// chunk's blocks as soon as the chunk is computed, while the engine
+    /// computes the next — and returns the first sampled token. The decode
+    /// worker samples the rest.
     func prefill(_ wire: Loom_Cluster_PrefillRequest) async throws -> Loom_Cluster_PrefillResponse {
-        let target = wire.target
-        let received = ContinuousClock.now
+        let target = try PrefillTarget(wire.target, bytesPerBlock: engine.kvLayout.bytesPerBlock)
+        let (chunks, sink) = KVChunkStream.make(bytesPerBlock: target.pageLength)
         var request = request(wire.spec)
         request.maxTokens = 1
-        request.exportKVFromBlock = Int(target.firstBlock)
+        request.exportKV = KVExport(fromBlock: target.firstBlock, sink: sink)
+        let received = ContinuousClock.now
+        async let written = write(chunks, into: target, startedAt: received)
         var response = Loom_Cluster_PrefillResponse()
-        var exported: [UInt8]?
+        do {
+            response = try await firstToken(of: request)
+            sink.finish()
+        } catch {
+            sink.finish()
+            _ = try? await written
+            throw error
+        }
+        let transfer = try await written
+        guard response.hasFirst else { return response }
+        response.writes = UInt32(transfer.writes)
+        response.transferBytes = UInt64(transfer.bytes)
+        response.transferMicros = UInt64(clamping: transfer.busy.wholeMicroseconds)
+        return response
+    }
+
+    /// Runs the prompt and returns what its first token says: the token, or
+    /// how the request ended when that token was a stop token.
+    private func firstToken(of request: GenerationRequest) async throws -> Loom_Cluster_PrefillResponse {
+        var response = Loom_Cluster_PrefillResponse()
         do {
             for try await output in engine.generate(request) {
                 switch output {
-                case .kvBlocks(_, let bytes): exported = bytes
                 case .token(let token, let logprob, let top): response.first = Loom_Cluster_Token(token, logprob: logprob, top: top)
                 case .finished(let reason, let usage):
                     // The prompt tokens this worker's cache did not have.
@@ -38,53 +60,133 @@ extension WorkerNode {
         } catch let error as SchedulerError {
             throw WireError(error)
         }
-        guard response.hasFirst else { return response }
-        guard let exported else {
-            throw WireError(.handlerFailed, "the engine finished the prompt without exporting its KV blocks")
-        }
-        // Close to the lease's end the decode worker may free the blocks
-        // while the bytes are on their way; better to fail than to land in
-        // someone else's KV.
-        guard ContinuousClock.now - received < .milliseconds(Int(target.leaseMs)) * 0.8 else {
-            throw WireError(.deadlineExceeded, "the prefill took most of the decode worker's \(target.leaseMs) ms lease; not writing into blocks it may have reclaimed")
-        }
-        let start = ContinuousClock.now
-        do {
-            try await write(exported, into: target)
-        } catch let error as TransferError {
-            throw WireError(error)
-        }
-        response.transferMicros = UInt64(clamping: (ContinuousClock.now - start).wholeMicroseconds)
-        response.transferBytes = UInt64(exported.count)
-        response.writes = 1
         return response
     }
 
-    private func write(_ bytes: [UInt8], into target: Loom_Cluster_Reservation) async throws {
-        let pageLength = Int(target.bytesPerBlock)
-        guard pageLength == engine.kvLayout.bytesPerBlock else {
-            throw WireError(.handlerFailed, "the decode worker's KV blocks are \(pageLength) bytes but ours are \(engine.kvLayout.bytesPerBlock); are both serving the same model?")
+    /// What the chunk writes added up to.
+    struct TransferTotals {
+        var writes = 0
+        var bytes = 0
+        /// Time spent inside writes (they overlap the compute).
+        var busy = Duration.zero
+    }
+
+    /// Writes each exported chunk into the decode worker's blocks as it
+    /// arrives, until the stream ends.
+    private func write(_ chunks: AsyncStream<KVChunk>, into target: PrefillTarget, startedAt received: ContinuousClock.Instant) async throws -> TransferTotals {
+        var totals = TransferTotals()
+        for await chunk in chunks {
+            // Close to the lease's end the decode worker may free the blocks
+            // while the bytes are on their way; better to fail than to land
+            // in someone else's KV.
+            guard ContinuousClock.now - received < target.lease * 0.8 else {
+                throw WireError(.deadlineExceeded, "the prefill took most of the decode worker's \(target.lease) lease; not writing into blocks it may have reclaimed")
+            }
+            let start = ContinuousClock.now
+            do {
+                try await write(chunk, into: target)
+            } catch let error as TransferError {
+                throw WireError(error)
+            }
+            totals.busy += ContinuousClock.now - start
+            totals.writes += 1
+            totals.bytes += chunk.bytes.readableBytes
         }
-        let region: RegionDescriptor
-        do {
-            region = try RegionDescriptor(serialized: [UInt8](target.region))
-        } catch {
-            throw WireError(.badMessage, "the reservation's region descriptor does not decode (\(error)); is the decode worker the same Loom version?")
-        }
+        return totals
+    }
+
+    private func write(_ chunk: KVChunk, into target: PrefillTarget) async throws {
         let operation = try WriteOperation.pages(
-            of: ByteBuffer(bytes: bytes), pageLength: pageLength, to: region,
-            pages: target.blocks.map { Int($0) }, stride: pageLength, immediate: target.immediate)
-        let address = RPCAddress.tcp(host: target.transferHost, port: Int(target.transferPort))
-        let backend: PeerTransports.Backend =
-            if region.backendKeys[FabricTarget.backendKey] != nil { .fabric }
-            else if target.hostID == HostIdentity.current && region.backendKeys[SharedMemoryRegion.backendKey] != nil { .shm }
-            else { .tcp }
-        try await peers.withTransport(to: address, over: backend) { try await $0.write(operation) }
-        switch backend {
+            of: chunk.bytes, pageLength: target.pageLength, to: target.region,
+            pages: target.pages(from: chunk.firstBlock, count: chunk.blockCount), stride: target.pageLength, immediate: target.immediate)
+        try await peers.withTransport(to: target.address, over: target.backend) { try await $0.write(operation) }
+        switch target.backend {
         case .shm: shmWrites.add(1, ordering: .relaxed)
         case .tcp: tcpWrites.add(1, ordering: .relaxed)
         case .fabric: fabricWrites.add(1, ordering: .relaxed)
         }
-        kvBlocksSent.add(UInt64(target.blocks.count), ordering: .relaxed)
+        kvBlocksSent.add(UInt64(chunk.blockCount), ordering: .relaxed)
+    }
+}
+
+/// A decode worker's reservation as the prefill worker writes into it.
+struct PrefillTarget {
+    let region: RegionDescriptor
+    /// The reserved pool blocks, for the sequence's blocks from `firstBlock` on.
+    let blocks: [Int]
+    let firstBlock: Int
+    let pageLength: Int
+    let immediate: UInt32
+    let lease: Duration
+    let address: RPCAddress
+    let backend: PeerTransports.Backend
+
+    init(_ wire: Loom_Cluster_Reservation, bytesPerBlock: Int) throws {
+        pageLength = Int(wire.bytesPerBlock)
+        guard pageLength == bytesPerBlock else {
+            throw WireError(.handlerFailed, "the decode worker's KV blocks are \(pageLength) bytes but ours are \(bytesPerBlock); are both serving the same model?")
+        }
+        do {
+            region = try RegionDescriptor(serialized: [UInt8](wire.region))
+        } catch {
+            throw WireError(.badMessage, "the reservation's region descriptor does not decode (\(error)); is the decode worker the same Loom version?")
+        }
+        blocks = wire.blocks.map { Int($0) }
+        firstBlock = Int(wire.firstBlock)
+        immediate = wire.immediate
+        lease = .milliseconds(Int(wire.leaseMs))
+        address = .tcp(host: wire.transferHost, port: Int(wire.transferPort))
+        backend = if region.backendKeys[FabricTarget.backendKey] != nil { .fabric }
+            else if wire.hostID == HostIdentity.current && region.backendKeys[SharedMemoryRegion.backendKey] != nil { .shm }
+            else { .tcp }
+    }
+
+    /// The reserved blocks that receive the sequence's blocks
+    /// `firstBlock ..< firstBlock + count`.
+    func pages(from first: Int, count: Int) throws(TransferError) -> ArraySlice<Int> {
+        let start = first - firstBlock
+        guard start >= 0, start + count <= blocks.count else {
+            throw TransferError(.invalidRequest, "blocks \(first)..<\(first + count) fall outside the \(blocks.count) reserved from block \(firstBlock)")
+        }
+        return blocks[start..<(start + count)]
+    }
+}
+
+/// Blocks the engine exported, in one buffer: the one copy out of the pool.
+struct KVChunk: Sendable {
+    var firstBlock: Int
+    var blockCount: Int
+    var bytes: ByteBuffer
+}
+
+/// The engine's export sink for one prefill: each chunk is copied straight
+/// into a buffer the transfer sends from, and queued for the writer.
+final class KVChunkStream: KVExportSink {
+    private let continuation: AsyncStream<KVChunk>.Continuation
+    private let bytesPerBlock: Int
+
+    private init(_ continuation: AsyncStream<KVChunk>.Continuation, bytesPerBlock: Int) {
+        self.continuation = continuation
+        self.bytesPerBlock = bytesPerBlock
+    }
+
+    static func make(bytesPerBlock: Int) -> (AsyncStream<KVChunk>, KVChunkStream) {
+        let (stream, continuation) = AsyncStream<KVChunk>.makeStream()
+        return (stream, KVChunkStream(continuation, bytesPerBlock: bytesPerBlock))
+    }
+
+    func export(firstBlock: Int, blockCount: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        let count = blockCount * bytesPerBlock
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+            fill(UnsafeMutableRawBufferPointer(rebasing: out.prefix(count)))
+            return count
+        }
+        continuation.yield(KVChunk(firstBlock: firstBlock, blockCount: blockCount, bytes: buffer))
+    }
+
+    /// No more chunks: the prompt is done (or failed).
+    func finish() {
+        continuation.finish()
     }
 }

@@ -173,7 +173,7 @@ public final class WorkerNode: Sendable {
     func stream(_ outputs: AsyncThrowingStream<GenerationOutput, Error>, to writer: RPCStreamWriter) async throws {
         do {
             for try await output in outputs {
-                if let item = Loom_Cluster_TokenEvent(output) { try await writer.send(item) }
+                try await writer.send(Loom_Cluster_TokenEvent(output))
             }
         } catch let error as SchedulerError {
             throw WireError(error)

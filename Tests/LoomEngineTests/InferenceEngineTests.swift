@@ -23,7 +23,6 @@ import LoomTesting
             switch output {
             case .token(let token, _, _): tokens.append(token)
             case .finished(let why, _): reason = why
-            case .kvBlocks: break
             }
         }
         return (tokens, reason)
