@@ -1,3 +1,5 @@
+import LoomWire
+
 /// Every failure the transfer engine reports: a stable code and a message a
 /// person can act on.
 public struct TransferError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -28,4 +30,35 @@ public struct TransferError: Error, Sendable, Hashable, CustomStringConvertible 
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+extension TransferError {
+    /// What an RPC error on a backend's connection means to the writer:
+    /// one mapping for every backend. A transfer failure the target sent
+    /// comes back as itself; a peer that is gone or serves no such backend
+    /// is `peerUnavailable`, with what to do about it.
+    init(_ error: WireError, backend: String, peer: String, method: UInt32) {
+        if let transfer = TransferError(wire: error) {
+            self = transfer
+            return
+        }
+        switch error.code {
+        case .unavailable:
+            self.init(.peerUnavailable, error.message)
+        case .unknownMethod:
+            self.init(.peerUnavailable, "\(peer) serves no \(backend) backend (method \(method)); it runs an older build, or was started without it")
+        default:
+            self.init(.peerUnavailable, "the \(backend) connection to \(peer) failed: \(error)")
+        }
+    }
+
+    /// Runs `body`, a backend's connection to `peer`, with its RPC errors
+    /// mapped as above.
+    static func mapping<Result>(backend: String, peer: RPCAddress, method: UInt32, _ body: () async throws -> Result) async throws -> Result {
+        do {
+            return try await body()
+        } catch let error as WireError {
+            throw TransferError(error, backend: backend, peer: peer.hostPort, method: method)
+        }
+    }
 }

@@ -16,9 +16,9 @@ public final class TransferTarget: Sendable {
     public let regions: RegionTable
     public let counters: ImmediateCounters
     let admission: (any WriteAdmission)?
-    /// Op ids applied per sender incarnation, so a duplicated delivery is
-    /// acknowledged again but never applied (or counted) twice.
-    private let applied = NIOLockedValueBox([String: Set<UInt64>]())
+    /// Op ids applied lately per sender incarnation, so a duplicated
+    /// delivery is acknowledged again but never applied (or counted) twice.
+    private let applied = NIOLockedValueBox(AppliedWrites())
 
     public init(regions: RegionTable, counters: ImmediateCounters = ImmediateCounters(), admission: (any WriteAdmission)? = nil) {
         self.regions = regions
@@ -48,8 +48,8 @@ public final class TransferTarget: Sendable {
     /// policy. A write already applied comes back marked duplicate, to be
     /// acknowledged again without landing.
     func prepare(_ request: Loom_Transfer_WriteRequest, payloadLength: Int) throws(TransferError) -> PreparedWrite {
-        let sender = "\(request.sender)#\(request.senderEpoch)"
-        if applied.withLockedValue({ $0[sender]?.contains(request.opID) ?? false }) {
+        let sender = SenderIncarnation(request)
+        if applied.withLockedValue({ $0.contains(request.opID, from: sender) }) {
             return PreparedWrite(request: request, sender: sender, targets: [], duplicate: true)
         }
         var targets: [(RegisteredRegion, Int, Int)] = []
@@ -91,12 +91,12 @@ public final class TransferTarget: Sendable {
         try admission?.admit(request)
         var ack = Loom_Transfer_WriteAck()
         ack.opID = request.opID
-        return count(request, sender: "\(request.sender)#\(request.senderEpoch)", ack: ack)
+        return count(request, sender: SenderIncarnation(request), ack: ack)
     }
 
-    private func count(_ request: Loom_Transfer_WriteRequest, sender: String, ack: Loom_Transfer_WriteAck) -> Loom_Transfer_WriteAck {
+    private func count(_ request: Loom_Transfer_WriteRequest, sender: SenderIncarnation, ack: Loom_Transfer_WriteAck) -> Loom_Transfer_WriteAck {
         var ack = ack
-        let fresh = applied.withLockedValue { $0[sender, default: []].insert(request.opID).inserted }
+        let fresh = applied.withLockedValue { $0.insert(request.opID, from: sender) }
         if fresh, request.carriesImmediate { counters.record(request.immediate) }
         ack.duplicate = !fresh
         return ack
@@ -106,8 +106,51 @@ public final class TransferTarget: Sendable {
 /// A write whose segments were checked, and where each segment's bytes go.
 struct PreparedWrite: Sendable {
     let request: Loom_Transfer_WriteRequest
-    let sender: String
+    let sender: SenderIncarnation
     /// Region, offset and length of each segment, in payload order.
     let targets: [(RegisteredRegion, Int, Int)]
     let duplicate: Bool
+}
+
+/// One process that writes: op ids are unique per (sender, epoch).
+struct SenderIncarnation: Hashable, Sendable {
+    var name: String
+    var epoch: UInt64
+
+    init(name: String, epoch: UInt64) {
+        self.name = name
+        self.epoch = epoch
+    }
+
+    init(_ request: Loom_Transfer_WriteRequest) {
+        self.init(name: request.sender, epoch: request.senderEpoch)
+    }
+}
+
+/// The op ids each sender incarnation had applied lately, bounded both
+/// ways: a window of ids per sender, and the most recent senders (a
+/// restarted writer is a new incarnation; the old one never writes again).
+struct AppliedWrites: Sendable {
+    static let senderLimit = 256
+
+    private var bySender: [SenderIncarnation: DuplicateFilter<UInt64>] = [:]
+    private var senders = DuplicateFilter<SenderIncarnation>(window: senderLimit)
+
+    var senderCount: Int { bySender.count }
+
+    func contains(_ opID: UInt64, from sender: SenderIncarnation) -> Bool {
+        bySender[sender]?.contains(opID) ?? false
+    }
+
+    /// Records `opID`; false when it was applied already.
+    mutating func insert(_ opID: UInt64, from sender: SenderIncarnation) -> Bool {
+        if senders.insert(sender) {
+            // The filter just forgot its oldest sender if it was full.
+            if bySender.count >= Self.senderLimit {
+                bySender = bySender.filter { senders.contains($0.key) }
+            }
+            bySender[sender] = DuplicateFilter()
+        }
+        return bySender[sender, default: DuplicateFilter()].insert(opID)
+    }
 }

@@ -119,7 +119,7 @@ struct PrefillTarget {
     let immediate: UInt32
     let lease: Duration
     let address: RPCAddress
-    let backend: PeerTransports.Backend
+    let backend: TransferPeers.Backend
 
     init(_ wire: Loom_Cluster_Reservation, bytesPerBlock: Int) throws {
         pageLength = Int(wire.bytesPerBlock)
@@ -136,9 +136,7 @@ struct PrefillTarget {
         immediate = wire.immediate
         lease = .milliseconds(Int(wire.leaseMs))
         address = .tcp(host: wire.transferHost, port: Int(wire.transferPort))
-        backend = if region.backendKeys[FabricTarget.backendKey] != nil { .fabric }
-            else if wire.hostID == HostIdentity.current && region.backendKeys[SharedMemoryRegion.backendKey] != nil { .shm }
-            else { .tcp }
+        backend = .choose(for: region, peerHost: wire.hostID)
     }
 
     /// The reserved blocks that receive the sequence's blocks

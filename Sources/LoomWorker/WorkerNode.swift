@@ -48,7 +48,7 @@ public final class WorkerNode: Sendable {
     let leases = ReservationLeases()
     /// Set when KV blocks travel over `fabric` (`fabricProvider`).
     let staging: FabricStaging?
-    let peers: PeerTransports
+    let peers: TransferPeers
     let rpc: RPCConfiguration
     let kvBlocksSent = Atomic<UInt64>(0)
     let kvBlocksReceived = Atomic<UInt64>(0)
@@ -85,7 +85,7 @@ public final class WorkerNode: Sendable {
         if let staging { rpc.transferBackends.append(staging.fabric.offer) }
         self.staging = staging
         self.rpc = rpc
-        peers = PeerTransports(configuration: rpc, fabric: staging?.fabric.endpoint)
+        peers = TransferPeers(configuration: rpc, fabric: staging?.fabric.endpoint)
     }
 
     /// The RPC methods this worker answers, including the `tcp` transfer

@@ -26,7 +26,7 @@ struct FabricTests {
         var seen = [first(a, 7), first(a, 7), first(b, 7), first(999, 1)]
         #expect(seen == [true, false, true, false])
         // Past the window a sequence number may come back (after 65536 writes).
-        seen = (8..<(8 + UInt16(SenderSlots.window))).map { first(a, $0) }
+        seen = (8..<(8 + UInt16(DuplicateFilter<UInt16>.defaultWindow))).map { first(a, $0) }
         #expect(seen.allSatisfy { $0 })
         #expect(first(a, 7))
     }

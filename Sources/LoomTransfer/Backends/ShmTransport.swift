@@ -45,12 +45,10 @@ public final class ShmTransport: TransferTransport {
         to address: RPCAddress, configuration: RPCConfiguration, ackTimeout: Duration, geometry: DoorbellGeometry,
         _ body: (ShmTransport) async throws -> Result
     ) async throws -> Result {
-        do {
-            return try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
+        try await TransferError.mapping(backend: "shm", peer: address, method: doorbellMethod) {
+            try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
                 try await withDoorbell(on: connection, configuration: configuration, ackTimeout: ackTimeout, geometry: geometry, body)
             }
-        } catch let error as WireError where error.code == .unavailable {
-            throw TransferError(.peerUnavailable, error.message)
         }
     }
 
@@ -77,17 +75,9 @@ public final class ShmTransport: TransferTransport {
         } catch let error where !ready {
             // The target never took the file, so it is still there to remove.
             mapping.unlinkIfPresent()
-            throw setupError(error, peer: connection.peer.hello.nodeName)
+            guard let wire = error as? WireError else { throw error }
+            throw TransferError(wire, backend: "shm", peer: connection.peer.hello.nodeName, method: doorbellMethod)
         }
-    }
-
-    private static func setupError(_ error: Error, peer: String) -> Error {
-        guard let wire = error as? WireError else { return error }
-        if let transfer = TransferError(wire: wire) { return transfer }
-        if wire.code == .unknownMethod {
-            return TransferError(.peerUnavailable, "\(peer) serves no shm doorbells (method \(doorbellMethod)); it runs an older build")
-        }
-        return TransferError(.peerUnavailable, "cannot set up the shm doorbell with \(peer): \(wire)")
     }
 
     /// Runs `body` while a child task watches the setup call, which carries

@@ -39,8 +39,8 @@ public final class TCPTransport: TransferTransport {
         guard case .tcp(let host, _) = address else {
             throw TransferError(.invalidRequest, "the tcp backend needs a tcp address, not \(address); use shm for a peer on a Unix socket")
         }
-        do {
-            return try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
+        return try await TransferError.mapping(backend: "tcp", peer: address, method: lanesMethod) {
+            try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
                 var request = Loom_Transfer_TcpLanesRequest()
                 request.host = host
                 request.lanes = UInt32(lanes)
@@ -66,8 +66,6 @@ public final class TCPTransport: TransferTransport {
                     }
                 }
             }
-        } catch let error as WireError {
-            throw setupError(error, address: address)
         }
     }
 
@@ -92,14 +90,6 @@ public final class TCPTransport: TransferTransport {
             throw error
         }
         return sockets.map { LaneWriter(socket: $0, ackTimeout: ackTimeout) }
-    }
-
-    private static func setupError(_ error: WireError, address: RPCAddress) -> Error {
-        switch error.code {
-        case .unavailable: TransferError(.peerUnavailable, error.message)
-        case .unknownMethod: TransferError(.peerUnavailable, "\(address) serves no tcp data lanes (method \(lanesMethod)); it runs an older build")
-        default: TransferError(wire: error) ?? TransferError(.peerUnavailable, "tcp lanes to \(address) failed: \(error)")
-        }
     }
 
     public func write(_ operation: WriteOperation) async throws {

@@ -118,25 +118,12 @@ struct FabricCompletionData: Hashable {
 /// delivered lately. A sequence number comes back only after 65536 more
 /// writes from the same writer, far past the window kept here.
 struct SenderSlots {
-    static let window = 4096
-
     private struct Sender {
         var name: String
-        var recent: Set<UInt16> = []
-        /// The window's sequence numbers, a ring whose oldest is at `head`.
-        var order: [UInt16] = []
-        var head = 0
+        var recent = DuplicateFilter<UInt16>()
 
         mutating func firstDelivery(_ sequence: UInt16) -> Bool {
-            guard recent.insert(sequence).inserted else { return false }
-            if order.count < SenderSlots.window {
-                order.append(sequence)
-            } else {
-                recent.remove(order[head])
-                order[head] = sequence
-                head = (head + 1) % SenderSlots.window
-            }
-            return true
+            recent.insert(sequence)
         }
     }
 

@@ -32,8 +32,8 @@ public final class FabricTransport: TransferTransport {
     ) async throws -> Result {
         var configuration = configuration
         configuration.transferBackends.append(endpoint.offer)
-        do {
-            return try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
+        return try await TransferError.mapping(backend: "fabric", peer: address, method: FabricTarget.attachMethod) {
+            try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
                 let offer = try fabricOffer(of: connection.peer.hello, provider: endpoint.capabilities.provider)
                 let peer = try endpoint.insertPeer(Array(offer.address))
                 defer { endpoint.removePeer(peer) }
@@ -43,8 +43,6 @@ public final class FabricTransport: TransferTransport {
                 let attachment: Loom_Transfer_FabricAttachResponse = try await connection.unary(method: FabricTarget.attachMethod, try RPCMessage(attach)).decode()
                 return try await body(FabricTransport(endpoint: endpoint, peer: peer, attachment: attachment, ackTimeout: ackTimeout))
             }
-        } catch let error as WireError where error.code == .unavailable {
-            throw TransferError(.peerUnavailable, error.message)
         }
     }
 
@@ -154,12 +152,12 @@ struct SequenceNumbers {
         if let known = recent[operation] { return known }
         next &+= 1
         recent[operation] = next
-        if order.count < SenderSlots.window {
+        if order.count < DuplicateFilter<UInt64>.defaultWindow {
             order.append(operation)
         } else {
             recent.removeValue(forKey: order[head])
             order[head] = operation
-            head = (head + 1) % SenderSlots.window
+            head = (head + 1) % DuplicateFilter<UInt64>.defaultWindow
         }
         return next
     }

@@ -12,7 +12,7 @@ import Synchronization
 public final class VerbsTransport: TransferTransport {
     let endpoint: VerbsEndpoint
     let link: VerbsLink
-    private let delivered = Mutex(RecentOperations())
+    private let delivered = Mutex(DuplicateFilter<UInt64>())
 
     /// How long a target may take to answer the call that sets up a queue pair.
     public static let defaultSetupTimeout: Duration = .seconds(10)
@@ -33,8 +33,8 @@ public final class VerbsTransport: TransferTransport {
     ) async throws -> Value {
         var configuration = configuration
         configuration.transferBackends.append(endpoint.offer)
-        do {
-            return try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
+        return try await TransferError.mapping(backend: "verbs", peer: address, method: VerbsTarget.connectMethod) {
+            try await RPCConnection.withConnection(to: address, configuration: configuration) { connection in
                 _ = try verbsOffer(of: connection.peer.hello)
                 var request = Loom_Transfer_VerbsConnectRequest()
                 request.sender = configuration.nodeName
@@ -52,8 +52,6 @@ public final class VerbsTransport: TransferTransport {
                     throw error
                 }
             }
-        } catch let error as WireError where error.code == .unavailable {
-            throw TransferError(.peerUnavailable, error.message)
         }
     }
 
@@ -89,28 +87,5 @@ public final class VerbsTransport: TransferTransport {
             throw TransferError(.invalidRequest, "region \(region.regionID) of \(region.owner) was not registered for verbs")
         }
         return VerbsSegment(bytes: segment.bytes, remoteAddress: key.baseAddress + UInt64(segment.offset), remoteKey: key.rkey)
-    }
-}
-
-/// The operation ids written lately, the oldest forgotten first.
-struct RecentOperations {
-    static let window = 4096
-
-    private var members: Set<UInt64> = []
-    /// A ring whose oldest entry is at `head`.
-    private var order: [UInt64] = []
-    private var head = 0
-
-    func contains(_ id: UInt64) -> Bool { members.contains(id) }
-
-    mutating func insert(_ id: UInt64) {
-        guard members.insert(id).inserted else { return }
-        if order.count < Self.window {
-            order.append(id)
-        } else {
-            members.remove(order[head])
-            order[head] = id
-            head = (head + 1) % Self.window
-        }
     }
 }

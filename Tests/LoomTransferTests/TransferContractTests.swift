@@ -1,0 +1,64 @@
+import LoomWire
+import NIOCore
+import Testing
+@testable import LoomTransfer
+
+/// The pieces every backend shares: one duplicate filter, one error
+/// mapping, and the choice of backend for a region.
+@Suite("Transfer: the shared contract")
+struct TransferContractTests {
+    @Test func theDuplicateFilterRemembersAWindowAndNoMore() {
+        var filter = DuplicateFilter<UInt64>(window: 3)
+        let fresh = [1, 2, 3].map { filter.insert($0) }
+        #expect(fresh == [true, true, true])
+        let repeated = filter.insert(2)
+        #expect(!repeated, "a repeat inside the window is a duplicate")
+        let moved = filter.insert(4)
+        #expect(moved, "the window moves on")
+        #expect(!filter.contains(1) && filter.contains(4), "the oldest id left to make room")
+        let returned = filter.insert(1)
+        #expect(returned, "an id long gone counts as new")
+    }
+
+    @Test func aTargetAppliesAWriteDeliveredTwiceOnceAndKeepsBoundedMemory() throws {
+        let regions = RegionTable(owner: "decode-0", epoch: 1)
+        let region = regions.register(length: 64)
+        let target = TransferTarget(regions: regions)
+        func write(_ opID: UInt64, sender: String) throws -> Loom_Transfer_WriteAck {
+            let request = Loom_Transfer_WriteRequest.single(into: region.descriptor, at: 0, count: 4, immediate: 9, opID: opID, sender: sender)
+            return try target.apply(request, payload: ByteBuffer(bytes: [1, 2, 3, 4]))
+        }
+        #expect(try !write(1, sender: "prefill-0").duplicate)
+        #expect(try write(1, sender: "prefill-0").duplicate)
+        #expect(try !write(1, sender: "prefill-1").duplicate, "op ids are per sender")
+        #expect(target.counters.count(9) == 2, "the duplicate was acknowledged but not counted")
+        var applied = AppliedWrites()
+        for sender in 0..<(AppliedWrites.senderLimit * 2) {
+            let incarnation = SenderIncarnation(name: "writer-\(sender)", epoch: 1)
+            let fresh = applied.insert(1, from: incarnation)
+            #expect(fresh)
+        }
+        #expect(applied.senderCount <= AppliedWrites.senderLimit, "senders long gone are forgotten")
+    }
+
+    @Test func oneMappingForEveryBackendsRPCErrors() {
+        let gone = TransferError(WireError(.unavailable, "decode-0 is unreachable"), backend: "tcp", peer: "127.0.0.1:1", method: 107)
+        #expect(gone.code == .peerUnavailable && gone.message == "decode-0 is unreachable")
+        let old = TransferError(WireError(.unknownMethod, "no method 103"), backend: "shm", peer: "decode-0", method: 103)
+        #expect(old.code == .peerUnavailable && old.message.contains("serves no shm backend (method 103)"))
+        let refused = TransferError(WireError(TransferError(.refused, "lease expired")), backend: "fabric", peer: "decode-0", method: 102)
+        #expect(refused == TransferError(.refused, "lease expired"), "a transfer failure the target sent comes back as itself")
+    }
+
+    @Test func theBackendFollowsWhatTheRegionOffersAndWhereItsOwnerRuns() {
+        let plain = RegionDescriptor(owner: "decode-0", regionID: 1, epoch: 1, length: 64)
+        var shared = plain
+        shared.backendKeys[SharedMemoryRegion.backendKey] = Array("/dev/shm/loom-x".utf8)
+        var fabric = shared
+        fabric.backendKeys[FabricTarget.backendKey] = [1]
+        #expect(TransferPeers.Backend.choose(for: shared, peerHost: HostIdentity.current) == .shm)
+        #expect(TransferPeers.Backend.choose(for: shared, peerHost: "another-host/net:[1]") == .tcp)
+        #expect(TransferPeers.Backend.choose(for: plain, peerHost: HostIdentity.current) == .tcp, "a private pool is reached by tcp")
+        #expect(TransferPeers.Backend.choose(for: fabric, peerHost: HostIdentity.current) == .fabric)
+    }
+}
