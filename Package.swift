@@ -49,7 +49,16 @@ let package = Package(
         .target(name: "CLoomVerbs", linkerSettings: [.linkedLibrary("ibverbs")]),
         .target(name: "LoomModel", dependencies: ["LoomKernels"]),
         .target(name: "LoomEngine", dependencies: ["LoomModel", "LoomKernels"]),
-        .target(name: "LoomTesting", dependencies: ["LoomModel", "LoomKernels"]),
+        // What tests of every layer share: tiny models and a GGUF writer, an
+        // in-memory transport, a fault-injecting one, a manual clock.
+        .target(
+            name: "LoomTesting",
+            dependencies: [
+                "LoomModel", "LoomKernels", "LoomTransfer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "LoomHTTP",
             dependencies: [
@@ -171,7 +180,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer", "LoomTesting"]),
-        .testTarget(name: "LoomRouterTests", dependencies: ["LoomRouter", "LoomCluster", "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire"]),
+        .testTarget(
+            name: "LoomRouterTests",
+            dependencies: [
+                "LoomRouter", "LoomCluster", "LoomEngine", "LoomModel", "LoomProtocol", "LoomTesting", "LoomWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomProtocol", "LoomTesting", "LoomWire"]),
         .testTarget(
             name: "LoomClusterE2ETests",

@@ -34,6 +34,26 @@ public struct WriteOperation: Sendable {
 
     public var byteCount: Int { segments.reduce(0) { $0 + $1.bytes.readableBytes } }
 
+    /// The write as a target reads it, from `sender`'s incarnation `epoch`;
+    /// its bytes follow as the segments' payload, in order.
+    public func request(sender: String, epoch: UInt64) -> Loom_Transfer_WriteRequest {
+        var request = Loom_Transfer_WriteRequest()
+        request.opID = id
+        request.sender = sender
+        request.senderEpoch = epoch
+        request.carriesImmediate = immediate != nil
+        request.immediate = immediate ?? 0
+        request.segments = segments.map { segment in
+            var wire = Loom_Transfer_WriteSegment()
+            wire.regionID = segment.region.regionID
+            wire.epoch = segment.region.epoch
+            wire.offset = UInt64(segment.offset)
+            wire.length = UInt64(segment.bytes.readableBytes)
+            return wire
+        }
+        return request
+    }
+
     /// `count` bytes from `source` at `sourceOffset` to `remote` at `remoteOffset`.
     public static func single(
         from source: RegisteredRegion, offset sourceOffset: Int, count: Int,

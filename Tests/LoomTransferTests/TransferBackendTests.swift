@@ -2,6 +2,7 @@ import LoomWire
 import NIOCore
 import Testing
 @testable import LoomTransfer
+import LoomTesting
 
 /// What every backend must do the same way: land bytes, count immediates
 /// once each in any order, refuse what it must, and fail rather than hang.

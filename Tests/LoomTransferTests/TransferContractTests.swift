@@ -2,6 +2,7 @@ import LoomWire
 import NIOCore
 import Testing
 @testable import LoomTransfer
+import LoomTesting
 
 /// The pieces every backend shares: one duplicate filter, one error
 /// mapping, and the choice of backend for a region.
@@ -60,5 +61,26 @@ struct TransferContractTests {
         #expect(TransferPeers.Backend.choose(for: shared, peerHost: "another-host/net:[1]") == .tcp)
         #expect(TransferPeers.Backend.choose(for: plain, peerHost: HostIdentity.current) == .tcp, "a private pool is reached by tcp")
         #expect(TransferPeers.Backend.choose(for: fabric, peerHost: HostIdentity.current) == .fabric)
+    }
+}
+
+/// LoomTesting's transports, for the layers above: the in-memory one goes
+/// through the real target's checks and counting.
+@Suite("Transfer: the test transports")
+struct TestTransportTests {
+    @Test func anInMemoryWriteLandsIsCountedOnceAndIsRefusedWhereATargetRefuses() async throws {
+        let regions = RegionTable(owner: "decode-0", epoch: 1)
+        let region = regions.register(length: 4096)
+        let target = TransferTarget(regions: regions)
+        let source = writerSource(filledWith: 0xAB)
+        let transport = FaultInjectingTransport(wrapping: InMemoryTransport(into: target), faults: [.duplicate])
+        try await transport.write(.single(from: source, offset: 0, count: 64, to: region.descriptor, offset: 128, immediate: 5))
+        #expect(try region.read(offset: 128, count: 64) == [UInt8](repeating: 0xAB, count: 64))
+        #expect(target.counters.count(5) == 1, "delivered twice, counted once")
+        var stale = region.descriptor
+        stale.epoch = 2
+        await expectTransferError([.staleDescriptor]) {
+            try await transport.write(.single(from: source, offset: 0, count: 8, to: stale, offset: 0))
+        }
     }
 }

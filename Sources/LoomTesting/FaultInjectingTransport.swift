@@ -1,3 +1,4 @@
+import LoomTransfer
 import NIOConcurrencyHelpers
 
 /// Wraps a transport and misbehaves on purpose, one scripted fault per write
