@@ -81,8 +81,44 @@ import Testing
     }
 }
 
-/// `loom up` as a user runs it, in its own process group so an interrupt
-/// reaches it as Ctrl-C would.
+/// The README's single-process commands, from the package root as printed.
+@Suite(.serialized) struct ReadmeCommandsTests {
+    @Test func theUsingItCommandsWork() throws {
+        let commands = try Readme.commands(under: "## Using it")
+        // The build line made the binaries under test; running it here
+        // would only rebuild them without the test flags.
+        #expect(commands.first == "swift build -c release")
+        for command in commands.dropFirst() {
+            let result = try Shell.run(command, directory: Readme.packageRoot.path)
+            #expect(result.status == 0, "\(command)\n\(result.output)")
+            if command.contains("--json") {
+                #expect(result.output.contains("\"tokens\"") && result.output.contains("Paris"), "\(command)\n\(result.output)")
+            } else if command.contains("tokenize") {
+                #expect(result.output.hasPrefix("[1,"), "<|im_start|> became its id: \(result.output)")
+            } else {
+                #expect(result.output.count > 20, "\(command)\n\(result.output)")
+            }
+        }
+    }
+
+    @Test func theServerCommandsWork() async throws {
+        let commands = try Readme.commands(under: "### The OpenAI-compatible server")
+        let start = try #require(commands.first)
+        #expect(start == ".build/release/loom serve --port 8000")
+        let serve = try UpProcess(shell: start, directory: Readme.packageRoot.path)
+        defer { serve.stop() }
+        _ = try serve.waitForLine(containing: "listening on")
+        for command in commands.dropFirst() {
+            let result = try Shell.run(command, directory: Readme.packageRoot.path)
+            #expect(result.status == 0 && result.output.contains("data: "), "\(command)\n\(result.output)")
+        }
+        try serve.interrupt()
+        #expect(serve.process.terminationStatus == 0, "\(serve.log)")
+    }
+}
+
+/// A long-running command (`loom up`, `loom serve`) as a user runs it;
+/// `interrupt()` sends what Ctrl-C sends.
 final class UpProcess: @unchecked Sendable {
     // `@unchecked`: used only by the test that owns it, one call at a time.
     let process = Process()
@@ -131,15 +167,21 @@ final class UpProcess: @unchecked Sendable {
     /// Reads stdout until the banner's last line; fails with the log if
     /// `loom up` exits first.
     func waitForBanner() throws -> Banner {
+        Banner(text: try waitForLine(containing: "Ctrl-C stops every process."))
+    }
+
+    /// Everything printed up to a line containing `marker`; fails with the
+    /// log if the process exits first.
+    func waitForLine(containing marker: String) throws -> String {
         var seen = ""
-        while !seen.contains("Ctrl-C stops every process.") {
+        while !seen.contains(marker) {
             let data = stdout.fileHandleForReading.availableData
             guard !data.isEmpty else {
-                throw ClusterDidNotStart(description: "loom up exited before its banner:\n\(seen)\n\(log)")
+                throw ClusterDidNotStart(description: "the process exited before printing '\(marker)':\n\(seen)\n\(log)")
             }
             seen += String(decoding: data, as: UTF8.self)
         }
-        return Banner(text: seen)
+        return seen
     }
 
     var log: String { (try? String(contentsOfFile: stderrLog, encoding: .utf8)) ?? "" }
@@ -196,14 +238,18 @@ enum Shell {
 enum Readme {
     static var packageRoot: URL { Fixtures.root.deletingLastPathComponent().deletingLastPathComponent() }
 
-    /// The commands of the first `sh` block under "## The local cluster",
-    /// continuation lines joined, comments dropped.
     static func localClusterCommands() throws -> [String] {
+        try commands(under: "## The local cluster")
+    }
+
+    /// The commands of the first `sh` block under `heading`, continuation
+    /// lines joined, comments dropped.
+    static func commands(under heading: String) throws -> [String] {
         let text = try String(contentsOf: packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
-        guard let section = text.range(of: "## The local cluster"),
+        guard let section = text.range(of: heading),
               let open = text.range(of: "```sh\n", range: section.upperBound..<text.endIndex),
               let close = text.range(of: "```", range: open.upperBound..<text.endIndex) else {
-            throw ClusterDidNotStart(description: "README.md has no sh block under '## The local cluster'")
+            throw ClusterDidNotStart(description: "README.md has no sh block under '\(heading)'")
         }
         var commands: [String] = []
         var pending = ""
