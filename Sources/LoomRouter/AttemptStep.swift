@@ -25,8 +25,12 @@ enum AttemptStep {
         guard let wire = error as? WireError else { return .attempt(.failed(blamed(for: nil), "\(error)")) }
         let failure = RemoteFailure(wire)
         switch (self, failure) {
-        case (.reserve, .refused(let refusal)) where refusal.isPassing,
-             (.prefill, .refused(let refusal)) where refusal.isPassing:
+        case (.reserve, .refused(let refusal)) where refusal.isPassing:
+            return .prefillLocally
+        case (.prefill, .refused):
+            // The decode worker accepted the request; a prefill worker
+            // that refuses it (busy, or smaller than the decode worker)
+            // leaves it to the decode worker, which prefills it itself.
             return .prefillLocally
         case (.relay(let worker), .refused(let refusal)) where refusal.isPassing:
             return .attempt(.busy(worker, refusal.message))

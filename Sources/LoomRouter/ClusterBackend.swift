@@ -90,8 +90,8 @@ public final class ClusterBackend: GenerationBackend {
                 } catch let failure as AttemptError where !Task.isCancelled {
                     logger.warning("request moved off a failed worker", metadata: [
                         "failure": "\(failure)", "tokens_delivered": "\(progress.generated.count)"])
-                    state.countDecision(.retry)
                     action = attempts.failed(failure, delivered: progress.generated.count, maxTokens: request.maxTokens)
+                    if case .wait = action { state.countDecision(.retry) }
                 } catch {
                     // Cancelled: the client left, and nobody reads the stream.
                     return Task.isCancelled ? continuation.finish() : continuation.finish(throwing: error)

@@ -57,7 +57,7 @@ extension TransferError {
     static func mapping<Result>(backend: String, peer: RPCAddress, method: UInt32, _ body: () async throws -> Result) async throws -> Result {
         do {
             return try await body()
-        } catch let error as WireError {
+        } catch let error as WireError where error.code != .cancelled {
             throw TransferError(error, backend: backend, peer: peer.hostPort, method: method)
         }
     }

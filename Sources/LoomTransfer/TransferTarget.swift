@@ -128,29 +128,29 @@ struct SenderIncarnation: Hashable, Sendable {
 }
 
 /// The op ids each sender incarnation had applied lately, bounded both
-/// ways: a window of ids per sender, and the most recent senders (a
-/// restarted writer is a new incarnation; the old one never writes again).
+/// ways: a window of ids per sender, and the senders that wrote most
+/// recently (a restarted writer is a new incarnation; the old one never
+/// writes again, and is the one forgotten).
 struct AppliedWrites: Sendable {
     static let senderLimit = 256
 
-    private var bySender: [SenderIncarnation: DuplicateFilter<UInt64>] = [:]
-    private var senders = DuplicateFilter<SenderIncarnation>(window: senderLimit)
+    private var bySender: [SenderIncarnation: (filter: DuplicateFilter<UInt64>, lastWrite: UInt64)] = [:]
+    private var writes: UInt64 = 0
 
     var senderCount: Int { bySender.count }
 
     func contains(_ opID: UInt64, from sender: SenderIncarnation) -> Bool {
-        bySender[sender]?.contains(opID) ?? false
+        bySender[sender]?.filter.contains(opID) ?? false
     }
 
     /// Records `opID`; false when it was applied already.
     mutating func insert(_ opID: UInt64, from sender: SenderIncarnation) -> Bool {
-        if senders.insert(sender) {
-            // The filter just forgot its oldest sender if it was full.
-            if bySender.count >= Self.senderLimit {
-                bySender = bySender.filter { senders.contains($0.key) }
-            }
-            bySender[sender] = DuplicateFilter()
+        writes += 1
+        if bySender[sender] == nil, bySender.count >= Self.senderLimit,
+           let idlest = bySender.min(by: { $0.value.lastWrite < $1.value.lastWrite })?.key {
+            bySender[idlest] = nil
         }
-        return bySender[sender, default: DuplicateFilter()].insert(opID)
+        bySender[sender, default: (DuplicateFilter(), 0)].lastWrite = writes
+        return bySender[sender]!.filter.insert(opID)
     }
 }

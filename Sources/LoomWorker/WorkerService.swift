@@ -24,18 +24,26 @@ public struct WorkerService: Service {
     }
 
     public func run() async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.run() }
-            group.addTask { await link.run() }
-            group.addTask { await node.sweepLeases() }
-            // Throws when cancelled instead: then there is nothing to drain for.
-            if (try? await gracefulShutdown()) != nil {
-                await drain()
+        defer { node.shutdown() }
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.run() }
+                group.addTask { await link.run() }
+                group.addTask { await node.sweepLeases() }
+                // Ends the group once drained; if the server fails first,
+                // the group's cancellation ends this without draining.
+                group.addTask {
+                    guard (try? await gracefulShutdown()) != nil else { return }
+                    await drain()
+                    throw Drained()
+                }
             }
-            group.cancelAll()
+        } catch is Drained {
+            // The way a graceful shutdown ends.
         }
-        node.shutdown()
     }
+
+    private struct Drained: Error {}
 
     private func drain() async {
         node.beginDraining()

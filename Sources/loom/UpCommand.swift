@@ -33,22 +33,23 @@ struct UpCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: cluster.logs, withIntermediateDirectories: true)
         let url = "http://\(cluster.router.host):\(cluster.router.port)"
         let children = Children()
-        let processes = cluster.launches().map { launch in
-            let child = ChildProcess(launch: launch, executable: Self.executablePath, logs: cluster.logs, children: children)
-            return ServiceGroupConfiguration.ServiceConfiguration(
-                service: child,
-                successTerminationBehavior: child.essential ? .gracefullyShutdownGroup : .ignore,
-                failureTerminationBehavior: .gracefullyShutdownGroup)
-        }
+        let processes = cluster.launches().map { ChildProcess(launch: $0, executable: Self.executablePath, logs: cluster.logs, children: children) }
         let readiness = Readiness(
             url: url, expected: cluster.workers.map(\.name), children: children, timeout: .seconds(startupTimeout),
             banner: Self.banner(url: url, cluster: cluster, model: model))
         var logger = Logger(label: "loom.up")
         logger.logLevel = .warning
-        // A graceful shutdown stops the services in reverse: the workers
-        // drain and leave while the router still runs, then the router.
+        // A graceful shutdown stops the services in reverse order: the
+        // readiness watch, then every worker at once (they drain and leave
+        // while the router still runs), then the router.
         let group = ServiceGroup(configuration: .init(
-            services: processes + [.init(service: readiness, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [
+                .init(service: RouterProcess(child: processes[0]), successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: WorkerProcesses(workers: Array(processes.dropFirst())), successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: readiness, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { FileHandle.standardError.write(Data("loom up: stopped \(processes.count) processes\n".utf8)) }
         try await group.run()

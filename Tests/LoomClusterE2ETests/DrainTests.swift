@@ -8,8 +8,11 @@ import Testing
     @Test func aDecodeWorkerStoppedMidStreamFinishesItsRequestsAndLeaves() async throws {
         let cluster = ClusterHarness(model: try TestModel.path())
         defer { cluster.stopAll() }
-        // Long enough that the stop lands while decode-0 still decodes.
-        let (leaving, questions, requests) = try await cluster.fourRequestsWithDecode0Decoding(maxTokens: 256, ignoreEOS: true)
+        // Long enough that the stop lands while decode-0 still decodes, with
+        // every request already placed (none can arrive after the stop and
+        // be passed on) and time enough to finish on a loaded machine.
+        let (leaving, questions, requests) = try await cluster.fourRequestsWithDecode0Decoding(
+            maxTokens: 256, ignoreEOS: true, decode0Extra: ["--drain-seconds", "300"], allRunning: true)
         kill(leaving.process.processIdentifier, SIGTERM)
         for (question, request) in zip(questions, requests) {
             let completion = try await request.value

@@ -99,12 +99,18 @@ import Testing
         #expect(AttemptStep.prefill(prefill: p0, decode: d0).outcome(of: Self.refusal(.unavailable)) == .prefillLocally)
     }
 
-    @Test func refusalsEndTheRequestWhicheverStepSentThem() {
+    @Test func aDecodeWorkersRefusalEndsTheRequest() {
         let refusal = Self.refusal(.contextOverflow)
         let expected = AttemptStep.Outcome.attempt(.refused(SchedulerError(.contextOverflow, "contextOverflow")))
         #expect(AttemptStep.reserve(decode: d0).outcome(of: refusal) == expected)
-        #expect(AttemptStep.prefill(prefill: p0, decode: d0).outcome(of: refusal) == expected)
         #expect(AttemptStep.relay(d0).outcome(of: refusal) == expected)
+    }
+
+    @Test func aPrefillWorkersRefusalLeavesThePromptToTheDecodeWorker() {
+        // The decode worker took the request; a smaller prefill worker may not.
+        for code in [SchedulerError.Code.contextOverflow, .exceedsKVCapacity, .overloaded] {
+            #expect(AttemptStep.prefill(prefill: p0, decode: d0).outcome(of: Self.refusal(code)) == .prefillLocally, "\(code)")
+        }
     }
 
     @Test func aFailedKVWriteBlamesTheDecodeWorkerNotThePrefillWorker() {

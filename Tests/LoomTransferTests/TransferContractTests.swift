@@ -34,12 +34,16 @@ struct TransferContractTests {
         #expect(try !write(1, sender: "prefill-1").duplicate, "op ids are per sender")
         #expect(target.counters.count(9) == 2, "the duplicate was acknowledged but not counted")
         var applied = AppliedWrites()
+        let steady = SenderIncarnation(name: "prefill-0", epoch: 1)
+        _ = applied.insert(1, from: steady)
         for sender in 0..<(AppliedWrites.senderLimit * 2) {
-            let incarnation = SenderIncarnation(name: "writer-\(sender)", epoch: 1)
-            let fresh = applied.insert(1, from: incarnation)
+            let fresh = applied.insert(1, from: SenderIncarnation(name: "writer-\(sender)", epoch: 1))
             #expect(fresh)
+            // A sender that keeps writing is never the one forgotten.
+            _ = applied.insert(UInt64(sender + 2), from: steady)
         }
         #expect(applied.senderCount <= AppliedWrites.senderLimit, "senders long gone are forgotten")
+        #expect(applied.contains(1, from: steady), "the busy sender's history survived")
     }
 
     @Test func oneMappingForEveryBackendsRPCErrors() {

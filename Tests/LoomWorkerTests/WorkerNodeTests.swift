@@ -121,10 +121,12 @@ let kvBackends: [String?] = [nil, "tcp;ofi_rxm"]
     @Test(arguments: kvBackends)
     func aWriteAfterTheLeaseRanOutIsRefusedAndTheBlocksCameBack(fabric: String?) async throws {
         let prefill = try await RunningWorker("prefill-0", role: .prefill, epoch: 1, fabric: fabric)
-        let decode = try await RunningWorker("decode-0", role: .decode, epoch: 2, lease: .milliseconds(200), fabric: fabric)
+        // Long enough that the held blocks are seen on a loaded machine (the
+        // engine publishes its snapshot just after the reply goes out).
+        let decode = try await RunningWorker("decode-0", role: .decode, epoch: 2, lease: .seconds(2), fabric: fabric)
         let request = spec(prompt, maxTokens: 4)
         let reservation = try await decode.call { try await $0.unary(ClusterRPC.reserve, request).0 }
-        #expect(decode.node.engine.snapshot.usedBlocks == 3)
+        try await decode.waitForEngine { $0.usedBlocks == 3 && $0.reserved == 1 }
         try await decode.waitForEngine { $0.reserved == 0 && $0.usedBlocks == 0 }
         let refused = await #expect(throws: WireError.self) {
             try await prefill.call { try await $0.unary(ClusterRPC.prefill, prefillRequest(request, reservation)).0 }
