@@ -15,7 +15,7 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Run one worker of a Loom cluster: the engine, served over Loom's RPC to a router.")
 
-    @Option(name: .long, help: ArgumentHelp("Run the worker --name of this cluster config (YAML): its entry and the router section set everything below but the lease.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Run the worker --name of this cluster config (YAML): its entry and the router section set everything below but the lease and the drain.", valueName: "file"))
     var config: String?
 
     @Option(name: .long, help: "This worker's name in the cluster (unique).")
