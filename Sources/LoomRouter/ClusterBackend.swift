@@ -16,7 +16,6 @@ public final class ClusterBackend: GenerationBackend {
     let connections: KeptOpen<RPCAddress, RPCConnection>
     let logger: Logger
     let maxAttempts: Int
-    let backoff: Backoff
     /// Backoff waits go through it, so tests can pass time by hand.
     let clock: any Clock<Duration>
     /// Reservations to hand back, served by `run()` so no request waits on
@@ -31,7 +30,6 @@ public final class ClusterBackend: GenerationBackend {
         self.state = state
         self.logger = logger
         self.maxAttempts = maxAttempts
-        self.backoff = Backoff()
         self.clock = clock
         (releases, releaseQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
         connections = KeptOpen { address, body in
@@ -75,7 +73,7 @@ public final class ClusterBackend: GenerationBackend {
     /// finishes it or none is left.
     private func serve(_ request: GenerationRequest, _ continuation: AsyncThrowingStream<GenerationOutput, Error>.Continuation) async {
         var progress = RequestProgress(request)
-        var attempts = RequestAttempts(maxAttempts: maxAttempts, backoff: backoff)
+        var attempts = RequestAttempts(maxAttempts: maxAttempts)
         var action = attempts.next(delivered: 0, maxTokens: request.maxTokens)
         while true {
             switch action {
@@ -88,10 +86,12 @@ public final class ClusterBackend: GenerationBackend {
                     try await attempt(route, &progress, continuation)
                     return
                 } catch let failure as AttemptError where !Task.isCancelled {
-                    logger.warning("request moved off a failed worker", metadata: [
-                        "failure": "\(failure)", "tokens_delivered": "\(progress.generated.count)"])
                     action = attempts.failed(failure, delivered: progress.generated.count, maxTokens: request.maxTokens)
-                    if case .wait = action { state.countDecision(.retry) }
+                    if case .wait = action {
+                        logger.warning("request moves off a failed worker", metadata: [
+                            "failure": "\(failure)", "tokens_delivered": "\(progress.generated.count)"])
+                        state.countDecision(.retry)
+                    }
                 } catch {
                     // Cancelled: the client left, and nobody reads the stream.
                     return Task.isCancelled ? continuation.finish() : continuation.finish(throwing: error)

@@ -2,8 +2,8 @@ import LoomCluster
 import LoomEngine
 
 /// Why one attempt at a request ended without finishing it, decided once
-/// where the error arose (see `AttemptError.init(_:on:)`), so the retry
-/// logic reads a type, not error codes.
+/// where the error arose (`AttemptStep.outcome(of:)`), so the retry logic
+/// reads a type, not error codes.
 enum AttemptError: Error, Equatable {
     /// The worker could not take the request now (its queue is full):
     /// another may.
@@ -46,7 +46,7 @@ struct RequestAttempts: Sendable {
     enum Action: Equatable {
         /// Route the request (again), avoiding these workers.
         case route(excluding: Set<WorkerID>)
-        /// Wait this long, then ask `next` again.
+        /// Wait this long, then ask `next` for the retry.
         case wait(Duration)
         /// Every token the request asked for was delivered before a worker
         /// failed: only the finish is left to send.
@@ -60,7 +60,6 @@ struct RequestAttempts: Sendable {
     private(set) var attempts = 0
     private(set) var excluded: Set<WorkerID> = []
     private(set) var lastFailure: AttemptError?
-    private var waited = false
 
     init(maxAttempts: Int = 3, backoff: Backoff = Backoff()) {
         precondition(maxAttempts > 0, "a request needs at least one attempt")
@@ -74,11 +73,6 @@ struct RequestAttempts: Sendable {
         // A stream that broke after its last token but before its finish.
         if delivered >= maxTokens { return .finishAtLength }
         guard attempts < maxAttempts else { return .fail(exhausted) }
-        if attempts > 0 && !waited {
-            waited = true
-            return .wait(backoff.delay(beforeRetry: attempts))
-        }
-        waited = false
         attempts += 1
         return .route(excluding: excluded)
     }
@@ -94,7 +88,9 @@ struct RequestAttempts: Sendable {
         lastFailure = error
         if case .refused(let refusal) = error { return .fail(refusal) }
         if let worker = error.worker { excluded.insert(worker) }
-        return next(delivered: delivered, maxTokens: maxTokens)
+        if delivered >= maxTokens { return .finishAtLength }
+        guard attempts < maxAttempts else { return .fail(exhausted) }
+        return .wait(backoff.delay(beforeRetry: attempts))
     }
 
     /// The error a request ends with once no attempt is left: the refusal

@@ -8,13 +8,20 @@ public enum Tool {
         public var description: String
     }
 
-    public static func run(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// - Parameters:
+    ///   - environment: the child's whole environment; nil inherits ours.
+    ///   - directory: where it runs; nil is ours.
+    public static func run(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil
+    ) throws -> (status: Int32, output: String) {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw Missing(description: "\(path) is missing (apt-get install iproute2 curl, as scripts/install-deps.sh does)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

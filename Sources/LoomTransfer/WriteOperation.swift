@@ -8,6 +8,16 @@ public struct WriteOperation: Sendable {
         public var region: RegionDescriptor
         public var offset: Int
         public var bytes: ByteBuffer
+
+        /// Where the segment's bytes go, as a write request names it.
+        var wire: Loom_Transfer_WriteSegment {
+            var wire = Loom_Transfer_WriteSegment()
+            wire.regionID = region.regionID
+            wire.epoch = region.epoch
+            wire.offset = UInt64(offset)
+            wire.length = UInt64(bytes.readableBytes)
+            return wire
+        }
     }
 
     public var segments: [Segment]
@@ -43,14 +53,7 @@ public struct WriteOperation: Sendable {
         request.senderEpoch = epoch
         request.carriesImmediate = immediate != nil
         request.immediate = immediate ?? 0
-        request.segments = segments.map { segment in
-            var wire = Loom_Transfer_WriteSegment()
-            wire.regionID = segment.region.regionID
-            wire.epoch = segment.region.epoch
-            wire.offset = UInt64(segment.offset)
-            wire.length = UInt64(segment.bytes.readableBytes)
-            return wire
-        }
+        request.segments = segments.map(\.wire)
         return request
     }
 

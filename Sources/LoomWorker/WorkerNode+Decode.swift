@@ -36,7 +36,7 @@ extension WorkerNode {
         var wire = Loom_Cluster_Reservation()
         wire.requestID = reservation.id.rawValue
         // Over fabric the writer fills the staged region's pages in order.
-        wire.region = Data(try (staged ?? pool).descriptor.serialized())
+        wire.region = try (staged ?? pool).descriptor.proto.serializedData()
         wire.blocks = staged == nil ? blocks.map { UInt32($0) } : blocks.indices.map { UInt32($0) }
         wire.firstBlock = UInt32(reservation.cachedBlocks)
         wire.bytesPerBlock = UInt64(bytesPerBlock)

@@ -5,8 +5,13 @@ import LoomWire
 
 extension ClusterConfig {
     /// The config at `path` for a command: its errors name the file and the
-    /// line, as the loader writes them.
-    static func loadForCommandLine(_ path: String) throws -> ClusterConfig {
+    /// line, as the loader writes them. `settings` are the command's flags
+    /// that the config sets, as (flag, value given): giving one beside the
+    /// config is refused, since one of the two would be ignored.
+    static func loadForCommandLine(_ path: String, refusing settings: [(flag: String, value: Any?)] = []) throws -> ClusterConfig {
+        if let given = settings.first(where: { $0.value != nil }) {
+            throw ValidationError("\(given.flag) cannot be combined with --config: the config sets it; edit \(path) or leave --config out")
+        }
         do {
             return try load(path: path)
         } catch {

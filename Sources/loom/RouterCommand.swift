@@ -55,16 +55,13 @@ struct RouterCommand: AsyncParsableCommand {
     /// The router's settings: from `--config` (validated by its loader),
     /// else from the flags, checked against the same `Limits`.
     func settings() throws -> (router: RouterConfig, model: String?) {
-        let flags: [(String, Any?)] = [
+        let flags: [(flag: String, value: Any?)] = [
             ("--model", model), ("--host", host), ("--port", port), ("--rpc-port", rpcPort), ("--policy", policy),
             ("--prefix-weight", prefixWeight), ("--disaggregation-threshold", disaggregationThreshold),
             ("--heartbeat-interval-ms", heartbeatIntervalMs), ("--heartbeat-timeout-ms", heartbeatTimeoutMs),
         ]
         if let config {
-            if let given = flags.first(where: { $0.1 != nil }) {
-                throw ValidationError("\(given.0) cannot be combined with --config: the config sets it; edit \(config) or leave --config out")
-            }
-            let cluster = try ClusterConfig.loadForCommandLine(config)
+            let cluster = try ClusterConfig.loadForCommandLine(config, refusing: flags)
             return (cluster.router, cluster.model)
         }
         var router = RouterConfig(port: port ?? 8080, rpcPort: rpcPort ?? 7600)

@@ -18,12 +18,7 @@ struct UpCommand: AsyncParsableCommand {
     var startupTimeout = 300
 
     func run() async throws {
-        let cluster: ClusterConfig
-        do {
-            cluster = try ClusterConfig.load(path: config)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let cluster = try ClusterConfig.loadForCommandLine(config)
         let model: String
         do {
             model = try ModelLocator.resolve(cluster.model)
@@ -33,7 +28,9 @@ struct UpCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: cluster.logs, withIntermediateDirectories: true)
         let url = "http://\(cluster.router.host):\(cluster.router.port)"
         let children = Children()
-        let processes = cluster.launches().map { ChildProcess(launch: $0, executable: Self.executablePath, logs: cluster.logs, children: children) }
+        let launches = cluster.launches()
+        let child = { ChildProcess(launch: $0, executable: Self.executablePath, logs: cluster.logs, children: children) }
+        let router = child(launches.router), workers = launches.workers.map(child)
         let readiness = Readiness(
             url: url, expected: cluster.workers.map(\.name), children: children, timeout: .seconds(startupTimeout),
             banner: Self.banner(url: url, cluster: cluster, model: model))
@@ -44,14 +41,14 @@ struct UpCommand: AsyncParsableCommand {
         // while the router still runs), then the router.
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: RouterProcess(child: processes[0]), successTerminationBehavior: .gracefullyShutdownGroup,
+                .init(service: RouterProcess(child: router), successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: WorkerProcesses(workers: Array(processes.dropFirst())), successTerminationBehavior: .gracefullyShutdownGroup,
+                .init(service: WorkerProcesses(workers: workers), successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: readiness, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        defer { FileHandle.standardError.write(Data("loom up: stopped \(processes.count) processes\n".utf8)) }
+        defer { FileHandle.standardError.write(Data("loom up: stopped \(workers.count + 1) processes\n".utf8)) }
         try await group.run()
     }
 
@@ -79,9 +76,9 @@ extension ClusterConfig {
     /// The router and each worker as `loom up` starts them: each child reads
     /// this same validated config file and picks its own entry by name, so
     /// nothing is turned back into command-line strings.
-    func launches() -> [Launch] {
+    func launches() -> (router: Launch, workers: [Launch]) {
         let file = URL(fileURLWithPath: self.file).standardizedFileURL.path
-        return [Launch(name: "router", cpus: nil, arguments: ["router", "--config", file])]
-            + workers.map { Launch(name: $0.name, cpus: $0.cpus, arguments: ["worker", "--config", file, "--name", $0.name]) }
+        return (Launch(name: "router", cpus: nil, arguments: ["router", "--config", file]),
+                workers.map { Launch(name: $0.name, cpus: $0.cpus, arguments: ["worker", "--config", file, "--name", $0.name]) })
     }
 }

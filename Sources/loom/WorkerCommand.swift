@@ -66,15 +66,12 @@ struct WorkerCommand: AsyncParsableCommand {
     /// from `--config` (validated by its loader), else from the flags,
     /// checked against the same `Limits`.
     func settings() throws -> (worker: WorkerConfig, router: RPCAddress, model: String?) {
-        let flags: [(String, Any?)] = [
+        let flags: [(flag: String, value: Any?)] = [
             ("--model", model), ("--threads", threads), ("--role", role), ("--host", host), ("--port", port), ("--router", router),
             ("--max-running", maxRunning), ("--kv-blocks", kvBlocks), ("--fabric-provider", fabricProvider),
         ]
         if let config {
-            if let given = flags.first(where: { $0.1 != nil }) {
-                throw ValidationError("\(given.0) cannot be combined with --config: the config sets it; edit \(config) or leave --config out")
-            }
-            let cluster = try ClusterConfig.loadForCommandLine(config)
+            let cluster = try ClusterConfig.loadForCommandLine(config, refusing: flags)
             guard let worker = cluster.workers.first(where: { $0.name == name }) else {
                 throw ValidationError("\(config) has no worker named '\(name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
             }

@@ -129,20 +129,12 @@ public final class ShmTransport: TransferTransport {
             }
             return memory
         }
-        var segments: [Loom_Transfer_WriteSegment] = []
-        segments.reserveCapacity(operation.segments.count)
         for (segment, memory) in zip(operation.segments, memories) {
             segment.bytes.withUnsafeReadableBytes { bytes in
                 UnsafeMutableRawBufferPointer(rebasing: memory[segment.offset..<segment.offset + bytes.count]).copyMemory(from: bytes)
             }
-            var wire = Loom_Transfer_WriteSegment()
-            wire.regionID = segment.region.regionID
-            wire.epoch = segment.region.epoch
-            wire.offset = UInt64(segment.offset)
-            wire.length = UInt64(segment.bytes.readableBytes)
-            segments.append(wire)
         }
-        try await doorbell.commit(opID: operation.id, immediate: operation.immediate, segments: segments)
+        try await doorbell.commit(opID: operation.id, immediate: operation.immediate, segments: operation.segments.map(\.wire))
     }
 
     private func mapping(for region: RegionDescriptor) throws(TransferError) -> UnsafeMutableRawBufferPointer {

@@ -150,14 +150,7 @@ public final class TCPTransport: TransferTransport {
         // that admits writes by it (a decode worker's reservation) can
         // check every part, not only the last.
         request.immediate = immediate ?? tag
-        request.segments = segments.map { segment in
-            var wire = Loom_Transfer_WriteSegment()
-            wire.regionID = segment.region.regionID
-            wire.epoch = segment.region.epoch
-            wire.offset = UInt64(segment.offset)
-            wire.length = UInt64(segment.bytes.readableBytes)
-            return wire
-        }
+        request.segments = segments.map(\.wire)
         let reply = try await lanes[lane ?? Int((opID >> 8) % UInt64(lanes.count))].send(request, payload: segments.map(\.bytes))
         guard reply.code == 0 else {
             throw TransferError(TransferError.Code(rawValue: reply.code) ?? .invalidRequest, reply.text)
