@@ -168,23 +168,19 @@ final class ClusterHarness: @unchecked Sendable {
 
     /// A router that leaves prefill to the decode workers, two of them, and
     /// four chat requests under way, returned once decode-0 is decoding
-    /// some: the start of every test that takes decode-0 away mid-stream.
-    /// With `allRunning`, returns only once all four are decoding.
-    func fourRequestsWithDecode0Decoding(
-        maxTokens: Int = 48, ignoreEOS: Bool = false, decode0Extra: [String] = [], allRunning: Bool = false
-    ) async throws -> (LoomChild, [String], [Task<Completion, Error>]) {
+    /// some: the start of a test that takes decode-0 away mid-stream.
+    func fourRequestsWithDecode0Decoding() async throws -> (LoomChild, [String], [Task<Completion, Error>]) {
         try startRouter(["--disaggregation-threshold", "100000"])
-        let decode0 = try startWorker("decode-0", role: "decode", extra: decode0Extra)
+        let decode0 = try startWorker("decode-0", role: "decode")
         try startWorker("decode-1", role: "decode")
         try await waitUntilHealthy(["decode-0", "decode-1"])
         let questions = ["Name a river in France.", "Name a city in Peru.", "Name a lake in Kenya.", "Name a mountain in Chile."]
         let requests = questions.map { question in
-            Task { try await self.complete(body(chat(question), maxTokens: maxTokens).merging(["ignore_eos": ignoreEOS]) { $1 }) }
+            Task { try await self.complete(body(chat(question), maxTokens: 48)) }
         }
         _ = try await waitForStatus("decode-0 decoding") { s in
             let w = worker("decode-0", in: s)
-            let running = ["decode-0", "decode-1"].map { worker($0, in: s)?["running"] as? Int ?? 0 }.reduce(0, +)
-            return (w?["running"] as? Int ?? 0) > 0 && (w?["computed_tokens"] as? Int ?? 0) > 0 && (!allRunning || running == 4)
+            return (w?["running"] as? Int ?? 0) > 0 && (w?["computed_tokens"] as? Int ?? 0) > 0
         }
         return (decode0, questions, requests)
     }
