@@ -22,9 +22,9 @@ struct FabricLatencyBench {
         let fabric = try FabricTarget(endpoint: endpoint, target: target)
         let landing = try fabric.register(length: 64)
         var services = RPCServices()
-        fabric.register(into: &services)
+        fabric.serve(into: &services)
         var configuration = RPCConfiguration.peer("ping")
-        configuration.transferBackends = [endpoint.offer]
+        configuration.transferBackends = fabric.offers
         // The server attaches back to this one to send its answers.
         let pingServer = try await RPCServer.bind(.tcp(host: bind, port: 0), services: services, configuration: configuration)
         let serving = Task { try await pingServer.run() }

@@ -2,23 +2,22 @@ import LoomTransfer
 import LoomWire
 import NIOCore
 
-/// A peer server's libfabric side: an endpoint beside the RPC server,
-/// writing into the same transfer target, with its own region (announced
-/// as a `FABRIC <descriptor>` line) and a pong service for the latency bench.
+/// A peer server's libfabric side: its receiver, writing into the same
+/// transfer target, with its own region (announced as a `FABRIC
+/// <descriptor>` line) and a pong service for the latency bench.
 struct FabricServing {
     let fabric: FabricTarget
     let region: RegisteredRegion
 
-    init(provider: String, host: String, target: TransferTarget, regionBytes: Int) throws {
-        fabric = try FabricTarget(endpoint: FabricEndpoint(provider: provider, node: host), target: target)
+    init(fabric: FabricTarget, regionBytes: Int) throws {
+        self.fabric = fabric
         region = try fabric.register(length: regionBytes)
     }
 
-    /// Attach, plus `pong`: the caller names its own RPC address, a
+    /// `pong`, beside the fabric receiver's attach: the caller names its own RPC address, a
     /// fabric region of its own and a count; we attach back and answer each
     /// of its writes (immediate `pingBase + i`) with one (immediate `i`).
-    func register(into services: inout RPCServices) {
-        fabric.register(into: &services)
+    func servePong(into services: inout RPCServices) {
         services.unary(PeerMethods.pong) { [fabric] request in
             let words = String(buffer: request.message.message).split(separator: " ").map(String.init)
             guard words.count == 4, let port = Int(words[1]), let count = Int(words[3]), count >= 1 else {

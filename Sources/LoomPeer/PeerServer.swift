@@ -32,23 +32,23 @@ public enum PeerServer {
     /// region is released on the way out, so no /dev/shm file outlives it.
     public static func run(_ options: PeerServerOptions, announce: @Sendable (String) -> Void) async throws {
         let target = TransferTarget(regions: RegionTable(owner: "server", epoch: options.epoch))
-        let region = target.regions.register(length: options.regionBytes)
-        let fabric = try options.fabricProvider.map {
-            try FabricServing(provider: $0, host: options.host, target: target, regionBytes: region.count)
+        let fabricReceiver = try options.fabricProvider.map {
+            try FabricTarget(endpoint: FabricEndpoint(provider: $0, node: options.host), target: target)
         }
-        defer { fabric?.fabric.endpoint.close() }
-        let shared = options.sharedMemory ? try SharedMemoryRegion.register(in: target.regions, length: region.count) : nil
+        let receivers: [any TransferReceiver] = [TCPReceiver(target: target), SharedMemoryReceiver(target: target)] + (fabricReceiver.map { [$0] } ?? [])
+        let transfer = TransferNode(target: target, receivers: receivers, configuration: .peer("server"))
+        defer { transfer.close() }
+        let region = try transfer.register(length: options.regionBytes, over: [.tcp])
+        let fabric = try fabricReceiver.map { try FabricServing(fabric: $0, regionBytes: region.count) }
+        let shared = options.sharedMemory ? try transfer.register(length: region.count, over: [.shm]) : nil
         defer { if let shared { target.regions.deregister(shared) } }
         let description = PeerDescription(
             region: region.descriptor, shared: shared.map { ($0.descriptor, options.socketPath) },
             fabricRegion: fabric?.region.descriptor)
-        let services = try services(target: target, region: region, fabric: fabric, description: description)
+        let services = try services(transfer: transfer, region: region, fabric: fabric, description: description)
 
-        var configuration = RPCConfiguration.peer("server")
-        if let fabric {
-            configuration.transferBackends = [fabric.fabric.offer]
-            announce("FABRIC \(try fabric.region.descriptor.hex())")
-        }
+        let configuration = transfer.configuration
+        if let fabric { announce("FABRIC \(try fabric.region.descriptor.hex())") }
         let server = try await RPCServer.bind(.tcp(host: options.host, port: options.port), services: services, configuration: configuration)
         let sharedServer = shared == nil ? nil
             : try await RPCServer.bind(.unix(path: options.socketPath), services: services, configuration: .peer("server"))
@@ -63,7 +63,7 @@ public enum PeerServer {
     }
 
     private static func services(
-        target: TransferTarget, region: RegisteredRegion, fabric: FabricServing?, description: PeerDescription
+        transfer: TransferNode, region: RegisteredRegion, fabric: FabricServing?, description: PeerDescription
     ) throws -> RPCServices {
         var services = RPCServices()
         services.immediate(PeerMethods.echo) { $0.message }
@@ -75,13 +75,12 @@ public enum PeerServer {
                 inspected = fabric.region
             }
             let sum = try inspected.read(offset: 0, count: inspected.count).reduce(UInt64(0)) { $0 &+ UInt64($1) }
-            return RPCMessage(message: ByteBuffer(string: "\(target.counters.count(1)) \(sum)"))
+            return RPCMessage(message: ByteBuffer(string: "\(transfer.target.counters.count(1)) \(sum)"))
         }
         let described = ByteBuffer(string: try description.encoded())
         services.immediate(PeerMethods.describe) { _ in RPCMessage(message: described) }
-        fabric?.register(into: &services)
-        TransferService.register(into: &services, target: target)
-        TransferService.registerShared(into: &services, target: target)
+        transfer.serve(into: &services)
+        fabric?.servePong(into: &services)
         return services
     }
 }

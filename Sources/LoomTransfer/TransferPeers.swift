@@ -5,23 +5,10 @@ import Glibc
 #endif
 
 /// Long-lived transports to the peers this process writes into, one per
-/// address and backend, and the choice of backend: `fabric` when the peer
-/// registered the region with libfabric, else `shm` when it shares this
-/// host and its region is a shared mapping, `tcp` otherwise. A transport
+/// address and backend (`TransferBackend.choose` picks it). A transport
 /// whose peer vanished is dropped, so the next write reconnects (the peer
 /// may have restarted).
 public struct TransferPeers: Sendable {
-    public enum Backend: Sendable {
-        case tcp, shm, fabric
-
-        /// The backend for writing into `region`, owned by a process on `host`.
-        public static func choose(for region: RegionDescriptor, peerHost host: String) -> Backend {
-            if region.backendKeys[FabricTarget.backendKey] != nil { return .fabric }
-            if host == HostIdentity.current && region.backendKeys[SharedMemoryRegion.backendKey] != nil { return .shm }
-            return .tcp
-        }
-    }
-
     private let tcp: KeptOpen<RPCAddress, TCPTransport>
     private let shm: KeptOpen<RPCAddress, ShmTransport>
     private let fabric: KeptOpen<RPCAddress, FabricTransport>?
@@ -41,7 +28,7 @@ public struct TransferPeers: Sendable {
     }
 
     public func withTransport<T: Sendable>(
-        to address: RPCAddress, over backend: Backend, _ body: (any TransferTransport) async throws -> T
+        to address: RPCAddress, over backend: TransferBackend, _ body: (any TransferTransport) async throws -> T
     ) async throws -> T {
         switch backend {
         case .shm: return try await shm.withResource(address, isBroken: Self.isBroken) { try await body($0) }
@@ -51,6 +38,8 @@ public struct TransferPeers: Sendable {
                 throw TransferError(.invalidRequest, "the peer at \(address) registered its region with libfabric, and this process has no fabric endpoint; give every worker the same fabric_provider in the cluster config")
             }
             return try await fabric.withResource(address, isBroken: Self.isBroken) { try await body($0) }
+        case .verbs:
+            throw TransferError(.invalidRequest, "the peer at \(address) asked for verbs writes, which only `loom-peer` sends; give the cluster a fabric_provider (verbs;ofi_rxm) instead")
         }
     }
 

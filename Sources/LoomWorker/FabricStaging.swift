@@ -16,7 +16,8 @@ import Synchronization
 /// does not cover, as with the other backends; the price is one copy of the
 /// blocks, which costs far less than sending them.
 final class FabricStaging: Sendable {
-    let fabric: FabricTarget
+    /// A receiver that cannot refuse a write before it lands (`fabric`).
+    let receiver: any TransferReceiver
     private let staged = Mutex<[UInt32: Staged]>([:])
 
     private struct Staged: Sendable {
@@ -25,18 +26,17 @@ final class FabricStaging: Sendable {
         let blocks: [Int]
     }
 
-    /// `target` shares the worker's region table (so staged regions carry
-    /// its owner and epoch) and counters (so `attach` sees fabric writes
-    /// like any other), but has no admission policy: a fabric target can
-    /// have none.
-    init(provider: String, host: String, target: TransferTarget) throws {
-        fabric = try FabricTarget(endpoint: FabricEndpoint(provider: provider, node: host), target: target)
+    /// `receiver` shares the worker's region table (so staged regions
+    /// carry its owner and epoch) and counters (so `attach` sees fabric
+    /// writes like any other), as `TransferNode.standard` makes it.
+    init(receiver: any TransferReceiver) {
+        self.receiver = receiver
     }
 
     /// A region for `immediate`'s prefill to write `blocks` into.
     func stage(_ immediate: UInt32, blocks: [Int], bytesPerBlock: Int) throws -> RegisteredRegion {
         precondition(!blocks.isEmpty, "a reservation with nothing to fill needs no staging")
-        let region = try fabric.register(length: blocks.count * bytesPerBlock)
+        let region = try receiver.register(length: blocks.count * bytesPerBlock)
         staged.withLock { $0[immediate] = Staged(region: region, blocks: blocks) }
         return region
     }
@@ -60,7 +60,7 @@ final class FabricStaging: Sendable {
     /// Forgets `immediate`'s staging and revokes the writer's access to it.
     private func revoke(_ immediate: UInt32) -> Staged? {
         guard let entry = staged.withLock({ $0.removeValue(forKey: immediate) }) else { return nil }
-        fabric.deregister(entry.region)
+        receiver.deregister(entry.region)
         return entry
     }
 
@@ -69,7 +69,6 @@ final class FabricStaging: Sendable {
             defer { staged.removeAll() }
             return staged
         }
-        for entry in all.values { fabric.deregister(entry.region) }
-        fabric.endpoint.close()
+        for entry in all.values { receiver.deregister(entry.region) }
     }
 }

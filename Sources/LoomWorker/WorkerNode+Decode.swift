@@ -69,7 +69,7 @@ extension WorkerNode {
 
     private func forget(_ id: RequestID, immediate: UInt32) {
         staging?.discard(immediate)
-        target.counters.reset(immediate)
+        transfer.target.counters.reset(immediate)
         engine.cancel(id)
     }
 
@@ -77,7 +77,7 @@ extension WorkerNode {
         let id = RequestID(request.requestID)
         let immediate = UInt32(truncatingIfNeeded: request.requestID)
         do {
-            try await target.counters.wait(for: immediate, count: Int(request.expectedWrites), timeout: .milliseconds(Int(request.timeoutMs)))
+            try await transfer.target.counters.wait(for: immediate, count: Int(request.expectedWrites), timeout: .milliseconds(Int(request.timeoutMs)))
         } catch {
             release(id, immediate: immediate)
             throw error
@@ -85,7 +85,7 @@ extension WorkerNode {
         guard let lease = leases.close(immediate) else {
             throw WireError(.handlerFailed, "reservation \(id) expired before its KV arrived; prefill the request again")
         }
-        target.counters.reset(immediate)
+        transfer.target.counters.reset(immediate)
         staging?.unstage(immediate, into: pool, bytesPerBlock: engine.kvLayout.bytesPerBlock)
         kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
         let first = request.first

@@ -99,11 +99,12 @@ extension WorkerNode {
         let operation = try WriteOperation.pages(
             of: chunk.bytes, pageLength: target.pageLength, to: target.region,
             pages: target.pages(from: chunk.firstBlock, count: chunk.blockCount), stride: target.pageLength, immediate: target.immediate)
-        try await peers.withTransport(to: target.address, over: target.backend) { try await $0.write(operation) }
+        try await transfer.peers.withTransport(to: target.address, over: target.backend) { try await $0.write(operation) }
         switch target.backend {
         case .shm: shmWrites.add(1, ordering: .relaxed)
         case .tcp: tcpWrites.add(1, ordering: .relaxed)
         case .fabric: fabricWrites.add(1, ordering: .relaxed)
+        case .verbs: break
         }
         kvBlocksSent.add(UInt64(chunk.blockCount), ordering: .relaxed)
     }
@@ -119,7 +120,7 @@ struct PrefillTarget {
     let immediate: UInt32
     let lease: Duration
     let address: RPCAddress
-    let backend: TransferPeers.Backend
+    let backend: TransferBackend
 
     init(_ wire: Loom_Cluster_Reservation, bytesPerBlock: Int) throws {
         pageLength = Int(wire.bytesPerBlock)

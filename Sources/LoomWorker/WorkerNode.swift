@@ -41,15 +41,13 @@ public final class WorkerNode: Sendable {
     public let engine: InferenceEngine
     /// For `response_format: json_object`, which the worker applies itself.
     let jsonTokens: JSONTokenTable
-    let regions: RegionTable
     /// The engine's KV pool: registered, so prefill workers write into it.
     let pool: RegisteredRegion
-    let target: TransferTarget
-    let leases = ReservationLeases()
+    /// Receives KV into the pool (and staged regions), and sends ours.
+    let transfer: TransferNode
+    let leases: ReservationLeases
     /// Set when KV blocks travel over `fabric` (`fabricProvider`).
     let staging: FabricStaging?
-    let peers: TransferPeers
-    let rpc: RPCConfiguration
     let kvBlocksSent = Atomic<UInt64>(0)
     let kvBlocksReceived = Atomic<UInt64>(0)
     let shmWrites = Atomic<UInt64>(0)
@@ -67,34 +65,29 @@ public final class WorkerNode: Sendable {
         let layout = KVCacheLayout(config: model.transformer.config, blockSize: scheduler.blockSize)
         // The pid in the owner's name lets a later start clean up the
         // shared pool files of a worker that was killed.
-        regions = RegionTable(owner: "\(configuration.name).pid\(ProcessInfo.processInfo.processIdentifier)", epoch: epoch)
+        let regions = RegionTable(owner: "\(configuration.name).pid\(ProcessInfo.processInfo.processIdentifier)", epoch: epoch)
         StaleSharedPools.remove()
-        let bytes = scheduler.blockCount * layout.bytesPerBlock
+        var rpc = RPCConfiguration(nodeName: configuration.name)
+        rpc.epoch = epoch
+        let leases = ReservationLeases()
+        self.leases = leases
+        transfer = try .standard(target: TransferTarget(regions: regions, admission: leases), fabricProvider: configuration.fabricProvider,
+                                 host: configuration.host, configuration: rpc)
         // A shared mapping lets prefill workers on this host copy blocks in
         // directly; without /dev/shm the pool is private and reached by tcp.
-        pool = (try? SharedMemoryRegion.register(in: regions, length: bytes)) ?? regions.register(length: bytes)
+        // Never fabric: see `FabricStaging`.
+        pool = try transfer.register(length: scheduler.blockCount * layout.bytesPerBlock, over: [.shm, .tcp])
         let memory = PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool)
         engine = try InferenceEngine(model: model.transformer, configuration: scheduler, memory: memory)
         jsonTokens = JSONTokenTable(tokenizer: model.tokenizer)
-        target = TransferTarget(regions: regions, admission: leases)
-        var rpc = RPCConfiguration(nodeName: configuration.name)
-        rpc.epoch = epoch
-        let staging = try configuration.fabricProvider.map { [regions, target] provider in
-            try FabricStaging(provider: provider, host: configuration.host, target: TransferTarget(regions: regions, counters: target.counters))
-        }
-        if let staging { rpc.transferBackends.append(staging.fabric.offer) }
-        self.staging = staging
-        self.rpc = rpc
-        peers = TransferPeers(configuration: rpc, fabric: staging?.fabric.endpoint)
+        staging = transfer.receiver(.fabric).map(FabricStaging.init(receiver:))
     }
 
     /// The RPC methods this worker answers, including the `tcp` transfer
     /// target that prefill workers write KV blocks through.
     public var services: RPCServices {
         var services = RPCServices()
-        TransferService.register(into: &services, target: target)
-        TransferService.registerShared(into: &services, target: target)
-        staging?.fabric.register(into: &services)
+        transfer.serve(into: &services)
         services.serverStreaming(ClusterRPC.generate) { spec, _, writer in
             try await self.serving(new: true) { try await self.stream(self.engine.generate(self.request(spec)), to: writer) }
         }
@@ -115,7 +108,7 @@ public final class WorkerNode: Sendable {
         return services
     }
 
-    public var rpcConfiguration: RPCConfiguration { rpc }
+    public var rpcConfiguration: RPCConfiguration { transfer.configuration }
 
     /// The port peers reach this worker on, once its server is bound (a
     /// configured port of 0 is only known then).
@@ -157,8 +150,8 @@ public final class WorkerNode: Sendable {
     }
 
     public func shutdown() {
-        peers.closeAll()
         staging?.close()
+        transfer.close()
         engine.shutdown()
     }
 

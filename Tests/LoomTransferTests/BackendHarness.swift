@@ -31,18 +31,21 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     var testDescription: String { rawValue }
 }
 
-/// A process-like peer owning a region, serving one backend.
+/// A process-like peer owning a region, serving one backend through its
+/// receiver, as a worker does.
 struct BackendPeer: Sendable {
     let backend: Backend
     let target: TransferTarget
+    let receiver: any TransferReceiver
     let region: RegisteredRegion
     let server: RPCServer
-    let fabric: FabricTarget?
-    let verbs: VerbsTarget?
     let serving: Task<Void, Error>
 
+    var fabric: FabricTarget? { receiver as? FabricTarget }
+    var verbs: VerbsTarget? { receiver as? VerbsTarget }
+
     /// Vanishes the way a crashed process does: stops serving and, for
-    /// `fabric`, closes the endpoint peers write into.
+    /// `fabric` and `verbs`, closes the endpoint peers write into.
     func kill() async {
         serving.cancel()
         _ = try? await serving.value
@@ -50,61 +53,46 @@ struct BackendPeer: Sendable {
             // A dead process's shm region outlives it; see `freeze()`.
             fabric?.endpoint.freeze()
         } else {
-            fabric?.endpoint.close()
+            receiver.close()
         }
-        verbs?.endpoint.close()
     }
 
     /// Frees what `kill()` left for the writers' sake; call once they are done.
     func release() {
-        fabric?.endpoint.close()
+        receiver.close()
     }
 
     /// Takes a region away while its descriptor is still out there.
     func deregister(_ region: RegisteredRegion) {
-        if let fabric {
-            fabric.deregister(region)
-        } else if let verbs {
-            verbs.deregister(region)
-        } else {
-            target.regions.deregister(region)
-        }
+        receiver.deregister(region)
     }
 }
 
 extension Backend {
+    func receiver(for target: TransferTarget) throws -> any TransferReceiver {
+        switch self {
+        case .tcp: TCPReceiver(target: target)
+        case .shm: SharedMemoryReceiver(target: target)
+        case .fabric, .fabricFenced, .fabricShm:
+            try FabricTarget(endpoint: FabricEndpoint(provider: fabricEndpoint!.provider, node: fabricEndpoint!.node), target: target)
+        case .verbsFake: VerbsTarget(endpoint: VerbsEndpoint(device: Self.fakeVerbsNetwork.device()), target: target)
+        }
+    }
+
     func startPeer(name: String = "peer", epoch: UInt64 = 1, length: Int = 1 << 16, admission: (any WriteAdmission)? = nil) async throws -> BackendPeer {
         let owner = "\(name)-\(UInt32.random(in: 0...UInt32.max))"
         let target = TransferTarget(regions: RegionTable(owner: owner, epoch: epoch), admission: admission)
+        let receiver = try receiver(for: target)
+        let region = try receiver.register(length: length)
         var services = RPCServices()
+        receiver.serve(into: &services)
         var configuration = RPCConfiguration(nodeName: owner)
         configuration.keepaliveInterval = nil
-        let region: RegisteredRegion
-        var fabric: FabricTarget?
-        var verbs: VerbsTarget?
-        var address = RPCAddress.tcp(host: "127.0.0.1", port: 0)
-        switch self {
-        case .tcp:
-            region = target.regions.register(length: length)
-            TransferService.register(into: &services, target: target)
-        case .shm:
-            region = try SharedMemoryRegion.register(in: target.regions, length: length)
-            TransferService.registerShared(into: &services, target: target)
-            address = .unix(path: "/tmp/loom-shm-\(UInt64.random(in: 0...UInt64.max)).sock")
-        case .fabric, .fabricFenced, .fabricShm:
-            let endpoint = try FabricEndpoint(provider: fabricEndpoint!.provider, node: fabricEndpoint!.node)
-            fabric = try FabricTarget(endpoint: endpoint, target: target)
-            region = try fabric!.register(length: length)
-            fabric!.register(into: &services)
-            configuration.transferBackends = [fabric!.offer]
-        case .verbsFake:
-            verbs = VerbsTarget(endpoint: VerbsEndpoint(device: Self.fakeVerbsNetwork.device()), target: target)
-            region = try verbs!.register(length: length)
-            verbs!.register(into: &services)
-            configuration.transferBackends = [verbs!.offer]
-        }
+        configuration.transferBackends = receiver.offers
+        // shm writers reach the doorbell through a unix socket, as on one host.
+        let address: RPCAddress = self == .shm ? .unix(path: "/tmp/loom-shm-\(UInt64.random(in: 0...UInt64.max)).sock") : .tcp(host: "127.0.0.1", port: 0)
         let server = try await RPCServer.bind(address, services: services, configuration: configuration)
-        return BackendPeer(backend: self, target: target, region: region, server: server, fabric: fabric, verbs: verbs,
+        return BackendPeer(backend: self, target: target, receiver: receiver, region: region, server: server,
                            serving: Task { try await server.run() })
     }
 

@@ -61,10 +61,42 @@ struct TransferContractTests {
         shared.backendKeys[SharedMemoryRegion.backendKey] = Array("/dev/shm/loom-x".utf8)
         var fabric = shared
         fabric.backendKeys[FabricTarget.backendKey] = [1]
-        #expect(TransferPeers.Backend.choose(for: shared, peerHost: HostIdentity.current) == .shm)
-        #expect(TransferPeers.Backend.choose(for: shared, peerHost: "another-host/net:[1]") == .tcp)
-        #expect(TransferPeers.Backend.choose(for: plain, peerHost: HostIdentity.current) == .tcp, "a private pool is reached by tcp")
-        #expect(TransferPeers.Backend.choose(for: fabric, peerHost: HostIdentity.current) == .fabric)
+        #expect(TransferBackend.choose(for: shared, peerHost: HostIdentity.current) == .shm)
+        #expect(TransferBackend.choose(for: shared, peerHost: "another-host/net:[1]") == .tcp)
+        #expect(TransferBackend.choose(for: plain, peerHost: HostIdentity.current) == .tcp, "a private pool is reached by tcp")
+        #expect(TransferBackend.choose(for: fabric, peerHost: HostIdentity.current) == .fabric)
+    }
+
+    @Test func aNodeRegistersOverTheFirstBackendThatCanAndSaysWhyWhenNoneCan() throws {
+        let target = TransferTarget(regions: RegionTable(owner: "store-0", epoch: 3))
+        let node = TransferNode(
+            target: target,
+            receivers: [SharedMemoryReceiver(target: target, directory: "/nonexistent-loom-dir"), TCPReceiver(target: target)],
+            configuration: RPCConfiguration(nodeName: "store-0"))
+        let region = try node.register(length: 128, over: [.shm, .tcp])
+        #expect(region.descriptor.backendKeys[SharedMemoryRegion.backendKey] == nil, "shm could not map, so the region is plain tcp memory")
+        #expect(region.descriptor.epoch == 3 && region.descriptor.owner == "store-0")
+        do {
+            _ = try node.register(length: 128, over: [.shm, .fabric])
+            Issue.record("no receiver can register over shm or fabric here")
+        } catch let error as TransferError {
+            #expect(error.code == .invalidRequest)
+            #expect(error.message.contains("shm: ") && error.message.contains("/nonexistent-loom-dir"), "\(error.message)")
+        }
+        #expect(node.configuration.transferBackends.isEmpty, "tcp and shm need no offer in HELLO")
+        var services = RPCServices()
+        node.serve(into: &services)
+        #expect(services.methods.contains(TCPTransport.lanesMethod) && services.methods.contains(ShmTransport.doorbellMethod))
+    }
+
+    @Test func aRegionTakenBackThroughItsReceiverRefusesWrites() throws {
+        let target = TransferTarget(regions: RegionTable(owner: "store-0", epoch: 1))
+        let receiver = TCPReceiver(target: target)
+        let region = try receiver.register(length: 64)
+        let request = Loom_Transfer_WriteRequest.single(into: region.descriptor, at: 0, count: 4, immediate: 1, opID: 1, sender: "w")
+        receiver.deregister(region)
+        #expect(throws: TransferError.self) { try target.apply(request, payload: ByteBuffer(bytes: [1, 2, 3, 4])) }
+        #expect(target.counters.count(1) == 0)
     }
 }
 

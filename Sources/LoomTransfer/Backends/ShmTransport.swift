@@ -158,7 +158,7 @@ public final class ShmTransport: TransferTransport {
 }
 
 extension TransferService {
-    /// Serves `shm` doorbells (register alongside `register(into:target:)`):
+    /// Serves `shm` doorbells (`SharedMemoryReceiver` serves them):
     /// one per writer connection, each with a thread of its own for as long
     /// as that writer's setup call stays open. Cancelling the call (the
     /// writer left, or the server stops) stops the thread.

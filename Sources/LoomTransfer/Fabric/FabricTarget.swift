@@ -70,8 +70,8 @@ public final class FabricTarget: Sendable {
         return key
     }
 
-    /// Serves writers' introductions (register alongside the other services).
-    public func register(into services: inout RPCServices) {
+    /// Serves writers' introductions.
+    public func serve(into services: inout RPCServices) {
         services.unary(Self.attachMethod) { [self] request in
             let attach: Loom_Transfer_FabricAttachRequest = try request.message.decode()
             var response = Loom_Transfer_FabricAttachResponse()

@@ -62,8 +62,8 @@ public final class VerbsTarget: Sendable {
         registrations.withLock { $0.removeValue(forKey: region.descriptor.regionID) }?.deregister()
     }
 
-    /// Serves writers' queue-pair exchanges (register alongside the other services).
-    public func register(into services: inout RPCServices) {
+    /// Serves writers' queue-pair exchanges.
+    public func serve(into services: inout RPCServices) {
         services.serverStreaming(Self.connectMethod) { [self] request, stream in
             let connect: Loom_Transfer_VerbsConnectRequest = try request.message.decode()
             let local = try endpoint.openQueuePair()

@@ -54,6 +54,9 @@ public struct RPCServices: Sendable {
 
     public init() {}
 
+    /// The methods registered so far.
+    public var methods: Set<UInt32> { Set(handlers.keys) }
+
     public mutating func unary(_ method: UInt32, _ handler: @escaping Unary) {
         register(method, .unary(handler))
     }
