@@ -5,7 +5,6 @@ import LoomProtocol
 import LoomTransfer
 import LoomWire
 import NIOCore
-import Synchronization
 
 /// Which worker this process is and how it serves.
 public struct WorkerConfiguration: Sendable {
@@ -32,36 +31,25 @@ public struct WorkerConfiguration: Sendable {
     }
 }
 
-/// One worker's engine exposed over Loom's RPC: whole requests (`generate`),
-/// and both halves of disaggregated serving — a decode worker reserves KV
-/// blocks and decodes once they are filled (`reserve`, `attach`), a prefill
-/// worker computes prompts and writes their KV into those blocks (`prefill`).
+/// One worker's engine exposed over Loom's RPC: whole requests
+/// (`generate`), and both halves of disaggregated serving, each a service
+/// of its own — a decode worker reserves KV blocks and decodes once they
+/// are filled (`DecodeService`), a prefill worker computes prompts and
+/// writes their KV into those blocks (`PrefillService`).
 public final class WorkerNode: Sendable {
     public let configuration: WorkerConfiguration
     public let engine: InferenceEngine
     /// For `response_format: json_object`, which the worker applies itself.
-    let jsonTokens: JSONTokenTable
-    /// The engine's KV pool: registered, so prefill workers write into it.
-    let pool: RegisteredRegion
+    let json: JSONTokenTable
     /// Receives KV into the pool (and staged regions), and sends ours.
     let transfer: TransferNode
-    let leases: ReservationLeases
-    /// Set when KV blocks travel over `fabric` (`fabricProvider`).
-    let staging: FabricStaging?
-    let kvBlocksSent = Atomic<UInt64>(0)
-    let kvBlocksReceived = Atomic<UInt64>(0)
-    let shmWrites = Atomic<UInt64>(0)
-    let tcpWrites = Atomic<UInt64>(0)
-    let fabricWrites = Atomic<UInt64>(0)
-    /// Set on shutdown: in-flight requests finish, new ones are refused.
-    let draining = Atomic<Bool>(false)
-    /// Cluster calls (generate, reserve, prefill, attach) being served.
-    let activeCalls = Atomic<Int>(0)
-    private let boundPort: Atomic<Int>
+    let calls: WorkerCalls
+    let decode: DecodeService
+    let prefill: PrefillService
+    private let boundPort: BoundPort
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
         self.configuration = configuration
-        boundPort = Atomic(configuration.port)
         let layout = KVCacheLayout(config: model.transformer.config, blockSize: scheduler.blockSize)
         // The pid in the owner's name lets a later start clean up the
         // shared pool files of a worker that was killed.
@@ -70,41 +58,35 @@ public final class WorkerNode: Sendable {
         var rpc = RPCConfiguration(nodeName: configuration.name)
         rpc.epoch = epoch
         let leases = ReservationLeases()
-        self.leases = leases
         transfer = try .standard(target: TransferTarget(regions: regions, admission: leases), fabricProvider: configuration.fabricProvider,
                                  host: configuration.host, configuration: rpc)
         // A shared mapping lets prefill workers on this host copy blocks in
         // directly; without /dev/shm the pool is private and reached by tcp.
         // Never fabric: see `FabricStaging`.
-        pool = try transfer.register(length: scheduler.blockCount * layout.bytesPerBlock, over: [.shm, .tcp])
-        let memory = PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool)
-        engine = try InferenceEngine(model: model.transformer, configuration: scheduler, memory: memory)
-        jsonTokens = JSONTokenTable(tokenizer: model.tokenizer)
-        staging = transfer.receiver(.fabric).map(FabricStaging.init(receiver:))
+        let pool = try transfer.register(length: scheduler.blockCount * layout.bytesPerBlock, over: [.shm, .tcp])
+        engine = try InferenceEngine(model: model.transformer, configuration: scheduler,
+                                     memory: PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool))
+        json = JSONTokenTable(tokenizer: model.tokenizer)
+        calls = WorkerCalls(worker: configuration.name)
+        boundPort = BoundPort(configuration.port)
+        decode = DecodeService(
+            engine: engine, json: json, pool: pool, counters: transfer.target.counters, leases: leases,
+            staging: transfer.receiver(.fabric).map(FabricStaging.init(receiver:)), lease: configuration.lease,
+            host: configuration.host, port: boundPort, calls: calls)
+        prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls)
     }
 
-    /// The RPC methods this worker answers, including the `tcp` transfer
-    /// target that prefill workers write KV blocks through.
+    /// The RPC methods this worker answers: the transfer backends' setup
+    /// calls (prefill workers write KV blocks through them), `generate`,
+    /// and the decode and prefill services' methods.
     public var services: RPCServices {
         var services = RPCServices()
         transfer.serve(into: &services)
-        services.serverStreaming(ClusterRPC.generate) { spec, _, writer in
-            try await self.serving(new: true) { try await self.stream(self.engine.generate(self.request(spec)), to: writer) }
+        services.serverStreaming(ClusterRPC.generate) { [engine, json, calls] spec, _, writer in
+            try await calls.serving(new: true) { try await writer.send(engine.generate(spec.request(json: json))) }
         }
-        services.unary(ClusterRPC.reserve) { spec, _ in
-            (try await self.serving(new: true) { try await self.reserve(spec) }, ByteBuffer())
-        }
-        services.unary(ClusterRPC.prefill) { request, _ in
-            (try await self.serving(new: true) { try await self.prefill(request) }, ByteBuffer())
-        }
-        // An attach finishes a request already under way: served while draining.
-        services.serverStreaming(ClusterRPC.attach) { request, _, writer in
-            try await self.serving(new: false) { try await self.attach(request, writer) }
-        }
-        services.unary(ClusterRPC.release) { request, _ in
-            self.release(RequestID(request.requestID), immediate: UInt32(truncatingIfNeeded: request.requestID))
-            return (Loom_Cluster_Empty(), ByteBuffer())
-        }
+        decode.serve(into: &services)
+        prefill.serve(into: &services)
         return services
     }
 
@@ -112,19 +94,18 @@ public final class WorkerNode: Sendable {
 
     /// The port peers reach this worker on, once its server is bound (a
     /// configured port of 0 is only known then).
-    public var port: Int { boundPort.load(ordering: .relaxed) }
+    public var port: Int { boundPort.value }
 
     public func advertise(port: Int) {
-        boundPort.store(port, ordering: .relaxed)
+        boundPort.set(port)
     }
 
-    public var load: Loom_Cluster_Load {
-        var load = Loom_Cluster_Load(engine.snapshot, kvBlocksSent: kvBlocksSent.load(ordering: .relaxed),
-                                     kvBlocksReceived: kvBlocksReceived.load(ordering: .relaxed))
-        load.shmWrites = shmWrites.load(ordering: .relaxed)
-        load.tcpWrites = tcpWrites.load(ordering: .relaxed)
-        load.fabricWrites = fabricWrites.load(ordering: .relaxed)
-        return load
+    public var load: Loom_Cluster_Load { calls.load(engine.snapshot) }
+
+    /// Returns the blocks of reservations whose lease ran out, every
+    /// `interval`, until cancelled.
+    public func sweepLeases(every interval: Duration = .milliseconds(100)) async {
+        await decode.sweepLeases(every: interval)
     }
 
     // MARK: Draining
@@ -132,44 +113,17 @@ public final class WorkerNode: Sendable {
     /// From now on new requests are refused as `unavailable`, which the
     /// router takes as "try another worker"; those under way finish.
     public func beginDraining() {
-        draining.store(true, ordering: .relaxed)
+        calls.beginDraining()
     }
 
-    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+    public var isDraining: Bool { calls.isDraining }
 
     /// Nothing is being served and no reservation waits for its KV.
-    public var isIdle: Bool { activeCalls.load(ordering: .relaxed) == 0 && leases.count == 0 }
-
-    private func serving<T: Sendable>(new: Bool, _ body: () async throws -> T) async throws -> T {
-        activeCalls.add(1, ordering: .relaxed)
-        defer { activeCalls.subtract(1, ordering: .relaxed) }
-        if new && isDraining {
-            throw WireError(SchedulerError(.unavailable, "worker \(configuration.name) is shutting down and takes no new request; send it to another worker"))
-        }
-        return try await body()
-    }
+    public var isIdle: Bool { calls.activeCount == 0 && decode.leases.count == 0 }
 
     public func shutdown() {
-        staging?.close()
+        decode.staging?.close()
         transfer.close()
         engine.shutdown()
-    }
-
-    func request(_ spec: Loom_Cluster_GenerationSpec) -> GenerationRequest {
-        var request = spec.request
-        if spec.jsonMode { request.constraint = JSONConstraint(jsonTokens) }
-        return request
-    }
-
-    /// Forwards engine outputs as stream items. Engine refusals become
-    /// errors the router can map back to HTTP statuses.
-    func stream(_ outputs: AsyncThrowingStream<GenerationOutput, Error>, to writer: RPCStreamWriter) async throws {
-        do {
-            for try await output in outputs {
-                try await writer.send(Loom_Cluster_TokenEvent(output))
-            }
-        } catch let error as SchedulerError {
-            throw WireError(error)
-        }
     }
 }

@@ -3,16 +3,47 @@ import LoomEngine
 import LoomProtocol
 import LoomTransfer
 import LoomWire
+import NIOCore
+import Synchronization
 
 /// The decode half of disaggregated serving: hold blocks for a prompt
 /// another worker prefills (`reserve`), then decode once its KV landed
 /// (`attach`). Each reservation is a lease in `leases`, ended by the attach,
 /// a release, or the sweeper.
-extension WorkerNode {
+struct DecodeService: Sendable {
+    let engine: InferenceEngine
+    let json: JSONTokenTable
+    /// The engine's KV pool, registered for prefill workers to write into.
+    let pool: RegisteredRegion
+    let counters: ImmediateCounters
+    let leases: ReservationLeases
+    /// Set when KV blocks travel over `fabric`.
+    let staging: FabricStaging?
+    /// How long a reservation waits for its prefill before its blocks return.
+    let lease: Duration
+    /// Where prefill workers reach this worker's transfer target.
+    let host: String
+    let port: BoundPort
+    let calls: WorkerCalls
+
+    func serve(into services: inout RPCServices) {
+        services.unary(ClusterRPC.reserve) { spec, _ in
+            (try await calls.serving(new: true) { try await reserve(spec) }, ByteBuffer())
+        }
+        // An attach finishes a request already under way: served while draining.
+        services.serverStreaming(ClusterRPC.attach) { request, _, writer in
+            try await calls.serving(new: false) { try await attach(request, writer) }
+        }
+        services.unary(ClusterRPC.release) { request, _ in
+            release(RequestID(request.requestID), immediate: UInt32(truncatingIfNeeded: request.requestID))
+            return (Loom_Cluster_Empty(), ByteBuffer())
+        }
+    }
+
     func reserve(_ spec: Loom_Cluster_GenerationSpec) async throws -> Loom_Cluster_Reservation {
         let reservation: KVReservation
         do {
-            reservation = try await engine.reserve(request(spec))
+            reservation = try await engine.reserve(spec.request(json: json))
         } catch let error as SchedulerError {
             throw WireError(error)
         }
@@ -28,7 +59,6 @@ extension WorkerNode {
                 throw WireError(.handlerFailed, "could not register \(blocks.count) KV blocks with the fabric endpoint: \(error)")
             }
         }
-        let lease = configuration.lease
         leases.open(immediate, .init(
             request: reservation.id, regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch,
             blockBytes: UInt64(bytesPerBlock), offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) }),
@@ -41,8 +71,8 @@ extension WorkerNode {
         wire.firstBlock = UInt32(reservation.cachedBlocks)
         wire.bytesPerBlock = UInt64(bytesPerBlock)
         wire.immediate = immediate
-        wire.transferHost = configuration.host
-        wire.transferPort = UInt32(port)
+        wire.transferHost = host
+        wire.transferPort = UInt32(port.value)
         wire.leaseMs = UInt32(clamping: lease.wholeMilliseconds)
         wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
         wire.hostID = HostIdentity.current
@@ -58,7 +88,7 @@ extension WorkerNode {
 
     /// Returns the blocks of reservations whose lease ran out, every
     /// `interval`, until cancelled: one sweeper for all of them.
-    public func sweepLeases(every interval: Duration = .milliseconds(100)) async {
+    func sweepLeases(every interval: Duration) async {
         while !Task.isCancelled {
             for (immediate, lease) in leases.expire(now: .now) {
                 forget(lease.request, immediate: immediate)
@@ -69,7 +99,7 @@ extension WorkerNode {
 
     private func forget(_ id: RequestID, immediate: UInt32) {
         staging?.discard(immediate)
-        transfer.target.counters.reset(immediate)
+        counters.reset(immediate)
         engine.cancel(id)
     }
 
@@ -77,7 +107,7 @@ extension WorkerNode {
         let id = RequestID(request.requestID)
         let immediate = UInt32(truncatingIfNeeded: request.requestID)
         do {
-            try await transfer.target.counters.wait(for: immediate, count: Int(request.expectedWrites), timeout: .milliseconds(Int(request.timeoutMs)))
+            try await counters.wait(for: immediate, count: Int(request.expectedWrites), timeout: .milliseconds(Int(request.timeoutMs)))
         } catch {
             release(id, immediate: immediate)
             throw error
@@ -85,11 +115,27 @@ extension WorkerNode {
         guard let lease = leases.close(immediate) else {
             throw WireError(.handlerFailed, "reservation \(id) expired before its KV arrived; prefill the request again")
         }
-        transfer.target.counters.reset(immediate)
+        counters.reset(immediate)
         staging?.unstage(immediate, into: pool, bytesPerBlock: engine.kvLayout.bytesPerBlock)
-        kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
+        calls.kvBlocksReceived.add(UInt64(lease.offsets.count), ordering: .relaxed)
         let first = request.first
         guard case .token(let token, let logprob, let top) = first.output else { return }
-        try await stream(engine.attach(id, firstToken: token, logprob: logprob, top: top), to: writer)
+        try await writer.send(engine.attach(id, firstToken: token, logprob: logprob, top: top))
+    }
+}
+
+/// The port this worker's server is bound to, known only once it is (a
+/// configured port of 0).
+final class BoundPort: Sendable {
+    private let port: Atomic<Int>
+
+    init(_ port: Int) {
+        self.port = Atomic(port)
+    }
+
+    var value: Int { port.load(ordering: .relaxed) }
+
+    func set(_ port: Int) {
+        self.port.store(port, ordering: .relaxed)
     }
 }

@@ -5,7 +5,19 @@ import LoomTransfer
 import LoomWire
 import NIOCore
 
-extension WorkerNode {
+/// The prefill half of disaggregated serving.
+struct PrefillService: Sendable {
+    let engine: InferenceEngine
+    let json: JSONTokenTable
+    let peers: TransferPeers
+    let calls: WorkerCalls
+
+    func serve(into services: inout RPCServices) {
+        services.unary(ClusterRPC.prefill) { request, _ in
+            (try await calls.serving(new: true) { try await prefill(request) }, ByteBuffer())
+        }
+    }
+
     /// Computes the prompt (reusing this worker's own prefix cache), writes
     /// the blocks the decode worker lacks straight into its reserved blocks
     /// with one-sided writes carrying the reservation's immediate — each
@@ -15,7 +27,7 @@ extension WorkerNode {
     func prefill(_ wire: Loom_Cluster_PrefillRequest) async throws -> Loom_Cluster_PrefillResponse {
         let target = try PrefillTarget(wire.target, bytesPerBlock: engine.kvLayout.bytesPerBlock)
         let (chunks, sink) = KVChunkStream.make(bytesPerBlock: target.pageLength)
-        var request = request(wire.spec)
+        var request = wire.spec.request(json: json)
         request.maxTokens = 1
         request.exportKV = KVExport(fromBlock: target.firstBlock, sink: sink)
         let received = ContinuousClock.now
@@ -99,14 +111,8 @@ extension WorkerNode {
         let operation = try WriteOperation.pages(
             of: chunk.bytes, pageLength: target.pageLength, to: target.region,
             pages: target.pages(from: chunk.firstBlock, count: chunk.blockCount), stride: target.pageLength, immediate: target.immediate)
-        try await transfer.peers.withTransport(to: target.address, over: target.backend) { try await $0.write(operation) }
-        switch target.backend {
-        case .shm: shmWrites.add(1, ordering: .relaxed)
-        case .tcp: tcpWrites.add(1, ordering: .relaxed)
-        case .fabric: fabricWrites.add(1, ordering: .relaxed)
-        case .verbs: break
-        }
-        kvBlocksSent.add(UInt64(chunk.blockCount), ordering: .relaxed)
+        try await peers.withTransport(to: target.address, over: target.backend) { try await $0.write(operation) }
+        calls.countWrite(over: target.backend, blocks: chunk.blockCount)
     }
 }
 
