@@ -52,4 +52,46 @@ final class RecordingCollective: Collective, Sendable {
         model.collective = RecordingCollective(attentionScale: 2)
         #expect(maxDifference(try logits(model, tokens: tokens), alone) > 1e-3, "the summed output is the one used")
     }
+
+    @Test func thePlanNamesEverySeamAndTheCollectiveMeetsExactlyThose() throws {
+        let model = try loadTiny(TinyModel())
+        let plan = model.plan
+        #expect(plan.steps.first == .embed && plan.steps.last == .logits)
+        #expect(Array(plan.steps[1...6]) == [
+            .attention(layer: 0), .allReduce(.attentionOutput(layer: 0)), .residual,
+            .feedForward(layer: 0), .allReduce(.feedForwardOutput(layer: 0)), .residual,
+        ])
+        let recording = RecordingCollective()
+        model.collective = recording
+        _ = try logits(model, tokens: [1, 2, 3])
+        #expect(recording.calls.withLock { $0.map(\.0) } == plan.syncPoints)
+    }
+
+    @Test func aMoEModelsPlanSendsItsFeedForwardToTheExpertBackend() throws {
+        var spec = TinyModel()
+        spec.experts = 4
+        spec.expertsUsed = 2
+        let model = try loadTiny(spec)
+        #expect(model.plan.steps.contains(.experts(layer: 1)) && !model.plan.steps.contains(.feedForward(layer: 1)))
+        let local = try logits(model, tokens: [5, 6, 7])
+        let recording = RecordingExperts(wrapping: model.experts)
+        model.experts = recording
+        #expect(try logits(model, tokens: [5, 6, 7]) == local, "the backend's combine is what joins the residual")
+        let routed = recording.calls
+        #expect(routed.map(\.layer) == [0, 1], "one dispatch per MoE layer, in order")
+        #expect(routed.allSatisfy { $0.rows == 3 * spec.expertsUsed }, "each token goes to its top-\(spec.expertsUsed) experts")
+    }
+}
+
+/// Passes each MoE layer's routes on to the real backend, and records them.
+final class RecordingExperts: ExpertBackend {
+    var calls: [(layer: Int, rows: Int)] = []
+    let inner: any ExpertBackend
+
+    init(wrapping inner: any ExpertBackend) { self.inner = inner }
+
+    func run(layer: Int, routes: ExpertRoutes, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, model: Transformer) throws {
+        calls.append((layer, routes.rowsByExpert.reduce(0) { $0 + $1.count }))
+        try inner.run(layer: layer, routes: routes, input: input, output: output, model: model)
+    }
 }

@@ -2,8 +2,9 @@ import CLoomKernels
 import LoomKernels
 
 extension Transformer {
-    /// Pre-norm self-attention: hidden += Wo · attention(rope(Wq x), rope(Wk x), Wv x).
-    func attentionBlock(_ layer: Int, _ step: StepContext) throws {
+    /// Pre-norm self-attention into delta: Wo · attention(rope(Wq x),
+    /// rope(Wk x), Wv x) for x = norm(hidden), storing K and V on the way.
+    func attention(_ layer: Int, _ step: StepContext) {
         let c = config, w = weights.layers[layer], n = step.count, d = c.embeddingLength
         forEachToken(n) { i in
             Kernels.rmsNorm(
@@ -25,8 +26,6 @@ extension Transformer {
         }
         attend(layer, step)
         Kernels.matmul(w.output, scratch.attention, ldx: c.qDim, tokens: n, into: scratch.delta, ldy: d, rounded: scratch.rounded, parallel: parallel)
-        try collective.allReduce(.attentionOutput(layer: layer), UnsafeMutableBufferPointer(start: scratch.delta, count: n * d))
-        addResidual(n)
     }
 
     func addBias(_ bias: Vector?, to out: UnsafeMutablePointer<Float>, width: Int, _ n: Int) {

@@ -2,22 +2,22 @@ import Foundation
 import LoomKernels
 
 extension Transformer {
-    /// Pre-norm feed-forward: hidden += FFN(norm(hidden)), dense or MoE.
-    func feedForwardBlock(_ layer: Int, _ step: StepContext) throws {
-        let w = weights.layers[layer], n = step.count, d = config.embeddingLength
+    /// Pre-norm dense feed-forward into delta: SwiGLU(norm(hidden)).
+    func denseFeedForward(_ layer: Int, tokens n: Int) {
+        guard case .dense(let gate, let up, let down) = weights.layers[layer].feedForward else {
+            preconditionFailure("the plan runs layer \(layer)'s experts as a dense feed-forward")
+        }
+        feedForwardNorm(layer, tokens: n)
+        swiGLU(gate: gate, up: up, down: down, input: scratch.normed, tokens: n, into: scratch.delta)
+    }
+
+    private func feedForwardNorm(_ layer: Int, tokens n: Int) {
+        let w = weights.layers[layer], d = config.embeddingLength
         forEachToken(n) { i in
             Kernels.rmsNorm(
                 scratch.hidden + i * d, weight: w.ffnNorm.values, into: scratch.normed + i * d,
                 count: d, eps: config.normEpsilon)
         }
-        switch w.feedForward {
-        case .dense(let gate, let up, let down):
-            swiGLU(gate: gate, up: up, down: down, input: scratch.normed, tokens: n, into: scratch.delta)
-        case .experts(let moe):
-            try mixtureOfExperts(layer, moe, tokens: n)
-        }
-        try collective.allReduce(.feedForwardOutput(layer: layer), UnsafeMutableBufferPointer(start: scratch.delta, count: n * d))
-        addResidual(n)
     }
 
     /// out = down · (silu(gate · x) ⊙ (up · x)) for `tokens` rows of x.
@@ -33,7 +33,14 @@ extension Transformer {
         Kernels.matmul(down, scratch.gate, ldx: ff, tokens: tokens, into: out, ldy: d, rounded: scratch.rounded, parallel: parallel)
     }
 
-    private func mixtureOfExperts(_ layer: Int, _ moe: MoEWeights, tokens n: Int) throws {
+    /// Pre-norm MoE feed-forward into delta: the routes of norm(hidden),
+    /// the routed experts' weighted outputs (run by `experts`, in this
+    /// process or not), plus the shared expert where there is one.
+    func mixtureOfExperts(_ layer: Int, tokens n: Int) throws {
+        guard case .experts(let moe) = weights.layers[layer].feedForward else {
+            preconditionFailure("the plan runs layer \(layer)'s dense feed-forward as experts")
+        }
+        feedForwardNorm(layer, tokens: n)
         let c = config, d = c.embeddingLength
         Kernels.matmul(moe.router, scratch.normed, ldx: d, tokens: n, into: scratch.router, ldy: c.expertCount, rounded: scratch.rounded, parallel: parallel)
         let routes = ExpertRoutes(

@@ -8,8 +8,10 @@ public final class Transformer {
     public let weights: ModelWeights
     public let file: GGUFFile
     public let parallel: Parallel
-    /// The seams where the forward pass leaves the process: the MoE
-    /// layers' experts, and the tensor-parallel all-reduces.
+    /// What one pass does, step by step.
+    public var plan: ForwardPlan
+    /// What stands behind the plan's steps that may leave the process: the
+    /// MoE layers' experts, and the tensor-parallel all-reduces.
     public var experts: any ExpertBackend
     public var collective: any Collective = SingleProcess()
     let scratch: ForwardScratch
@@ -27,6 +29,7 @@ public final class Transformer {
         self.parallel = Parallel(threads: threads)
         self.scratch = ForwardScratch(config: config, capacity: maxBatchTokens, maxLogitRows: maxLogitRows)
         self.experts = LocalExperts(config: config, weights: weights)
+        self.plan = ForwardPlan(layers: weights.layers)
     }
 
     public convenience init(path: String, threads: Int, maxBatchTokens: Int = 256, maxLogitRows: Int = 64) throws {
@@ -55,16 +58,32 @@ public final class Transformer {
         _ batch: ForwardBatch, _ range: Range<Int>, kv: KVCacheMemory,
         logitRows: [Int], logitsOut: UnsafeMutablePointer<Float>
     ) throws {
-        let d = config.embeddingLength
-        for (row, index) in range.enumerated() {
-            weights.tokenEmbedding.row(Int(batch.tokens[index]), into: scratch.hidden + row * d)
-        }
         let step = StepContext(batch: batch, range: range, kv: kv)
-        for layer in 0..<config.layerCount {
-            try attentionBlock(layer, step)
-            try feedForwardBlock(layer, step)
+        let n = step.count
+        for planned in plan.steps {
+            switch planned {
+            case .embed: embed(step)
+            case .attention(let layer): attention(layer, step)
+            case .feedForward(let layer): denseFeedForward(layer, tokens: n)
+            case .experts(let layer): try mixtureOfExperts(layer, tokens: n)
+            case .allReduce(let point):
+                try collective.allReduce(point, UnsafeMutableBufferPointer(start: scratch.delta, count: n * config.embeddingLength))
+            case .residual: addResidual(n)
+            case .logits: logits(of: logitRows.map { $0 - range.lowerBound }, into: logitsOut)
+            }
         }
-        let rows = logitRows.map { $0 - range.lowerBound }
+    }
+
+    private func embed(_ step: StepContext) {
+        let d = config.embeddingLength
+        for (row, index) in step.range.enumerated() {
+            weights.tokenEmbedding.row(Int(step.batch.tokens[index]), into: scratch.hidden + row * d)
+        }
+    }
+
+    /// The final norm of `rows` (chunk-relative), then the output projection.
+    private func logits(of rows: [Int], into out: UnsafeMutablePointer<Float>) {
+        let d = config.embeddingLength
         for (i, row) in rows.enumerated() {
             Kernels.rmsNorm(
                 scratch.hidden + row * d, weight: weights.outputNorm.values, into: scratch.normed + i * d,
@@ -72,7 +91,7 @@ public final class Transformer {
         }
         Kernels.matmul(
             weights.output, scratch.normed, ldx: d, tokens: rows.count,
-            into: logitsOut, ldy: config.vocabularySize, rounded: scratch.rounded, parallel: parallel)
+            into: out, ldy: config.vocabularySize, rounded: scratch.rounded, parallel: parallel)
     }
 
     /// Runs `body` for each token of a step: across the pool when a prefill
