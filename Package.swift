@@ -127,6 +127,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The KV-cache store role: blocks by chain hash in a DRAM tier (and
+        // a disk tier), written and read one-sided over the transfer layer.
+        .target(name: "LoomKVStore", dependencies: ["LoomEngine", "LoomModel", "LoomKernels"]),
         .target(name: "LoomCluster", dependencies: ["LoomEngine", "LoomProtocol", "LoomWire", .product(name: "Yams", package: "Yams")]),
         .target(
             name: "LoomRouter",
@@ -179,6 +182,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "LoomKVStoreTests", dependencies: ["LoomKVStore", "LoomEngine", "LoomModel", "LoomKernels", "LoomTesting"]),
         .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer", "LoomTesting"]),
         .testTarget(
             name: "LoomRouterTests",

@@ -206,3 +206,18 @@ void loom_pool_run(loom_pool *pool, loom_task_fn fn, void *ctx, int64_t parts);
 }
 #endif
 #endif
+
+#ifndef CLOOM_KERNELS_CRC32C_H
+#define CLOOM_KERNELS_CRC32C_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* CRC-32C of `n` bytes, continuing from `crc` (0 to start). With
+   allow_simd 0 the portable table is used, for testing the two agree. */
+uint32_t loom_crc32c(uint32_t crc, const void *data, size_t n, int allow_simd);
+#ifdef __cplusplus
+}
+#endif
+#endif
