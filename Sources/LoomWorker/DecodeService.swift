@@ -16,7 +16,7 @@ struct DecodeService: Sendable {
     /// The engine's KV pool, registered for prefill workers to write into.
     let pool: RegisteredRegion
     let counters: ImmediateCounters
-    let leases: ReservationLeases
+    let leases: LockedWriteLeases<RequestID>
     /// Set when KV blocks travel over `fabric`.
     let staging: FabricStaging?
     /// How long a reservation waits for its prefill before its blocks return.
@@ -60,8 +60,8 @@ struct DecodeService: Sendable {
             }
         }
         leases.open(immediate, .init(
-            request: reservation.id, regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch,
-            blockBytes: UInt64(bytesPerBlock), offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) }),
+            holder: reservation.id, regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch,
+            pageBytes: UInt64(bytesPerBlock), offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) }),
             deadline: .now + lease))
         var wire = Loom_Cluster_Reservation()
         wire.requestID = reservation.id.rawValue
@@ -91,7 +91,7 @@ struct DecodeService: Sendable {
     func sweepLeases(every interval: Duration) async {
         while !Task.isCancelled {
             for (immediate, lease) in leases.expire(now: .now) {
-                forget(lease.request, immediate: immediate)
+                forget(lease.holder, immediate: immediate)
             }
             try? await Task.sleep(for: interval)
         }

@@ -4,7 +4,7 @@ import Synchronization
 /// A decode worker's reservations when prefill workers write over `fabric`.
 ///
 /// With `tcp` and `shm` the decode worker copies each write in itself and
-/// checks it against the reservation's lease first (`ReservationLeases`).
+/// checks it against the reservation's lease first (`LockedWriteLeases`).
 /// A fabric write lands with no code of ours on the path, so the KV pool is
 /// never registered with the fabric endpoint. Each reservation instead gets
 /// a registration of its own, just large enough for its blocks, and the

@@ -54,10 +54,10 @@ public final class WorkerNode: Sendable {
         // The pid in the owner's name lets a later start clean up the
         // shared pool files of a worker that was killed.
         let regions = RegionTable(owner: "\(configuration.name).pid\(ProcessInfo.processInfo.processIdentifier)", epoch: epoch)
-        StaleSharedPools.remove()
+        StaleSharedRegions.remove()
         var rpc = RPCConfiguration(nodeName: configuration.name)
         rpc.epoch = epoch
-        let leases = ReservationLeases()
+        let leases = LockedWriteLeases<RequestID>()
         transfer = try .standard(target: TransferTarget(regions: regions, admission: leases), fabricProvider: configuration.fabricProvider,
                                  host: configuration.host, configuration: rpc)
         // A shared mapping lets prefill workers on this host copy blocks in

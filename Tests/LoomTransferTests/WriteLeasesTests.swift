@@ -1,16 +1,14 @@
-import LoomEngine
 import LoomTransfer
-@testable import LoomWorker
 import Testing
 
-/// The decode worker's reservations as plain data: leases end exactly once,
-/// by their deadline or by whoever closes them first, and only writes onto
-/// a live lease's own blocks are let in.
-@Suite struct ReservationTableTests {
+/// Write leases as plain data (a decode worker's reservations, a store's
+/// put slots): leases end exactly once, by their deadline or by whoever
+/// closes them first, and only writes onto a live lease's own pages are let in.
+@Suite struct WriteLeasesTests {
     let start = ContinuousClock.now
 
-    func lease(_ request: UInt64, offsets: Set<UInt64> = [0, 4096], until milliseconds: Int) -> ReservationTable.Lease {
-        .init(request: RequestID(request), regionID: 1, epoch: 7, blockBytes: 4096, offsets: offsets, deadline: start + .milliseconds(milliseconds))
+    func lease(_ request: UInt64, offsets: Set<UInt64> = [0, 4096], until milliseconds: Int) -> WriteLeases<UInt64>.Lease {
+        .init(holder: request, regionID: 1, epoch: 7, pageBytes: 4096, offsets: offsets, deadline: start + .milliseconds(milliseconds))
     }
 
     func write(_ immediate: UInt32, offset: UInt64, length: UInt64 = 4096, epoch: UInt64 = 7) -> Loom_Transfer_WriteRequest {
@@ -26,7 +24,7 @@ import Testing
     }
 
     @Test func theSweepEndsOnlyLeasesPastTheirDeadlineAndEachOnce() {
-        var table = ReservationTable()
+        var table = WriteLeases<UInt64>()
         table.open(1, lease(10, until: 100))
         table.open(2, lease(20, until: 300))
         #expect(table.expire(now: start + .milliseconds(99)).isEmpty)
@@ -34,12 +32,12 @@ import Testing
         #expect(table.expire(now: start + .milliseconds(200)).isEmpty, "an expired lease is reported once")
         #expect(table.count == 1)
         #expect(table.close(1) == nil, "the sweep already ended it")
-        #expect(table.close(2)?.request == RequestID(20))
+        #expect(table.close(2)?.holder == 20)
         #expect(table.expire(now: start + .seconds(10)).isEmpty, "a closed lease never expires")
     }
 
     @Test func onlyWritesOntoALiveLeasesBlocksAreAdmitted() throws {
-        var table = ReservationTable()
+        var table = WriteLeases<UInt64>()
         table.open(5, lease(50, until: 1000))
         try table.admit(write(5, offset: 4096))
         #expect(throws: TransferError.self) { try table.admit(write(5, offset: 8192)) }

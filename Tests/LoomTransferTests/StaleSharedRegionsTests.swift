@@ -1,9 +1,9 @@
 import Foundation
 import Testing
-@testable import LoomWorker
+import LoomTransfer
 
-@Suite("Stale /dev/shm files of dead workers")
-struct StaleSharedPoolsTests {
+@Suite("Stale /dev/shm files of dead processes")
+struct StaleSharedRegionsTests {
     /// The pid of a process that has exited and been reaped.
     static func deadPID() throws -> Int32 {
         let process = Process()
@@ -29,7 +29,7 @@ struct StaleSharedPoolsTests {
             "loom-without-a-pid": true,
         ]
         for name in names.keys { FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data([1])) }
-        StaleSharedPools.remove(directory: directory)
+        StaleSharedRegions.remove(directory: directory)
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: directory))
         #expect(left == Set(names.filter(\.value).keys))
     }

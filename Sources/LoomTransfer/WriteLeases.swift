@@ -1,0 +1,95 @@
+import LoomWire
+import Synchronization
+
+/// Memory a process lets writers into for a while, as plain data: which
+/// pages of which region a writer may fill under which immediate, and
+/// until when. A decode worker leases its reserved KV blocks to a prefill
+/// worker this way, and a store node the slots it reserved for a put.
+/// Tested without threads; `LockedWriteLeases` shares one behind a lock.
+public struct WriteLeases<Holder: Sendable>: Sendable {
+    public struct Lease: Sendable {
+        /// Whose lease it is, to the owner (a request, a put's blocks).
+        public let holder: Holder
+        public let regionID: UInt32
+        public let epoch: UInt64
+        public let pageBytes: UInt64
+        /// Byte offsets of the pages the writer may fill.
+        public let offsets: Set<UInt64>
+        /// After this the pages go back to the owner and late writes are refused.
+        public let deadline: ContinuousClock.Instant
+
+        public init(holder: Holder, regionID: UInt32, epoch: UInt64, pageBytes: UInt64, offsets: Set<UInt64>, deadline: ContinuousClock.Instant) {
+            self.holder = holder
+            self.regionID = regionID
+            self.epoch = epoch
+            self.pageBytes = pageBytes
+            self.offsets = offsets
+            self.deadline = deadline
+        }
+    }
+
+    private var leases: [UInt32: Lease] = [:]
+
+    public init() {}
+
+    public var count: Int { leases.count }
+
+    public mutating func open(_ immediate: UInt32, _ lease: Lease) {
+        leases[immediate] = lease
+    }
+
+    /// Ends a lease; returns it if it was still open. Exactly one caller
+    /// wins: whoever found its writes, a release, or the sweep.
+    public mutating func close(_ immediate: UInt32) -> Lease? {
+        leases.removeValue(forKey: immediate)
+    }
+
+    /// Ends every lease whose deadline has passed, and returns them.
+    public mutating func expire(now: ContinuousClock.Instant) -> [(immediate: UInt32, lease: Lease)] {
+        let due = leases.filter { $0.value.deadline <= now }
+        for immediate in due.keys { leases[immediate] = nil }
+        return due.map { ($0.key, $0.value) }.sorted { $0.immediate < $1.immediate }
+    }
+
+    /// Whether `request`'s segments all land on a live lease's pages.
+    public func admit(_ request: Loom_Transfer_WriteRequest) throws(TransferError) {
+        guard let lease = leases[request.immediate] else {
+            throw TransferError(.refused, "no live lease for immediate \(request.immediate): it expired or was released; ask the owner for a new one")
+        }
+        for segment in request.segments {
+            guard segment.regionID == lease.regionID, segment.epoch == lease.epoch,
+                  lease.offsets.contains(segment.offset), segment.length <= lease.pageBytes
+            else {
+                throw TransferError(.refused, "write of \(segment.length) bytes at offset \(segment.offset) of region \(segment.regionID) is outside lease \(request.immediate)'s pages")
+            }
+        }
+    }
+}
+
+/// The leases as the transfer target sees them: a write is let into the
+/// region only if it carries a live lease's immediate and lands exactly on
+/// that lease's pages. A late write (the lease ran out, the pages went to
+/// someone else) is refused, never applied.
+public final class LockedWriteLeases<Holder: Sendable>: WriteAdmission {
+    private let table = Mutex(WriteLeases<Holder>())
+
+    public init() {}
+
+    public func open(_ immediate: UInt32, _ lease: WriteLeases<Holder>.Lease) {
+        table.withLock { $0.open(immediate, lease) }
+    }
+
+    public func close(_ immediate: UInt32) -> WriteLeases<Holder>.Lease? {
+        table.withLock { $0.close(immediate) }
+    }
+
+    public func expire(now: ContinuousClock.Instant) -> [(immediate: UInt32, lease: WriteLeases<Holder>.Lease)] {
+        table.withLock { $0.expire(now: now) }
+    }
+
+    public var count: Int { table.withLock { $0.count } }
+
+    public func admit(_ request: Loom_Transfer_WriteRequest) throws(TransferError) {
+        try table.withLock { table throws(TransferError) in try table.admit(request) }
+    }
+}
