@@ -129,7 +129,13 @@ let package = Package(
         ),
         // The KV-cache store role: blocks by chain hash in a DRAM tier (and
         // a disk tier), written and read one-sided over the transfer layer.
-        .target(name: "LoomKVStore", dependencies: ["LoomEngine", "LoomModel", "LoomKernels"]),
+        .target(
+            name: "LoomKVStore",
+            dependencies: [
+                "LoomEngine", "LoomModel", "LoomKernels", "LoomProtocol", "LoomTransfer", "LoomWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(name: "LoomCluster", dependencies: ["LoomEngine", "LoomProtocol", "LoomWire", .product(name: "Yams", package: "Yams")]),
         .target(
             name: "LoomRouter",
@@ -182,7 +188,10 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "LoomKVStoreTests", dependencies: ["LoomKVStore", "LoomEngine", "LoomModel", "LoomKernels", "LoomTesting"]),
+        .testTarget(
+            name: "LoomKVStoreTests",
+            dependencies: ["LoomKVStore", "LoomEngine", "LoomModel", "LoomKernels", "LoomProtocol", "LoomTransfer", "LoomWire", "LoomTesting"]
+        ),
         .testTarget(name: "LoomWorkerTests", dependencies: ["LoomWorker", "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer", "LoomTesting"]),
         .testTarget(
             name: "LoomRouterTests",

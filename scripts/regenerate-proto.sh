@@ -13,7 +13,7 @@ plugin="${PROTOC_GEN_SWIFT:-$(command -v protoc-gen-swift || true)}"
 command -v protoc >/dev/null || { echo "regenerate-proto: apt-get install protobuf-compiler" >&2; exit 1; }
 # Each proto belongs to the target whose layer it describes: the RPC's own
 # messages to LoomWire, the transfer engine's to LoomTransfer, the cluster's
-# (router and roles) to LoomProtocol. None imports another.
+# (router and roles) and the KV store's to LoomProtocol. None imports another.
 generate() {
     local proto=$1 out=$2
     mkdir -p "$out"
@@ -25,3 +25,4 @@ generate() {
 generate loom_wire.proto Sources/LoomWire/Generated
 generate loom_transfer.proto Sources/LoomTransfer/Generated
 generate loom_cluster.proto Sources/LoomProtocol/Generated
+generate loom_kvstore.proto Sources/LoomProtocol/Generated

@@ -1,0 +1,47 @@
+import LoomEngine
+import LoomProtocol
+import LoomTransfer
+import LoomWire
+
+extension KVStoreNode {
+    /// Looks up the longest leading run of the chain held here, leases it,
+    /// pushes it into the caller's reserved blocks with one write carrying
+    /// the caller's immediate, and ends the lease.
+    func get(_ request: Loom_Kvstore_GetRequest) async throws -> Loom_Kvstore_GetResponse {
+        let target = request.target
+        guard target.bytesPerBlock == UInt64(slotBytes) else {
+            throw WireError(.badMessage, "the caller's KV blocks are \(target.bytesPerBlock) bytes but this store's are \(slotBytes); are both serving the same model?")
+        }
+        let remote: RegionDescriptor
+        do {
+            remote = try RegionDescriptor(serialized: [UInt8](target.region))
+        } catch {
+            throw WireError(.badMessage, "the get's target region does not decode (\(error))")
+        }
+        let chain = request.chain.prefix(target.blocks.count).map(BlockHash.init(rawValue:))
+        counters.lookups.add(1, ordering: .relaxed)
+        guard let lease = index.withLock({ $0.lookup(chain, now: .now, lease: configuration.lease) }) else {
+            counters.missedBlocks.add(UInt64(chain.count), ordering: .relaxed)
+            return Loom_Kvstore_GetResponse()
+        }
+        defer { index.withLock { $0.endLease(lease.id) } }
+        counters.hitBlocks.add(UInt64(lease.blocks.count), ordering: .relaxed)
+        counters.missedBlocks.add(UInt64(chain.count - lease.blocks.count), ordering: .relaxed)
+        let operation = try WriteOperation.paged(
+            from: region, pages: lease.blocks.map(\.slot), stride: slotBytes,
+            to: remote, pages: target.blocks.prefix(lease.blocks.count).map { Int($0) }, stride: slotBytes,
+            pageLength: slotBytes, immediate: target.immediate)
+        let backend = TransferBackend.choose(for: remote, peerHost: target.hostID)
+        do {
+            try await transfer.peers.withTransport(to: .tcp(host: target.transferHost, port: Int(target.transferPort)), over: backend) {
+                try await $0.write(operation)
+            }
+        } catch let error as TransferError {
+            throw WireError(error)
+        }
+        var response = Loom_Kvstore_GetResponse()
+        response.blocks = UInt32(lease.blocks.count)
+        response.writes = 1
+        return response
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import LoomEngine
+import LoomProtocol
+import LoomTransfer
+import LoomWire
+import NIOCore
+import Synchronization
+
+/// One store node: a DRAM tier of block slots in a registered region that
+/// workers write into one-sided (`put`), and push from into their reserved
+/// pool blocks (`get`), with the index that says what each slot holds.
+public final class KVStoreNode: Sendable {
+    public let configuration: StoreConfiguration
+    let transfer: TransferNode
+    /// `configuration.slots` slots of `layout.payloadBytes` each.
+    let region: RegisteredRegion
+    let index: Mutex<StoreIndex>
+    /// Puts between reserve and commit: the slots each may write, and the
+    /// headers the written bytes must match.
+    let puts: LockedWriteLeases<[PendingBlock]>
+    let counters = StoreCounters()
+    private let immediates = Atomic<UInt32>(1)
+    private let boundPort: Atomic<Int>
+
+    struct PendingBlock: Sendable {
+        let header: StoredBlockHeader
+        let slot: Int
+    }
+
+    public init(configuration: StoreConfiguration, epoch: UInt64) throws {
+        self.configuration = configuration
+        boundPort = Atomic(configuration.port)
+        StaleSharedRegions.remove()
+        let puts = LockedWriteLeases<[PendingBlock]>()
+        self.puts = puts
+        var rpc = RPCConfiguration(nodeName: configuration.name)
+        rpc.epoch = epoch
+        let target = TransferTarget(regions: RegionTable(owner: "\(configuration.name).pid\(ProcessInfo.processInfo.processIdentifier)", epoch: epoch), admission: puts)
+        transfer = TransferNode(target: target, receivers: [SharedMemoryReceiver(target: target), TCPReceiver(target: target)], configuration: rpc)
+        region = try transfer.register(length: configuration.slots * configuration.layout.payloadBytes, over: [.shm, .tcp])
+        index = Mutex(StoreIndex(slots: configuration.slots))
+    }
+
+    public var rpcConfiguration: RPCConfiguration { transfer.configuration }
+    public var port: Int { boundPort.load(ordering: .relaxed) }
+    public func advertise(port: Int) { boundPort.store(port, ordering: .relaxed) }
+
+    public var services: RPCServices {
+        var services = RPCServices()
+        transfer.serve(into: &services)
+        services.unary(StoreRPC.putReserve) { request, _ in (try self.reserve(request), ByteBuffer()) }
+        services.unary(StoreRPC.putCommit) { request, _ in (try await self.commit(request), ByteBuffer()) }
+        services.unary(StoreRPC.get) { request, _ in (try await self.get(request), ByteBuffer()) }
+        services.unary(StoreRPC.stats) { _, _ in (self.stats, ByteBuffer()) }
+        return services
+    }
+
+    public var stats: Loom_Kvstore_StoreStats {
+        var stats = counters.snapshot
+        stats.slots = UInt32(configuration.slots)
+        let committed = index.withLock { $0.committedCount }
+        stats.committed = UInt32(committed)
+        stats.bytes = UInt64(committed * configuration.layout.payloadBytes)
+        return stats
+    }
+
+    /// Reclaims puts never committed and ends read leases whose time is up,
+    /// every `interval`, until cancelled.
+    public func sweep(every interval: Duration = .milliseconds(200)) async {
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            for (immediate, lease) in puts.expire(now: now) {
+                transfer.target.counters.reset(immediate)
+                index.withLock { index in for block in lease.holder { index.abandon(block.header.hash) } }
+            }
+            _ = index.withLock { $0.expire(now: now) }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    public func shutdown() {
+        transfer.close()
+    }
+
+    func nextImmediate() -> UInt32 {
+        immediates.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    var slotBytes: Int { configuration.layout.payloadBytes }
+}
+
+/// What a store node counts for `loomctl cache` and its metrics.
+final class StoreCounters: Sendable {
+    let lookups = Atomic<UInt64>(0)
+    let hitBlocks = Atomic<UInt64>(0)
+    let missedBlocks = Atomic<UInt64>(0)
+    let evictions = Atomic<UInt64>(0)
+
+    var snapshot: Loom_Kvstore_StoreStats {
+        var stats = Loom_Kvstore_StoreStats()
+        stats.lookups = lookups.load(ordering: .relaxed)
+        stats.hitBlocks = hitBlocks.load(ordering: .relaxed)
+        stats.missedBlocks = missedBlocks.load(ordering: .relaxed)
+        stats.evictions = evictions.load(ordering: .relaxed)
+        return stats
+    }
+
+    func record(_ removed: [StoreIndex.Removal]) {
+        let evicted = removed.count { if case .evicted = $0 { true } else { false } }
+        evictions.add(UInt64(evicted), ordering: .relaxed)
+    }
+}

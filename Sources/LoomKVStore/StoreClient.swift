@@ -1,0 +1,82 @@
+import Foundation
+import LoomProtocol
+import LoomTransfer
+import LoomWire
+
+/// A worker's (or a tool's) side of one store node: puts blocks from a
+/// registered region into the node's slots, and gets a chain's leading run
+/// pushed into blocks it reserved. One RPC connection, one transport.
+public struct StoreClient: Sendable {
+    public let connection: RPCConnection
+    public let peers: TransferPeers
+    public let writer: String
+
+    public init(connection: RPCConnection, peers: TransferPeers, writer: String) {
+        self.connection = connection
+        self.peers = peers
+        self.writer = writer
+    }
+
+    /// How a put went, block by block.
+    public struct PutOutcome: Equatable, Sendable {
+        public var stored = 0
+        /// Held by the store already: nothing was sent for them.
+        public var existed = 0
+        /// No room now, or refused (with the store's reasons).
+        public var full = 0
+        public var refused: [String] = []
+    }
+
+    /// Offers `blocks` (each header, and the page of `source` its bytes are
+    /// in, `stride` bytes apart), writes those the store lacks in one
+    /// write, and commits them.
+    public func put(
+        _ blocks: [(header: StoredBlockHeader, page: Int)], from source: RegisteredRegion, stride: Int,
+        timeout: Duration = .seconds(10)
+    ) async throws -> PutOutcome {
+        var reserve = Loom_Kvstore_PutReserveRequest()
+        reserve.writer = writer
+        reserve.headers = blocks.map { $0.header.encoded() }.map { Data($0) }
+        let (reservation, _) = try await connection.unary(StoreRPC.putReserve, reserve, timeout: timeout)
+        var outcome = PutOutcome(refused: reservation.refused)
+        var pages: [(source: Int, slot: Int)] = []
+        for (block, slot) in zip(blocks, reservation.slots) {
+            switch slot {
+            case 0...: pages.append((block.page, Int(slot)))
+            case -1: outcome.existed += 1
+            default: outcome.full += 1
+            }
+        }
+        // Nothing reserved (all held already, or no room): nothing to commit.
+        guard !pages.isEmpty else { return outcome }
+        let region = try RegionDescriptor(serialized: [UInt8](reservation.region))
+        let slotBytes = Int(reservation.slotBytes)
+        let operation = try WriteOperation.paged(
+            from: source, pages: pages.map(\.source), stride: stride, to: region, pages: pages.map(\.slot), stride: slotBytes,
+            pageLength: slotBytes, immediate: reservation.immediate)
+        let backend = TransferBackend.choose(for: region, peerHost: reservation.hostID)
+        try await peers.withTransport(to: .tcp(host: reservation.transferHost, port: Int(reservation.transferPort)), over: backend) {
+            try await $0.write(operation)
+        }
+        var commit = Loom_Kvstore_PutCommitRequest()
+        commit.immediate = reservation.immediate
+        commit.expectedWrites = 1
+        commit.timeoutMs = UInt32(clamping: timeout.wholeMilliseconds)
+        let (committed, _) = try await connection.unary(StoreRPC.putCommit, commit, timeout: timeout + .seconds(1))
+        outcome.stored = Int(committed.committed)
+        outcome.full += committed.refused.count
+        outcome.refused += committed.refused
+        return outcome
+    }
+
+    /// Asks for `chain`'s leading run to be pushed into `target`'s blocks;
+    /// returns how many blocks landed (the caller's counter for the target's
+    /// immediate sees the write before this returns).
+    public func get(_ chain: [UInt64], into target: Loom_Kvstore_GetTarget, timeout: Duration = .seconds(10)) async throws -> Int {
+        var request = Loom_Kvstore_GetRequest()
+        request.chain = chain
+        request.target = target
+        let (response, _) = try await connection.unary(StoreRPC.get, request, timeout: timeout)
+        return Int(response.blocks)
+    }
+}
