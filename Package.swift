@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "LoomWorker", targets: ["LoomWorker"]),
         .library(name: "LoomCluster", targets: ["LoomCluster"]),
         .library(name: "LoomRouter", targets: ["LoomRouter"]),
+        .library(name: "LoomKVStore", targets: ["LoomKVStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -79,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomProtocol", "LoomRouter", "LoomWorker", "LoomWire", "LoomTransfer", "LoomBench", "LoomPeer",
+                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomProtocol", "LoomRouter", "LoomWorker", "LoomKVStore", "LoomWire", "LoomTransfer", "LoomBench", "LoomPeer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,14 +100,15 @@ let package = Package(
             ]
         ),
         // The cluster's own protocol, shared by the router and every role:
-        // the messages in proto/loom_cluster.proto, the RPC method table and
-        // the error codes. No sockets and no transfer backends, so the
-        // router links none of them.
+        // the messages in proto/loom_cluster.proto and loom_kvstore.proto,
+        // the RPC method tables, the error codes, and the link every member
+        // keeps to the router. No transfer backends, so the router links none.
         .target(
             name: "LoomProtocol",
             dependencies: [
                 "LoomWire", "LoomEngine", "LoomModel",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -134,6 +136,8 @@ let package = Package(
             dependencies: [
                 "LoomEngine", "LoomModel", "LoomKernels", "LoomProtocol", "LoomTransfer", "LoomWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(name: "LoomCluster", dependencies: ["LoomEngine", "LoomProtocol", "LoomWire", .product(name: "Yams", package: "Yams")]),
@@ -203,7 +207,7 @@ let package = Package(
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomEngine", "LoomProtocol", "LoomTesting", "LoomWire"]),
         .testTarget(
             name: "LoomClusterE2ETests",
-            dependencies: ["LoomEngine", "LoomModel", "LoomTesting"]
+            dependencies: ["LoomEngine", "LoomModel", "LoomTesting", "LoomKVStore", "LoomProtocol", "LoomTransfer", "LoomWire"]
         ),
         .testTarget(
             name: "LoomBenchTests",

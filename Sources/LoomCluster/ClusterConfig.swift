@@ -15,6 +15,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var model: String?
     public var router: RouterConfig
     public var workers: [WorkerConfig]
+    /// KV-cache store nodes (`loom kvstore`); none when the list is left out.
+    public var kvstores: [StoreNodeConfig] = []
     /// Folder for process logs, resolved against the config's folder.
     public var logs: String
 
@@ -99,6 +101,22 @@ public struct WorkerConfig: Sendable, Equatable {
 
     public var id: WorkerID { WorkerID(name) }
     public var rpcAddress: RPCAddress { .tcp(host: host, port: port) }
+}
+
+/// One KV-cache store node the cluster runs.
+public struct StoreNodeConfig: Sendable, Equatable {
+    public var name: String
+    public var host = "127.0.0.1"
+    /// The node's RPC port (and its `tcp` transfer target's).
+    public var port: Int
+    /// DRAM for blocks, in MiB.
+    public var dramMiB: Int
+
+    public init(name: String, port: Int, dramMiB: Int) {
+        self.name = name
+        self.port = port
+        self.dramMiB = dramMiB
+    }
 }
 
 /// The libfabric providers a worker's KV transfers may use. `tcp;ofi_rxm`

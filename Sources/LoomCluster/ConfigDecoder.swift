@@ -7,12 +7,13 @@ import Yams
 /// cross-entry checks (unique names, free ports) run as entries are read,
 /// against tables of what earlier entries claimed.
 struct ConfigDecoder {
-    static let rootKeys = ["model", "router", "workers", "logs"]
+    static let rootKeys = ["model", "router", "workers", "kvstores", "logs"]
     static let routerKeys = [
         "host", "port", "rpc_port", "policy", "prefix_weight", "disaggregation_threshold",
         "heartbeat_interval_ms", "heartbeat_timeout_ms",
     ]
     static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider"]
+    static let storeKeys = ["name", "host", "port", "dram_mib"]
 
     let file: String
     /// "host:port" → who took it and on which line.
@@ -27,8 +28,9 @@ struct ConfigDecoder {
         let model = try modelPath(top)
         let router = try decodeRouter(top.required("router", top.node("router")), mark: top.keyMark("router"))
         let workers = try decodeWorkers(top)
+        let kvstores = try decodeStores(top)
         let logs = resolve(try top.string("logs") ?? ".loom/logs")
-        return ClusterConfig(file: file, model: model, router: router, workers: workers, logs: logs)
+        return ClusterConfig(file: file, model: model, router: router, workers: workers, kvstores: kvstores, logs: logs)
     }
 
     // MARK: Sections
@@ -92,7 +94,7 @@ struct ConfigDecoder {
         let name = try workerName(s)
         var worker = try WorkerConfig(
             name: name,
-            role: s.required("role", s.choice("role", of: WorkerRole.self)),
+            role: s.required("role", s.choice("role", among: WorkerRole.workerRoles)),
             port: s.required("port", s.int("port", in: Limits.ports))
         )
         if let host = try host(s) { worker.host = host }
@@ -108,6 +110,25 @@ struct ConfigDecoder {
         return worker
     }
 
+    private mutating func decodeStores(_ top: YAMLSection) throws(ConfigError) -> [StoreNodeConfig] {
+        guard let node = try top.node("kvstores") else { return [] }
+        guard let items = node.sequence else {
+            throw top.error(.wrongType, node.mark, "kvstores must be a list of store nodes, got \(YAMLSection.describe(node))")
+        }
+        var stores: [StoreNodeConfig] = []
+        for (index, item) in items.enumerated() {
+            let s = try YAMLSection(item, path: "kvstores[\(index)]", mark: item.mark, allowed: Self.storeKeys, file: file)
+            let name = try workerName(s)
+            var store = try StoreNodeConfig(
+                name: name, port: s.required("port", s.int("port", in: Limits.ports)),
+                dramMiB: s.required("dram_mib", s.int("dram_mib", in: Limits.dramMiB)))
+            if let host = try host(s) { store.host = host }
+            try claim(store.port, on: store.host, by: "store node \(name)", s, key: "port")
+            stores.append(store)
+        }
+        return stores
+    }
+
     // MARK: Values
 
     private mutating func workerName(_ s: YAMLSection) throws(ConfigError) -> String {
@@ -120,7 +141,7 @@ struct ConfigDecoder {
             throw s.error(.invalidValue, mark, "\(s.qualified("name")) must be 1 to 63 characters of a-z, 0-9 and '-', got '\(name)'")
         }
         if let line = names[name] {
-            throw s.error(.duplicateName, mark, "\(s.qualified("name")) '\(name)' is already the name of the worker on line \(line)")
+            throw s.error(.duplicateName, mark, "\(s.qualified("name")) '\(name)' is already the name of the worker or store node on line \(line)")
         }
         names[name] = mark?.line ?? 0
         return name

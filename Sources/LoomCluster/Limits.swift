@@ -18,6 +18,8 @@ public enum Limits {
     public static let disaggregationThreshold = 0...(1 << 20)
     public static let leaseSeconds = 1...3600
     public static let drainSeconds = 0...3600
+    /// A store node's DRAM tier, in MiB: at least one block of any model.
+    public static let dramMiB = 1...(1 << 20)
 
     /// `value` if it lies in `range`, else an error naming the setting and
     /// the range, as a person would fix it.

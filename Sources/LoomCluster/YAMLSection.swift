@@ -76,9 +76,15 @@ struct YAMLSection {
 
     func choice<Value: RawRepresentable & CaseIterable>(_ key: String, of _: Value.Type) throws(ConfigError) -> Value?
     where Value.RawValue == String {
+        try choice(key, among: Array(Value.allCases))
+    }
+
+    /// The value of `key`, which must be the raw value of one of `values`.
+    func choice<Value: RawRepresentable>(_ key: String, among values: [Value]) throws(ConfigError) -> Value?
+    where Value.RawValue == String {
         guard let text = try string(key) else { return nil }
-        guard let value = Value(rawValue: text) else {
-            let names = Value.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let value = values.first(where: { $0.rawValue == text }) else {
+            let names = values.map(\.rawValue).joined(separator: ", ")
             throw error(.wrongType, valueMark(key), "\(qualified(key)) must be one of \(names), got '\(text)'")
         }
         return value

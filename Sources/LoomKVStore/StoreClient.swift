@@ -25,6 +25,13 @@ public struct StoreClient: Sendable {
         /// No room now, or refused (with the store's reasons).
         public var full = 0
         public var refused: [String] = []
+
+        public init(stored: Int = 0, existed: Int = 0, full: Int = 0, refused: [String] = []) {
+            self.stored = stored
+            self.existed = existed
+            self.full = full
+            self.refused = refused
+        }
     }
 
     /// Offers `blocks` (each header, and the page of `source` its bytes are

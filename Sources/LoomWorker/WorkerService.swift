@@ -1,4 +1,5 @@
 import Logging
+import LoomProtocol
 import LoomWire
 import ServiceLifecycle
 

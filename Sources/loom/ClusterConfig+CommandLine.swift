@@ -20,7 +20,15 @@ extension ClusterConfig {
     }
 }
 
-extension WorkerRole: ExpressibleByArgument {}
+/// `--role` of `loom worker`: the worker roles only (a store node is `loom kvstore`).
+extension WorkerRole: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let role = WorkerRole(rawValue: argument), WorkerRole.workerRoles.contains(role) else { return nil }
+        self = role
+    }
+
+    public static var allValueStrings: [String] { workerRoles.map(\.rawValue) }
+}
 
 extension RPCAddress: ExpressibleByArgument {
     /// `host:port`, as `--router` takes it.

@@ -6,7 +6,7 @@ struct Loom: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loom",
         abstract: "Loom: LLM serving in Swift.",
-        subcommands: [TokenizeCommand.self, GenerateCommand.self, ServeCommand.self, UpCommand.self, RouterCommand.self, WorkerCommand.self, BenchCommand.self])
+        subcommands: [TokenizeCommand.self, GenerateCommand.self, ServeCommand.self, UpCommand.self, RouterCommand.self, WorkerCommand.self, KVStoreCommand.self, BenchCommand.self])
 
     /// `--nio-executor` (the RPC benches' flag) acts before parsing: Swift's
     /// global executor can only be replaced before the first task runs, and

@@ -9,7 +9,7 @@ import ServiceLifecycle
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Start a whole Loom cluster on this machine from a config: router and workers as child processes.")
+        abstract: "Start a whole Loom cluster on this machine from a config: router, workers and store nodes as child processes.")
 
     @Option(name: .long, help: "Cluster config (YAML).")
     var config = "Configs/local.yaml"
@@ -30,9 +30,10 @@ struct UpCommand: AsyncParsableCommand {
         let children = Children()
         let launches = cluster.launches()
         let child = { ChildProcess(launch: $0, executable: Self.executablePath, logs: cluster.logs, children: children) }
-        let router = child(launches.router), workers = launches.workers.map(child)
+        // Store nodes stop with the workers: both leave the router before it stops.
+        let router = child(launches.router), members = (launches.workers + launches.stores).map(child)
         let readiness = Readiness(
-            url: url, expected: cluster.workers.map(\.name), children: children, timeout: .seconds(startupTimeout),
+            url: url, expected: cluster.workers.map(\.name) + cluster.kvstores.map(\.name), children: children, timeout: .seconds(startupTimeout),
             banner: Self.banner(url: url, cluster: cluster, model: model))
         var logger = Logger(label: "loom.up")
         logger.logLevel = .warning
@@ -43,12 +44,12 @@ struct UpCommand: AsyncParsableCommand {
             services: [
                 .init(service: RouterProcess(child: router), successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: WorkerProcesses(workers: workers), successTerminationBehavior: .gracefullyShutdownGroup,
+                .init(service: WorkerProcesses(workers: members), successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: readiness, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        defer { FileHandle.standardError.write(Data("loom up: stopped \(workers.count + 1) processes\n".utf8)) }
+        defer { FileHandle.standardError.write(Data("loom up: stopped \(members.count + 1) processes\n".utf8)) }
         try await group.run()
     }
 
@@ -60,9 +61,10 @@ struct UpCommand: AsyncParsableCommand {
     static func banner(url: String, cluster: ClusterConfig, model: String) -> String {
         let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let workers = cluster.workers.map { "\($0.name) (\($0.role.rawValue), \($0.host):\($0.port))" }.joined(separator: ", ")
+        let stores = cluster.kvstores.map { "\($0.name) (\($0.dramMiB) MiB, \($0.host):\($0.port))" }.joined(separator: ", ")
         return """
         loom up: cluster ready at \(url)
-          workers: \(workers)
+          workers: \(workers)\(stores.isEmpty ? "" : "\n  kvstore: \(stores)")
           logs:    \(cluster.logs)
           status:  loomctl --router \(url) status
           try:     curl -s \(url)/v1/chat/completions -H 'Content-Type: application/json' \\
@@ -73,12 +75,13 @@ struct UpCommand: AsyncParsableCommand {
 }
 
 extension ClusterConfig {
-    /// The router and each worker as `loom up` starts them: each child reads
-    /// this same validated config file and picks its own entry by name, so
-    /// nothing is turned back into command-line strings.
-    func launches() -> (router: Launch, workers: [Launch]) {
+    /// The router, each worker and each store node as `loom up` starts
+    /// them: each child reads this same validated config file and picks its
+    /// own entry by name, so nothing is turned back into command-line strings.
+    func launches() -> (router: Launch, workers: [Launch], stores: [Launch]) {
         let file = URL(fileURLWithPath: self.file).standardizedFileURL.path
         return (Launch(name: "router", cpus: nil, arguments: ["router", "--config", file]),
-                workers.map { Launch(name: $0.name, cpus: $0.cpus, arguments: ["worker", "--config", file, "--name", $0.name]) })
+                workers.map { Launch(name: $0.name, cpus: $0.cpus, arguments: ["worker", "--config", file, "--name", $0.name]) },
+                kvstores.map { Launch(name: $0.name, cpus: nil, arguments: ["kvstore", "--config", file, "--name", $0.name]) })
     }
 }

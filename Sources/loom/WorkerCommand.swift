@@ -15,29 +15,13 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Run one worker of a Loom cluster: the engine, served over Loom's RPC to a router.")
 
-    @Option(name: .long, help: ArgumentHelp("Run the worker --name of this cluster config (YAML): its entry and the router section set everything below but the lease and the drain.", valueName: "file"))
-    var config: String?
-
-    @Option(name: .long, help: "This worker's name in the cluster (unique).")
-    var name: String
-
-    @Option(name: .long, help: "Path to a GGUF model (default: $LOOM_MODEL or ~/.cache/loom/models/\(ModelLocator.defaultFileName)).")
-    var model: String?
+    @OptionGroup var member: MemberOptions
 
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int?
 
     @Option(name: .long, help: "prefill, decode or mixed (the default).")
     var role: WorkerRole?
-
-    @Option(name: .long, help: "Address peers reach this worker on, RPC and KV transfer (default: 127.0.0.1).")
-    var host: String?
-
-    @Option(name: .long, help: "RPC port (0, the default, picks a free one).")
-    var port: Int?
-
-    @Option(name: .long, help: ArgumentHelp("The router's RPC address.", valueName: "host:port"))
-    var router: RPCAddress?
 
     @Option(name: .long, help: "Sequences that may run in one batch (default: 16).")
     var maxRunning: Int?
@@ -66,20 +50,18 @@ struct WorkerCommand: AsyncParsableCommand {
     /// from `--config` (validated by its loader), else from the flags,
     /// checked against the same `Limits`.
     func settings() throws -> (worker: WorkerConfig, router: RPCAddress, model: String?) {
-        let flags: [(flag: String, value: Any?)] = [
-            ("--model", model), ("--threads", threads), ("--role", role), ("--host", host), ("--port", port), ("--router", router),
-            ("--max-running", maxRunning), ("--kv-blocks", kvBlocks), ("--fabric-provider", fabricProvider),
+        let extra: [(flag: String, value: Any?)] = [
+            ("--threads", threads), ("--role", role), ("--max-running", maxRunning), ("--kv-blocks", kvBlocks), ("--fabric-provider", fabricProvider),
         ]
-        if let config {
-            let cluster = try ClusterConfig.loadForCommandLine(config, refusing: flags)
-            guard let worker = cluster.workers.first(where: { $0.name == name }) else {
-                throw ValidationError("\(config) has no worker named '\(name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
+        if let cluster = try member.cluster(refusing: extra) {
+            guard let worker = cluster.workers.first(where: { $0.name == member.name }) else {
+                throw ValidationError("\(cluster.file) has no worker named '\(member.name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
             }
             return (worker, cluster.router.rpcAddress, cluster.model)
         }
-        guard let router else { throw ValidationError("--router is needed (the router's RPC address, host:port), or --config") }
-        var worker = WorkerConfig(name: name, role: role ?? .mixed, port: port ?? 0)
-        if let host { worker.host = host }
+        let router = try member.requiredRouter()
+        var worker = WorkerConfig(name: member.name, role: role ?? .mixed, port: member.port ?? 0)
+        if let host = member.host { worker.host = host }
         worker.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         if let maxRunning { worker.maxRunning = maxRunning }
         if let kvBlocks { worker.kvBlocks = kvBlocks }
@@ -94,11 +76,11 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        return (worker, router, model)
+        return (worker, router, member.model)
     }
 
     func run() async throws {
-        var logger = Logger(label: "loom.worker.\(name)")
+        var logger = Logger(label: "loom.worker.\(member.name)")
         logger.logLevel = .info
         let (settings, routerAddress, configuredModel) = try settings()
         let path: String
@@ -128,7 +110,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let server = try await RPCServer.bind(.tcp(host: c.host, port: c.port), services: worker.services, configuration: rpc)
         guard case .tcp(_, let boundPort) = server.localAddress else { return }
         worker.advertise(port: boundPort)
-        let link = RouterLink(router: router, worker: worker, blockSize: KVCacheLayout.defaultBlockSize, modelName: modelName, logger: logger)
+        let link = RouterLink(
+            router: router, member: WorkerMembership(worker: worker, blockSize: KVCacheLayout.defaultBlockSize, modelName: modelName), logger: logger)
         announce("loom worker: \(c.name) role=\(c.role.rawValue) listening on \(c.host):\(boundPort) router=\(router.hostPort)")
         let service = WorkerService(node: worker, server: server, link: link, drainTimeout: .seconds(drainSeconds), logger: logger)
         // SIGTERM and SIGINT drain; the group's logger says when.

@@ -10,7 +10,7 @@ import Testing
         let folder = temporaryPath("loom-up-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let ports = try FreePorts.take(4)
+        let ports = try FreePorts.take(5)
         let config = "\(folder)/cluster.yaml"
         try """
         model: \(try TestModel.path())
@@ -18,6 +18,8 @@ import Testing
         workers:
           - {name: prefill-0, role: prefill, port: \(ports[2]), threads: 1, kv_blocks: 256}
           - {name: decode-0, role: decode, port: \(ports[3]), threads: 1, kv_blocks: 256}
+        kvstores:
+          - {name: kvstore-0, port: \(ports[4]), dram_mib: 16}
         logs: logs
         """.write(toFile: config, atomically: true, encoding: .utf8)
 
@@ -30,9 +32,10 @@ import Testing
 
         let table = try Shell.run(status)
         #expect(table.status == 0, "\(table.output)")
-        for worker in ["prefill-0", "decode-0"] {
-            #expect(table.output.contains(worker), "\(table.output)")
+        for member in ["prefill-0", "decode-0", "kvstore-0"] {
+            #expect(table.output.contains(member), "\(table.output)")
         }
+        #expect(banner.text.contains("kvstore: kvstore-0 (16 MiB, 127.0.0.1:\(ports[4]))"), "\(banner.text)")
         #expect(!table.output.contains("dead"), "\(table.output)")
 
         let answer = try Shell.run(tryRequest)
@@ -52,7 +55,7 @@ import Testing
         #expect(nowhere.output.contains("cannot reach the router at http://127.0.0.1:1"), "\(nowhere.output)")
 
         let children = up.childPIDs()
-        #expect(children.count == 3, "router and two workers: \(children)")
+        #expect(children.count == 4, "router, two workers and a store node: \(children)")
         try up.interrupt()
         for pid in children {
             #expect(kill(pid, 0) != 0, "child \(pid) outlived loom up")

@@ -67,6 +67,20 @@ private let router = """
         expect("\(router)\nworkers:\n  name: d\n", .wrongType, line: 5, mentions: ["workers must be a list", "a mapping"])
     }
 
+    @Test func storeNodesAreCheckedLikeWorkers() {
+        let worker = "\(router)\nworkers:\n  - {name: d, role: decode, port: 9002}\n"
+        expect(worker + "kvstores:\n  - {name: d, port: 9003, dram_mib: 64}\n", .duplicateName, line: 7,
+               mentions: ["'d'", "worker or store node on line 5"])
+        expect(worker + "kvstores:\n  - {name: s, port: 9002, dram_mib: 64}\n", .duplicatePort, line: 7, mentions: ["kvstores[0].port 9002", "worker d"])
+        expect(worker + "kvstores:\n  - {name: s, port: 9003, dram_mib: 0}\n", .outOfRange, line: 7, mentions: ["kvstores[0].dram_mib", "1"])
+        expect(worker + "kvstores:\n  - {name: s, port: 9003}\n", .missingKey, line: 7, mentions: ["dram_mib"])
+        expect(worker + "kvstores:\n  - {name: s, port: 9003, dram_mib: 64, disk_gib: 2}\n", .unknownKey, line: 7,
+               mentions: ["'disk_gib'", "allowed keys: name, host, port, dram_mib"])
+        expect(worker + "kvstores: {name: s}\n", .wrongType, line: 6, mentions: ["kvstores must be a list"])
+        expect("\(router)\nworkers:\n  - {name: d, role: kvstore, port: 9002}\n", .wrongType, line: 5,
+               mentions: ["workers[0].role must be one of prefill, decode, mixed, got 'kvstore'"])
+    }
+
     @Test func aFabricProviderIsOneLoomKnowsAndTheSameOnEveryWorker() {
         expect("\(router)\nworkers:\n  - name: d\n    role: decode\n    port: 9002\n    fabric_provider: psm3\n", .wrongType, line: 8,
                mentions: ["workers[0].fabric_provider must be one of tcp;ofi_rxm, verbs;ofi_rxm, efa, got 'psm3'"])

@@ -29,14 +29,17 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-/// What a process does in the cluster. The KV store and the expert servers
-/// will register with roles of their own.
+/// What a process does in the cluster. The expert servers will register
+/// with a role of their own.
 public nonisolated enum Loom_Cluster_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
   case prefill // = 1
   case decode // = 2
   case mixed // = 3
+
+  /// A KV-cache store node: never routed requests, fetched from by workers.
+  case kvstore // = 4
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -49,6 +52,7 @@ public nonisolated enum Loom_Cluster_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 1: self = .prefill
     case 2: self = .decode
     case 3: self = .mixed
+    case 4: self = .kvstore
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -59,6 +63,7 @@ public nonisolated enum Loom_Cluster_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .prefill: return 1
     case .decode: return 2
     case .mixed: return 3
+    case .kvstore: return 4
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -69,6 +74,7 @@ public nonisolated enum Loom_Cluster_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
     .prefill,
     .decode,
     .mixed,
+    .kvstore,
   ]
 
 }
@@ -595,7 +601,7 @@ public nonisolated struct Loom_Cluster_Empty: Sendable {
 fileprivate nonisolated let _protobuf_package = "loom.cluster"
 
 nonisolated extension Loom_Cluster_Role: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_PREFILL\0\u{1}ROLE_DECODE\0\u{1}ROLE_MIXED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_PREFILL\0\u{1}ROLE_DECODE\0\u{1}ROLE_MIXED\0\u{1}ROLE_KVSTORE\0")
 }
 
 nonisolated extension Loom_Cluster_Sampling: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Logging
+import LoomCluster
+import LoomEngine
+import LoomHTTP
+import LoomKVStore
+import LoomModel
+import LoomProtocol
+import LoomWire
+import ServiceLifecycle
+
+struct KVStoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvstore",
+        abstract: "Run one KV-cache store node of a Loom cluster: a DRAM tier of KV blocks that workers put and get over the transfer layer.")
+
+    @OptionGroup var member: MemberOptions
+
+    @Option(name: .long, help: "DRAM for KV blocks, in MiB (default: 256).")
+    var dramMib: Int?
+
+    @Option(name: .long, help: "Seconds a put's reserved slots wait for their commit before they are reclaimed.")
+    var leaseSeconds = 30
+
+    func validate() throws {
+        _ = try settings()
+        try Limits.checkForCommandLine(leaseSeconds, in: Limits.leaseSeconds, "--lease-seconds")
+    }
+
+    func settings() throws -> (store: StoreNodeConfig, router: RPCAddress, model: String?) {
+        if let cluster = try member.cluster(refusing: [("--dram-mib", dramMib)]) {
+            guard let store = cluster.kvstores.first(where: { $0.name == member.name }) else {
+                throw ValidationError("\(cluster.file) has no store node named '\(member.name)' under kvstores; it has \(cluster.kvstores.map(\.name).joined(separator: ", "))")
+            }
+            return (store, cluster.router.rpcAddress, cluster.model)
+        }
+        let router = try member.requiredRouter()
+        if let port = member.port { try Limits.checkForCommandLine(port, in: 0...Limits.ports.upperBound, "--port") }
+        if let dramMib { try Limits.checkForCommandLine(dramMib, in: Limits.dramMiB, "--dram-mib") }
+        var store = StoreNodeConfig(name: member.name, port: member.port ?? 0, dramMiB: dramMib ?? 256)
+        if let host = member.host { store.host = host }
+        return (store, router, member.model)
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "loom.kvstore.\(member.name)")
+        logger.logLevel = .info
+        let (settings, routerAddress, configuredModel) = try settings()
+        let path: String
+        do { path = try ModelLocator.resolve(configuredModel) } catch let error as GGUFError { throw ValidationError(error.message) }
+        let modelConfig = try ModelConfig(gguf: GGUFFile(path: path))
+        let modelName = ServedModel.defaultName(path: path)
+        let layout = StoredLayout(modelConfig)
+        let epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000) ^ UInt64(ProcessInfo.processInfo.processIdentifier)
+        let configuration = StoreConfiguration(
+            name: settings.name, host: settings.host, port: settings.port,
+            slots: StoreConfiguration.slots(dramMiB: settings.dramMiB, layout: layout),
+            modelID: BlockHasher(modelName: modelName).modelID, layout: layout, lease: .seconds(leaseSeconds))
+        let store = try KVStoreNode(configuration: configuration, epoch: epoch)
+        let server = try await RPCServer.bind(.tcp(host: settings.host, port: settings.port), services: store.services, configuration: store.rpcConfiguration)
+        guard case .tcp(_, let boundPort) = server.localAddress else { return }
+        store.advertise(port: boundPort)
+        let link = RouterLink(router: routerAddress, member: StoreMembership(store: store, modelName: modelName), logger: logger)
+        announce("loom kvstore: \(settings.name) listening on \(settings.host):\(boundPort) router=\(routerAddress.hostPort) slots=\(configuration.slots) (\(layout.payloadBytes) bytes each)")
+        let service = KVStoreService(store: store, server: server, link: link, logger: logger)
+        try await ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import LoomEngine
+import LoomKVStore
+import LoomModel
+import LoomProtocol
+import LoomTesting
+import LoomTransfer
+import LoomWire
+import Testing
+
+/// `loom kvstore` as its own process: it registers with a real router,
+/// takes blocks of the real model's layout from another process over the
+/// transfer layer, gives them back, and leaves the router on SIGTERM.
+@Suite(.serialized) struct KVStoreProcessTests {
+    @Test func aStoreNodeRegistersStoresAndServesBlocksAndLeavesOnSIGTERM() async throws {
+        let model = try TestModel.path()
+        let cluster = ClusterHarness(model: model)
+        defer { cluster.stopAll() }
+        try cluster.startRouter()
+        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "16"])
+        defer { if store.process.isRunning { store.crash() } }
+        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        let status = try await cluster.waitForStatus("kvstore-0 healthy") { cluster.worker("kvstore-0", in: $0)?["healthy"] as? Bool == true }
+        #expect(cluster.worker("kvstore-0", in: status)?["role"] as? String == "kvstore")
+
+        let config = try ModelConfig(gguf: GGUFFile(path: model))
+        let layout = StoredLayout(config)
+        let hasher = BlockHasher(modelName: URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)
+        let peer = try await StorePeer(blocks: 4, layout: layout)
+        defer { peer.close() }
+        var headers: [StoredBlockHeader] = []
+        for block in 0..<2 {
+            let tokens = (0..<layout.blockSize).map { TokenID(100 + block * layout.blockSize + $0) }
+            let bytes = (0..<layout.payloadBytes).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ block) }
+            try peer.pool.fill(offset: block * layout.payloadBytes, with: bytes)
+            headers.append(bytes.withUnsafeBytes {
+                StoredBlockHeader(hash: hasher.hash(parent: headers.last?.hash, tokens: tokens), parent: headers.last?.hash,
+                                  modelID: hasher.modelID, layout: layout, tokens: tokens, payload: $0)
+            })
+        }
+        let address = try #require(RPCAddress(hostPort: storeAddress))
+        let (put, landed) = try await RPCConnection.withConnection(to: address, configuration: peer.transfer.configuration) { connection in
+            let client = StoreClient(connection: connection, peers: peer.transfer.peers, writer: "test")
+            let put = try await client.put(headers.enumerated().map { ($1, $0) }, from: peer.pool, stride: layout.payloadBytes)
+            let landed = try await client.get(headers.map(\.hash.rawValue), into: try peer.target(blocks: [2, 3], immediate: 9))
+            return (put, landed)
+        }
+        #expect(put.stored == 2 && put.existed == 0 && put.refused.isEmpty, "\(put)")
+        #expect(landed == 2)
+        for block in 0..<2 {
+            #expect(try peer.pool.read(offset: (2 + block) * layout.payloadBytes, count: layout.payloadBytes)
+                    == peer.pool.read(offset: block * layout.payloadBytes, count: layout.payloadBytes))
+        }
+        _ = try await cluster.waitForStatus("the store's two blocks in its heartbeat") {
+            cluster.worker("kvstore-0", in: $0)?["kv_blocks_used"] as? Int == 2
+        }
+
+        store.kill()
+        #expect(store.process.terminationStatus == 0, "\(store.tail)")
+        _ = try await cluster.waitForStatus("kvstore-0 gone", limit: .seconds(5)) { cluster.worker("kvstore-0", in: $0) == nil }
+    }
+}
+
+/// The test process's side: a pool of blocks registered for the store to
+/// push into, served on loopback like a worker's.
+struct StorePeer {
+    let transfer: TransferNode
+    let pool: RegisteredRegion
+    let server: RPCServer
+    let serving: Task<Void, Error>
+    let bytesPerBlock: Int
+
+    init(blocks: Int, layout: StoredLayout) async throws {
+        bytesPerBlock = layout.payloadBytes
+        let target = TransferTarget(regions: RegionTable(owner: "e2e-\(UInt32.random(in: 0...UInt32.max))", epoch: 1))
+        transfer = TransferNode(target: target, receivers: [SharedMemoryReceiver(target: target), TCPReceiver(target: target)],
+                                configuration: RPCConfiguration(nodeName: "e2e"))
+        pool = try transfer.register(length: blocks * layout.payloadBytes, over: [.shm, .tcp])
+        var services = RPCServices()
+        transfer.serve(into: &services)
+        let server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: services, configuration: transfer.configuration)
+        self.server = server
+        serving = Task { try await server.run() }
+    }
+
+    func target(blocks: [Int], immediate: UInt32) throws -> Loom_Kvstore_GetTarget {
+        var target = Loom_Kvstore_GetTarget()
+        target.region = try pool.descriptor.proto.serializedData()
+        target.blocks = blocks.map { UInt32($0) }
+        target.bytesPerBlock = UInt64(bytesPerBlock)
+        target.immediate = immediate
+        guard case .tcp(let host, let port) = server.localAddress else { preconditionFailure("bound to tcp") }
+        target.transferHost = host
+        target.transferPort = UInt32(port)
+        target.hostID = HostIdentity.current
+        return target
+    }
+
+    func close() {
+        serving.cancel()
+        transfer.close()
+    }
+}
