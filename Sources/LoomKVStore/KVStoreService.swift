@@ -55,15 +55,15 @@ public struct StoreMembership: ClusterMember {
 }
 
 /// A store node process as one service: its RPC server, its link to the
-/// router and the lease sweeper run until a graceful shutdown (SIGTERM),
-/// then it leaves the router and stops.
+/// router (none when it serves alone) and the lease sweeper run until a
+/// graceful shutdown (SIGTERM), then it leaves the router and stops.
 public struct KVStoreService: Service {
     let store: KVStoreNode
     let server: RPCServer
-    let link: RouterLink
+    let link: RouterLink?
     let logger: Logger
 
-    public init(store: KVStoreNode, server: RPCServer, link: RouterLink, logger: Logger) {
+    public init(store: KVStoreNode, server: RPCServer, link: RouterLink?, logger: Logger) {
         self.store = store
         self.server = server
         self.link = link
@@ -75,12 +75,14 @@ public struct KVStoreService: Service {
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await server.run() }
-                group.addTask { await link.run() }
+                if let link { group.addTask { await link.run() } }
                 group.addTask { await store.sweep() }
                 group.addTask {
                     guard (try? await gracefulShutdown()) != nil else { return }
-                    await link.deregister()
-                    logger.info("left the router")
+                    if let link {
+                        await link.deregister()
+                        logger.info("left the router")
+                    }
                     throw Stopped()
                 }
             }

@@ -54,7 +54,7 @@ public struct StoredBlockHeader: Hashable, Sendable {
 
     /// A header for `payload`, checksummed here.
     public init(hash: BlockHash, parent: BlockHash?, modelID: UInt64, layout: StoredLayout, tokens: [TokenID], payload: UnsafeRawBufferPointer) {
-        self.init(hash: hash, parent: parent, modelID: modelID, layout: layout, tokens: tokens, checksum: Kernels.crc32c(payload))
+        self.init(hash: hash, parent: parent, modelID: modelID, layout: layout, tokens: tokens, checksum: Self.checksum(of: payload))
     }
 
     public init(hash: BlockHash, parent: BlockHash?, modelID: UInt64, layout: StoredLayout, tokens: [TokenID], checksum: UInt32) {
@@ -64,6 +64,11 @@ public struct StoredBlockHeader: Hashable, Sendable {
         self.layout = layout
         self.tokens = tokens
         self.checksum = checksum
+    }
+
+    /// The checksum a header carries for `payload`.
+    public static func checksum(of payload: UnsafeRawBufferPointer) -> UInt32 {
+        Kernels.crc32c(payload)
     }
 
     public var encodedBytes: Int { Self.fixedBytes + 4 * tokens.count }

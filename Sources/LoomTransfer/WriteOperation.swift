@@ -80,8 +80,11 @@ public struct WriteOperation: Sendable {
         var segments: [Segment] = []
         segments.reserveCapacity(sourcePages.count)
         for (sourcePage, remotePage) in zip(sourcePages, remotePages) {
-            let bytes = try source.read(offset: sourcePage * sourceStride, count: pageLength)
-            segments.append(Segment(region: remote, offset: remotePage * remoteStride, bytes: ByteBuffer(bytes: bytes)))
+            let offset = sourcePage * sourceStride
+            try source.descriptor.checkBounds(offset: offset, count: pageLength)
+            // One copy, straight from the registered memory into the buffer sent.
+            let bytes = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: source.bytes[offset..<offset + pageLength]))
+            segments.append(Segment(region: remote, offset: remotePage * remoteStride, bytes: bytes))
         }
         return try WriteOperation(segments: segments, immediate: immediate)
     }

@@ -23,19 +23,23 @@ struct KVStoreCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a put's reserved slots wait for their commit before they are reclaimed.")
     var leaseSeconds = 30
 
+    @Flag(name: .long, help: "Serve without a router: no registration, no heartbeats (`loom bench kvstore` starts one this way).")
+    var standalone = false
+
     func validate() throws {
         _ = try settings()
         try Limits.checkForCommandLine(leaseSeconds, in: Limits.leaseSeconds, "--lease-seconds")
     }
 
-    func settings() throws -> (store: StoreNodeConfig, router: RPCAddress, model: String?) {
-        if let cluster = try member.cluster(refusing: [("--dram-mib", dramMib)]) {
+    func settings() throws -> (store: StoreNodeConfig, router: RPCAddress?, model: String?) {
+        if let cluster = try member.cluster(refusing: [("--dram-mib", dramMib), ("--standalone", standalone ? true : nil)]) {
             guard let store = cluster.kvstores.first(where: { $0.name == member.name }) else {
                 throw ValidationError("\(cluster.file) has no store node named '\(member.name)' under kvstores; it has \(cluster.kvstores.map(\.name).joined(separator: ", "))")
             }
             return (store, cluster.router.rpcAddress, cluster.model)
         }
-        let router = try member.requiredRouter()
+        if standalone && member.router != nil { throw ValidationError("--standalone serves without a router; leave --router out") }
+        let router = standalone ? nil : try member.requiredRouter()
         if let port = member.port { try Limits.checkForCommandLine(port, in: 0...Limits.ports.upperBound, "--port") }
         if let dramMib { try Limits.checkForCommandLine(dramMib, in: Limits.dramMiB, "--dram-mib") }
         var store = StoreNodeConfig(name: member.name, port: member.port ?? 0, dramMiB: dramMib ?? 256)
@@ -61,8 +65,8 @@ struct KVStoreCommand: AsyncParsableCommand {
         let server = try await RPCServer.bind(.tcp(host: settings.host, port: settings.port), services: store.services, configuration: store.rpcConfiguration)
         guard case .tcp(_, let boundPort) = server.localAddress else { return }
         store.advertise(port: boundPort)
-        let link = RouterLink(router: routerAddress, member: StoreMembership(store: store, modelName: modelName), logger: logger)
-        announce("loom kvstore: \(settings.name) listening on \(settings.host):\(boundPort) router=\(routerAddress.hostPort) slots=\(configuration.slots) (\(layout.payloadBytes) bytes each)")
+        let link = routerAddress.map { RouterLink(router: $0, member: StoreMembership(store: store, modelName: modelName), logger: logger) }
+        announce("loom kvstore: \(settings.name) listening on \(settings.host):\(boundPort) router=\(routerAddress?.hostPort ?? "none") slots=\(configuration.slots) (\(layout.payloadBytes) bytes each)")
         let service = KVStoreService(store: store, server: server, link: link, logger: logger)
         try await ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }

@@ -1,34 +1,56 @@
 import Foundation
 import LoomWire
 
-/// The peer server a bench starts for itself: this executable again, as
-/// `loom bench peer-server`, so `loom` alone is enough. Its stdout and
-/// stderr go to files: we poll the first for the `LISTENING` line, and show
-/// the second if it dies before that.
+/// A server a bench starts for itself: this executable again, so `loom`
+/// alone is enough; `loom bench peer-server` by default, or another
+/// subcommand that announces where it listens (`loom kvstore`). Its stdout
+/// and stderr go to files: we poll the first for the line saying where it
+/// listens, and show the second if it dies before that.
 struct PeerServerChild {
     let process = Process()
     let stdout: URL
     let stderr: URL
+    /// The address in a line of its stdout, if the line says it listens.
+    let listening: @Sendable (Substring) throws -> RPCAddress?
 
     /// Starts one with `arguments` after `bench peer-server`, runs `body`
     /// with its address, and stops it, also when `body` throws.
     static func with<R>(_ arguments: [String], progress: (String) -> Void, _ body: (RPCAddress) async throws -> R) async throws -> R {
-        let child = try PeerServerChild(arguments)
+        // --parent: the child exits by itself if we die without stopping it.
+        try await with(command: ["bench", "peer-server", "--parent", "\(getpid())"] + arguments, listening: Self.listeningLine,
+                       progress: progress, body)
+    }
+
+    static func with<R>(
+        command arguments: [String], listening: @escaping @Sendable (Substring) throws -> RPCAddress?,
+        progress: (String) -> Void, _ body: (RPCAddress) async throws -> R
+    ) async throws -> R {
+        let child = try PeerServerChild(arguments, listening: listening)
         defer { child.stop() }
         let address = try await child.waitUntilListening()
-        progress("started a peer server (pid \(child.process.processIdentifier)) at \(address)")
+        progress("started \(arguments.prefix(2).joined(separator: " ")) (pid \(child.process.processIdentifier)) at \(address)")
         return try await body(address)
     }
 
-    private init(_ arguments: [String]) throws {
+    /// A peer server's `LISTENING <address> …` line.
+    static func listeningLine(_ line: Substring) throws -> RPCAddress? {
+        guard line.hasPrefix("LISTENING ") else { return nil }
+        let words = line.split(separator: " ")
+        guard words.count >= 2, let address = PeerAddress.parse(String(words[1])) else {
+            throw BenchError("the peer server printed a LISTENING line this build cannot read: \(line)")
+        }
+        return address
+    }
+
+    private init(_ arguments: [String], listening: @escaping @Sendable (Substring) throws -> RPCAddress?) throws {
+        self.listening = listening
         let directory = FileManager.default.temporaryDirectory
         let name = "loom-bench-peer-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         stdout = directory.appendingPathComponent("\(name).out")
         stderr = directory.appendingPathComponent("\(name).err")
         for file in [stdout, stderr] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
         process.executableURL = URL(fileURLWithPath: UpCommand.executablePath)
-        // --parent: the child exits by itself if we die without stopping it.
-        process.arguments = ["bench", "peer-server", "--parent", "\(getpid())"] + arguments
+        process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: stdout)
         process.standardError = try FileHandle(forWritingTo: stderr)
         process.standardInput = FileHandle.nullDevice
@@ -36,7 +58,7 @@ struct PeerServerChild {
             try process.run()
         } catch {
             removeFiles()
-            throw BenchError("cannot start \(UpCommand.executablePath) as the peer server: \(error); pass --connect HOST:PORT to use one that is already running")
+            throw BenchError("cannot start \(UpCommand.executablePath) as a bench server: \(error)")
         }
     }
 
@@ -46,19 +68,15 @@ struct PeerServerChild {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOf: stdout, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("LISTENING ") }) {
-                let words = line.split(separator: " ")
-                guard words.count >= 2, let address = PeerAddress.parse(String(words[1])) else {
-                    throw BenchError("the peer server printed a LISTENING line this build cannot read: \(line)")
-                }
-                return address
+            for line in text.split(separator: "\n") {
+                if let address = try listening(line) { return address }
             }
             guard process.isRunning else {
-                throw BenchError("the peer server (\(commandLine)) exited with status \(process.terminationStatus) before listening:\n\(errors)")
+                throw BenchError("the bench server (\(commandLine)) exited with status \(process.terminationStatus) before listening:\n\(errors)")
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw BenchError("the peer server (\(commandLine)) did not listen within \(timeout); it wrote:\n\(errors)")
+        throw BenchError("the bench server (\(commandLine)) did not listen within \(timeout); it wrote:\n\(errors)")
     }
 
     /// SIGTERM lets it release its /dev/shm region; SIGKILL if it hangs.

@@ -24,7 +24,9 @@ public enum SharedMemoryRegion {
             guard fd >= 0 else { throw errnoError("create \(path)") }
             defer { close(fd) }
             guard ftruncate(fd, off_t(length)) == 0 else { unlink(path); throw errnoError("size \(path)") }
-            let memory = try map(fd: fd, length: length, path: path)
+            // Populated now, as private regions are when they are zeroed:
+            // writers then never pay the owner's first-touch page faults.
+            let memory = try map(fd: fd, length: length, path: path, populate: true)
             var shared = descriptor
             shared.backendKeys[backendKey] = Array(path.utf8)
             return RegisteredRegion(descriptor: shared, memory: memory) { memory in
@@ -56,8 +58,9 @@ public enum SharedMemoryRegion {
         }
     }
 
-    private static func map(fd: Int32, length: Int, path: String) throws -> UnsafeMutableRawBufferPointer {
-        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+    private static func map(fd: Int32, length: Int, path: String, populate: Bool = false) throws -> UnsafeMutableRawBufferPointer {
+        let flags = MAP_SHARED | (populate ? MAP_POPULATE : 0)
+        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, flags, fd, 0), base != MAP_FAILED else {
             throw errnoError("map \(path)")
         }
         return UnsafeMutableRawBufferPointer(start: base, count: length)

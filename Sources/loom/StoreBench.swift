@@ -1,0 +1,150 @@
+import Foundation
+import LoomEngine
+import LoomKVStore
+import LoomModel
+import LoomPeer
+import LoomProtocol
+import LoomTransfer
+import LoomWire
+
+/// The bench's own side: a pool of blocks registered like a worker's, the
+/// raw writes of the reference and the store client's puts and gets.
+struct StoreBench {
+    let layout: StoredLayout
+    let blocks: Int
+    let batch: Int
+    let backend: TransferBackend
+    let hasher: BlockHasher
+    let transfer: TransferNode
+    /// Blocks 0..<blocks are the source; blocks..<2*blocks receive gets.
+    let pool: RegisteredRegion
+    let server: RPCServer
+    let serving: Task<Void, Error>
+
+    init(layout: StoredLayout, blocks: Int, batch: Int, backend: TransferBackend, hasher: BlockHasher) async throws {
+        self.layout = layout
+        self.blocks = blocks
+        self.batch = batch
+        self.backend = backend
+        self.hasher = hasher
+        let target = TransferTarget(regions: RegionTable(owner: "bench-\(getpid())", epoch: 1))
+        transfer = TransferNode(target: target, receivers: [SharedMemoryReceiver(target: target), TCPReceiver(target: target)],
+                                configuration: RPCConfiguration(nodeName: "bench"))
+        pool = try transfer.register(length: 2 * blocks * layout.payloadBytes, over: [backend])
+        var random = SystemRandomNumberGenerator()
+        let filler = (0..<layout.payloadBytes).map { _ in UInt8.random(in: 0...255, using: &random) }
+        for block in 0..<blocks { try pool.fill(offset: block * layout.payloadBytes, with: filler) }
+        var services = RPCServices()
+        transfer.serve(into: &services)
+        let server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: services, configuration: transfer.configuration)
+        self.server = server
+        serving = Task { try await server.run() }
+    }
+
+    func close() {
+        serving.cancel()
+        transfer.close()
+    }
+
+    struct Result {
+        var backend: String
+        var blockBytes: Int
+        var raw: Double, put: Double, get: Double
+        var putsPerSecond: Double, getsPerSecond: Double
+
+        var table: String {
+            func gb(_ value: Double) -> String { String(format: "%.2f GB/s", value) }
+            return """
+            KV store, \(backend), blocks of \(blockBytes) bytes (median of runs)
+              raw transfer writes  \(gb(raw))
+              put (reserve, write, verify, commit)  \(gb(put))  \(String(format: "%.0f", putsPerSecond)) blocks/s  \(String(format: "%.2f", put / raw))× raw
+              get (lookup, lease, push)  \(gb(get))  \(String(format: "%.0f", getsPerSecond)) blocks/s  \(String(format: "%.2f", get / raw))× raw
+            """
+        }
+
+        var json: String {
+            String(format: #"{"bench":"kvstore","backend":"%@","block_bytes":%d,"raw_gbytes_per_s":%.3f,"put_gbytes_per_s":%.3f,"get_gbytes_per_s":%.3f,"put_blocks_per_s":%.0f,"get_blocks_per_s":%.0f,"put_vs_raw":%.3f,"get_vs_raw":%.3f}"#,
+                   backend, blockBytes, raw, put, get, putsPerSecond, getsPerSecond, put / raw, get / raw)
+        }
+    }
+
+    func run(runs: Int, store: RPCAddress, peer: RPCAddress, peerRegion: RegionDescriptor, progress: (String) -> Void) async throws -> Result {
+        var raw: [Double] = [], put: [Double] = [], get: [Double] = []
+        try await RPCConnection.withConnection(to: store, configuration: transfer.configuration) { connection in
+            let client = StoreClient(connection: connection, peers: transfer.peers, writer: "bench")
+            for run in 0...runs {
+                let times = (
+                    raw: try await timed { try await rawWrites(to: peer, region: peerRegion) },
+                    put: try await timed { try await puts(client, run: run) },
+                    get: try await timed { try await gets(client, run: run) })
+                guard run > 0 else { continue }
+                let total = Double(blocks * layout.payloadBytes) / 1e9
+                raw.append(total / times.raw); put.append(total / times.put); get.append(total / times.get)
+                progress(String(format: "run %d: raw %.2f, put %.2f, get %.2f GB/s", run, raw.last!, put.last!, get.last!))
+            }
+        }
+        let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        let bytes = Double(layout.payloadBytes) / 1e9
+        return Result(backend: backend.rawValue, blockBytes: layout.payloadBytes, raw: median(raw), put: median(put), get: median(get),
+                      putsPerSecond: median(put) / bytes, getsPerSecond: median(get) / bytes)
+    }
+
+    private func timed(_ body: () async throws -> Void) async throws -> Double {
+        let start = ContinuousClock.now
+        try await body()
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// The same pages, batch by batch, as plain writes into the peer server.
+    private func rawWrites(to peer: RPCAddress, region: RegionDescriptor) async throws {
+        try await transfer.peers.withTransport(to: peer, over: backend) { transport in
+            for start in stride(from: 0, to: blocks, by: batch) {
+                let pages = Array(start..<min(blocks, start + batch))
+                try await transport.write(try .paged(from: pool, pages: pages, stride: layout.payloadBytes, to: region, pages: pages,
+                                                     stride: layout.payloadBytes, pageLength: layout.payloadBytes, immediate: 1))
+            }
+        }
+    }
+
+    /// Every run stores a chain of its own (the tokens differ), so no put
+    /// finds its blocks stored already.
+    private func headers(run: Int) -> [StoredBlockHeader] {
+        var headers: [StoredBlockHeader] = []
+        let checksum = StoredBlockHeader.checksum(of: UnsafeRawBufferPointer(rebasing: pool.bytes[0..<layout.payloadBytes]))
+        for block in 0..<blocks {
+            let tokens = (0..<layout.blockSize).map { TokenID(run * 1_000_000 + block * layout.blockSize + $0) }
+            headers.append(StoredBlockHeader(hash: hasher.hash(parent: headers.last?.hash, tokens: tokens), parent: headers.last?.hash,
+                                             modelID: hasher.modelID, layout: layout, tokens: tokens, checksum: checksum))
+        }
+        return headers
+    }
+
+    private func puts(_ client: StoreClient, run: Int) async throws {
+        let all = headers(run: run)
+        for start in stride(from: 0, to: blocks, by: batch) {
+            let slice = (start..<min(blocks, start + batch)).map { (all[$0], $0) }
+            let outcome = try await client.put(slice, from: pool, stride: layout.payloadBytes)
+            guard outcome.stored == slice.count else { throw BenchError("a put stored \(outcome.stored) of \(slice.count) blocks: \(outcome)") }
+        }
+    }
+
+    private func gets(_ client: StoreClient, run: Int) async throws {
+        let chain = headers(run: run).map(\.hash.rawValue)
+        guard case .tcp(let host, let port) = server.localAddress else { return }
+        for start in stride(from: 0, to: blocks, by: batch) {
+            let end = min(blocks, start + batch)
+            var target = Loom_Kvstore_GetTarget()
+            target.region = try pool.descriptor.proto.serializedData()
+            target.blocks = (start..<end).map { UInt32(blocks + $0) }
+            target.bytesPerBlock = UInt64(layout.payloadBytes)
+            target.immediate = UInt32(2 + start)
+            target.transferHost = host
+            target.transferPort = UInt32(port)
+            target.hostID = HostIdentity.current
+            // A get is a chain's leading run: ask from this batch's first block.
+            let landed = try await client.get(Array(chain[start..<end]), into: target)
+            guard landed == end - start else { throw BenchError("a get returned \(landed) of \(end - start) blocks") }
+        }
+    }
+}
