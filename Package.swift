@@ -123,7 +123,7 @@ let package = Package(
         .target(
             name: "LoomWorker",
             dependencies: [
-                "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer",
+                "LoomEngine", "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer", "LoomKVStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -120,6 +120,10 @@ final class EngineLoop: @unchecked Sendable {
     var scheduler: Scheduler
     var contexts: [RequestID: RequestContext] = [:]
     var exports = KVExports()
+    /// Every block the pool caches goes here too, when set.
+    var publishing: (any KVPublishSink)? {
+        didSet { scheduler.pool.recordsCommits = publishing != nil }
+    }
     var model: Transformer { runner.model }
     var memory: PagedKVMemory { runner.memory }
 
@@ -183,7 +187,8 @@ final class EngineLoop: @unchecked Sendable {
     }
 
     /// One step: `schedule → execute → update`, then its outputs go out —
-    /// KV to its sinks, tokens to their streams. A failed forward pass fails
+    /// KV to its sinks (a prefill's export, the blocks it made reusable to
+    /// a publisher), tokens to their streams. A failed forward pass fails
     /// the requests in that step (their KV may be partly written) and
     /// leaves the engine serving others.
     func step() {
@@ -197,6 +202,7 @@ final class EngineLoop: @unchecked Sendable {
         }
         let events = scheduler.update(sampled.result)
         exports.export(plan, from: memory)
+        publishCommittedBlocks()
         deliver(events, logits: sampled.logprobs)
     }
 

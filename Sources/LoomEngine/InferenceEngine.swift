@@ -19,12 +19,15 @@ public final class InferenceEngine: Sendable {
     public let vocabularySize: Int
     public let contextLength: Int
 
-    /// Loads nothing itself: give it a model and how to schedule, and the KV
+    /// Loads nothing itself: give it a model and how to schedule, the KV
     /// pool's memory if it must live somewhere particular (a region peers
-    /// write into). The engine thread starts at once and runs until `shutdown()`.
-    public init(model: Transformer, configuration: SchedulerConfiguration, memory: PagedKVMemory? = nil) throws {
+    /// write into), and where blocks it caches should also go, if anywhere.
+    /// The engine thread starts at once and runs until `shutdown()`.
+    public init(model: Transformer, configuration: SchedulerConfiguration, memory: PagedKVMemory? = nil,
+                publishing: (any KVPublishSink)? = nil) throws {
         precondition(configuration.maxRunning <= model.maxLogitRows, "maxRunning \(configuration.maxRunning) exceeds the model's \(model.maxLogitRows) logit rows per step")
         let loop = try EngineLoop(model: model, configuration: configuration, memory: memory, cacheLog: cacheLog)
+        loop.publishing = publishing
         kvLayout = loop.memory.layout
         published = Mutex(loop.snapshot)
         vocabularySize = model.config.vocabularySize

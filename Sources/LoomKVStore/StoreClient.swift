@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import LoomProtocol
 import LoomTransfer
 import LoomWire
@@ -41,15 +42,45 @@ public struct StoreClient: Sendable {
         _ blocks: [(header: StoredBlockHeader, page: Int)], from source: RegisteredRegion, stride: Int,
         timeout: Duration = .seconds(10)
     ) async throws -> PutOutcome {
+        try await put(blocks.map(\.header), timeout: timeout) { pages, region, slotBytes, immediate in
+            try .paged(from: source, pages: pages.map { blocks[$0.index].page }, stride: stride, to: region, pages: pages.map { $0.slot },
+                       stride: slotBytes, pageLength: slotBytes, immediate: immediate)
+        }
+    }
+
+    /// Offers `headers` whose bytes lie one after another in `bytes`, and
+    /// puts those the store lacks: how a worker publishes blocks it copied
+    /// out of its pool.
+    public func put(_ headers: [StoredBlockHeader], bytes: ByteBuffer, timeout: Duration = .seconds(10)) async throws -> PutOutcome {
+        try await put(headers, timeout: timeout) { pages, region, slotBytes, immediate in
+            var wanted = ByteBuffer()
+            wanted.reserveCapacity(pages.count * slotBytes)
+            for page in pages {
+                guard let block = bytes.getSlice(at: bytes.readerIndex + page.index * slotBytes, length: slotBytes) else {
+                    throw TransferError(.invalidRequest, "the put's bytes hold \(bytes.readableBytes / slotBytes) blocks of \(slotBytes), not \(headers.count)")
+                }
+                var copy = block
+                wanted.writeBuffer(&copy)
+            }
+            return try .pages(of: wanted, pageLength: slotBytes, to: region, pages: pages.map(\.slot), stride: slotBytes, immediate: immediate)
+        }
+    }
+
+    /// Reserve, write what `operation` makes of the reserved (block index,
+    /// slot) pairs, commit.
+    private func put(
+        _ headers: [StoredBlockHeader], timeout: Duration,
+        operation: ([(index: Int, slot: Int)], RegionDescriptor, Int, UInt32) throws -> WriteOperation
+    ) async throws -> PutOutcome {
         var reserve = Loom_Kvstore_PutReserveRequest()
         reserve.writer = writer
-        reserve.headers = blocks.map { $0.header.encoded() }.map { Data($0) }
+        reserve.headers = headers.map { Data($0.encoded()) }
         let (reservation, _) = try await connection.unary(StoreRPC.putReserve, reserve, timeout: timeout)
         var outcome = PutOutcome(refused: reservation.refused)
-        var pages: [(source: Int, slot: Int)] = []
-        for (block, slot) in zip(blocks, reservation.slots) {
+        var pages: [(index: Int, slot: Int)] = []
+        for (index, slot) in reservation.slots.enumerated() {
             switch slot {
-            case 0...: pages.append((block.page, Int(slot)))
+            case 0...: pages.append((index, Int(slot)))
             case -1: outcome.existed += 1
             default: outcome.full += 1
             }
@@ -57,13 +88,10 @@ public struct StoreClient: Sendable {
         // Nothing reserved (all held already, or no room): nothing to commit.
         guard !pages.isEmpty else { return outcome }
         let region = try RegionDescriptor(serialized: [UInt8](reservation.region))
-        let slotBytes = Int(reservation.slotBytes)
-        let operation = try WriteOperation.paged(
-            from: source, pages: pages.map(\.source), stride: stride, to: region, pages: pages.map(\.slot), stride: slotBytes,
-            pageLength: slotBytes, immediate: reservation.immediate)
+        let write = try operation(pages, region, Int(reservation.slotBytes), reservation.immediate)
         let backend = TransferBackend.choose(for: region, peerHost: reservation.hostID)
         try await peers.withTransport(to: .tcp(host: reservation.transferHost, port: Int(reservation.transferPort)), over: backend) {
-            try await $0.write(operation)
+            try await $0.write(write)
         }
         var commit = Loom_Kvstore_PutCommitRequest()
         commit.immediate = reservation.immediate

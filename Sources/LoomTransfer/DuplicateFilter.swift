@@ -3,8 +3,8 @@
 /// `window` ids, in a ring, so memory stays bounded however long a peer
 /// writes. An id repeats only long after it left the window (op ids never
 /// do; a fabric writer's 16-bit sequence after 65536 writes).
-struct DuplicateFilter<ID: Hashable>: Sendable where ID: Sendable {
-    static var defaultWindow: Int { 4096 }
+public struct DuplicateFilter<ID: Hashable>: Sendable where ID: Sendable {
+    public static var defaultWindow: Int { 4096 }
 
     let window: Int
     private var members: Set<ID> = []
@@ -12,16 +12,16 @@ struct DuplicateFilter<ID: Hashable>: Sendable where ID: Sendable {
     private var order: [ID] = []
     private var head = 0
 
-    init(window: Int = Self.defaultWindow) {
+    public init(window: Int = Self.defaultWindow) {
         precondition(window > 0, "a duplicate filter remembers at least one id")
         self.window = window
     }
 
-    func contains(_ id: ID) -> Bool { members.contains(id) }
+    public func contains(_ id: ID) -> Bool { members.contains(id) }
 
     /// Records `id`; false when it was already in the window (a duplicate).
     @discardableResult
-    mutating func insert(_ id: ID) -> Bool {
+    public mutating func insert(_ id: ID) -> Bool {
         guard members.insert(id).inserted else { return false }
         if order.count < window {
             order.append(id)

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import LoomEngine
+import LoomKVStore
 import LoomModel
 import LoomProtocol
 import LoomTransfer
@@ -20,14 +22,19 @@ public struct WorkerConfiguration: Sendable {
     /// `host`, in both directions. Every worker of a cluster needs the same
     /// one. Nil: `shm` on the same host, `tcp` across hosts.
     public var fabricProvider: String?
+    /// KV store nodes to publish every block the engine caches to; none:
+    /// blocks live only in this worker's pool.
+    public var stores: [StoreNodeAddress]
 
-    public init(name: String, role: WorkerRole, host: String, port: Int, lease: Duration = .seconds(30), fabricProvider: String? = nil) {
+    public init(name: String, role: WorkerRole, host: String, port: Int, lease: Duration = .seconds(30), fabricProvider: String? = nil,
+                stores: [StoreNodeAddress] = []) {
         self.name = name
         self.role = role
         self.host = host
         self.port = port
         self.lease = lease
         self.fabricProvider = fabricProvider
+        self.stores = stores
     }
 }
 
@@ -46,6 +53,8 @@ public final class WorkerNode: Sendable {
     let calls: WorkerCalls
     let decode: DecodeService
     let prefill: PrefillService
+    /// Set when the worker publishes to store nodes.
+    public let publisher: StorePublisher?
     private let boundPort: BoundPort
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
@@ -64,8 +73,10 @@ public final class WorkerNode: Sendable {
         // directly; without /dev/shm the pool is private and reached by tcp.
         // Never fabric: see `FabricStaging`.
         let pool = try transfer.register(length: scheduler.blockCount * layout.bytesPerBlock, over: [.shm, .tcp])
+        publisher = configuration.stores.isEmpty ? nil : StorePublisher(
+            nodes: configuration.stores, modelID: scheduler.hasher.modelID, layout: StoredLayout(model.transformer.config, blockSize: scheduler.blockSize))
         engine = try InferenceEngine(model: model.transformer, configuration: scheduler,
-                                     memory: PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool))
+                                     memory: PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool), publishing: publisher)
         json = JSONTokenTable(tokenizer: model.tokenizer)
         calls = WorkerCalls(worker: configuration.name)
         boundPort = BoundPort(configuration.port)
@@ -100,7 +111,20 @@ public final class WorkerNode: Sendable {
         boundPort.set(port)
     }
 
-    public var load: Loom_Cluster_Load { calls.load(engine.snapshot) }
+    public var load: Loom_Cluster_Load {
+        var load = calls.load(engine.snapshot)
+        if let publisher {
+            load.kvBlocksPublished = publisher.published.load(ordering: .relaxed)
+            load.kvBlocksPublishDropped = publisher.dropped.load(ordering: .relaxed) + publisher.failed.load(ordering: .relaxed)
+        }
+        return load
+    }
+
+    /// Publishes the blocks the engine caches, until cancelled (nothing
+    /// without store nodes).
+    public func publishToStores(logger: Logger) async {
+        await publisher?.run(peers: transfer.peers, configuration: transfer.configuration, logger: logger)
+    }
 
     /// Returns the blocks of reservations whose lease ran out, every
     /// `interval`, until cancelled.

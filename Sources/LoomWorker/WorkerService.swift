@@ -31,6 +31,7 @@ public struct WorkerService: Service {
                 group.addTask { try await server.run() }
                 group.addTask { await link.run() }
                 group.addTask { await node.sweepLeases() }
+                group.addTask { await node.publishToStores(logger: logger) }
                 // Ends the group once drained; if the server fails first,
                 // the group's cancellation ends this without draining.
                 group.addTask {

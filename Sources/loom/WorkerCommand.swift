@@ -23,6 +23,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "prefill, decode or mixed (the default).")
     var role: WorkerRole?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "A KV store node to publish every cached block to (repeat for several; blocks are spread over them by rendezvous hashing).",
+        valueName: "host:port"))
+    var kvstore: [RPCAddress] = []
+
     @Option(name: .long, help: "Sequences that may run in one batch (default: 16).")
     var maxRunning: Int?
 
@@ -49,15 +54,17 @@ struct WorkerCommand: AsyncParsableCommand {
     /// This worker's entry, where its router is and which model it serves:
     /// from `--config` (validated by its loader), else from the flags,
     /// checked against the same `Limits`.
-    func settings() throws -> (worker: WorkerConfig, router: RPCAddress, model: String?) {
+    func settings() throws -> (worker: WorkerConfig, router: RPCAddress, model: String?, stores: [StoreNodeAddress]) {
         let extra: [(flag: String, value: Any?)] = [
             ("--threads", threads), ("--role", role), ("--max-running", maxRunning), ("--kv-blocks", kvBlocks), ("--fabric-provider", fabricProvider),
+            ("--kvstore", kvstore.isEmpty ? nil : kvstore),
         ]
         if let cluster = try member.cluster(refusing: extra) {
             guard let worker = cluster.workers.first(where: { $0.name == member.name }) else {
                 throw ValidationError("\(cluster.file) has no worker named '\(member.name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
             }
-            return (worker, cluster.router.rpcAddress, cluster.model)
+            let stores = cluster.kvstores.map { StoreNodeAddress(name: $0.name, address: .tcp(host: $0.host, port: $0.port)) }
+            return (worker, cluster.router.rpcAddress, cluster.model, stores)
         }
         let router = try member.requiredRouter()
         var worker = WorkerConfig(name: member.name, role: role ?? .mixed, port: member.port ?? 0)
@@ -76,13 +83,15 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        return (worker, router, member.model)
+        // Without names, a node's address is its id: every worker given the
+        // same --kvstore list places blocks the same way.
+        return (worker, router, member.model, kvstore.map { StoreNodeAddress(name: $0.hostPort, address: $0) })
     }
 
     func run() async throws {
         var logger = Logger(label: "loom.worker.\(member.name)")
         logger.logLevel = .info
-        let (settings, routerAddress, configuredModel) = try settings()
+        let (settings, routerAddress, configuredModel, stores) = try settings()
         let path: String
         do { path = try ModelLocator.resolve(configuredModel) } catch let error as GGUFError { throw ValidationError(error.message) }
         let tokenBudget = Limits.stepTokenBudget
@@ -96,7 +105,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000) ^ UInt64(ProcessInfo.processInfo.processIdentifier)
         let configuration = WorkerConfiguration(
             name: settings.name, role: settings.role, host: settings.host, port: settings.port,
-            lease: .seconds(leaseSeconds), fabricProvider: settings.fabricProvider?.rawValue)
+            lease: .seconds(leaseSeconds), fabricProvider: settings.fabricProvider?.rawValue, stores: stores)
         var rpc = RPCConfiguration(nodeName: settings.name, logger: logger)
         rpc.epoch = epoch
         let worker = try WorkerNode(model: model, scheduler: scheduler, configuration: configuration, epoch: epoch)

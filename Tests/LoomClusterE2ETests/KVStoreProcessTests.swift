@@ -59,6 +59,35 @@ import Testing
         #expect(store.process.terminationStatus == 0, "\(store.tail)")
         _ = try await cluster.waitForStatus("kvstore-0 gone", limit: .seconds(5)) { cluster.worker("kvstore-0", in: $0) == nil }
     }
+
+    @Test func aWorkerPublishesTheBlocksItComputesToTheStoreOnce() async throws {
+        let model = try TestModel.path()
+        let cluster = ClusterHarness(model: model)
+        defer { cluster.stopAll() }
+        try cluster.startRouter()
+        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "64"])
+        defer { if store.process.isRunning { store.crash() } }
+        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", storeAddress])
+        try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
+
+        let question = "List the planets of the solar system in order from the sun, and give one fact about each of them."
+        let first = try await cluster.complete(body(chat(question), maxTokens: 8))
+        let usage = try #require((try JSONSerialization.jsonObject(with: Data(first.raw.utf8)) as? [String: Any])?["usage"] as? [String: Any])
+        let prompt = try #require(usage["prompt_tokens"] as? Int), completion = try #require(usage["completion_tokens"] as? Int)
+        #expect(prompt >= 32, "a prompt of several blocks: \(usage)")
+        let stored = try await cluster.waitForStatus("the prompt's blocks in the store") { status in
+            (cluster.worker("kvstore-0", in: status)?["kv_blocks_used"] as? Int ?? 0) >= prompt / 16
+        }
+        let count = cluster.worker("kvstore-0", in: stored)?["kv_blocks_used"] as? Int ?? 0
+        #expect(count <= (prompt + completion) / 16, "only full blocks are published: \(count)")
+
+        // The same request again hits the worker's cache: nothing new to publish.
+        _ = try await cluster.complete(body(chat(question), maxTokens: 8))
+        try await Task.sleep(for: .milliseconds(500))
+        let after = try await cluster.status()
+        #expect(cluster.worker("kvstore-0", in: after)?["kv_blocks_used"] as? Int == count, "no block was stored twice")
+    }
 }
 
 /// The test process's side: a pool of blocks registered for the store to

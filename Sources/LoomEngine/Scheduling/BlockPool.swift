@@ -143,7 +143,19 @@ public struct BlockPool: Sendable {
         cached[Int(block)] = CachedBlock(hash: hash, parent: parent, tokens: Array(tokens))
         index[hash] = block
         pendingEvents.append(.stored(hash: hash, parent: parent))
+        if recordsCommits { committed.append(block) }
         return true
+    }
+
+    /// Whether `drainCommitted` is wanted (a publisher reads it every step).
+    public var recordsCommits = false
+    private var committed: [BlockID] = []
+
+    /// The blocks cached since the last call that are still cached, with
+    /// what names them.
+    mutating func drainCommitted() -> [(BlockID, CachedBlock)] {
+        defer { committed.removeAll(keepingCapacity: true) }
+        return committed.compactMap { block in cached[Int(block)].map { (block, $0) } }
     }
 
     /// Cache events since the last call, oldest first.

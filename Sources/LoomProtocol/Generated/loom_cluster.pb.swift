@@ -405,6 +405,12 @@ public nonisolated struct Loom_Cluster_Load: Sendable {
 
   public var fabricWrites: UInt64 = 0
 
+  /// Blocks this worker published to the KV store, and those it could not
+  /// (its queue was full, or the store failed): those stay in its pool only.
+  public var kvBlocksPublished: UInt64 = 0
+
+  public var kvBlocksPublishDropped: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1192,7 +1198,7 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0\u{3}fabric_writes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0\u{3}fabric_writes\0\u{3}kv_blocks_published\0\u{3}kv_blocks_publish_dropped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1213,6 +1219,8 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.shmWrites) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.tcpWrites) }()
       case 13: try { try decoder.decodeSingularUInt64Field(value: &self.fabricWrites) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksPublished) }()
+      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksPublishDropped) }()
       default: break
       }
     }
@@ -1258,6 +1266,12 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.fabricWrites != 0 {
       try visitor.visitSingularUInt64Field(value: self.fabricWrites, fieldNumber: 13)
     }
+    if self.kvBlocksPublished != 0 {
+      try visitor.visitSingularUInt64Field(value: self.kvBlocksPublished, fieldNumber: 14)
+    }
+    if self.kvBlocksPublishDropped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.kvBlocksPublishDropped, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1275,6 +1289,8 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.shmWrites != rhs.shmWrites {return false}
     if lhs.tcpWrites != rhs.tcpWrites {return false}
     if lhs.fabricWrites != rhs.fabricWrites {return false}
+    if lhs.kvBlocksPublished != rhs.kvBlocksPublished {return false}
+    if lhs.kvBlocksPublishDropped != rhs.kvBlocksPublishDropped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

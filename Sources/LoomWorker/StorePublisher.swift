@@ -1,0 +1,123 @@
+import Logging
+import LoomEngine
+import LoomKVStore
+import LoomProtocol
+import LoomTransfer
+import LoomWire
+import NIOCore
+import Synchronization
+
+/// A store node a worker publishes to: its stable id (its name) and address.
+public struct StoreNodeAddress: Sendable, Equatable {
+    public var name: String
+    public var address: RPCAddress
+
+    public init(name: String, address: RPCAddress) {
+        self.name = name
+        self.address = address
+    }
+}
+
+/// Publishes every block the engine caches to the KV store, in the
+/// background. The engine thread only copies the block into a bounded
+/// queue (or drops it when the queue is full, counted): a slow or absent
+/// store never delays a step. A background task checksums, places each
+/// block on its node by rendezvous hashing, and puts batches; a block the
+/// store holds already is not sent again (the store says so at reserve),
+/// and one this worker sent lately is not even offered.
+public final class StorePublisher: KVPublishSink {
+    struct Pending {
+        var block: PublishedBlock
+        var bytes: ByteBuffer
+    }
+
+    public let nodes: [StoreNodeAddress]
+    let placement: StorePlacement
+    let modelID: UInt64
+    let layout: StoredLayout
+    /// Most bytes waiting to be sent before new blocks are dropped.
+    let queueLimit: Int
+    private let queue = Mutex<(blocks: [Pending], bytes: Int)>(([], 0))
+    private let recent = Mutex(DuplicateFilter<UInt64>(window: 1 << 16))
+    private let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    let published = Atomic<UInt64>(0)
+    let dropped = Atomic<UInt64>(0)
+    let failed = Atomic<UInt64>(0)
+
+    public init(nodes: [StoreNodeAddress], modelID: UInt64, layout: StoredLayout, queueLimit: Int = 64 << 20) {
+        precondition(!nodes.isEmpty, "a publisher needs a store node")
+        self.nodes = nodes
+        placement = StorePlacement(nodes: nodes.map(\.name))
+        self.modelID = modelID
+        self.layout = layout
+        self.queueLimit = queueLimit
+    }
+
+    /// On the engine thread: one copy into the queue, nothing else.
+    public func publish(_ block: PublishedBlock, bytes: UnsafeRawBufferPointer) {
+        guard recent.withLock({ !$0.contains(block.hash.rawValue) }) else { return }
+        let admitted = queue.withLock { queue in
+            guard queue.bytes + bytes.count <= queueLimit else { return false }
+            queue.blocks.append(Pending(block: block, bytes: ByteBuffer(bytes: bytes)))
+            queue.bytes += bytes.count
+            return true
+        }
+        guard admitted else {
+            dropped.add(1, ordering: .relaxed)
+            return
+        }
+        wake.continuation.yield()
+    }
+
+    /// Sends what the engine queued until cancelled, batch by batch.
+    public func run(peers: TransferPeers, configuration: RPCConfiguration, logger: Logger) async {
+        var wakes = wake.stream.makeAsyncIterator()
+        while !Task.isCancelled {
+            let batch = take(32)
+            guard !batch.isEmpty else {
+                _ = await wakes.next()
+                continue
+            }
+            for (node, blocks) in Dictionary(grouping: batch, by: { placement.nodes(for: $0.block.hash)[0] }) {
+                await send(blocks, to: nodes[node], peers: peers, configuration: configuration, logger: logger)
+            }
+        }
+    }
+
+    private func take(_ count: Int) -> [Pending] {
+        queue.withLock { queue in
+            let batch = Array(queue.blocks.prefix(count))
+            queue.blocks.removeFirst(batch.count)
+            queue.bytes -= batch.reduce(0) { $0 + $1.bytes.readableBytes }
+            return batch
+        }
+    }
+
+    private func send(_ blocks: [Pending], to node: StoreNodeAddress, peers: TransferPeers, configuration: RPCConfiguration, logger: Logger) async {
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(blocks.count * layout.payloadBytes)
+        let headers = blocks.map { pending in
+            var copy = pending.bytes
+            bytes.writeBuffer(&copy)
+            return pending.bytes.withUnsafeReadableBytes {
+                StoredBlockHeader(hash: pending.block.hash, parent: pending.block.parent, modelID: modelID, layout: layout,
+                                  tokens: pending.block.tokens, payload: $0)
+            }
+        }
+        do {
+            let outcome = try await RPCConnection.withConnection(to: node.address, configuration: configuration) { connection in
+                try await StoreClient(connection: connection, peers: peers, writer: configuration.nodeName).put(headers, bytes: bytes)
+            }
+            published.add(UInt64(outcome.stored), ordering: .relaxed)
+            recent.withLock { recent in for header in headers { _ = recent.insert(header.hash.rawValue) } }
+            if !outcome.refused.isEmpty {
+                logger.warning("store node \(node.name) refused \(outcome.refused.count) blocks: \(outcome.refused.prefix(3).joined(separator: "; "))")
+            }
+        } catch {
+            // The blocks stay in the worker's pool; a later request that
+            // needs them computes them if the store never got them.
+            failed.add(UInt64(blocks.count), ordering: .relaxed)
+            logger.debug("publishing \(blocks.count) blocks to store node \(node.name) failed: \(error)")
+        }
+    }
+}
