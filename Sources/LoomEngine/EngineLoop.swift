@@ -72,6 +72,8 @@ enum EngineCommand: Sendable {
     case cancel(RequestID)
     case reserve(RequestID, GenerationRequest, CheckedContinuation<KVReservation, Error>)
     case attach(RequestID, firstToken: TokenID, logprob: Float, top: [Logprobs.Entry], AsyncThrowingStream<GenerationOutput, Error>.Continuation)
+    case cachedPrefix([TokenID], CheckedContinuation<Int, Never>)
+    case importBlocks([PublishedBlock], KVImportFill, CheckedContinuation<Int, Never>)
 }
 
 extension EngineCommand {
@@ -81,6 +83,7 @@ extension EngineCommand {
         switch self {
         case .submit(_, _, let continuation), .attach(_, _, _, _, let continuation): continuation.finish(throwing: error)
         case .reserve(_, _, let reply): reply.resume(throwing: error)
+        case .cachedPrefix(_, let reply), .importBlocks(_, _, let reply): reply.resume(returning: 0)
         case .cancel: break
         }
     }
@@ -165,6 +168,10 @@ final class EngineLoop: @unchecked Sendable {
             }
         case .attach(let id, let firstToken, let logprob, let top, let continuation):
             attach(id, firstToken: firstToken, logprob: logprob, top: top, continuation)
+        case .cachedPrefix(let prompt, let reply):
+            reply.resume(returning: cachedPrefix(of: prompt))
+        case .importBlocks(let blocks, let fill, let reply):
+            reply.resume(returning: importBlocks(blocks, fill: fill))
         }
     }
 

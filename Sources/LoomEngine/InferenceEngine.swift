@@ -105,7 +105,7 @@ public final class InferenceEngine: Sendable {
     /// tests that must see what the scheduler did.
     public var snapshot: EngineSnapshot { published.withLock { $0 } }
 
-    private func send(_ command: EngineCommand) {
+    func send(_ command: EngineCommand) {
         let accepted = inbox.withLock { inbox in
             inbox?.append(command)
             return inbox != nil

@@ -31,6 +31,11 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
         public var shmWrites: Int
         public var tcpWrites: Int
         public var fabricWrites: Int
+        /// Blocks published to the KV store, dropped on the way (a full
+        /// queue, a failed store), and fetched from it instead of computed.
+        public var kvBlocksPublished: Int
+        public var kvBlocksPublishDropped: Int
+        public var kvBlocksFetched: Int
     }
 
     public var workers: [Worker]
@@ -55,7 +60,10 @@ extension ClusterState {
                     computedTokens: Int(clamping: reported?.computedTokens ?? 0), remotePrefilledTokens: Int(clamping: reported?.remotePrefilledTokens ?? 0),
                     cachedBlocks: Int(clamping: reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count,
                     shmWrites: Int(clamping: reported?.shmWrites ?? 0), tcpWrites: Int(clamping: reported?.tcpWrites ?? 0),
-                    fabricWrites: Int(clamping: reported?.fabricWrites ?? 0))
+                    fabricWrites: Int(clamping: reported?.fabricWrites ?? 0),
+                    kvBlocksPublished: Int(clamping: reported?.kvBlocksPublished ?? 0),
+                    kvBlocksPublishDropped: Int(clamping: reported?.kvBlocksPublishDropped ?? 0),
+                    kvBlocksFetched: Int(clamping: reported?.kvBlocksFetched ?? 0))
             }
             return ClusterStatus(
                 workers: workers, prefixIndexBlocks: state.index.distinctBlocks, prefixIndexEntries: state.index.entryCount,

@@ -16,7 +16,7 @@ struct DecodeService: Sendable {
     /// The engine's KV pool, registered for prefill workers to write into.
     let pool: RegisteredRegion
     let counters: ImmediateCounters
-    let leases: LockedWriteLeases<RequestID>
+    let leases: LockedWriteLeases<PoolWriter>
     /// Set when KV blocks travel over `fabric`.
     let staging: FabricStaging?
     /// How long a reservation waits for its prefill before its blocks return.
@@ -60,7 +60,7 @@ struct DecodeService: Sendable {
             }
         }
         leases.open(immediate, .init(
-            holder: reservation.id, regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch,
+            holder: .reservation(reservation.id), regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch,
             pageBytes: UInt64(bytesPerBlock), offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) }),
             deadline: .now + lease))
         var wire = Loom_Cluster_Reservation()
@@ -91,7 +91,11 @@ struct DecodeService: Sendable {
     func sweepLeases(every interval: Duration) async {
         while !Task.isCancelled {
             for (immediate, lease) in leases.expire(now: .now) {
-                forget(lease.holder, immediate: immediate)
+                switch lease.holder {
+                case .reservation(let id): forget(id, immediate: immediate)
+                // Its fetcher gave up already, or is about to and frees it.
+                case .fetch: counters.reset(immediate)
+                }
             }
             try? await Task.sleep(for: interval)
         }
@@ -122,6 +126,13 @@ struct DecodeService: Sendable {
         guard case .token(let token, let logprob, let top) = first.output else { return }
         try await writer.send(engine.attach(id, firstToken: token, logprob: logprob, top: top))
     }
+}
+
+/// Who may write into this worker's registered memory: the prefill worker
+/// filling a reservation, or a store node pushing a fetch into staging.
+enum PoolWriter: Sendable {
+    case reservation(RequestID)
+    case fetch
 }
 
 /// The port this worker's server is bound to, known only once it is (a

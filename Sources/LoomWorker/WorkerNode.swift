@@ -53,8 +53,9 @@ public final class WorkerNode: Sendable {
     let calls: WorkerCalls
     let decode: DecodeService
     let prefill: PrefillService
-    /// Set when the worker publishes to store nodes.
+    /// Set when the worker publishes to and fetches from store nodes.
     public let publisher: StorePublisher?
+    let fetcher: StoreFetcher?
     private let boundPort: BoundPort
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
@@ -66,7 +67,7 @@ public final class WorkerNode: Sendable {
         StaleSharedRegions.remove()
         var rpc = RPCConfiguration(nodeName: configuration.name)
         rpc.epoch = epoch
-        let leases = LockedWriteLeases<RequestID>()
+        let leases = LockedWriteLeases<PoolWriter>()
         transfer = try .standard(target: TransferTarget(regions: regions, admission: leases), fabricProvider: configuration.fabricProvider,
                                  host: configuration.host, configuration: rpc)
         // A shared mapping lets prefill workers on this host copy blocks in
@@ -84,8 +85,16 @@ public final class WorkerNode: Sendable {
             engine: engine, json: json, pool: pool, counters: transfer.target.counters, leases: leases,
             staging: transfer.receiver(.fabric).map(FabricStaging.init(receiver:)), lease: configuration.lease,
             host: configuration.host, port: boundPort, calls: calls)
-        prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls)
+        fetcher = try configuration.stores.isEmpty ? nil : StoreFetcher(
+            nodes: configuration.stores, engine: engine, hasher: scheduler.hasher,
+            staging: transfer.register(length: Self.stagingBlocks * layout.bytesPerBlock, over: [.shm, .tcp]), leases: leases,
+            counters: transfer.target.counters, peers: transfer.peers, configuration: transfer.configuration,
+            host: configuration.host, port: boundPort)
+        prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls, fetcher: fetcher)
     }
+
+    /// Blocks one fetch from the store can bring at most.
+    static let stagingBlocks = 64
 
     /// The RPC methods this worker answers: the transfer backends' setup
     /// calls (prefill workers write KV blocks through them), `generate`,
@@ -93,8 +102,11 @@ public final class WorkerNode: Sendable {
     public var services: RPCServices {
         var services = RPCServices()
         transfer.serve(into: &services)
-        services.serverStreaming(ClusterRPC.generate) { [engine, json, calls] spec, _, writer in
-            try await calls.serving(new: true) { try await writer.send(engine.generate(spec.request(json: json))) }
+        services.serverStreaming(ClusterRPC.generate) { [engine, json, calls, fetcher] spec, _, writer in
+            try await calls.serving(new: true) {
+                await fetcher?.warm(spec.request.prompt)
+                try await writer.send(engine.generate(spec.request(json: json)))
+            }
         }
         decode.serve(into: &services)
         prefill.serve(into: &services)
@@ -117,6 +129,7 @@ public final class WorkerNode: Sendable {
             load.kvBlocksPublished = publisher.published.load(ordering: .relaxed)
             load.kvBlocksPublishDropped = publisher.dropped.load(ordering: .relaxed) + publisher.failed.load(ordering: .relaxed)
         }
+        if let fetcher { load.kvBlocksFetched = fetcher.fetched.load(ordering: .relaxed) }
         return load
     }
 

@@ -88,6 +88,41 @@ import Testing
         let after = try await cluster.status()
         #expect(cluster.worker("kvstore-0", in: after)?["kv_blocks_used"] as? Int == count, "no block was stored twice")
     }
+
+    @Test func aPromptEvictedFromTheWorkerComesBackFromTheStoreWithTheSameAnswer() async throws {
+        let model = try TestModel.path()
+        let cluster = ClusterHarness(model: model)
+        defer { cluster.stopAll() }
+        try cluster.startRouter()
+        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "128"])
+        defer { if store.process.isRunning { store.crash() } }
+        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        // A pool of 48 blocks: three prompts of ~25 blocks cannot all stay.
+        try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", storeAddress, "--kv-blocks", "48"])
+        try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
+
+        func prompt(_ topic: String) -> [ChatMessage] {
+            let text = (0..<30).map { "Fact \($0) about \(topic): it is worth a sentence of its own." }.joined(separator: " ")
+            return [ChatMessage(role: "system", content: text), ChatMessage(role: "user", content: "Summarize the facts about \(topic).")]
+        }
+        let first = try await cluster.complete(body(prompt("rivers"), maxTokens: 12))
+        #expect(first.status == 200, "\(first.raw)")
+        for topic in ["mountains", "deserts"] {
+            _ = try await cluster.complete(body(prompt(topic), maxTokens: 12))
+        }
+        let published = try await cluster.waitForStatus("the blocks published") { status in
+            (cluster.worker("kvstore-0", in: status)?["kv_blocks_used"] as? Int ?? 0) >= 48
+        }
+        #expect(cluster.worker("mixed-0", in: published)?["kv_blocks_publish_dropped"] as? Int == 0)
+
+        let again = try await cluster.complete(body(prompt("rivers"), maxTokens: 12))
+        #expect(again.content == first.content, "KV fetched from the store gives the answer computed KV gave")
+        let status = try await cluster.waitForStatus("the worker's fetch count") { status in
+            (cluster.worker("mixed-0", in: status)?["kv_blocks_fetched"] as? Int ?? 0) > 0
+        }
+        let fetched = cluster.worker("mixed-0", in: status)?["kv_blocks_fetched"] as? Int ?? 0
+        #expect(fetched > 0 && fetched <= 48, "\(fetched) blocks fetched")
+    }
 }
 
 /// The test process's side: a pool of blocks registered for the store to

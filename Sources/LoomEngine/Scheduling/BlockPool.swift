@@ -135,7 +135,7 @@ public struct BlockPool: Sendable {
     /// same prefix at once); this one then stays private and is freed as
     /// uncached.
     @discardableResult
-    public mutating func commit(_ block: BlockID, hash: BlockHash, parent: BlockHash?, tokens: ArraySlice<TokenID>) -> Bool {
+    public mutating func commit(_ block: BlockID, hash: BlockHash, parent: BlockHash?, tokens: ArraySlice<TokenID>, publish: Bool = true) -> Bool {
         precondition(refCounts[Int(block)] > 0, "block \(block) is committed but nobody holds it")
         precondition(cached[Int(block)] == nil, "block \(block) is already cached; a cached block is never written again")
         precondition(tokens.count == blockSize, "only full blocks are cached")
@@ -143,7 +143,7 @@ public struct BlockPool: Sendable {
         cached[Int(block)] = CachedBlock(hash: hash, parent: parent, tokens: Array(tokens))
         index[hash] = block
         pendingEvents.append(.stored(hash: hash, parent: parent))
-        if recordsCommits { committed.append(block) }
+        if recordsCommits && publish { committed.append(block) }
         return true
     }
 

@@ -411,6 +411,9 @@ public nonisolated struct Loom_Cluster_Load: Sendable {
 
   public var kvBlocksPublishDropped: UInt64 = 0
 
+  /// Blocks fetched from the KV store instead of computed.
+  public var kvBlocksFetched: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1198,7 +1201,7 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0\u{3}fabric_writes\0\u{3}kv_blocks_published\0\u{3}kv_blocks_publish_dropped\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0\u{3}fabric_writes\0\u{3}kv_blocks_published\0\u{3}kv_blocks_publish_dropped\0\u{3}kv_blocks_fetched\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1221,6 +1224,7 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
       case 13: try { try decoder.decodeSingularUInt64Field(value: &self.fabricWrites) }()
       case 14: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksPublished) }()
       case 15: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksPublishDropped) }()
+      case 16: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksFetched) }()
       default: break
       }
     }
@@ -1272,6 +1276,9 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.kvBlocksPublishDropped != 0 {
       try visitor.visitSingularUInt64Field(value: self.kvBlocksPublishDropped, fieldNumber: 15)
     }
+    if self.kvBlocksFetched != 0 {
+      try visitor.visitSingularUInt64Field(value: self.kvBlocksFetched, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1291,6 +1298,7 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.fabricWrites != rhs.fabricWrites {return false}
     if lhs.kvBlocksPublished != rhs.kvBlocksPublished {return false}
     if lhs.kvBlocksPublishDropped != rhs.kvBlocksPublishDropped {return false}
+    if lhs.kvBlocksFetched != rhs.kvBlocksFetched {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
