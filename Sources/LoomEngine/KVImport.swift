@@ -30,11 +30,15 @@ extension EngineLoop {
 
     /// Each block into a fresh pool block, then cached under its hash. The
     /// new blocks are held until all are in, so making room for a later
-    /// one never evicts an earlier one of the same chain.
+    /// one never evicts an earlier one of the same chain, nor its head.
     func importBlocks(_ blocks: [PublishedBlock], fill: KVImportFill) -> Int {
+        // The cached blocks the chain continues are held too: room for the
+        // new ones must never be made by evicting the head they extend.
+        let head = scheduler.pool.ancestors(of: blocks[0].parent)
+        scheduler.pool.acquire(head)
         var held: [BlockID] = []
         var imported = 0
-        defer { scheduler.pool.release(held) }
+        defer { scheduler.pool.release(head + held) }
         for (i, block) in blocks.enumerated() {
             if scheduler.pool.block(for: block.hash) != nil {
                 imported += 1

@@ -44,8 +44,12 @@ final class StoreFetcher: Sendable {
         self.configuration = configuration
         self.host = host
         self.port = port
-        free = Mutex(Array(0..<(staging.count / engine.kvLayout.bytesPerBlock)))
+        pageCount = staging.count / engine.kvLayout.bytesPerBlock
+        free = Mutex(Array(0..<pageCount))
     }
+
+    /// Staging pages in all: the most one fetch brings.
+    let pageCount: Int
 
     /// Caches what the stores hold of `prompt` beyond what the pool holds,
     /// run by run of blocks that live on one node, until a node lacks one.
@@ -54,7 +58,8 @@ final class StoreFetcher: Sendable {
         var next = await engine.cachedPrefixBlocks(of: prompt)
         while next < chain.count {
             let node = placement.nodes(for: chain[next])[0]
-            let run = chain[next...].prefix { placement.nodes(for: $0)[0] == node }.count
+            // A run on one node, at most what staging holds at once.
+            let run = min(chain[next...].prefix { placement.nodes(for: $0)[0] == node }.count, pageCount)
             let landed = await fetch(chain, prompt: prompt, from: next, count: run, node: nodes[node])
             next += landed
             guard landed == run else { return }

@@ -81,6 +81,18 @@ public struct BlockPool: Sendable {
         return hits
     }
 
+    /// The cached blocks of the chain ending in `hash`, head first: what a
+    /// block whose parent is `hash` continues.
+    public func ancestors(of hash: BlockHash?) -> [BlockID] {
+        var chain: [BlockID] = []
+        var next = hash
+        while let current = next, let block = index[current], chain.count < blockCount {
+            chain.append(block)
+            next = cached[Int(block)]?.parent
+        }
+        return chain.reversed()
+    }
+
     /// How many new blocks `allocate` could hand out after `reusing` (cached
     /// hits about to be acquired) leave the free set.
     public func allocatableCount(reusing hits: [BlockID]) -> Int {
