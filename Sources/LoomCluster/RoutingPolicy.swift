@@ -17,10 +17,20 @@ public struct RoutingCandidate: Sendable, Equatable {
 public struct RoutingRequest: Sendable, Equatable {
     /// Blocks the prompt occupies: its full blocks plus a trailing partial one.
     public var promptBlocks: Int
+    /// The prompt's leading blocks a KV store node holds: any worker can
+    /// fetch them instead of computing them.
+    public var storedBlocks: Int
 
-    public init(promptBlocks: Int) {
-        precondition(promptBlocks >= 0, "a prompt has no negative size")
+    public init(promptBlocks: Int, storedBlocks: Int = 0) {
+        precondition(promptBlocks >= 0 && storedBlocks >= 0, "a prompt has no negative size")
         self.promptBlocks = promptBlocks
+        self.storedBlocks = storedBlocks
+    }
+
+    /// What a worker holding `cached` leading blocks would compute, and
+    /// what it would fetch from the store first.
+    public func work(cached: Int) -> (compute: Int, fetch: Int) {
+        (max(0, promptBlocks - max(cached, storedBlocks)), max(0, storedBlocks - cached))
     }
 }
 

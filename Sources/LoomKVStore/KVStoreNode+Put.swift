@@ -20,7 +20,11 @@ extension KVStoreNode {
             }
         }
         var removed: [StoreIndex.Removal] = []
-        let outcomes = index.withLock { $0.reserve(offered.map(\.header.hash), now: .now, lease: configuration.lease, removed: &removed) }
+        let outcomes = index.withLock { index in
+            let outcomes = index.reserve(offered.map(\.header.hash), now: .now, lease: configuration.lease, removed: &removed)
+            record(removed.compactMap { if case .evicted(let hash, _) = $0 { .removed(hash: hash) } else { nil } })
+            return outcomes
+        }
         counters.record(removed)
         var pending: [PendingBlock] = []
         for ((position, header), outcome) in zip(offered, outcomes) {
@@ -77,7 +81,10 @@ extension KVStoreNode {
                 }
                 let bytes = UnsafeRawBufferPointer(rebasing: region.bytes[block.slot * slotBytes ..< (block.slot + 1) * slotBytes])
                 try block.header.verify(modelID: configuration.modelID, layout: configuration.layout, payload: bytes)
-                try index.withLock { index throws(StoreError) in try index.commit(block.header, now: .now) }
+                try index.withLock { index throws(StoreError) in
+                    try index.commit(block.header, now: .now)
+                    record([.stored(hash: block.header.hash, parent: block.header.parent)])
+                }
                 response.committed += 1
             } catch {
                 index.withLock { $0.abandon(block.header.hash) }

@@ -19,6 +19,9 @@ public final class KVStoreNode: Sendable {
     /// headers the written bytes must match.
     let puts: LockedWriteLeases<[PendingBlock]>
     let counters = StoreCounters()
+    /// Blocks stored and removed since the router last heard, for its
+    /// index; nil once too many piled up (the node then registers anew).
+    let events = Mutex<[KVCacheEvent]?>([])
     private let immediates = Atomic<UInt32>(1)
     private let boundPort: Atomic<Int>
 
@@ -80,6 +83,34 @@ public final class KVStoreNode: Sendable {
 
     public func shutdown() {
         transfer.close()
+    }
+
+    /// Records what changed, for the next heartbeat. Called under the
+    /// index's lock, so a registration's snapshot and the events after it
+    /// never disagree.
+    func record(_ changes: [KVCacheEvent]) {
+        guard !changes.isEmpty else { return }
+        events.withLock { events in
+            guard events != nil else { return }
+            events!.append(contentsOf: changes)
+            if events!.count > 1 << 16 { events = nil }
+        }
+    }
+
+    /// Every block held now, and a fresh start for the events.
+    func snapshotResettingEvents() -> [BlockHash] {
+        index.withLock { index in
+            events.withLock { $0 = [] }
+            return index.committedHashes
+        }
+    }
+
+    /// The changes since the last call; nil when some were dropped.
+    func drainEvents() -> [KVCacheEvent]? {
+        events.withLock { events in
+            defer { if events != nil { events = [] } }
+            return events
+        }
     }
 
     func nextImmediate() -> UInt32 {

@@ -4,10 +4,10 @@ import LoomProtocol
 import LoomWire
 import ServiceLifecycle
 
-/// What the router learns of a store node: its identity and how full its
-/// DRAM tier is. (Which blocks it holds reaches the router's index with
-/// the tier-aware routing still to come; until then a store registers no
-/// blocks, so no worker's routing counts on them.)
+/// What the router learns of a store node: its identity, how full its DRAM
+/// tier is, and every block it holds (whole at registration, as stored and
+/// removed events at each heartbeat), which the router's index records as
+/// the store tier: a block any worker can fetch instead of computing.
 public struct StoreMembership: ClusterMember {
     public let store: KVStoreNode
     public let modelName: String
@@ -32,6 +32,7 @@ public struct StoreMembership: ClusterMember {
         request.blockCount = UInt32(c.slots)
         request.blockSize = UInt32(c.layout.blockSize)
         request.modelName = modelName
+        request.cachedHashes = store.snapshotResettingEvents().map(\.rawValue)
         request.load = load
         return request
     }
@@ -41,6 +42,8 @@ public struct StoreMembership: ClusterMember {
         request.name = store.configuration.name
         request.epoch = store.rpcConfiguration.epoch
         request.load = load
+        guard let events = store.drainEvents() else { return nil }
+        request.events = events.map(Loom_Cluster_CacheEvent.init)
         return request
     }
 

@@ -76,6 +76,7 @@ public struct StoreIndex: Sendable {
     }
 
     public var committedCount: Int { entries.values.count { $0.isCommitted } }
+    public var committedHashes: [BlockHash] { entries.filter { $0.value.isCommitted }.map(\.key) }
     public var leaseCount: Int { leases.count }
     public func entry(_ hash: BlockHash) -> Entry? { entries[hash] }
 

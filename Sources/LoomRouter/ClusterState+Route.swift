@@ -18,18 +18,21 @@ extension ClusterState {
         // first token), so a cached block holding it does not count.
         let usable = (prompt.count - 1) / size
         let route: Route? = state.withLock { state in
+            let request = RoutingRequest(promptBlocks: promptBlocks, storedBlocks: storedBlocks(state, chain: chain, usable: usable))
             let decoders = candidates(&state, roles: WorkerRole.decodeCapable, chain: chain, usable: usable, excluding: excluding)
-            guard let decodeID = state.decodePolicy.choose(RoutingRequest(promptBlocks: promptBlocks), among: decoders),
+            guard let decodeID = state.decodePolicy.choose(request, among: decoders),
                   let decode = target(state, decodeID)
             else { return nil }
             let cached = decoders.first { $0.id == decodeID }!.cachedBlocks
             state.index.recordLookup(promptBlocks: promptBlocks, hitBlocks: cached)
             let prefillers = candidates(&state, roles: [.prefill], chain: chain, usable: usable, excluding: excluding.union([decodeID]))
+            // What the store holds the decode worker fetches rather than
+            // computes: only the rest is worth a prefill worker.
+            let computed = prompt.count - max(cached, request.storedBlocks) * size
             let decision = DisaggregationDecision(
-                uncachedPromptTokens: prompt.count - cached * size, threshold: settings.disaggregationThreshold,
-                prefillWorkerAvailable: !prefillers.isEmpty)
-            var route = Route(decode: decode, prefill: nil, cachedTokens: cached * size)
-            if decision == .remote, let prefillID = state.prefillPolicy.choose(RoutingRequest(promptBlocks: promptBlocks), among: prefillers) {
+                uncachedPromptTokens: computed, threshold: settings.disaggregationThreshold, prefillWorkerAvailable: !prefillers.isEmpty)
+            var route = Route(decode: decode, prefill: nil, cachedTokens: cached * size, storedTokens: request.storedBlocks * size)
+            if decision == .remote, let prefillID = state.prefillPolicy.choose(request, among: prefillers) {
                 route.prefill = target(state, prefillID)
             }
             return route
@@ -37,6 +40,7 @@ extension ClusterState {
         if let route {
             countDecision(route.prefill == nil ? .local : .remote)
             countDecision(route.cachedTokens > 0 ? .prefixHit : .prefixMiss)
+            if route.storedTokens > route.cachedTokens { countDecision(.storeHit) }
         }
         return route
     }
@@ -70,6 +74,12 @@ extension ClusterState {
         }
     }
 
+    /// The longest leading run of `chain` any live store node holds.
+    private func storedBlocks(_ state: State, chain: [BlockHash], usable: Int) -> Int {
+        let stores = state.membership.alive(roles: [.kvstore])
+        return min(stores.map { state.index.cachedBlocks(chain, on: $0.id) }.max() ?? 0, usable)
+    }
+
     private func target(_ state: State, _ id: WorkerID) -> Route.Target? {
         guard let worker = state.membership[id] else { return nil }
         return Route.Target(id: id, address: worker.rpcAddress)
@@ -85,6 +95,8 @@ public enum RoutingOutcome: String, Sendable, CaseIterable {
     case remote
     case prefixHit = "prefix_hit"
     case prefixMiss = "prefix_miss"
+    /// A KV store node held more of the prompt than the chosen worker.
+    case storeHit = "store_hit"
     /// An attempt failed and the request moved to another worker.
     case retry
 }

@@ -17,6 +17,8 @@ public struct Route: Sendable, Equatable {
     public var prefill: Target?
     /// Prompt tokens the decode worker already holds (from the index).
     public var cachedTokens: Int
+    /// Leading prompt tokens a KV store node holds (from the index).
+    public var storedTokens: Int = 0
 }
 
 /// The router's view of the cluster: membership, the exact prefix index fed

@@ -81,6 +81,8 @@ import Testing
         }
         let count = cluster.worker("kvstore-0", in: stored)?["kv_blocks_used"] as? Int ?? 0
         #expect(count <= (prompt + completion) / 16, "only full blocks are published: \(count)")
+        #expect(cluster.worker("kvstore-0", in: stored)?["indexed_blocks"] as? Int == count,
+                "the router's index holds every block the store does, from its events")
 
         // The same request again hits the worker's cache: nothing new to publish.
         _ = try await cluster.complete(body(chat(question), maxTokens: 8))

@@ -50,6 +50,40 @@ import Testing
         #expect(status.decisions["remote"] == 1 && status.decisions["local"] == 1)
     }
 
+    @Test func whatAStoreNodeHoldsIsFetchedNotShippedAndIsNeverRouted() throws {
+        let s = state(threshold: 32)
+        try register(s, "decode-0", role: .decode, port: 1)
+        try register(s, "prefill-0", role: .prefill, port: 3)
+        #expect(s.route(prompt)?.prefill != nil, "100 uncached tokens go to the prefill worker")
+        // A store node holds the first five of the prompt's six full blocks:
+        // the decode worker fetches them and computes 20 tokens itself.
+        try register(s, "kvstore-0", role: .kvstore, port: 4, cached: Array(hasher.chain(prompt).prefix(5)))
+        let route = try #require(s.route(prompt))
+        #expect(route.decode.id == WorkerID("decode-0"), "a store node is never routed a request")
+        #expect(route.storedTokens == 80 && route.cachedTokens == 0)
+        #expect(route.prefill == nil, "20 tokens to compute are under the threshold")
+        #expect(s.status.decisions["store_hit"] == 1)
+        // Removed from the store, the blocks count for nothing again.
+        var beat = Loom_Cluster_HeartbeatRequest()
+        beat.name = "kvstore-0"
+        beat.epoch = 1
+        beat.events = hasher.chain(prompt).prefix(5).map { Loom_Cluster_CacheEvent(.removed(hash: $0)) }
+        #expect(!s.heartbeat(beat).reregister)
+        #expect(s.route(prompt)?.storedTokens == 0)
+        #expect(s.route(prompt)?.prefill != nil)
+    }
+
+    @Test func thePolicyPricesAFetchedBlockFarBelowAComputedOne() {
+        let policy = PrefixAwarePolicy()
+        let request = RoutingRequest(promptBlocks: 10, storedBlocks: 8)
+        let cold = RoutingCandidate(id: WorkerID("a"), load: WorkerLoad(running: 0, waiting: 0, usedBlocks: 0, blockCount: 100), cachedBlocks: 0)
+        let warm = RoutingCandidate(id: WorkerID("b"), load: WorkerLoad(running: 0, waiting: 0, usedBlocks: 0, blockCount: 100), cachedBlocks: 8)
+        #expect(request.work(cached: 0) == (compute: 2, fetch: 8))
+        #expect(request.work(cached: 9) == (compute: 1, fetch: 0))
+        #expect(policy.cost(request, cold) == 2 + 0.05 * 8)
+        #expect(policy.cost(request, warm) == 2, "holding the blocks itself saves only the fetch")
+    }
+
     @Test func theBlockHoldingTheLastPromptTokenNeverCountsAsCached() throws {
         let s = state()
         let exact = Array(prompt.prefix(64))
