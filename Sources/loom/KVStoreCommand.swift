@@ -32,7 +32,10 @@ struct KVStoreCommand: AsyncParsableCommand {
     }
 
     func settings() throws -> (store: StoreNodeConfig, router: RPCAddress?, model: String?) {
-        if let cluster = try member.cluster(refusing: [("--dram-mib", dramMib), ("--standalone", standalone ? true : nil)]) {
+        if standalone && member.config != nil {
+            throw ValidationError("--standalone serves without a router, and a config always names one; leave out --standalone or --config")
+        }
+        if let cluster = try member.cluster(refusing: [("--dram-mib", dramMib)]) {
             guard let store = cluster.kvstores.first(where: { $0.name == member.name }) else {
                 throw ValidationError("\(cluster.file) has no store node named '\(member.name)' under kvstores; it has \(cluster.kvstores.map(\.name).joined(separator: ", "))")
             }

@@ -82,7 +82,7 @@ struct StatusTable {
     init(_ status: ClusterStatus) { self.status = status }
 
     var text: String {
-        let header = ["WORKER", "ROLE", "ADDRESS", "PID", "HEALTH", "RUN", "WAIT", "KV USED", "KV SENT", "KV RECV", "HEARTBEAT"]
+        let header = ["MEMBER", "ROLE", "ADDRESS", "PID", "HEALTH", "RUN", "WAIT", "KV USED", "KV SENT", "KV RECV", "HEARTBEAT"]
         let rows = status.workers.map { w in
             [w.id, w.role, w.address, "\(w.pid)", !w.healthy ? "dead" : w.draining ? "draining" : "ok", "\(w.running)", "\(w.waiting)",
              "\(w.kvBlocksUsed)/\(w.kvBlocksTotal)", "\(w.kvBlocksSent)", "\(w.kvBlocksReceived)", "\(w.heartbeatAgeMs) ms"]

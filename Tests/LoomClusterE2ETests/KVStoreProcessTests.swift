@@ -125,6 +125,36 @@ import Testing
         let fetched = cluster.worker("mixed-0", in: status)?["kv_blocks_fetched"] as? Int ?? 0
         #expect(fetched > 0 && fetched <= 48, "\(fetched) blocks fetched")
     }
+
+    @Test func aStoreNodeKilledUnderLoadFailsNoRequest() async throws {
+        let model = try TestModel.path()
+        let cluster = ClusterHarness(model: model)
+        defer { cluster.stopAll() }
+        try cluster.startRouter()
+        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "64"])
+        defer { if store.process.isRunning { store.crash() } }
+        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", storeAddress, "--kv-blocks", "64"])
+        try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
+
+        // Eight requests over four topics, so some fetch and all publish,
+        // with the store killed while they run.
+        let requests = (0..<8).map { i in
+            Task { try await cluster.complete(body(chat("Tell me about topic number \(i % 4)."), maxTokens: 16)) }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        store.crash()
+        var answers: [ClusterHarness.Completion] = []
+        for request in requests { answers.append(try await request.value) }
+        #expect(answers.allSatisfy { $0.status == 200 && $0.content?.isEmpty == false }, "\(answers.map(\.raw))")
+        // After the store is gone, requests are still served, computing
+        // what they would have fetched, and the router forgets its blocks.
+        let after = try await cluster.complete(body(chat("Tell me about topic number 0."), maxTokens: 16))
+        #expect(after.status == 200, "\(after.raw)")
+        _ = try await cluster.waitForStatus("kvstore-0 gone from the router") { cluster.worker("kvstore-0", in: $0)?["healthy"] as? Bool != true }
+        let route = try await cluster.complete(body(chat("Tell me about topic number 1."), maxTokens: 16))
+        #expect(route.status == 200, "\(route.raw)")
+    }
 }
 
 /// The test process's side: a pool of blocks registered for the store to
