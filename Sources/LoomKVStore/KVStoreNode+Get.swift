@@ -31,11 +31,9 @@ extension KVStoreNode {
             from: region, pages: lease.blocks.map(\.slot), stride: slotBytes,
             to: remote, pages: target.blocks.prefix(lease.blocks.count).map { Int($0) }, stride: slotBytes,
             pageLength: slotBytes, immediate: target.immediate)
-        let backend = TransferBackend.choose(for: remote, peerHost: target.hostID)
         do {
-            try await transfer.peers.withTransport(to: .tcp(host: target.transferHost, port: Int(target.transferPort)), over: backend) {
-                try await $0.write(operation)
-            }
+            try await transfer.peers.write(operation, into: remote, at: .tcp(host: target.transferHost, port: Int(target.transferPort)),
+                                           peerHost: target.hostID)
         } catch let error as TransferError {
             throw WireError(error)
         }

@@ -38,10 +38,8 @@ extension KVStoreNode {
         }
         let immediate = nextImmediate()
         if !pending.isEmpty {
-            puts.open(immediate, .init(
-                holder: pending, regionID: region.descriptor.regionID, epoch: region.descriptor.epoch,
-                pageBytes: UInt64(slotBytes), offsets: Set(pending.map { UInt64($0.slot * slotBytes) }),
-                deadline: .now + configuration.lease))
+            puts.open(immediate, .init(holder: pending, pages: pending.map(\.slot), of: region.descriptor, pageBytes: slotBytes,
+                                       deadline: .now + configuration.lease))
         }
         response.region = try region.descriptor.proto.serializedData()
         response.slotBytes = UInt64(slotBytes)
@@ -94,9 +92,18 @@ extension KVStoreNode {
         return response
     }
 
+    /// Gives up a put whose writes did not all arrive, if it is still open.
     private func abandon(_ immediate: UInt32) {
+        guard let lease = puts.close(immediate) else {
+            transfer.target.counters.reset(immediate)
+            return
+        }
+        forget(immediate, lease)
+    }
+
+    /// Frees a closed put's slots and its immediate's count.
+    func forget(_ immediate: UInt32, _ lease: WriteLeases<[PendingBlock]>.Lease) {
         transfer.target.counters.reset(immediate)
-        guard let lease = puts.close(immediate) else { return }
         index.withLock { index in for block in lease.holder { index.abandon(block.header.hash) } }
     }
 }

@@ -72,10 +72,7 @@ public final class KVStoreNode: Sendable {
     public func sweep(every interval: Duration = .milliseconds(200)) async {
         while !Task.isCancelled {
             let now = ContinuousClock.now
-            for (immediate, lease) in puts.expire(now: now) {
-                transfer.target.counters.reset(immediate)
-                index.withLock { index in for block in lease.holder { index.abandon(block.header.hash) } }
-            }
+            for (immediate, lease) in puts.expire(now: now) { forget(immediate, lease) }
             _ = index.withLock { $0.expire(now: now) }
             try? await Task.sleep(for: interval)
         }

@@ -48,21 +48,13 @@ public struct StoreClient: Sendable {
         }
     }
 
-    /// Offers `headers` whose bytes lie one after another in `bytes`, and
-    /// puts those the store lacks: how a worker publishes blocks it copied
-    /// out of its pool.
-    public func put(_ headers: [StoredBlockHeader], bytes: ByteBuffer, timeout: Duration = .seconds(10)) async throws -> PutOutcome {
-        try await put(headers, timeout: timeout) { pages, region, slotBytes, immediate in
-            var wanted = ByteBuffer()
-            wanted.reserveCapacity(pages.count * slotBytes)
-            for page in pages {
-                guard let block = bytes.getSlice(at: bytes.readerIndex + page.index * slotBytes, length: slotBytes) else {
-                    throw TransferError(.invalidRequest, "the put's bytes hold \(bytes.readableBytes / slotBytes) blocks of \(slotBytes), not \(headers.count)")
-                }
-                var copy = block
-                wanted.writeBuffer(&copy)
-            }
-            return try .pages(of: wanted, pageLength: slotBytes, to: region, pages: pages.map(\.slot), stride: slotBytes, immediate: immediate)
+    /// Offers `headers`, the `i`th block's bytes in `blocks[i]`, and puts
+    /// those the store lacks: how a worker publishes blocks it copied out of
+    /// its pool. The write sends the buffers as they are.
+    public func put(_ headers: [StoredBlockHeader], blocks: [ByteBuffer], timeout: Duration = .seconds(10)) async throws -> PutOutcome {
+        precondition(headers.count == blocks.count, "one buffer per header")
+        return try await put(headers, timeout: timeout) { pages, region, slotBytes, immediate in
+            try .pages(pages.map { blocks[$0.index] }, to: region, pages: pages.map(\.slot), stride: slotBytes, immediate: immediate)
         }
     }
 
@@ -89,10 +81,8 @@ public struct StoreClient: Sendable {
         guard !pages.isEmpty else { return outcome }
         let region = try RegionDescriptor(serialized: [UInt8](reservation.region))
         let write = try operation(pages, region, Int(reservation.slotBytes), reservation.immediate)
-        let backend = TransferBackend.choose(for: region, peerHost: reservation.hostID)
-        try await peers.withTransport(to: .tcp(host: reservation.transferHost, port: Int(reservation.transferPort)), over: backend) {
-            try await $0.write(write)
-        }
+        try await peers.write(write, into: region, at: .tcp(host: reservation.transferHost, port: Int(reservation.transferPort)),
+                              peerHost: reservation.hostID)
         var commit = Loom_Kvstore_PutCommitRequest()
         commit.immediate = reservation.immediate
         commit.expectedWrites = 1
@@ -113,5 +103,24 @@ public struct StoreClient: Sendable {
         request.target = target
         let (response, _) = try await connection.unary(StoreRPC.get, request, timeout: timeout)
         return Int(response.blocks)
+    }
+}
+
+extension Loom_Kvstore_GetTarget {
+    /// Pages `blocks` of `region` (`bytesPerBlock` each), whose owner takes
+    /// transfers at `address` on this host: where a get's blocks go, the
+    /// push carrying `immediate`.
+    public init(_ region: RegisteredRegion, blocks: [Int], bytesPerBlock: Int, immediate: UInt32, transferAt address: RPCAddress) throws {
+        guard case .tcp(let host, let port) = address else {
+            throw TransferError(.invalidRequest, "a store pushes to a tcp address, not \(address)")
+        }
+        self.init()
+        self.region = try region.descriptor.proto.serializedData()
+        self.blocks = blocks.map { UInt32($0) }
+        self.bytesPerBlock = UInt64(bytesPerBlock)
+        self.immediate = immediate
+        transferHost = host
+        transferPort = UInt32(port)
+        hostID = HostIdentity.current
     }
 }

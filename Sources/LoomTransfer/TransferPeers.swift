@@ -43,6 +43,12 @@ public struct TransferPeers: Sendable {
         }
     }
 
+    /// Writes `operation` into `region`, owned by the process at `address`
+    /// on host `peerHost`, over the backend the region calls for.
+    public func write(_ operation: WriteOperation, into region: RegionDescriptor, at address: RPCAddress, peerHost: String) async throws {
+        try await withTransport(to: address, over: .choose(for: region, peerHost: peerHost)) { try await $0.write(operation) }
+    }
+
     public func closeAll() {
         tcp.closeAll()
         shm.closeAll()

@@ -26,6 +26,12 @@ public struct WriteLeases<Holder: Sendable>: Sendable {
             self.offsets = offsets
             self.deadline = deadline
         }
+
+        /// A lease on pages `pages` of `region`, `pageBytes` each.
+        public init(holder: Holder, pages: some Sequence<Int>, of region: RegionDescriptor, pageBytes: Int, deadline: ContinuousClock.Instant) {
+            self.init(holder: holder, regionID: region.regionID, epoch: region.epoch, pageBytes: UInt64(pageBytes),
+                      offsets: Set(pages.map { UInt64($0 * pageBytes) }), deadline: deadline)
+        }
     }
 
     private var leases: [UInt32: Lease] = [:]

@@ -97,13 +97,23 @@ public struct WriteOperation: Sendable {
         of local: ByteBuffer, pageLength: Int, to remote: RegionDescriptor, pages remotePages: some Collection<Int>,
         stride remoteStride: Int, immediate: UInt32? = nil
     ) throws(TransferError) -> WriteOperation {
-        guard pageLength > 0, pageLength <= remoteStride, local.readableBytes == remotePages.count * pageLength else {
+        guard pageLength > 0, local.readableBytes == remotePages.count * pageLength else {
             throw TransferError(.invalidRequest, "\(local.readableBytes) bytes do not make \(remotePages.count) pages of \(pageLength) bytes (remote stride \(remoteStride))")
         }
-        let segments = remotePages.enumerated().map { i, page in
-            Segment(region: remote, offset: page * remoteStride,
-                    bytes: local.getSlice(at: local.readerIndex + i * pageLength, length: pageLength)!)
+        let buffers = (0..<remotePages.count).map { local.getSlice(at: local.readerIndex + $0 * pageLength, length: pageLength)! }
+        return try pages(buffers, to: remote, pages: remotePages, stride: remoteStride, immediate: immediate)
+    }
+
+    /// `buffers[i]` to page `remotePages[i]` (`remoteStride` apart), each
+    /// buffer sent as it is: pages gathered from anywhere, no copy made.
+    public static func pages(
+        _ buffers: [ByteBuffer], to remote: RegionDescriptor, pages remotePages: some Collection<Int>,
+        stride remoteStride: Int, immediate: UInt32? = nil
+    ) throws(TransferError) -> WriteOperation {
+        guard buffers.count == remotePages.count, buffers.allSatisfy({ $0.readableBytes <= remoteStride }) else {
+            throw TransferError(.invalidRequest, "\(buffers.count) pages for \(remotePages.count) remote pages, or a page longer than the remote stride \(remoteStride)")
         }
+        let segments = zip(buffers, remotePages).map { bytes, page in Segment(region: remote, offset: page * remoteStride, bytes: bytes) }
         return try WriteOperation(segments: segments, immediate: immediate)
     }
 

@@ -59,10 +59,8 @@ struct DecodeService: Sendable {
                 throw WireError(.handlerFailed, "could not register \(blocks.count) KV blocks with the fabric endpoint: \(error)")
             }
         }
-        leases.open(immediate, .init(
-            holder: .reservation(reservation.id), regionID: pool.descriptor.regionID, epoch: pool.descriptor.epoch,
-            pageBytes: UInt64(bytesPerBlock), offsets: Set(blocks.map { UInt64($0 * bytesPerBlock) }),
-            deadline: .now + lease))
+        leases.open(immediate, .init(holder: .reservation(reservation.id), pages: blocks, of: pool.descriptor, pageBytes: bytesPerBlock,
+                                     deadline: .now + lease))
         var wire = Loom_Cluster_Reservation()
         wire.requestID = reservation.id.rawValue
         // Over fabric the writer fills the staged region's pages in order.

@@ -75,8 +75,7 @@ final class StoreFetcher: Sendable {
         let immediate = 0x8000_0000 | (immediates.wrappingAdd(1, ordering: .relaxed).oldValue & 0x7FFF_FFFF)
         // Priced against recomputing: a block costs a few ms to compute here.
         let budget = Duration.milliseconds(50 + 5 * pages.count)
-        leases.open(immediate, .init(holder: .fetch, regionID: staging.descriptor.regionID, epoch: staging.descriptor.epoch,
-                                     pageBytes: UInt64(size), offsets: Set(pages.map { UInt64($0 * size) }), deadline: .now + budget * 2))
+        leases.open(immediate, .init(holder: .fetch, pages: pages, of: staging.descriptor, pageBytes: size, deadline: .now + budget * 2))
         defer {
             // Closed before the pages are reused: a late push is refused.
             _ = leases.close(immediate)
@@ -105,15 +104,8 @@ final class StoreFetcher: Sendable {
     }
 
     private func target(_ pages: [Int], immediate: UInt32) throws -> Loom_Kvstore_GetTarget {
-        var target = Loom_Kvstore_GetTarget()
-        target.region = try staging.descriptor.proto.serializedData()
-        target.blocks = pages.map { UInt32($0) }
-        target.bytesPerBlock = UInt64(engine.kvLayout.bytesPerBlock)
-        target.immediate = immediate
-        target.transferHost = host
-        target.transferPort = UInt32(port.value)
-        target.hostID = HostIdentity.current
-        return target
+        try Loom_Kvstore_GetTarget(staging, blocks: pages, bytesPerBlock: engine.kvLayout.bytesPerBlock, immediate: immediate,
+                                   transferAt: .tcp(host: host, port: port.value))
     }
 
     private func take(_ count: Int) -> [Int] {

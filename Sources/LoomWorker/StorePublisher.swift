@@ -94,19 +94,15 @@ public final class StorePublisher: KVPublishSink {
     }
 
     private func send(_ blocks: [Pending], to node: StoreNodeAddress, peers: TransferPeers, configuration: RPCConfiguration, logger: Logger) async {
-        var bytes = ByteBuffer()
-        bytes.reserveCapacity(blocks.count * layout.payloadBytes)
         let headers = blocks.map { pending in
-            var copy = pending.bytes
-            bytes.writeBuffer(&copy)
-            return pending.bytes.withUnsafeReadableBytes {
+            pending.bytes.withUnsafeReadableBytes {
                 StoredBlockHeader(hash: pending.block.hash, parent: pending.block.parent, modelID: modelID, layout: layout,
                                   tokens: pending.block.tokens, payload: $0)
             }
         }
         do {
             let outcome = try await RPCConnection.withConnection(to: node.address, configuration: configuration) { connection in
-                try await StoreClient(connection: connection, peers: peers, writer: configuration.nodeName).put(headers, bytes: bytes)
+                try await StoreClient(connection: connection, peers: peers, writer: configuration.nodeName).put(headers, blocks: blocks.map(\.bytes))
             }
             published.add(UInt64(outcome.stored), ordering: .relaxed)
             recent.withLock { recent in for header in headers { _ = recent.insert(header.hash.rawValue) } }

@@ -1,4 +1,5 @@
 import Foundation
+import LoomBench
 import LoomEngine
 import LoomKVStore
 import LoomModel
@@ -83,7 +84,7 @@ struct StoreBench {
                 progress(String(format: "run %d: raw %.2f, put %.2f, get %.2f GB/s", run, raw.last!, put.last!, get.last!))
             }
         }
-        let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        let median = { (values: [Double]) in Percentiles.percentile(values.sorted(), 50) }
         let bytes = Double(layout.payloadBytes) / 1e9
         return Result(backend: backend.rawValue, blockBytes: layout.payloadBytes, raw: median(raw), put: median(put), get: median(get),
                       putsPerSecond: median(put) / bytes, getsPerSecond: median(get) / bytes)
@@ -92,8 +93,7 @@ struct StoreBench {
     private func timed(_ body: () async throws -> Void) async throws -> Double {
         let start = ContinuousClock.now
         try await body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return (ContinuousClock.now - start).seconds
     }
 
     /// The same pages, batch by batch, as plain writes into the peer server.
@@ -131,17 +131,10 @@ struct StoreBench {
 
     private func gets(_ client: StoreClient, run: Int) async throws {
         let chain = headers(run: run).map(\.hash.rawValue)
-        guard case .tcp(let host, let port) = server.localAddress else { return }
         for start in stride(from: 0, to: blocks, by: batch) {
             let end = min(blocks, start + batch)
-            var target = Loom_Kvstore_GetTarget()
-            target.region = try pool.descriptor.proto.serializedData()
-            target.blocks = (start..<end).map { UInt32(blocks + $0) }
-            target.bytesPerBlock = UInt64(layout.payloadBytes)
-            target.immediate = UInt32(2 + start)
-            target.transferHost = host
-            target.transferPort = UInt32(port)
-            target.hostID = HostIdentity.current
+            let target = try Loom_Kvstore_GetTarget(pool, blocks: (start..<end).map { blocks + $0 }, bytesPerBlock: layout.payloadBytes,
+                                                    immediate: UInt32(2 + start), transferAt: server.localAddress)
             // A get is a chain's leading run: ask from this batch's first block.
             let landed = try await client.get(Array(chain[start..<end]), into: target)
             guard landed == end - start else { throw BenchError("a get returned \(landed) of \(end - start) blocks") }

@@ -99,6 +99,17 @@ final class ClusterHarness: @unchecked Sendable {
         return child
     }
 
+    /// A `loom kvstore` child registered with the router, and the
+    /// `host:port` it listens on; stopped with the workers.
+    func startStore(_ name: String, dramMiB: Int) throws -> (LoomChild, String) {
+        let child = try LoomChild(name, ["kvstore", "--model", model, "--name", name, "--router", rpcAddress, "--dram-mib", "\(dramMiB)"])
+        workers[name] = child
+        guard let address = child.address(after: "listening on ") else {
+            throw ClusterDidNotStart(description: "\(name) announced no address: \(child.announcement)")
+        }
+        return (child, address)
+    }
+
     func stopAll() {
         for worker in workers.values where worker.process.isRunning { worker.kill() }
         if let router, router.process.isRunning { router.kill() }

@@ -17,9 +17,7 @@ import Testing
         let cluster = ClusterHarness(model: model)
         defer { cluster.stopAll() }
         try cluster.startRouter()
-        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "16"])
-        defer { if store.process.isRunning { store.crash() } }
-        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        let (store, storeAddress) = try cluster.startStore("kvstore-0", dramMiB: 16)
         let status = try await cluster.waitForStatus("kvstore-0 healthy") { cluster.worker("kvstore-0", in: $0)?["healthy"] as? Bool == true }
         #expect(cluster.worker("kvstore-0", in: status)?["role"] as? String == "kvstore")
 
@@ -65,9 +63,7 @@ import Testing
         let cluster = ClusterHarness(model: model)
         defer { cluster.stopAll() }
         try cluster.startRouter()
-        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "64"])
-        defer { if store.process.isRunning { store.crash() } }
-        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        let (_, storeAddress) = try cluster.startStore("kvstore-0", dramMiB: 64)
         try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", storeAddress])
         try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
 
@@ -96,9 +92,7 @@ import Testing
         let cluster = ClusterHarness(model: model)
         defer { cluster.stopAll() }
         try cluster.startRouter()
-        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "128"])
-        defer { if store.process.isRunning { store.crash() } }
-        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        let (_, storeAddress) = try cluster.startStore("kvstore-0", dramMiB: 128)
         // A pool of 48 blocks: three prompts of ~25 blocks cannot all stay.
         try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", storeAddress, "--kv-blocks", "48"])
         try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
@@ -131,9 +125,7 @@ import Testing
         let cluster = ClusterHarness(model: model)
         defer { cluster.stopAll() }
         try cluster.startRouter()
-        let store = try LoomChild("kvstore-0", ["kvstore", "--model", model, "--name", "kvstore-0", "--router", cluster.rpcAddress, "--dram-mib", "64"])
-        defer { if store.process.isRunning { store.crash() } }
-        let storeAddress = try #require(store.address(after: "listening on "), "\(store.announcement)")
+        let (store, storeAddress) = try cluster.startStore("kvstore-0", dramMiB: 64)
         try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", storeAddress, "--kv-blocks", "64"])
         try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
 
@@ -180,16 +172,7 @@ struct StorePeer {
     }
 
     func target(blocks: [Int], immediate: UInt32) throws -> Loom_Kvstore_GetTarget {
-        var target = Loom_Kvstore_GetTarget()
-        target.region = try pool.descriptor.proto.serializedData()
-        target.blocks = blocks.map { UInt32($0) }
-        target.bytesPerBlock = UInt64(bytesPerBlock)
-        target.immediate = immediate
-        guard case .tcp(let host, let port) = server.localAddress else { preconditionFailure("bound to tcp") }
-        target.transferHost = host
-        target.transferPort = UInt32(port)
-        target.hostID = HostIdentity.current
-        return target
+        try Loom_Kvstore_GetTarget(pool, blocks: blocks, bytesPerBlock: bytesPerBlock, immediate: immediate, transferAt: server.localAddress)
     }
 
     func close() {

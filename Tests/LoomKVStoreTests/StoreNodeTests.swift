@@ -77,16 +77,8 @@ struct StoreHarness {
     }
 
     func target(blocks: [Int], immediate: UInt32) throws -> Loom_Kvstore_GetTarget {
-        var target = Loom_Kvstore_GetTarget()
-        target.region = try pool.descriptor.proto.serializedData()
-        target.blocks = blocks.map { UInt32($0) }
-        target.bytesPerBlock = UInt64(Self.layout.payloadBytes)
-        target.immediate = immediate
-        guard case .tcp(let host, let port) = workerServer.localAddress else { preconditionFailure() }
-        target.transferHost = host
-        target.transferPort = UInt32(port)
-        target.hostID = HostIdentity.current
-        return target
+        try Loom_Kvstore_GetTarget(pool, blocks: blocks, bytesPerBlock: Self.layout.payloadBytes, immediate: immediate,
+                                   transferAt: workerServer.localAddress)
     }
 
     func poolBlock(_ page: Int) throws -> [UInt8] {
