@@ -19,8 +19,6 @@ struct SlotLists: Sendable {
         counts = Array(repeating: 0, count: lists)
     }
 
-    func list(of slot: Int) -> Int? { list[slot] == Self.none ? nil : list[slot] }
-
     /// Puts `slot` at the front of list `to`, taking it off any other.
     mutating func pushFront(_ slot: Int, to target: Int) {
         remove(slot)

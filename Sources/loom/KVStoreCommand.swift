@@ -59,7 +59,7 @@ struct KVStoreCommand: AsyncParsableCommand {
         let modelConfig = try ModelConfig(gguf: GGUFFile(path: path))
         let modelName = ServedModel.defaultName(path: path)
         let layout = StoredLayout(modelConfig)
-        let epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000) ^ UInt64(ProcessInfo.processInfo.processIdentifier)
+        let epoch = processEpoch()
         let configuration = StoreConfiguration(
             name: settings.name, host: settings.host, port: settings.port,
             slots: StoreConfiguration.slots(dramMiB: settings.dramMiB, layout: layout),

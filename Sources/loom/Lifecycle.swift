@@ -1,6 +1,12 @@
 import Foundation
 import ServiceLifecycle
 
+/// This incarnation of the process: a restarted one gets another, so what
+/// the last one handed out (region descriptors, registrations) is refused.
+func processEpoch() -> UInt64 {
+    UInt64(Date().timeIntervalSince1970 * 1_000_000) ^ UInt64(ProcessInfo.processInfo.processIdentifier)
+}
+
 /// One line on stdout, flushed: scripts and `loom up` read these.
 func announce(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))

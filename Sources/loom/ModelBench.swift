@@ -1,3 +1,4 @@
+import LoomBench
 import LoomEngine
 import LoomModel
 
@@ -18,7 +19,7 @@ struct ModelBench {
         batch.append(tokens: (0..<tokens).map { promptToken($0, sequence: 0) }, startingAt: 0, blockTable: cache.blockTable)
         let clock = ContinuousClock(), start = clock.now
         _ = try model.forward(batch, kv: cache.memory)
-        return (tokens, seconds(clock.now - start))
+        return (tokens, (clock.now - start).seconds)
     }
 
     /// Prefills `sequences` prompts (untimed), then decodes `tokens` steps in
@@ -45,7 +46,7 @@ struct ModelBench {
             let logits = try model.forward(batch, kv: cache.memory)
             next = (0..<sequences).map { argmax(logits, row: $0) }
         }
-        return (tokens * sequences, seconds(clock.now - start))
+        return (tokens * sequences, (clock.now - start).seconds)
     }
 
     private func argmax(_ logits: UnsafeBufferPointer<Float>, row: Int) -> TokenID {
@@ -54,9 +55,6 @@ struct ModelBench {
         return TokenID(slice.indices.max { slice[$0] < slice[$1] }! - row * vocab)
     }
 
-    private func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
 }
 
 struct BenchResult {

@@ -97,7 +97,7 @@ struct RouterCommand: AsyncParsableCommand {
             heartbeatTimeout: settings.heartbeatTimeout, hasher: BlockHasher(modelName: name), modelName: name),
             metrics: RouterMetrics(registry: metrics.registry))
         var rpc = RPCConfiguration(nodeName: "router", logger: logger)
-        rpc.epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        rpc.epoch = processEpoch()
         let backend = ClusterBackend(state: state, rpc: rpc, logger: logger)
         let served = ServedModel(path: path, tokenizer: tokenizer, chatTemplate: template, contextLength: contextLength, backend: backend, name: name)
         let node = RouterNode(backend: backend, logger: logger)

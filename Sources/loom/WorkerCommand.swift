@@ -100,9 +100,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let scheduler = SchedulerConfiguration(
             blockCount: settings.kvBlocks, tokenBudget: tokenBudget, maxRunning: settings.maxRunning,
             contextLength: model.transformer.config.contextLength, hasher: BlockHasher(modelName: modelName))
-        // The epoch changes with every start, so descriptors handed out by
-        // an earlier incarnation of this worker are refused.
-        let epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000) ^ UInt64(ProcessInfo.processInfo.processIdentifier)
+        let epoch = processEpoch()
         let configuration = WorkerConfiguration(
             name: settings.name, role: settings.role, host: settings.host, port: settings.port,
             lease: .seconds(leaseSeconds), fabricProvider: settings.fabricProvider?.rawValue, stores: stores)

@@ -37,9 +37,7 @@ public struct BlockHasher: Sendable, Equatable {
     /// A model id from a name everyone agrees on (the GGUF file's name and
     /// size, say), so two workers serving the same weights share hashes.
     public init(modelName: String, blockSize: Int = 16) {
-        var state = FNV1a()
-        for byte in modelName.utf8 { state.add(byte) }
-        self.init(modelID: state.value, blockSize: blockSize)
+        self.init(modelID: StableHash.fnv1a(modelName), blockSize: blockSize)
     }
 
     /// The hash of one full block whose predecessor hashed to `parent`
@@ -52,7 +50,7 @@ public struct BlockHasher: Sendable, Equatable {
         state.add(parent?.rawValue ?? 0x6C6F_6F6D_5F72_6F6F)
         state.add(modelID)
         for token in tokens { state.add(UInt32(bitPattern: token)) }
-        return BlockHash(rawValue: mix(state.value))
+        return BlockHash(rawValue: StableHash.mix(state.value))
     }
 
     /// The hashes of every full block of `tokens`, in order; a trailing
@@ -73,7 +71,21 @@ public struct BlockHasher: Sendable, Equatable {
         return result
     }
 
-    private func mix(_ value: UInt64) -> UInt64 {
+}
+
+/// Hashes whose values cross processes (block names, store placement), so
+/// never Swift's `Hasher`, which is seeded per process. Written out here:
+/// changing either changes every published value.
+public enum StableHash {
+    /// 64-bit FNV-1a of `text`'s UTF-8 bytes.
+    public static func fnv1a(_ text: String) -> UInt64 {
+        var state = FNV1a()
+        for byte in text.utf8 { state.add(byte) }
+        return state.value
+    }
+
+    /// SplitMix64's finalizer: every input bit moves every output bit.
+    public static func mix(_ value: UInt64) -> UInt64 {
         var z = value
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

@@ -160,7 +160,7 @@ public struct BlockPool: Sendable {
     }
 
     /// Whether `drainCommitted` is wanted (a publisher reads it every step).
-    public var recordsCommits = false
+    var recordsCommits = false
     private var committed: [BlockID] = []
 
     /// The blocks cached since the last call that are still cached, with
