@@ -17,6 +17,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var workers: [WorkerConfig]
     /// KV-cache store nodes (`loom kvstore`); none when the list is left out.
     public var kvstores: [StoreNodeConfig] = []
+    /// How the store nodes work together (the `kvstore:` section).
+    public var kvstore = StoreClusterConfig()
     /// Folder for process logs, resolved against the config's folder.
     public var logs: String
 
@@ -111,11 +113,29 @@ public struct StoreNodeConfig: Sendable, Equatable {
     public var port: Int
     /// DRAM for blocks, in MiB.
     public var dramMiB: Int
+    /// The disk tier's folder (resolved against the config's folder) and
+    /// size; no disk tier when `diskDir` is nil.
+    public var diskDir: String?
+    public var diskGiB: Double = 16
 
-    public init(name: String, port: Int, dramMiB: Int) {
+    public init(name: String, port: Int, dramMiB: Int, diskDir: String? = nil) {
         self.name = name
         self.port = port
         self.dramMiB = dramMiB
+        self.diskDir = diskDir
+    }
+}
+
+/// The cluster-wide settings of the KV-cache store.
+public struct StoreClusterConfig: Sendable, Equatable {
+    /// How many distinct store nodes hold each block.
+    public var replicas = 1
+    /// Which blocks leaving a node's DRAM go to its disk tier.
+    public var admission = DiskAdmission.afterFirstReuse
+
+    public init(replicas: Int = 1, admission: DiskAdmission = .afterFirstReuse) {
+        self.replicas = replicas
+        self.admission = admission
     }
 }
 

@@ -7,13 +7,14 @@ import Yams
 /// cross-entry checks (unique names, free ports) run as entries are read,
 /// against tables of what earlier entries claimed.
 struct ConfigDecoder {
-    static let rootKeys = ["model", "router", "workers", "kvstores", "logs"]
+    static let rootKeys = ["model", "router", "workers", "kvstores", "kvstore", "logs"]
     static let routerKeys = [
         "host", "port", "rpc_port", "policy", "prefix_weight", "disaggregation_threshold",
         "heartbeat_interval_ms", "heartbeat_timeout_ms",
     ]
     static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider"]
-    static let storeKeys = ["name", "host", "port", "dram_mib"]
+    static let storeKeys = ["name", "host", "port", "dram_mib", "disk_dir", "disk_gib"]
+    static let storeClusterKeys = ["replicas", "admission"]
 
     let file: String
     /// "host:port" → who took it and on which line.
@@ -30,7 +31,9 @@ struct ConfigDecoder {
         let workers = try decodeWorkers(top)
         let kvstores = try decodeStores(top)
         let logs = resolve(try top.string("logs") ?? ".loom/logs")
-        return ClusterConfig(file: file, model: model, router: router, workers: workers, kvstores: kvstores, logs: logs)
+        var config = ClusterConfig(file: file, model: model, router: router, workers: workers, kvstores: kvstores, logs: logs)
+        config.kvstore = try decodeStoreCluster(top, nodes: kvstores.count)
+        return config
     }
 
     // MARK: Sections
@@ -123,10 +126,28 @@ struct ConfigDecoder {
                 name: name, port: s.required("port", s.int("port", in: Limits.ports)),
                 dramMiB: s.required("dram_mib", s.int("dram_mib", in: Limits.dramMiB)))
             if let host = try host(s) { store.host = host }
+            store.diskDir = try s.string("disk_dir").map(resolve)
+            if let gib = try s.double("disk_gib", in: Limits.diskGiB) { store.diskGiB = gib }
             try claim(store.port, on: store.host, by: "store node \(name)", s, key: "port")
             stores.append(store)
         }
         return stores
+    }
+
+    private func decodeStoreCluster(_ top: YAMLSection, nodes: Int) throws(ConfigError) -> StoreClusterConfig {
+        guard let node = try top.node("kvstore") else { return StoreClusterConfig() }
+        let s = try YAMLSection(node, path: "kvstore", mark: top.keyMark("kvstore"), allowed: Self.storeClusterKeys, file: file)
+        var settings = StoreClusterConfig()
+        if let replicas = try s.int("replicas", in: Limits.replicas) {
+            // More copies than nodes cannot be placed on distinct nodes.
+            guard replicas <= max(1, nodes) else {
+                throw s.error(.outOfRange, s.valueMark("replicas"),
+                              "kvstore.replicas is \(replicas) but kvstores lists \(nodes) store node\(nodes == 1 ? "" : "s"); each copy needs a node of its own")
+            }
+            settings.replicas = replicas
+        }
+        if let admission = try s.choice("admission", of: DiskAdmission.self) { settings.admission = admission }
+        return settings
     }
 
     // MARK: Values

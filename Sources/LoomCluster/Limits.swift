@@ -20,6 +20,10 @@ public enum Limits {
     public static let drainSeconds = 0...3600
     /// A store node's DRAM tier, in MiB: at least one block of any model.
     public static let dramMiB = 1...(1 << 20)
+    /// A store node's disk tier, in GiB (fractions allowed).
+    public static let diskGiB = 0.001...1_048_576.0
+    /// Copies of each block on distinct store nodes.
+    public static let replicas = 1...8
 
     /// `value` if it lies in `range`, else an error naming the setting and
     /// the range, as a person would fix it.

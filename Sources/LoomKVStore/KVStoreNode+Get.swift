@@ -20,16 +20,16 @@ extension KVStoreNode {
         }
         let chain = request.chain.prefix(target.blocks.count).map(BlockHash.init(rawValue:))
         counters.lookups.add(1, ordering: .relaxed)
-        guard let lease = index.withLock({ $0.lookup(chain, now: .now, lease: configuration.lease) }) else {
-            counters.missedBlocks.add(UInt64(chain.count), ordering: .relaxed)
-            return Loom_Kvstore_GetResponse()
-        }
-        defer { index.withLock { $0.endLease(lease.id) } }
-        counters.hitBlocks.add(UInt64(lease.blocks.count), ordering: .relaxed)
-        counters.missedBlocks.add(UInt64(chain.count - lease.blocks.count), ordering: .relaxed)
+        let (leases, fromDRAM, fromDisk) = leaseRun(chain)
+        defer { index.withLock { index in for lease in leases { index.endLease(lease.id) } } }
+        counters.hitBlocks.add(UInt64(fromDRAM), ordering: .relaxed)
+        counters.diskHitBlocks.add(UInt64(fromDisk), ordering: .relaxed)
+        counters.missedBlocks.add(UInt64(chain.count - fromDRAM - fromDisk), ordering: .relaxed)
+        let slots = leases.flatMap { $0.blocks.map(\.slot) }
+        guard !slots.isEmpty else { return Loom_Kvstore_GetResponse() }
         let operation = try WriteOperation.paged(
-            from: region, pages: lease.blocks.map(\.slot), stride: slotBytes,
-            to: remote, pages: target.blocks.prefix(lease.blocks.count).map { Int($0) }, stride: slotBytes,
+            from: region, pages: slots, stride: slotBytes,
+            to: remote, pages: target.blocks.prefix(slots.count).map { Int($0) }, stride: slotBytes,
             pageLength: slotBytes, immediate: target.immediate)
         do {
             try await transfer.peers.write(operation, into: remote, at: .tcp(host: target.transferHost, port: Int(target.transferPort)),
@@ -38,7 +38,7 @@ extension KVStoreNode {
             throw WireError(error)
         }
         var response = Loom_Kvstore_GetResponse()
-        response.blocks = UInt32(lease.blocks.count)
+        response.blocks = UInt32(slots.count)
         response.writes = 1
         return response
     }

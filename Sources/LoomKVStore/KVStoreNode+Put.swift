@@ -20,12 +20,9 @@ extension KVStoreNode {
             }
         }
         var removed: [StoreIndex.Removal] = []
-        let outcomes = index.withLock { index in
-            let outcomes = index.reserve(offered.map(\.header.hash), now: .now, lease: configuration.lease, removed: &removed)
-            record(removed.compactMap { if case .evicted(let hash, _) = $0 { .removed(hash: hash) } else { nil } })
-            return outcomes
-        }
-        counters.record(removed)
+        let outcomes = index.withLock { $0.reserve(offered.map(\.header.hash), now: .now, lease: configuration.lease, removed: &removed) }
+        // Before anyone learns of the freed slots, so their bytes are whole.
+        demote(removed)
         var pending: [PendingBlock] = []
         for ((position, header), outcome) in zip(offered, outcomes) {
             switch outcome {

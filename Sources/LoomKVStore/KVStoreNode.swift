@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LoomEngine
 import LoomProtocol
 import LoomTransfer
@@ -8,13 +9,15 @@ import Synchronization
 
 /// One store node: a DRAM tier of block slots in a registered region that
 /// workers write into one-sided (`put`), and push from into their reserved
-/// pool blocks (`get`), with the index that says what each slot holds.
+/// pool blocks (`get`), with the index that says what each slot holds; and
+/// optionally a disk tier below it.
 public final class KVStoreNode: Sendable {
     public let configuration: StoreConfiguration
     let transfer: TransferNode
     /// `configuration.slots` slots of `layout.payloadBytes` each.
     let region: RegisteredRegion
     let index: Mutex<StoreIndex>
+    public let disk: DiskTier?
     /// Puts between reserve and commit: the slots each may write, and the
     /// headers the written bytes must match.
     let puts: LockedWriteLeases<[PendingBlock]>
@@ -30,7 +33,7 @@ public final class KVStoreNode: Sendable {
         let slot: Int
     }
 
-    public init(configuration: StoreConfiguration, epoch: UInt64) throws {
+    public init(configuration: StoreConfiguration, epoch: UInt64, logger: Logger = Logger(label: "loom.kvstore")) throws {
         self.configuration = configuration
         boundPort = Atomic(configuration.port)
         StaleSharedRegions.remove()
@@ -42,6 +45,9 @@ public final class KVStoreNode: Sendable {
         transfer = TransferNode(target: target, receivers: [SharedMemoryReceiver(target: target), TCPReceiver(target: target)], configuration: rpc)
         region = try transfer.register(length: configuration.slots * configuration.layout.payloadBytes, over: [.shm, .tcp])
         index = Mutex(StoreIndex(slots: configuration.slots))
+        disk = configuration.disk.map {
+            DiskTier(directory: $0.directory, capacityBytes: $0.capacityBytes, modelID: configuration.modelID, layout: configuration.layout, logger: logger)
+        }
     }
 
     public var rpcConfiguration: RPCConfiguration { transfer.configuration }
@@ -55,15 +61,32 @@ public final class KVStoreNode: Sendable {
         services.unary(StoreRPC.putCommit) { request, _ in (try await self.commit(request), ByteBuffer()) }
         services.unary(StoreRPC.get) { request, _ in (try await self.get(request), ByteBuffer()) }
         services.unary(StoreRPC.stats) { _, _ in (self.stats, ByteBuffer()) }
+        services.unary(StoreRPC.pin) { request, _ in
+            var response = Loom_Kvstore_PinResponse()
+            response.pinned = UInt32(self.pin(request.chain.map(BlockHash.init(rawValue:)), ttl: .milliseconds(Int(request.ttlMs))))
+            return (response, ByteBuffer())
+        }
         return services
     }
 
     public var stats: Loom_Kvstore_StoreStats {
         var stats = counters.snapshot
         stats.slots = UInt32(configuration.slots)
-        let committed = index.withLock { $0.committedCount }
+        let (committed, pinned) = index.withLock { ($0.committedCount, $0.pinnedCount(now: .now)) }
         stats.committed = UInt32(committed)
         stats.bytes = UInt64(committed * configuration.layout.payloadBytes)
+        stats.pinnedBlocks = UInt32(pinned)
+        if let disk {
+            let tier = disk.snapshot
+            stats.diskDir = disk.directory
+            stats.diskBlocks = UInt32(tier.blocks)
+            stats.diskBytes = UInt64(tier.bytes)
+            stats.diskCapacityBytes = UInt64(disk.capacityBytes)
+            stats.diskWrites = tier.writes
+            stats.diskEvictions = tier.evictions
+            stats.diskCorrupt = tier.corrupt
+            stats.diskProblem = tier.problem ?? ""
+        }
         return stats
     }
 
@@ -94,11 +117,11 @@ public final class KVStoreNode: Sendable {
         }
     }
 
-    /// Every block held now, and a fresh start for the events.
+    /// Every block held now, in either tier, and a fresh start for the events.
     func snapshotResettingEvents() -> [BlockHash] {
         index.withLock { index in
             events.withLock { $0 = [] }
-            return index.committedHashes
+            return Array(Set(index.committedHashes).union(disk?.hashes ?? []))
         }
     }
 
@@ -121,6 +144,7 @@ public final class KVStoreNode: Sendable {
 final class StoreCounters: Sendable {
     let lookups = Atomic<UInt64>(0)
     let hitBlocks = Atomic<UInt64>(0)
+    let diskHitBlocks = Atomic<UInt64>(0)
     let missedBlocks = Atomic<UInt64>(0)
     let evictions = Atomic<UInt64>(0)
 
@@ -128,13 +152,14 @@ final class StoreCounters: Sendable {
         var stats = Loom_Kvstore_StoreStats()
         stats.lookups = lookups.load(ordering: .relaxed)
         stats.hitBlocks = hitBlocks.load(ordering: .relaxed)
+        stats.diskHitBlocks = diskHitBlocks.load(ordering: .relaxed)
         stats.missedBlocks = missedBlocks.load(ordering: .relaxed)
         stats.evictions = evictions.load(ordering: .relaxed)
         return stats
     }
 
     func record(_ removed: [StoreIndex.Removal]) {
-        let evicted = removed.count { if case .evicted = $0 { true } else { false } }
+        let evicted = removed.count { $0.victim != nil }
         evictions.add(UInt64(evicted), ordering: .relaxed)
     }
 }

@@ -82,6 +82,7 @@ public struct KVStoreService: Service {
                 group.addTask { await store.sweep() }
                 group.addTask {
                     guard (try? await gracefulShutdown()) != nil else { return }
+                    if store.disk != nil { logger.info("wrote \(store.flushToDisk()) blocks from DRAM to disk for the next start") }
                     if let link {
                         await link.deregister()
                         logger.info("left the router")

@@ -49,8 +49,21 @@ public struct StoreIndex: Sendable {
 
     /// What left the DRAM tier, for the router's index and the disk tier.
     public enum Removal: Equatable, Sendable {
-        case evicted(BlockHash, reads: Int)
+        case evicted(Resident)
         case reclaimed(BlockHash)
+
+        public var victim: Resident? { if case .evicted(let victim) = self { victim } else { nil } }
+    }
+
+    /// A committed block and the slot it is in. One that eviction took out
+    /// keeps its bytes in `slot` until whoever the slot was handed to writes
+    /// there, so the caller can move them to disk first.
+    public struct Resident: Equatable, Sendable {
+        public let header: StoredBlockHeader
+        public let slot: Int
+        public let reads: Int
+
+        public var hash: BlockHash { header.hash }
     }
 
     public let slotCount: Int
@@ -78,6 +91,11 @@ public struct StoreIndex: Sendable {
     public var committedCount: Int { entries.values.count { $0.isCommitted } }
     public var committedHashes: [BlockHash] { entries.filter { $0.value.isCommitted }.map(\.key) }
     public var leaseCount: Int { leases.count }
+    /// Every committed block with where it is and how often it was read.
+    public var committed: [Resident] {
+        entries.values.compactMap { entry in entry.header.map { Resident(header: $0, slot: entry.slot, reads: entry.reads) } }
+    }
+    public func pinnedCount(now: ContinuousClock.Instant) -> Int { entries.values.count { ($0.pinnedUntil ?? now) > now } }
     public func entry(_ hash: BlockHash) -> Entry? { entries[hash] }
 
     /// A slot for each block of `hashes` nobody holds yet, evicting as
@@ -96,12 +114,15 @@ public struct StoreIndex: Sendable {
 
     /// Makes a reserved block visible with `header`, which the caller has
     /// verified against the bytes that landed.
-    public mutating func commit(_ header: StoredBlockHeader, now: ContinuousClock.Instant) throws(StoreError) {
+    /// `reads` carries a history the block had elsewhere (read back from
+    /// disk, it was reused before).
+    public mutating func commit(_ header: StoredBlockHeader, now: ContinuousClock.Instant, reads: Int = 0) throws(StoreError) {
         guard var entry = entries[header.hash], entry.writeDeadline != nil else {
             throw StoreError(.staleLease, "block \(header.hash) has no live reservation (committed already, or its lease ran out); reserve it again")
         }
         entry.writeDeadline = nil
         entry.header = header
+        entry.reads = reads
         entries[header.hash] = entry
         recency.pushFront(entry.slot, to: Self.probation)
     }
@@ -176,9 +197,9 @@ public struct StoreIndex: Sendable {
     private mutating func evictOne(now: ContinuousClock.Instant, removed: inout [Removal]) -> Int? {
         for segment in [Self.probation, Self.protected] {
             for slot in recency.fromBack(segment) {
-                guard let hash = bySlot[slot], let entry = entries[hash], isEvictable(entry, now: now) else { continue }
+                guard let hash = bySlot[slot], let entry = entries[hash], let header = entry.header, isEvictable(entry, now: now) else { continue }
                 release(hash, entry)
-                removed.append(.evicted(hash, reads: entry.reads))
+                removed.append(.evicted(Resident(header: header, slot: slot, reads: entry.reads)))
                 return free.popLast()
             }
         }

@@ -10,4 +10,6 @@ public enum StoreRPC {
     /// Lookup and lease, then push the leading run into the caller's blocks.
     public static let get = RPCMethod<Loom_Kvstore_GetRequest, Loom_Kvstore_GetResponse>(402)
     public static let stats = RPCMethod<Loom_Kvstore_Empty, Loom_Kvstore_StoreStats>(403)
+    /// Keep a chain's leading run from eviction until a deadline.
+    public static let pin = RPCMethod<Loom_Kvstore_PinRequest, Loom_Kvstore_PinResponse>(404)
 }

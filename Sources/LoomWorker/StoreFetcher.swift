@@ -10,11 +10,11 @@ import Synchronization
 /// Before a prompt runs, fetches the leading blocks this worker's pool
 /// lacks from the store nodes that hold them: the store pushes them into
 /// staging pages registered for it, and the engine caches them as if
-/// computed here, so the request computes only the rest. A fetch that
-/// fails or outlasts its budget changes nothing: the prompt is computed.
+/// computed here, so the request computes only the rest. A replica that
+/// fails or misses is followed by the next; a fetch that fails on all of
+/// them or outlasts its budget changes nothing: the prompt is computed.
 final class StoreFetcher: Sendable {
-    let nodes: [StoreNodeAddress]
-    let placement: StorePlacement
+    let routing: StoreRouting
     let engine: InferenceEngine
     let hasher: BlockHasher
     /// Pages the store pushes into, one block each.
@@ -31,10 +31,9 @@ final class StoreFetcher: Sendable {
     private let host: String
     private let port: BoundPort
 
-    init(nodes: [StoreNodeAddress], engine: InferenceEngine, hasher: BlockHasher, staging: RegisteredRegion, leases: LockedWriteLeases<PoolWriter>,
+    init(routing: StoreRouting, engine: InferenceEngine, hasher: BlockHasher, staging: RegisteredRegion, leases: LockedWriteLeases<PoolWriter>,
          counters: ImmediateCounters, peers: TransferPeers, configuration: RPCConfiguration, host: String, port: BoundPort) {
-        self.nodes = nodes
-        placement = StorePlacement(nodes: nodes.map(\.name))
+        self.routing = routing
         self.engine = engine
         self.hasher = hasher
         self.staging = staging
@@ -52,23 +51,30 @@ final class StoreFetcher: Sendable {
     let pageCount: Int
 
     /// Caches what the stores hold of `prompt` beyond what the pool holds,
-    /// run by run of blocks that live on one node, until a node lacks one.
+    /// run by run of blocks that share a holder, until no holder has one.
     func warm(_ prompt: [TokenID]) async {
         let chain = hasher.chain(prompt)
         var next = await engine.cachedPrefixBlocks(of: prompt)
         while next < chain.count {
-            let node = placement.nodes(for: chain[next])[0]
-            // A run on one node, at most what staging holds at once.
-            let run = min(chain[next...].prefix { placement.nodes(for: $0)[0] == node }.count, pageCount)
-            let landed = await fetch(chain, prompt: prompt, from: next, count: run, node: nodes[node])
+            var landed = 0, run = 0
+            for node in routing.readOrder(for: chain[next]) {
+                // A run this node holds, at most what staging holds at once.
+                run = min(chain[next...].prefix { routing.holders(of: $0).contains(node) }.count, pageCount)
+                guard let got = await fetch(chain, prompt: prompt, from: next, count: run, node: node) else { continue }
+                landed = got
+                // A miss on one replica (restarted, or full) may be a hit on the next.
+                if got > 0 { break }
+            }
             next += landed
-            guard landed == run else { return }
+            guard landed > 0, landed == run else { return }
         }
     }
 
-    /// Fetches up to `count` blocks from `first` on; returns how many the
-    /// pool holds now.
-    private func fetch(_ chain: [BlockHash], prompt: [TokenID], from first: Int, count: Int, node: StoreNodeAddress) async -> Int {
+    /// Fetches up to `count` blocks from `first` on from store node
+    /// `index`; returns how many the pool holds now, nil when the node
+    /// failed.
+    private func fetch(_ chain: [BlockHash], prompt: [TokenID], from first: Int, count: Int, node index: Int) async -> Int? {
+        let node = routing.nodes[index]
         let pages = take(count)
         guard !pages.isEmpty else { return 0 }
         let size = engine.kvLayout.bytesPerBlock
@@ -87,6 +93,7 @@ final class StoreFetcher: Sendable {
                 try await StoreClient(connection: connection, peers: peers, writer: configuration.nodeName)
                     .get(chain[first..<first + pages.count].map(\.rawValue), into: target(pages, immediate: immediate), timeout: budget)
             }
+            routing.answered(index)
             guard landed > 0 else { return 0 }
             let blocks = (first..<first + landed).map { i in
                 PublishedBlock(hash: chain[i], parent: i == 0 ? nil : chain[i - 1], tokens: Array(prompt[i * hasher.blockSize..<(i + 1) * hasher.blockSize]))
@@ -98,8 +105,9 @@ final class StoreFetcher: Sendable {
             return imported
         } catch {
             failed.add(1, ordering: .relaxed)
-            logger.debug("fetching \(pages.count) blocks from store node \(node.name) failed, computing them instead: \(error)")
-            return 0
+            routing.failed(index)
+            logger.debug("fetching \(pages.count) blocks from store node \(node.name) failed: \(error)")
+            return nil
         }
     }
 

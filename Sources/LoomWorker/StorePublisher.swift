@@ -7,22 +7,11 @@ import LoomWire
 import NIOCore
 import Synchronization
 
-/// A store node a worker publishes to: its stable id (its name) and address.
-public struct StoreNodeAddress: Sendable, Equatable {
-    public var name: String
-    public var address: RPCAddress
-
-    public init(name: String, address: RPCAddress) {
-        self.name = name
-        self.address = address
-    }
-}
-
 /// Publishes every block the engine caches to the KV store, in the
 /// background. The engine thread only copies the block into a bounded
 /// queue (or drops it when the queue is full, counted): a slow or absent
 /// store never delays a step. A background task checksums, places each
-/// block on its node by rendezvous hashing, and puts batches; a block the
+/// block on its replicas' nodes, and puts batches; a block the
 /// store holds already is not sent again (the store says so at reserve),
 /// and one this worker sent lately is not even offered.
 public final class StorePublisher: KVPublishSink {
@@ -31,8 +20,7 @@ public final class StorePublisher: KVPublishSink {
         var bytes: ByteBuffer
     }
 
-    public let nodes: [StoreNodeAddress]
-    let placement: StorePlacement
+    public let routing: StoreRouting
     let modelID: UInt64
     let layout: StoredLayout
     /// Most bytes waiting to be sent before new blocks are dropped.
@@ -44,10 +32,8 @@ public final class StorePublisher: KVPublishSink {
     let dropped = Atomic<UInt64>(0)
     let failed = Atomic<UInt64>(0)
 
-    public init(nodes: [StoreNodeAddress], modelID: UInt64, layout: StoredLayout, queueLimit: Int = 64 << 20) {
-        precondition(!nodes.isEmpty, "a publisher needs a store node")
-        self.nodes = nodes
-        placement = StorePlacement(nodes: nodes.map(\.name))
+    public init(routing: StoreRouting, modelID: UInt64, layout: StoredLayout, queueLimit: Int = 64 << 20) {
+        self.routing = routing
         self.modelID = modelID
         self.layout = layout
         self.queueLimit = queueLimit
@@ -78,8 +64,12 @@ public final class StorePublisher: KVPublishSink {
                 _ = await wakes.next()
                 continue
             }
-            for (node, blocks) in Dictionary(grouping: batch, by: { placement.nodes(for: $0.block.hash)[0] }) {
-                await send(blocks, to: nodes[node], peers: peers, configuration: configuration, logger: logger)
+            var perNode: [Int: [Pending]] = [:]
+            for pending in batch {
+                for node in routing.holders(of: pending.block.hash) { perNode[node, default: []].append(pending) }
+            }
+            for (node, blocks) in perNode.sorted(by: { $0.key < $1.key }) {
+                await send(blocks, to: node, peers: peers, configuration: configuration, logger: logger)
             }
         }
     }
@@ -93,7 +83,14 @@ public final class StorePublisher: KVPublishSink {
         }
     }
 
-    private func send(_ blocks: [Pending], to node: StoreNodeAddress, peers: TransferPeers, configuration: RPCConfiguration, logger: Logger) async {
+    private func send(_ blocks: [Pending], to index: Int, peers: TransferPeers, configuration: RPCConfiguration, logger: Logger) async {
+        let node = routing.nodes[index]
+        // A node that failed lately is given time before the next try; its
+        // replicas have the blocks meanwhile.
+        guard !routing.isFailing(index) else {
+            failed.add(UInt64(blocks.count), ordering: .relaxed)
+            return
+        }
         let headers = blocks.map { pending in
             pending.bytes.withUnsafeReadableBytes {
                 StoredBlockHeader(hash: pending.block.hash, parent: pending.block.parent, modelID: modelID, layout: layout,
@@ -104,6 +101,7 @@ public final class StorePublisher: KVPublishSink {
             let outcome = try await RPCConnection.withConnection(to: node.address, configuration: configuration) { connection in
                 try await StoreClient(connection: connection, peers: peers, writer: configuration.nodeName).put(headers, blocks: blocks.map(\.bytes))
             }
+            routing.answered(index)
             published.add(UInt64(outcome.stored), ordering: .relaxed)
             recent.withLock { recent in for header in headers { _ = recent.insert(header.hash.rawValue) } }
             if !outcome.refused.isEmpty {
@@ -112,6 +110,7 @@ public final class StorePublisher: KVPublishSink {
         } catch {
             // The blocks stay in the worker's pool; a later request that
             // needs them computes them if the store never got them.
+            routing.failed(index)
             failed.add(UInt64(blocks.count), ordering: .relaxed)
             logger.debug("publishing \(blocks.count) blocks to store node \(node.name) failed: \(error)")
         }

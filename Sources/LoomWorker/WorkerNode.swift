@@ -25,9 +25,11 @@ public struct WorkerConfiguration: Sendable {
     /// KV store nodes to publish every block the engine caches to; none:
     /// blocks live only in this worker's pool.
     public var stores: [StoreNodeAddress]
+    /// How many of them hold each block.
+    public var storeReplicas: Int
 
     public init(name: String, role: WorkerRole, host: String, port: Int, lease: Duration = .seconds(30), fabricProvider: String? = nil,
-                stores: [StoreNodeAddress] = []) {
+                stores: [StoreNodeAddress] = [], storeReplicas: Int = 1) {
         self.name = name
         self.role = role
         self.host = host
@@ -35,6 +37,7 @@ public struct WorkerConfiguration: Sendable {
         self.lease = lease
         self.fabricProvider = fabricProvider
         self.stores = stores
+        self.storeReplicas = storeReplicas
     }
 }
 
@@ -74,8 +77,9 @@ public final class WorkerNode: Sendable {
         // directly; without /dev/shm the pool is private and reached by tcp.
         // Never fabric: see `FabricStaging`.
         let pool = try transfer.register(length: scheduler.blockCount * layout.bytesPerBlock, over: [.shm, .tcp])
-        publisher = configuration.stores.isEmpty ? nil : StorePublisher(
-            nodes: configuration.stores, modelID: scheduler.hasher.modelID, layout: StoredLayout(model.transformer.config, blockSize: scheduler.blockSize))
+        let routing = configuration.stores.isEmpty ? nil : StoreRouting(nodes: configuration.stores, replicas: configuration.storeReplicas)
+        publisher = routing.map { StorePublisher(
+            routing: $0, modelID: scheduler.hasher.modelID, layout: StoredLayout(model.transformer.config, blockSize: scheduler.blockSize)) }
         engine = try InferenceEngine(model: model.transformer, configuration: scheduler,
                                      memory: PagedKVMemory(layout: layout, borrowing: pool.bytes, owner: pool), publishing: publisher)
         json = JSONTokenTable(tokenizer: model.tokenizer)
@@ -85,11 +89,15 @@ public final class WorkerNode: Sendable {
             engine: engine, json: json, pool: pool, counters: transfer.target.counters, leases: leases,
             staging: transfer.receiver(.fabric).map(FabricStaging.init(receiver:)), lease: configuration.lease,
             host: configuration.host, port: boundPort, calls: calls)
-        fetcher = try configuration.stores.isEmpty ? nil : StoreFetcher(
-            nodes: configuration.stores, engine: engine, hasher: scheduler.hasher,
-            staging: transfer.register(length: Self.stagingBlocks * layout.bytesPerBlock, over: [.shm, .tcp]), leases: leases,
-            counters: transfer.target.counters, peers: transfer.peers, configuration: transfer.configuration,
-            host: configuration.host, port: boundPort)
+        if let routing {
+            fetcher = try StoreFetcher(
+                routing: routing, engine: engine, hasher: scheduler.hasher,
+                staging: transfer.register(length: Self.stagingBlocks * layout.bytesPerBlock, over: [.shm, .tcp]), leases: leases,
+                counters: transfer.target.counters, peers: transfer.peers, configuration: transfer.configuration,
+                host: configuration.host, port: boundPort)
+        } else {
+            fetcher = nil
+        }
         prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls, fetcher: fetcher)
     }
 

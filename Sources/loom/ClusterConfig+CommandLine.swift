@@ -39,7 +39,7 @@ extension RPCAddress: ExpressibleByArgument {
 
 extension Limits {
     /// `Limits.check` for a flag: its error is a usage error.
-    static func checkForCommandLine(_ value: Int, in range: ClosedRange<Int>, _ flag: String) throws {
+    static func checkForCommandLine<Value: Comparable>(_ value: Value, in range: ClosedRange<Value>, _ flag: String) throws {
         do {
             try check(value, in: range, flag)
         } catch {

@@ -28,6 +28,9 @@ struct WorkerCommand: AsyncParsableCommand {
         valueName: "host:port"))
     var kvstore: [RPCAddress] = []
 
+    @Option(name: .long, help: "How many of the --kvstore nodes hold each block (default: 1); a read goes to a live one.")
+    var kvstoreReplicas: Int?
+
     @Option(name: .long, help: "Sequences that may run in one batch (default: 16).")
     var maxRunning: Int?
 
@@ -54,19 +57,22 @@ struct WorkerCommand: AsyncParsableCommand {
     /// This worker's entry, where its router is and which model it serves:
     /// from `--config` (validated by its loader), else from the flags,
     /// checked against the same `Limits`.
-    func settings() throws -> (worker: WorkerConfig, router: RPCAddress, model: String?, stores: [StoreNodeAddress]) {
+    func settings() throws -> (worker: WorkerConfig, router: RPCAddress, model: String?, stores: (nodes: [StoreNodeAddress], replicas: Int)) {
         let extra: [(flag: String, value: Any?)] = [
             ("--threads", threads), ("--role", role), ("--max-running", maxRunning), ("--kv-blocks", kvBlocks), ("--fabric-provider", fabricProvider),
-            ("--kvstore", kvstore.isEmpty ? nil : kvstore),
+            ("--kvstore", kvstore.isEmpty ? nil : kvstore), ("--kvstore-replicas", kvstoreReplicas),
         ]
         if let cluster = try member.cluster(refusing: extra) {
             guard let worker = cluster.workers.first(where: { $0.name == member.name }) else {
                 throw ValidationError("\(cluster.file) has no worker named '\(member.name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
             }
             let stores = cluster.kvstores.map { StoreNodeAddress(name: $0.name, address: .tcp(host: $0.host, port: $0.port)) }
-            return (worker, cluster.router.rpcAddress, cluster.model, stores)
+            return (worker, cluster.router.rpcAddress, cluster.model, (stores, cluster.kvstore.replicas))
         }
         let router = try member.requiredRouter()
+        if let kvstoreReplicas {
+            try Limits.checkForCommandLine(kvstoreReplicas, in: 1...max(1, kvstore.count), "--kvstore-replicas (at most one per --kvstore node)")
+        }
         var worker = WorkerConfig(name: member.name, role: role ?? .mixed, port: member.port ?? 0)
         if let host = member.host { worker.host = host }
         worker.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
@@ -85,7 +91,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         // Without names, a node's address is its id: every worker given the
         // same --kvstore list places blocks the same way.
-        return (worker, router, member.model, kvstore.map { StoreNodeAddress(name: $0.hostPort, address: $0) })
+        return (worker, router, member.model, (kvstore.map { StoreNodeAddress(name: $0.hostPort, address: $0) }, kvstoreReplicas ?? 1))
     }
 
     func run() async throws {
@@ -103,7 +109,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let epoch = processEpoch()
         let configuration = WorkerConfiguration(
             name: settings.name, role: settings.role, host: settings.host, port: settings.port,
-            lease: .seconds(leaseSeconds), fabricProvider: settings.fabricProvider?.rawValue, stores: stores)
+            lease: .seconds(leaseSeconds), fabricProvider: settings.fabricProvider?.rawValue, stores: stores.nodes,
+            storeReplicas: stores.replicas)
         var rpc = RPCConfiguration(nodeName: settings.name, logger: logger)
         rpc.epoch = epoch
         let worker = try WorkerNode(model: model, scheduler: scheduler, configuration: configuration, epoch: epoch)

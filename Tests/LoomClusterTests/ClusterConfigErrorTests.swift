@@ -74,8 +74,14 @@ private let router = """
         expect(worker + "kvstores:\n  - {name: s, port: 9002, dram_mib: 64}\n", .duplicatePort, line: 7, mentions: ["kvstores[0].port 9002", "worker d"])
         expect(worker + "kvstores:\n  - {name: s, port: 9003, dram_mib: 0}\n", .outOfRange, line: 7, mentions: ["kvstores[0].dram_mib", "1"])
         expect(worker + "kvstores:\n  - {name: s, port: 9003}\n", .missingKey, line: 7, mentions: ["dram_mib"])
-        expect(worker + "kvstores:\n  - {name: s, port: 9003, dram_mib: 64, disk_gib: 2}\n", .unknownKey, line: 7,
-               mentions: ["'disk_gib'", "allowed keys: name, host, port, dram_mib"])
+        expect(worker + "kvstores:\n  - {name: s, port: 9003, dram_mib: 64, disk: 2}\n", .unknownKey, line: 7,
+               mentions: ["'disk'", "allowed keys: name, host, port, dram_mib, disk_dir, disk_gib"])
+        expect(worker + "kvstores:\n  - {name: s, port: 9003, dram_mib: 64, disk_dir: d, disk_gib: 0}\n", .outOfRange, line: 7,
+               mentions: ["kvstores[0].disk_gib"])
+        expect(worker + "kvstores:\n  - {name: s, port: 9003, dram_mib: 64}\nkvstore: {replicas: 2}\n", .outOfRange, line: 8,
+               mentions: ["kvstore.replicas is 2 but kvstores lists 1 store node", "node of its own"])
+        expect(worker + "kvstore: {admission: sometimes}\n", .wrongType, line: 6, mentions: ["kvstore.admission", "after-first-reuse, all"])
+        expect(worker + "kvstore: {tiers: 2}\n", .unknownKey, line: 6, mentions: ["'tiers'", "replicas, admission"])
         expect(worker + "kvstores: {name: s}\n", .wrongType, line: 6, mentions: ["kvstores must be a list"])
         expect("\(router)\nworkers:\n  - {name: d, role: kvstore, port: 9002}\n", .wrongType, line: 5,
                mentions: ["workers[0].role must be one of prefill, decode, mixed, got 'kvstore'"])

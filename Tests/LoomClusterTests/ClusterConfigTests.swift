@@ -43,6 +43,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         #expect(worker.host == "127.0.0.1" && worker.threads == 1 && worker.kvBlocks == 1024)
         #expect(worker.maxRunning == 16 && worker.cpus == nil && worker.fabricProvider == nil)
         #expect(config.logs == "/etc/loom/.loom/logs")
+        #expect(config.kvstores.isEmpty && config.kvstore == StoreClusterConfig(replicas: 1, admission: .afterFirstReuse))
         #expect(config.model == nil)
     }
 
@@ -68,8 +69,14 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
                 cpus: 0,2-3
                 fabric_provider: efa
               - {name: d-1, role: decode, port: 9011, cpus: 1, fabric_provider: efa}
+            kvstores:
+              - {name: s-0, host: store-1, port: 9020, dram_mib: 512, disk_dir: /var/lib/loom/kv, disk_gib: 0.5}
+              - {name: s-1, port: 9021, dram_mib: 64, disk_dir: kv}
+            kvstore:
+              replicas: 2
+              admission: all
             logs: /var/log/loom
-            """, file: "cluster.yaml")
+            """, file: "/etc/loom/cluster.yaml")
         #expect(config.router.host == "0.0.0.0" && config.router.policy == .leastLoaded)
         #expect(config.router.prefixWeight == 2.5 && config.router.disaggregationThreshold == 0)
         #expect(config.router.heartbeatInterval == .milliseconds(100) && config.router.heartbeatTimeout == .milliseconds(250))
@@ -83,6 +90,12 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         #expect(config.workers[0] == expected, "port 9000 is free on another host")
         #expect(config.workers[1].cpus == "1", "a bare number is a CPU list too")
         #expect(config.logs == "/var/log/loom")
+        var store = StoreNodeConfig(name: "s-0", port: 9020, dramMiB: 512, diskDir: "/var/lib/loom/kv")
+        store.host = "store-1"
+        store.diskGiB = 0.5
+        #expect(config.kvstores == [store, StoreNodeConfig(name: "s-1", port: 9021, dramMiB: 64, diskDir: "/etc/loom/kv")],
+                "a relative disk_dir is resolved against the config's folder; disk_gib defaults to 16")
+        #expect(config.kvstore == StoreClusterConfig(replicas: 2, admission: .all))
     }
 
     @Test func aModelPathIsCheckedAndResolvedAgainstTheConfigsFolder() throws {

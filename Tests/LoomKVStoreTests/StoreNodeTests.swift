@@ -21,10 +21,13 @@ struct StoreHarness {
     let workerServer: RPCServer
     let tasks: [Task<Void, Error>]
 
-    static func start(slots: Int = 8, lease: Duration = .seconds(120), pool over: TransferBackend = .shm) async throws -> StoreHarness {
+    static func start(
+        slots: Int = 8, lease: Duration = .seconds(120), pool over: TransferBackend = .shm, disk: String? = nil,
+        admission: DiskAdmission = .afterFirstReuse
+    ) async throws -> StoreHarness {
         let configuration = StoreConfiguration(
             name: "store-\(UInt32.random(in: 0...UInt32.max))", host: "127.0.0.1", port: 0, slots: slots,
-            modelID: modelID, layout: layout, lease: lease)
+            modelID: modelID, layout: layout, lease: lease, disk: disk.map { ($0, 1 << 20) }, admission: admission)
         let store = try KVStoreNode(configuration: configuration, epoch: 1)
         let storeServer = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: store.services, configuration: store.rpcConfiguration)
         guard case .tcp(_, let port) = storeServer.localAddress else { preconditionFailure() }

@@ -181,24 +181,134 @@ public nonisolated struct Loom_Kvstore_GetResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct Loom_Kvstore_StoreStats: Sendable {
+/// What a store node holds and has served. A looked-up block counts once,
+/// as a hit of the tier it was in at lookup (DRAM, or disk when it had to
+/// be read back) or as a miss, so the tiers' hits add up to all hits.
+public nonisolated struct Loom_Kvstore_StoreStats: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var slots: UInt32 = 0
+  public var slots: UInt32 {
+    get {_storage._slots}
+    set {_uniqueStorage()._slots = newValue}
+  }
 
-  public var committed: UInt32 = 0
+  public var committed: UInt32 {
+    get {_storage._committed}
+    set {_uniqueStorage()._committed = newValue}
+  }
 
-  public var lookups: UInt64 = 0
+  public var lookups: UInt64 {
+    get {_storage._lookups}
+    set {_uniqueStorage()._lookups = newValue}
+  }
 
-  public var hitBlocks: UInt64 = 0
+  /// Hits from DRAM.
+  public var hitBlocks: UInt64 {
+    get {_storage._hitBlocks}
+    set {_uniqueStorage()._hitBlocks = newValue}
+  }
 
-  public var missedBlocks: UInt64 = 0
+  public var missedBlocks: UInt64 {
+    get {_storage._missedBlocks}
+    set {_uniqueStorage()._missedBlocks = newValue}
+  }
 
-  public var evictions: UInt64 = 0
+  /// Evictions from DRAM.
+  public var evictions: UInt64 {
+    get {_storage._evictions}
+    set {_uniqueStorage()._evictions = newValue}
+  }
 
-  public var bytes: UInt64 = 0
+  /// Bytes in DRAM.
+  public var bytes: UInt64 {
+    get {_storage._bytes}
+    set {_uniqueStorage()._bytes = newValue}
+  }
+
+  public var diskHitBlocks: UInt64 {
+    get {_storage._diskHitBlocks}
+    set {_uniqueStorage()._diskHitBlocks = newValue}
+  }
+
+  public var diskBlocks: UInt32 {
+    get {_storage._diskBlocks}
+    set {_uniqueStorage()._diskBlocks = newValue}
+  }
+
+  public var diskBytes: UInt64 {
+    get {_storage._diskBytes}
+    set {_uniqueStorage()._diskBytes = newValue}
+  }
+
+  public var diskCapacityBytes: UInt64 {
+    get {_storage._diskCapacityBytes}
+    set {_uniqueStorage()._diskCapacityBytes = newValue}
+  }
+
+  public var diskWrites: UInt64 {
+    get {_storage._diskWrites}
+    set {_uniqueStorage()._diskWrites = newValue}
+  }
+
+  public var diskEvictions: UInt64 {
+    get {_storage._diskEvictions}
+    set {_uniqueStorage()._diskEvictions = newValue}
+  }
+
+  /// Blocks that failed their checksum on a read from disk (and were dropped).
+  public var diskCorrupt: UInt64 {
+    get {_storage._diskCorrupt}
+    set {_uniqueStorage()._diskCorrupt = newValue}
+  }
+
+  /// Why the disk tier is not taking blocks, when it is not.
+  public var diskProblem: String {
+    get {_storage._diskProblem}
+    set {_uniqueStorage()._diskProblem = newValue}
+  }
+
+  public var diskDir: String {
+    get {_storage._diskDir}
+    set {_uniqueStorage()._diskDir = newValue}
+  }
+
+  public var pinnedBlocks: UInt32 {
+    get {_storage._pinnedBlocks}
+    set {_uniqueStorage()._pinnedBlocks = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Keeps the leading run of `chain` this node holds (reading blocks back
+/// from disk into DRAM as needed) from eviction for `ttl_ms`; reads do not
+/// extend it, a second pin sets a new deadline.
+public nonisolated struct Loom_Kvstore_PinRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var chain: [UInt64] = []
+
+  public var ttlMs: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Loom_Kvstore_PinResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pinned: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -535,7 +645,185 @@ nonisolated extension Loom_Kvstore_GetResponse: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Loom_Kvstore_StoreStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StoreStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slots\0\u{1}committed\0\u{1}lookups\0\u{3}hit_blocks\0\u{3}missed_blocks\0\u{1}evictions\0\u{1}bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slots\0\u{1}committed\0\u{1}lookups\0\u{3}hit_blocks\0\u{3}missed_blocks\0\u{1}evictions\0\u{1}bytes\0\u{3}disk_hit_blocks\0\u{3}disk_blocks\0\u{3}disk_bytes\0\u{3}disk_capacity_bytes\0\u{3}disk_writes\0\u{3}disk_evictions\0\u{3}disk_corrupt\0\u{3}disk_problem\0\u{3}disk_dir\0\u{3}pinned_blocks\0")
+
+  fileprivate class _StorageClass {
+    var _slots: UInt32 = 0
+    var _committed: UInt32 = 0
+    var _lookups: UInt64 = 0
+    var _hitBlocks: UInt64 = 0
+    var _missedBlocks: UInt64 = 0
+    var _evictions: UInt64 = 0
+    var _bytes: UInt64 = 0
+    var _diskHitBlocks: UInt64 = 0
+    var _diskBlocks: UInt32 = 0
+    var _diskBytes: UInt64 = 0
+    var _diskCapacityBytes: UInt64 = 0
+    var _diskWrites: UInt64 = 0
+    var _diskEvictions: UInt64 = 0
+    var _diskCorrupt: UInt64 = 0
+    var _diskProblem: String = String()
+    var _diskDir: String = String()
+    var _pinnedBlocks: UInt32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _slots = source._slots
+      _committed = source._committed
+      _lookups = source._lookups
+      _hitBlocks = source._hitBlocks
+      _missedBlocks = source._missedBlocks
+      _evictions = source._evictions
+      _bytes = source._bytes
+      _diskHitBlocks = source._diskHitBlocks
+      _diskBlocks = source._diskBlocks
+      _diskBytes = source._diskBytes
+      _diskCapacityBytes = source._diskCapacityBytes
+      _diskWrites = source._diskWrites
+      _diskEvictions = source._diskEvictions
+      _diskCorrupt = source._diskCorrupt
+      _diskProblem = source._diskProblem
+      _diskDir = source._diskDir
+      _pinnedBlocks = source._pinnedBlocks
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._slots) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._committed) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._lookups) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._hitBlocks) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._missedBlocks) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._evictions) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._bytes) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._diskHitBlocks) }()
+        case 9: try { try decoder.decodeSingularUInt32Field(value: &_storage._diskBlocks) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._diskBytes) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._diskCapacityBytes) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._diskWrites) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._diskEvictions) }()
+        case 14: try { try decoder.decodeSingularUInt64Field(value: &_storage._diskCorrupt) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._diskProblem) }()
+        case 16: try { try decoder.decodeSingularStringField(value: &_storage._diskDir) }()
+        case 17: try { try decoder.decodeSingularUInt32Field(value: &_storage._pinnedBlocks) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._slots != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._slots, fieldNumber: 1)
+      }
+      if _storage._committed != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._committed, fieldNumber: 2)
+      }
+      if _storage._lookups != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._lookups, fieldNumber: 3)
+      }
+      if _storage._hitBlocks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._hitBlocks, fieldNumber: 4)
+      }
+      if _storage._missedBlocks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._missedBlocks, fieldNumber: 5)
+      }
+      if _storage._evictions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._evictions, fieldNumber: 6)
+      }
+      if _storage._bytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._bytes, fieldNumber: 7)
+      }
+      if _storage._diskHitBlocks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._diskHitBlocks, fieldNumber: 8)
+      }
+      if _storage._diskBlocks != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._diskBlocks, fieldNumber: 9)
+      }
+      if _storage._diskBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._diskBytes, fieldNumber: 10)
+      }
+      if _storage._diskCapacityBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._diskCapacityBytes, fieldNumber: 11)
+      }
+      if _storage._diskWrites != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._diskWrites, fieldNumber: 12)
+      }
+      if _storage._diskEvictions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._diskEvictions, fieldNumber: 13)
+      }
+      if _storage._diskCorrupt != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._diskCorrupt, fieldNumber: 14)
+      }
+      if !_storage._diskProblem.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._diskProblem, fieldNumber: 15)
+      }
+      if !_storage._diskDir.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._diskDir, fieldNumber: 16)
+      }
+      if _storage._pinnedBlocks != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._pinnedBlocks, fieldNumber: 17)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Kvstore_StoreStats, rhs: Loom_Kvstore_StoreStats) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._slots != rhs_storage._slots {return false}
+        if _storage._committed != rhs_storage._committed {return false}
+        if _storage._lookups != rhs_storage._lookups {return false}
+        if _storage._hitBlocks != rhs_storage._hitBlocks {return false}
+        if _storage._missedBlocks != rhs_storage._missedBlocks {return false}
+        if _storage._evictions != rhs_storage._evictions {return false}
+        if _storage._bytes != rhs_storage._bytes {return false}
+        if _storage._diskHitBlocks != rhs_storage._diskHitBlocks {return false}
+        if _storage._diskBlocks != rhs_storage._diskBlocks {return false}
+        if _storage._diskBytes != rhs_storage._diskBytes {return false}
+        if _storage._diskCapacityBytes != rhs_storage._diskCapacityBytes {return false}
+        if _storage._diskWrites != rhs_storage._diskWrites {return false}
+        if _storage._diskEvictions != rhs_storage._diskEvictions {return false}
+        if _storage._diskCorrupt != rhs_storage._diskCorrupt {return false}
+        if _storage._diskProblem != rhs_storage._diskProblem {return false}
+        if _storage._diskDir != rhs_storage._diskDir {return false}
+        if _storage._pinnedBlocks != rhs_storage._pinnedBlocks {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Kvstore_PinRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PinRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}chain\0\u{3}ttl_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -543,51 +831,56 @@ nonisolated extension Loom_Kvstore_StoreStats: SwiftProtobuf.Message, SwiftProto
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.slots) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.committed) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.lookups) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.hitBlocks) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.missedBlocks) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.evictions) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 1: try { try decoder.decodeRepeatedFixed64Field(value: &self.chain) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.ttlMs) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.slots != 0 {
-      try visitor.visitSingularUInt32Field(value: self.slots, fieldNumber: 1)
+    if !self.chain.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.chain, fieldNumber: 1)
     }
-    if self.committed != 0 {
-      try visitor.visitSingularUInt32Field(value: self.committed, fieldNumber: 2)
-    }
-    if self.lookups != 0 {
-      try visitor.visitSingularUInt64Field(value: self.lookups, fieldNumber: 3)
-    }
-    if self.hitBlocks != 0 {
-      try visitor.visitSingularUInt64Field(value: self.hitBlocks, fieldNumber: 4)
-    }
-    if self.missedBlocks != 0 {
-      try visitor.visitSingularUInt64Field(value: self.missedBlocks, fieldNumber: 5)
-    }
-    if self.evictions != 0 {
-      try visitor.visitSingularUInt64Field(value: self.evictions, fieldNumber: 6)
-    }
-    if self.bytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 7)
+    if self.ttlMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.ttlMs, fieldNumber: 2)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Loom_Kvstore_StoreStats, rhs: Loom_Kvstore_StoreStats) -> Bool {
-    if lhs.slots != rhs.slots {return false}
-    if lhs.committed != rhs.committed {return false}
-    if lhs.lookups != rhs.lookups {return false}
-    if lhs.hitBlocks != rhs.hitBlocks {return false}
-    if lhs.missedBlocks != rhs.missedBlocks {return false}
-    if lhs.evictions != rhs.evictions {return false}
-    if lhs.bytes != rhs.bytes {return false}
+  public static func ==(lhs: Loom_Kvstore_PinRequest, rhs: Loom_Kvstore_PinRequest) -> Bool {
+    if lhs.chain != rhs.chain {return false}
+    if lhs.ttlMs != rhs.ttlMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Kvstore_PinResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PinResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pinned\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.pinned) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.pinned != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pinned, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Kvstore_PinResponse, rhs: Loom_Kvstore_PinResponse) -> Bool {
+    if lhs.pinned != rhs.pinned {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
