@@ -13,7 +13,8 @@ plugin="${PROTOC_GEN_SWIFT:-$(command -v protoc-gen-swift || true)}"
 command -v protoc >/dev/null || { echo "regenerate-proto: apt-get install protobuf-compiler" >&2; exit 1; }
 # Each proto belongs to the target whose layer it describes: the RPC's own
 # messages to LoomWire, the transfer engine's to LoomTransfer, the cluster's
-# (router and roles) and the KV store's to LoomProtocol. None imports another.
+# (router and roles) and the KV store's to LoomProtocol; only those two
+# import each other (a store node reports its stats in its heartbeat).
 generate() {
     local proto=$1 out=$2
     mkdir -p "$out"

@@ -135,7 +135,7 @@ struct ConfigDecoder {
     }
 
     private func decodeStoreCluster(_ top: YAMLSection, nodes: Int) throws(ConfigError) -> StoreClusterConfig {
-        guard let node = try top.node("kvstore") else { return StoreClusterConfig() }
+        guard let node = top.node("kvstore") else { return StoreClusterConfig() }
         let s = try YAMLSection(node, path: "kvstore", mark: top.keyMark("kvstore"), allowed: Self.storeClusterKeys, file: file)
         var settings = StoreClusterConfig()
         if let replicas = try s.int("replicas", in: Limits.replicas) {

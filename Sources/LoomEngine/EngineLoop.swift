@@ -52,6 +52,8 @@ public struct EngineSnapshot: Sendable, Equatable {
     public var blockCount: Int
     /// Full blocks the prefix cache can serve (referenced or not).
     public var cachedBlocks: Int = 0
+    /// Cached blocks dropped to make room so far.
+    public var evictedBlocks: Int = 0
     public var stats: SchedulerStats
 
     public init(running: Int = 0, waiting: Int = 0, reserved: Int = 0, usedBlocks: Int = 0, blockCount: Int = 0,
@@ -74,6 +76,7 @@ enum EngineCommand: Sendable {
     case attach(RequestID, firstToken: TokenID, logprob: Float, top: [Logprobs.Entry], AsyncThrowingStream<GenerationOutput, Error>.Continuation)
     case cachedPrefix([TokenID], CheckedContinuation<Int, Never>)
     case importBlocks([PublishedBlock], KVImportFill, CheckedContinuation<Int, Never>)
+    case dropCachedBlocks(CheckedContinuation<Int, Never>)
 }
 
 extension EngineCommand {
@@ -83,7 +86,7 @@ extension EngineCommand {
         switch self {
         case .submit(_, _, let continuation), .attach(_, _, _, _, let continuation): continuation.finish(throwing: error)
         case .reserve(_, _, let reply): reply.resume(throwing: error)
-        case .cachedPrefix(_, let reply), .importBlocks(_, _, let reply): reply.resume(returning: 0)
+        case .cachedPrefix(_, let reply), .importBlocks(_, _, let reply), .dropCachedBlocks(let reply): reply.resume(returning: 0)
         case .cancel: break
         }
     }
@@ -172,6 +175,11 @@ final class EngineLoop: @unchecked Sendable {
             reply.resume(returning: cachedPrefix(of: prompt))
         case .importBlocks(let blocks, let fill, let reply):
             reply.resume(returning: importBlocks(blocks, fill: fill))
+        case .dropCachedBlocks(let reply):
+            let dropped = scheduler.pool.dropUnreferenced()
+            // Now, not at the next step: an idle worker's router must hear too.
+            for change in scheduler.pool.drainEvents() { cacheLog.record(change) }
+            reply.resume(returning: dropped)
         }
     }
 
@@ -273,10 +281,12 @@ final class EngineLoop: @unchecked Sendable {
     var isIdle: Bool { scheduler.isIdle }
 
     var snapshot: EngineSnapshot {
-        EngineSnapshot(
+        var snapshot = EngineSnapshot(
             running: scheduler.runningIDs.count, waiting: scheduler.waitingIDs.count, reserved: scheduler.reservedIDs.count,
             usedBlocks: scheduler.pool.usedCount, blockCount: scheduler.configuration.blockCount,
             cachedBlocks: scheduler.pool.cachedBlockCount, stats: scheduler.stats)
+        snapshot.evictedBlocks = scheduler.pool.evictions
+        return snapshot
     }
 }
 

@@ -11,6 +11,12 @@ extension InferenceEngine {
         await withCheckedContinuation { reply in send(.cachedPrefix(prompt, reply)) }
     }
 
+    /// Drops every cached block no request is using (`loomctl cache clear
+    /// --workers`); returns how many. The router hears of each as removed.
+    public func dropCachedBlocks() async -> Int {
+        await withCheckedContinuation { reply in send(.dropCachedBlocks(reply)) }
+    }
+
     /// Caches `blocks` (a chain, in order, continuing what the pool holds)
     /// as if they had been computed here, their bytes from `fill`. Returns
     /// how many of them the pool holds afterwards, counted from the first:

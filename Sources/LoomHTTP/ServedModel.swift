@@ -44,6 +44,19 @@ public struct ServedModel: Sendable {
 
     var stopTokens: Set<TokenID> { tokenizer.vocabulary.endOfGenerationIDs }
 
+    /// The tokens a pinned prefix stands for: `text` as a chat's system
+    /// message (rendered as every chat that starts with it begins), or as
+    /// the start of a raw completion prompt.
+    public func prefixTokens(_ text: String, asSystemMessage: Bool) throws -> [TokenID] {
+        guard asSystemMessage else { return try tokenizer.encode(text, as: .rawPrompt(parseSpecial: true)) }
+        guard let chatTemplate else {
+            throw APIError(.badRequest, code: "no_chat_template", "model \(name) has no chat template; pin the text as a raw prompt")
+        }
+        let rendered = try chatTemplate.render(messages: [ChatMessage(role: "system", content: text)], addGenerationPrompt: false,
+                                               bosToken: bosToken, eosToken: eosToken)
+        return try tokenizer.encode(rendered, as: .renderedChat)
+    }
+
     func renderChat(_ messages: [ChatMessage]) throws -> String {
         guard let chatTemplate else {
             throw APIError(.badRequest, code: "no_chat_template", "model \(name) has no chat template; use /v1/completions with a raw prompt")

@@ -19,6 +19,9 @@ public struct ServerMetrics: Sendable {
     let waiting: Gauge
     let kvBlocksUsed: Gauge
     let kvBlocksTotal: Gauge
+    /// Text in Prometheus' format added after the registry's at each
+    /// scrape (the router's cache counters, summed from its members).
+    public var appendix: @Sendable () -> String = { "" }
 
     public init() {
         let fast: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
@@ -48,7 +51,7 @@ public struct ServerMetrics: Sendable {
         waiting.set(Int64(load.waiting))
         kvBlocksUsed.set(Int64(load.usedBlocks))
         kvBlocksTotal.set(Int64(load.blockCount))
-        return registry.emitToBuffer()
+        return registry.emitToBuffer() + Array(appendix().utf8)
     }
 }
 

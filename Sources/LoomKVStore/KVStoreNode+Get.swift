@@ -39,6 +39,7 @@ extension KVStoreNode {
         }
         var response = Loom_Kvstore_GetResponse()
         response.blocks = UInt32(slots.count)
+        response.fromDisk = UInt32(fromDisk)
         response.writes = 1
         return response
     }

@@ -102,13 +102,21 @@ extension KVStoreNode {
         return written
     }
 
-    /// Pins the leading run of `chain` held here until now + `ttl`.
+    /// Pins every block of `chain` held here (in DRAM, or read back from
+    /// disk) until now + `ttl`. Not only the leading run: the chain's other
+    /// blocks live on other nodes. Returns how many were pinned.
     func pin(_ chain: [BlockHash], ttl: Duration) -> Int {
-        let (leases, _, _) = leaseRun(chain)
-        return index.withLock { index in
-            defer { for lease in leases { index.endLease(lease.id) } }
-            return index.pin(leases.flatMap { $0.blocks.map(\.hash) }, until: .now + ttl)
+        var pinned = 0, position = 0
+        while position < chain.count {
+            let (leases, _, _) = leaseRun(Array(chain[position...]))
+            let run = leases.flatMap { $0.blocks.map(\.hash) }
+            pinned += index.withLock { index in
+                defer { for lease in leases { index.endLease(lease.id) } }
+                return index.pin(run, until: .now + ttl)
+            }
+            position += max(1, run.count)
         }
+        return pinned
     }
 
     func slotBuffer(_ slot: Int) -> UnsafeMutableRawBufferPointer {

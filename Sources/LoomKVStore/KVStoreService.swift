@@ -52,7 +52,9 @@ public struct StoreMembership: ClusterMember {
         var load = Loom_Cluster_Load()
         load.usedBlocks = stats.committed
         load.blockCount = stats.slots
-        load.cachedBlocks = stats.committed
+        load.cachedBlocks = stats.committed + stats.diskBlocks
+        load.blockBytes = UInt64(store.configuration.layout.payloadBytes)
+        load.store = stats
         return load
     }
 }

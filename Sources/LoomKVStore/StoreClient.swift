@@ -98,11 +98,15 @@ public struct StoreClient: Sendable {
     /// returns how many blocks landed (the caller's counter for the target's
     /// immediate sees the write before this returns).
     public func get(_ chain: [UInt64], into target: Loom_Kvstore_GetTarget, timeout: Duration = .seconds(10)) async throws -> Int {
+        Int(try await fetch(chain, into: target, timeout: timeout).blocks)
+    }
+
+    /// `get`, with the store's whole answer (how many came from disk too).
+    public func fetch(_ chain: [UInt64], into target: Loom_Kvstore_GetTarget, timeout: Duration = .seconds(10)) async throws -> Loom_Kvstore_GetResponse {
         var request = Loom_Kvstore_GetRequest()
         request.chain = chain
         request.target = target
-        let (response, _) = try await connection.unary(StoreRPC.get, request, timeout: timeout)
-        return Int(response.blocks)
+        return try await connection.unary(StoreRPC.get, request, timeout: timeout).0
     }
 }
 

@@ -18,4 +18,6 @@ public enum ClusterRPC {
     public static let attach = RPCMethod<Loom_Cluster_AttachRequest, Loom_Cluster_TokenEvent>(303)
     /// Decode worker: drop a reservation whose prefill failed.
     public static let release = RPCMethod<Loom_Cluster_AttachRequest, Loom_Cluster_Empty>(304)
+    /// Forget every cached block no request uses (the store keeps its own).
+    public static let dropCachedBlocks = RPCMethod<Loom_Cluster_Empty, Loom_Cluster_DropCachedResponse>(305)
 }

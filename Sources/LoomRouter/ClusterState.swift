@@ -58,6 +58,8 @@ public final class ClusterState: Sendable {
         /// Per worker, the KV-transfer totals it last reported.
         var reported: [WorkerID: Loom_Cluster_Load] = [:]
         var decisions: [String: Int] = [:]
+        /// Prefixes pinned in the store through this router, until they expire.
+        var pins: [PinRecord] = []
     }
 
     public let settings: Settings

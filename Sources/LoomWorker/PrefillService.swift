@@ -12,7 +12,7 @@ struct PrefillService: Sendable {
     let peers: TransferPeers
     let calls: WorkerCalls
     /// Brings what the store holds of a prompt into the pool first.
-    let fetcher: StoreFetcher?
+    let lookup: PromptLookup
 
     func serve(into services: inout RPCServices) {
         services.unary(ClusterRPC.prefill) { request, _ in
@@ -33,7 +33,7 @@ struct PrefillService: Sendable {
         request.maxTokens = 1
         request.exportKV = KVExport(fromBlock: target.firstBlock, sink: sink)
         let received = ContinuousClock.now
-        await fetcher?.warm(request.prompt)
+        await lookup.prepare(request.prompt)
         async let written = write(chunks, into: target, startedAt: received)
         var response = Loom_Cluster_PrefillResponse()
         do {

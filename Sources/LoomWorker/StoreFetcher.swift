@@ -25,6 +25,7 @@ final class StoreFetcher: Sendable {
     let configuration: RPCConfiguration
     let fetched = Atomic<UInt64>(0)
     let failed = Atomic<UInt64>(0)
+    let latency = FetchLatency()
     private let logger = Logger(label: "loom.worker.fetch")
     private let free: Mutex<[Int]>
     private let immediates = Atomic<UInt32>(0)
@@ -50,33 +51,47 @@ final class StoreFetcher: Sendable {
     /// Staging pages in all: the most one fetch brings.
     let pageCount: Int
 
-    /// Caches what the stores hold of `prompt` beyond what the pool holds,
-    /// run by run of blocks that share a holder, until no holder has one.
-    func warm(_ prompt: [TokenID]) async {
+    /// Blocks a warm-up brought, by the store tier they came from.
+    struct Fetched: Equatable {
+        var fromDRAM = 0
+        var fromDisk = 0
+    }
+
+    /// Caches what the stores hold of `prompt` beyond the `pooled` leading
+    /// blocks the pool holds, run by run of blocks that share a holder,
+    /// until no holder has one.
+    func warm(_ prompt: [TokenID], pooled: Int) async -> Fetched {
         let chain = hasher.chain(prompt)
-        var next = await engine.cachedPrefixBlocks(of: prompt)
+        var next = pooled, fetched = Fetched()
         while next < chain.count {
-            var landed = 0, run = 0
+            var landed = Fetched()
             for node in routing.readOrder(for: chain[next]) {
                 // A run this node holds, at most what staging holds at once.
-                run = min(chain[next...].prefix { routing.holders(of: $0).contains(node) }.count, pageCount)
+                let run = min(chain[next...].prefix { routing.holders(of: $0).contains(node) }.count, pageCount)
                 guard let got = await fetch(chain, prompt: prompt, from: next, count: run, node: node) else { continue }
                 landed = got
                 // A miss on one replica (restarted, or full) may be a hit on the next.
-                if got > 0 { break }
+                if got.total > 0 { break }
             }
-            next += landed
-            guard landed > 0, landed == run else { return }
+            next += landed.total
+            fetched.fromDRAM += landed.fromDRAM
+            fetched.fromDisk += landed.fromDisk
+            // Short of the run (a small store DRAM tier lends fewer slots
+            // than a long run from disk needs): ask again from there.
+            guard landed.total > 0 else { break }
         }
+        return fetched
     }
 
     /// Fetches up to `count` blocks from `first` on from store node
     /// `index`; returns how many the pool holds now, nil when the node
     /// failed.
-    private func fetch(_ chain: [BlockHash], prompt: [TokenID], from first: Int, count: Int, node index: Int) async -> Int? {
+    private func fetch(_ chain: [BlockHash], prompt: [TokenID], from first: Int, count: Int, node index: Int) async -> Fetched? {
         let node = routing.nodes[index]
         let pages = take(count)
-        guard !pages.isEmpty else { return 0 }
+        guard !pages.isEmpty else { return Fetched() }
+        let started = ContinuousClock.now
+        defer { latency.record(.now - started) }
         let size = engine.kvLayout.bytesPerBlock
         let immediate = 0x8000_0000 | (immediates.wrappingAdd(1, ordering: .relaxed).oldValue & 0x7FFF_FFFF)
         // Priced against recomputing: a block costs a few ms to compute here.
@@ -89,12 +104,13 @@ final class StoreFetcher: Sendable {
             give(pages)
         }
         do {
-            let landed = try await RPCConnection.withConnection(to: node.address, configuration: configuration) { connection in
+            let got = try await RPCConnection.withConnection(to: node.address, configuration: configuration) { connection in
                 try await StoreClient(connection: connection, peers: peers, writer: configuration.nodeName)
-                    .get(chain[first..<first + pages.count].map(\.rawValue), into: target(pages, immediate: immediate), timeout: budget)
+                    .fetch(chain[first..<first + pages.count].map(\.rawValue), into: target(pages, immediate: immediate), timeout: budget)
             }
             routing.answered(index)
-            guard landed > 0 else { return 0 }
+            let landed = Int(got.blocks)
+            guard landed > 0 else { return Fetched() }
             let blocks = (first..<first + landed).map { i in
                 PublishedBlock(hash: chain[i], parent: i == 0 ? nil : chain[i - 1], tokens: Array(prompt[i * hasher.blockSize..<(i + 1) * hasher.blockSize]))
             }
@@ -102,7 +118,10 @@ final class StoreFetcher: Sendable {
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: staging.bytes[pages[index] * size..<(pages[index] + 1) * size]))
             }
             fetched.add(UInt64(imported), ordering: .relaxed)
-            return imported
+            // Blocks from disk come after those from DRAM only by chance;
+            // what counts is how many of each the pool kept.
+            let fromDisk = min(Int(got.fromDisk), imported)
+            return Fetched(fromDRAM: imported - fromDisk, fromDisk: fromDisk)
         } catch {
             failed.add(1, ordering: .relaxed)
             routing.failed(index)
@@ -127,4 +146,26 @@ final class StoreFetcher: Sendable {
     private func give(_ pages: [Int]) {
         free.withLock { $0.append(contentsOf: pages) }
     }
+}
+
+extension StoreFetcher.Fetched {
+    var total: Int { fromDRAM + fromDisk }
+}
+
+/// How long fetches from the store took: a cumulative histogram the
+/// worker reports in its heartbeat and the router exports.
+final class FetchLatency: Sendable {
+    static let boundsMs = FetchLatencyBounds.milliseconds
+    private let state = Mutex<(buckets: [UInt64], sumMs: Double)>((Array(repeating: 0, count: boundsMs.count + 1), 0))
+
+    func record(_ duration: Duration) {
+        let ms = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        state.withLock { state in
+            for (i, bound) in Self.boundsMs.enumerated() where ms <= bound { state.buckets[i] += 1 }
+            state.buckets[Self.boundsMs.count] += 1
+            state.sumMs += ms
+        }
+    }
+
+    var snapshot: (buckets: [UInt64], sumMs: Double) { state.withLock { $0 } }
 }

@@ -59,6 +59,7 @@ public final class WorkerNode: Sendable {
     /// Set when the worker publishes to and fetches from store nodes.
     public let publisher: StorePublisher?
     let fetcher: StoreFetcher?
+    let lookup: PromptLookup
     private let boundPort: BoundPort
 
     public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
@@ -98,7 +99,8 @@ public final class WorkerNode: Sendable {
         } else {
             fetcher = nil
         }
-        prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls, fetcher: fetcher)
+        lookup = PromptLookup(engine: engine, fetcher: fetcher, blockSize: scheduler.blockSize)
+        prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls, lookup: lookup)
     }
 
     /// Blocks one fetch from the store can bring at most.
@@ -110,11 +112,16 @@ public final class WorkerNode: Sendable {
     public var services: RPCServices {
         var services = RPCServices()
         transfer.serve(into: &services)
-        services.serverStreaming(ClusterRPC.generate) { [engine, json, calls, fetcher] spec, _, writer in
+        services.serverStreaming(ClusterRPC.generate) { [engine, json, calls, lookup] spec, _, writer in
             try await calls.serving(new: true) {
-                await fetcher?.warm(spec.request.prompt)
+                await lookup.prepare(spec.request.prompt)
                 try await writer.send(engine.generate(spec.request(json: json)))
             }
+        }
+        services.unary(ClusterRPC.dropCachedBlocks) { [engine] _, _ in
+            var response = Loom_Cluster_DropCachedResponse()
+            response.dropped = UInt32(await engine.dropCachedBlocks())
+            return (response, ByteBuffer())
         }
         decode.serve(into: &services)
         prefill.serve(into: &services)
@@ -132,12 +139,16 @@ public final class WorkerNode: Sendable {
     }
 
     public var load: Loom_Cluster_Load {
-        var load = calls.load(engine.snapshot)
+        let snapshot = engine.snapshot
+        var load = calls.load(snapshot)
         if let publisher {
             load.kvBlocksPublished = publisher.published.load(ordering: .relaxed)
             load.kvBlocksPublishDropped = publisher.dropped.load(ordering: .relaxed) + publisher.failed.load(ordering: .relaxed)
         }
         if let fetcher { load.kvBlocksFetched = fetcher.fetched.load(ordering: .relaxed) }
+        lookup.report(into: &load)
+        load.poolEvictions = UInt64(snapshot.evictedBlocks)
+        load.blockBytes = UInt64(engine.kvLayout.bytesPerBlock)
         return load
     }
 

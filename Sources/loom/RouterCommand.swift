@@ -90,7 +90,7 @@ struct RouterCommand: AsyncParsableCommand {
         let template = try file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
         let contextLength = try ModelConfig(gguf: file).contextLength
         let name = ServedModel.defaultName(path: path)
-        let metrics = ServerMetrics()
+        var metrics = ServerMetrics()
         let state = ClusterState(settings: .init(
             decodePolicy: settings.policy, prefixWeight: settings.prefixWeight,
             disaggregationThreshold: settings.disaggregationThreshold, heartbeatInterval: settings.heartbeatInterval,
@@ -103,11 +103,9 @@ struct RouterCommand: AsyncParsableCommand {
         let node = RouterNode(backend: backend, logger: logger)
         let host = settings.host
         let rpcServer = try await RPCServer.bind(.tcp(host: host, port: settings.rpcPort), services: node.services, configuration: rpc)
+        metrics.appendix = { state.cacheMetricsText }
         let router = OpenAIServer(model: served, configuration: .init(apiKey: apiKey), metrics: metrics).router()
-        router.get("/admin/status") { _, _ in
-            let body = try JSONEncoder.sorted.encode(state.status)
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        }
+        RouterAdmin(state: state, backend: backend, model: served, apiKey: apiKey).add(to: router)
         let rpcPortBound: Int = if case .tcp(_, let p) = rpcServer.localAddress { p } else { settings.rpcPort }
         let policy = settings.policy
         let app = Application(

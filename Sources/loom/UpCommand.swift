@@ -61,12 +61,15 @@ struct UpCommand: AsyncParsableCommand {
     static func banner(url: String, cluster: ClusterConfig, model: String) -> String {
         let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let workers = cluster.workers.map { "\($0.name) (\($0.role.rawValue), \($0.host):\($0.port))" }.joined(separator: ", ")
-        let stores = cluster.kvstores.map { "\($0.name) (\($0.dramMiB) MiB, \($0.host):\($0.port))" }.joined(separator: ", ")
+        let stores = cluster.kvstores.map { store in
+            let disk = store.diskDir.map { ", disk \(String(format: "%g", store.diskGiB)) GiB in \($0)" } ?? ""
+            return "\(store.name) (\(store.dramMiB) MiB\(disk), \(store.host):\(store.port))"
+        }.joined(separator: ", ")
         return """
         loom up: cluster ready at \(url)
           workers: \(workers)\(stores.isEmpty ? "" : "\n  kvstore: \(stores)")
           logs:    \(cluster.logs)
-          status:  loomctl --router \(url) status
+          status:  loomctl --router \(url) status\(stores.isEmpty ? "" : "\n  cache:   loomctl --router \(url) cache")
           try:     curl -s \(url)/v1/chat/completions -H 'Content-Type: application/json' \\
                      -d '{"model":"\(name)","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":48}'
         Ctrl-C stops every process.

@@ -14,10 +14,15 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The router's HTTP URL (else $LOOM_ROUTER, else \(defaultRouter)).", valueName: "url"))
     var router: String?
 
-    /// The URL this invocation talks to: the subcommand's option wins over
-    /// the root's, either over the environment.
-    func router(parent: ClusterOptions) -> String {
-        router ?? parent.router ?? ProcessInfo.processInfo.environment["LOOM_ROUTER"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultRouter
+    @Option(name: .long, help: ArgumentHelp("The router's API key, for commands that change the cluster (else $LOOM_API_KEY).", valueName: "key"))
+    var apiKey: String?
+
+    /// The router this invocation talks to: the subcommand's options win
+    /// over the root's, either over the environment.
+    func client(parent: ClusterOptions) -> RouterClient {
+        let environment = ProcessInfo.processInfo.environment
+        let url = router ?? parent.router ?? environment["LOOM_ROUTER"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultRouter
+        return RouterClient(router: url, apiKey: apiKey ?? parent.apiKey ?? environment["LOOM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 })
     }
 }
 
@@ -25,7 +30,7 @@ struct ClusterOptions: ParsableArguments {
 struct Loomctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loomctl", abstract: "Operate a running Loom cluster through its router.",
-        subcommands: [Status.self])
+        subcommands: [Status.self, Cache.self])
 
     @OptionGroup var cluster: ClusterOptions
 
@@ -38,41 +43,16 @@ struct Loomctl: AsyncParsableCommand {
         @Flag(name: .long, help: "Print the router's JSON instead of a table.")
         var json = false
 
-        var router: String { cluster.router(parent: parent.cluster) }
-
         func run() async throws {
-            let data = try await fetch(URL(string: "\(router)/admin/status"))
+            let data = try await cluster.client(parent: parent.cluster).get("/admin/status")
             if json {
                 FileHandle.standardOutput.write(data)
                 print()
                 return
             }
-            let decoder = JSONDecoder()
-            decoder.keyDecodingStrategy = .convertFromSnakeCase
-            print(StatusTable(try decoder.decode(ClusterStatus.self, from: data)).text)
-        }
-
-        private func fetch(_ url: URL?) async throws -> Data {
-            guard let url, url.scheme != nil else { throw ValidationError("--router must be a URL like http://127.0.0.1:8080, got '\(router)'") }
-            do {
-                let (data, response) = try await URLSession.shared.data(from: url)
-                guard let http = response as? HTTPURLResponse, http.statusCode == 200 else {
-                    throw LoomctlError("\(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0); is \(router) a Loom router?")
-                }
-                return data
-            } catch let error as LoomctlError {
-                throw error
-            } catch {
-                throw LoomctlError("cannot reach the router at \(router): \(error.localizedDescription); is it running (loom up)?")
-            }
+            print(StatusTable(try RouterClient.decoder.decode(ClusterStatus.self, from: data)).text)
         }
     }
-}
-
-/// A failure that is not the command line's fault: printed without the usage.
-struct LoomctlError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// The status as aligned columns.

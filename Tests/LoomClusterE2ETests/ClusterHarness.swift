@@ -101,8 +101,9 @@ final class ClusterHarness: @unchecked Sendable {
 
     /// A `loom kvstore` child registered with the router, and the
     /// `host:port` it listens on; stopped with the workers.
-    func startStore(_ name: String, dramMiB: Int) throws -> (LoomChild, String) {
-        let child = try LoomChild(name, ["kvstore", "--model", model, "--name", name, "--router", rpcAddress, "--dram-mib", "\(dramMiB)"])
+    func startStore(_ name: String, dramMiB: Int, extra: [String] = [], prefix: [String] = []) throws -> (LoomChild, String) {
+        let child = try LoomChild(name, ["kvstore", "--model", model, "--name", name, "--router", rpcAddress, "--dram-mib", "\(dramMiB)"] + extra,
+                                  prefix: prefix)
         workers[name] = child
         guard let address = child.address(after: "listening on ") else {
             throw ClusterDidNotStart(description: "\(name) announced no address: \(child.announcement)")
@@ -149,6 +150,17 @@ final class ClusterHarness: @unchecked Sendable {
     func status() async throws -> [String: Any] {
         let (data, _) = try await URLSession.shared.data(from: httpURL.appendingPathComponent("admin/status"))
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// What `loomctl cache --json` prints.
+    func cache() async throws -> [String: Any] {
+        let (data, _) = try await URLSession.shared.data(from: httpURL.appendingPathComponent("admin/cache"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// The `tier` row of a cache report.
+    func tier(_ name: String, in cache: [String: Any]) -> [String: Any]? {
+        (cache["tiers"] as? [[String: Any]])?.first { $0["tier"] as? String == name }
     }
 
     func worker(_ name: String, in status: [String: Any]) -> [String: Any]? {

@@ -37,6 +37,9 @@ import Testing
         }
         #expect(banner.text.contains("kvstore: kvstore-0 (16 MiB, 127.0.0.1:\(ports[4]))"), "\(banner.text)")
         #expect(!table.output.contains("dead"), "\(table.output)")
+        let cacheCommand = try #require(banner.command(after: "cache:"), "no cache command in:\n\(banner.text)")
+        let cache = try Shell.run(cacheCommand)
+        #expect(cache.status == 0 && cache.output.contains("store dram") && cache.output.contains("kvstore-0"), "\(cache.output)")
 
         let answer = try Shell.run(tryRequest)
         #expect(answer.status == 0, "\(answer.output)")
@@ -76,6 +79,8 @@ import Testing
             #expect(result.status == 0, "\(command)\n\(result.output)")
             if command.contains("curl") {
                 #expect(result.output.contains("data: "), "the README's request streams: \(result.output)")
+            } else if command.contains(" cache") {
+                #expect(result.output.contains("store disk") && result.output.contains("kvstore-0"), "\(command)\n\(result.output)")
             } else {
                 #expect(result.output.contains("decode-1"), "\(command)\n\(result.output)")
             }

@@ -20,7 +20,11 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         #expect(config.workers.map(\.port) == [7610, 7611, 7612])
         #expect(config.workers.allSatisfy { $0.threads == 1 })
         #expect(config.workers(roles: WorkerRole.decodeCapable).map(\.rpcAddress.hostPort) == ["127.0.0.1:7611", "127.0.0.1:7612"])
-        #expect(config.kvstores == [StoreNodeConfig(name: "kvstore-0", port: 7620, dramMiB: 256)], "the local cluster has a store node")
+        var store = StoreNodeConfig(name: "kvstore-0", port: 7620, dramMiB: 256,
+                                    diskDir: repositoryRoot.appendingPathComponent("Configs/.loom/kv").standardizedFileURL.path)
+        store.diskGiB = 4
+        #expect(config.kvstores == [store], "the local cluster has a store node with a disk tier")
+        #expect(config.kvstore == StoreClusterConfig(replicas: 1, admission: .afterFirstReuse))
         #expect(config.logs == repositoryRoot.appendingPathComponent("Configs/.loom/logs").standardizedFileURL.path)
     }
 

@@ -35,6 +35,8 @@ public struct BlockPool: Sendable {
     private var uncachedFree: [BlockID]
     private var evictable: EvictionList
     private var pendingEvents: [KVCacheEvent] = []
+    /// Cached blocks dropped to make room, since the pool was made.
+    public private(set) var evictions = 0
 
     public init(blockCount: Int, blockSize: Int = KVCacheLayout.defaultBlockSize) {
         precondition(blockCount > 0 && blockCount <= Int(Int32.max), "a pool needs between 1 and Int32.max blocks")
@@ -120,6 +122,7 @@ public struct BlockPool: Sendable {
         } else if let victim = evictable.first {
             evictable.remove(victim)
             uncache(victim)
+            evictions += 1
             block = victim
         } else {
             return nil
@@ -174,6 +177,19 @@ public struct BlockPool: Sendable {
     public mutating func drainEvents() -> [KVCacheEvent] {
         defer { pendingEvents.removeAll(keepingCapacity: true) }
         return pendingEvents
+    }
+
+    /// Forgets every cached block nobody references (each announced as
+    /// removed); blocks in use stay. Returns how many were dropped.
+    public mutating func dropUnreferenced() -> Int {
+        var dropped = 0
+        while let block = evictable.first {
+            evictable.remove(block)
+            uncache(block)
+            uncachedFree.append(block)
+            dropped += 1
+        }
+        return dropped
     }
 
     private mutating func uncache(_ block: BlockID) {

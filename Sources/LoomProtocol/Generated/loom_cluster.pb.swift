@@ -371,48 +371,169 @@ public nonisolated struct Loom_Cluster_AttachRequest: Sendable {
   fileprivate var _first: Loom_Cluster_Token? = nil
 }
 
-public nonisolated struct Loom_Cluster_Load: Sendable {
+public nonisolated struct Loom_Cluster_Load: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var running: UInt32 = 0
+  public var running: UInt32 {
+    get {_storage._running}
+    set {_uniqueStorage()._running = newValue}
+  }
 
-  public var waiting: UInt32 = 0
+  public var waiting: UInt32 {
+    get {_storage._waiting}
+    set {_uniqueStorage()._waiting = newValue}
+  }
 
-  public var reserved: UInt32 = 0
+  public var reserved: UInt32 {
+    get {_storage._reserved}
+    set {_uniqueStorage()._reserved = newValue}
+  }
 
-  public var usedBlocks: UInt32 = 0
+  public var usedBlocks: UInt32 {
+    get {_storage._usedBlocks}
+    set {_uniqueStorage()._usedBlocks = newValue}
+  }
 
-  public var blockCount: UInt32 = 0
+  public var blockCount: UInt32 {
+    get {_storage._blockCount}
+    set {_uniqueStorage()._blockCount = newValue}
+  }
 
-  public var computedTokens: UInt64 = 0
+  public var computedTokens: UInt64 {
+    get {_storage._computedTokens}
+    set {_uniqueStorage()._computedTokens = newValue}
+  }
 
-  public var remotePrefilledTokens: UInt64 = 0
+  public var remotePrefilledTokens: UInt64 {
+    get {_storage._remotePrefilledTokens}
+    set {_uniqueStorage()._remotePrefilledTokens = newValue}
+  }
 
-  public var kvBlocksSent: UInt64 = 0
+  public var kvBlocksSent: UInt64 {
+    get {_storage._kvBlocksSent}
+    set {_uniqueStorage()._kvBlocksSent = newValue}
+  }
 
-  public var kvBlocksReceived: UInt64 = 0
+  public var kvBlocksReceived: UInt64 {
+    get {_storage._kvBlocksReceived}
+    set {_uniqueStorage()._kvBlocksReceived = newValue}
+  }
 
   /// Blocks the worker's prefix cache holds: what the router's index must
   /// agree with once the worker's events are applied.
-  public var cachedBlocks: UInt32 = 0
+  public var cachedBlocks: UInt32 {
+    get {_storage._cachedBlocks}
+    set {_uniqueStorage()._cachedBlocks = newValue}
+  }
 
   /// KV writes this worker sent through each backend.
-  public var shmWrites: UInt64 = 0
+  public var shmWrites: UInt64 {
+    get {_storage._shmWrites}
+    set {_uniqueStorage()._shmWrites = newValue}
+  }
 
-  public var tcpWrites: UInt64 = 0
+  public var tcpWrites: UInt64 {
+    get {_storage._tcpWrites}
+    set {_uniqueStorage()._tcpWrites = newValue}
+  }
 
-  public var fabricWrites: UInt64 = 0
+  public var fabricWrites: UInt64 {
+    get {_storage._fabricWrites}
+    set {_uniqueStorage()._fabricWrites = newValue}
+  }
 
   /// Blocks this worker published to the KV store, and those it could not
   /// (its queue was full, or the store failed): those stay in its pool only.
-  public var kvBlocksPublished: UInt64 = 0
+  public var kvBlocksPublished: UInt64 {
+    get {_storage._kvBlocksPublished}
+    set {_uniqueStorage()._kvBlocksPublished = newValue}
+  }
 
-  public var kvBlocksPublishDropped: UInt64 = 0
+  public var kvBlocksPublishDropped: UInt64 {
+    get {_storage._kvBlocksPublishDropped}
+    set {_uniqueStorage()._kvBlocksPublishDropped = newValue}
+  }
 
   /// Blocks fetched from the KV store instead of computed.
-  public var kvBlocksFetched: UInt64 = 0
+  public var kvBlocksFetched: UInt64 {
+    get {_storage._kvBlocksFetched}
+    set {_uniqueStorage()._kvBlocksFetched = newValue}
+  }
+
+  /// A store node's tiers and counters (store nodes only).
+  public var store: Loom_Kvstore_StoreStats {
+    get {_storage._store ?? Loom_Kvstore_StoreStats()}
+    set {_uniqueStorage()._store = newValue}
+  }
+  /// Returns true if `store` has been explicitly set.
+  public var hasStore: Bool {_storage._store != nil}
+  /// Clears the value of `store`. Subsequent reads from it will return its default value.
+  public mutating func clearStore() {_uniqueStorage()._store = nil}
+
+  /// Where the full blocks of the prompts this worker ran were found when it
+  /// looked them up, before running each: in its pool, in a store node's
+  /// DRAM or on its disk; the rest were computed. Each block counts once.
+  public var lookupBlocks: UInt64 {
+    get {_storage._lookupBlocks}
+    set {_uniqueStorage()._lookupBlocks = newValue}
+  }
+
+  public var poolHitBlocks: UInt64 {
+    get {_storage._poolHitBlocks}
+    set {_uniqueStorage()._poolHitBlocks = newValue}
+  }
+
+  public var storeDramHitBlocks: UInt64 {
+    get {_storage._storeDramHitBlocks}
+    set {_uniqueStorage()._storeDramHitBlocks = newValue}
+  }
+
+  public var storeDiskHitBlocks: UInt64 {
+    get {_storage._storeDiskHitBlocks}
+    set {_uniqueStorage()._storeDiskHitBlocks = newValue}
+  }
+
+  /// Fetches from the store by duration, cumulative, one count per bound of
+  /// `FetchLatency.boundsMs` and a last one for all.
+  public var fetchLatencyBuckets: [UInt64] {
+    get {_storage._fetchLatencyBuckets}
+    set {_uniqueStorage()._fetchLatencyBuckets = newValue}
+  }
+
+  public var fetchLatencySumMs: Double {
+    get {_storage._fetchLatencySumMs}
+    set {_uniqueStorage()._fetchLatencySumMs = newValue}
+  }
+
+  /// Cached blocks the worker's pool dropped to make room.
+  public var poolEvictions: UInt64 {
+    get {_storage._poolEvictions}
+    set {_uniqueStorage()._poolEvictions = newValue}
+  }
+
+  /// Bytes of one block in the pool.
+  public var blockBytes: UInt64 {
+    get {_storage._blockBytes}
+    set {_uniqueStorage()._blockBytes = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// What a worker's `drop_cached_blocks` did: the cached blocks no request
+/// was using that it forgot (`loomctl cache clear --workers`).
+public nonisolated struct Loom_Cluster_DropCachedResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var dropped: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -437,76 +558,46 @@ public nonisolated struct Loom_Cluster_CacheEvent: Sendable {
   public init() {}
 }
 
-public nonisolated struct Loom_Cluster_RegisterRequest: @unchecked Sendable {
+public nonisolated struct Loom_Cluster_RegisterRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var name: String {
-    get {_storage._name}
-    set {_uniqueStorage()._name = newValue}
-  }
+  public var name: String = String()
 
-  public var role: Loom_Cluster_Role {
-    get {_storage._role}
-    set {_uniqueStorage()._role = newValue}
-  }
+  public var role: Loom_Cluster_Role = .unspecified
 
-  public var rpcHost: String {
-    get {_storage._rpcHost}
-    set {_uniqueStorage()._rpcHost = newValue}
-  }
+  public var rpcHost: String = String()
 
-  public var rpcPort: UInt32 {
-    get {_storage._rpcPort}
-    set {_uniqueStorage()._rpcPort = newValue}
-  }
+  public var rpcPort: UInt32 = 0
 
-  public var pid: UInt32 {
-    get {_storage._pid}
-    set {_uniqueStorage()._pid = newValue}
-  }
+  public var pid: UInt32 = 0
 
-  public var epoch: UInt64 {
-    get {_storage._epoch}
-    set {_uniqueStorage()._epoch = newValue}
-  }
+  public var epoch: UInt64 = 0
 
-  public var blockCount: UInt32 {
-    get {_storage._blockCount}
-    set {_uniqueStorage()._blockCount = newValue}
-  }
+  public var blockCount: UInt32 = 0
 
-  public var blockSize: UInt32 {
-    get {_storage._blockSize}
-    set {_uniqueStorage()._blockSize = newValue}
-  }
+  public var blockSize: UInt32 = 0
 
-  public var modelName: String {
-    get {_storage._modelName}
-    set {_uniqueStorage()._modelName = newValue}
-  }
+  public var modelName: String = String()
 
   /// Every block hash the worker's cache holds now.
-  public var cachedHashes: [UInt64] {
-    get {_storage._cachedHashes}
-    set {_uniqueStorage()._cachedHashes = newValue}
-  }
+  public var cachedHashes: [UInt64] = []
 
   public var load: Loom_Cluster_Load {
-    get {_storage._load ?? Loom_Cluster_Load()}
-    set {_uniqueStorage()._load = newValue}
+    get {_load ?? Loom_Cluster_Load()}
+    set {_load = newValue}
   }
   /// Returns true if `load` has been explicitly set.
-  public var hasLoad: Bool {_storage._load != nil}
+  public var hasLoad: Bool {self._load != nil}
   /// Clears the value of `load`. Subsequent reads from it will return its default value.
-  public mutating func clearLoad() {_uniqueStorage()._load = nil}
+  public mutating func clearLoad() {self._load = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _load: Loom_Cluster_Load? = nil
 }
 
 public nonisolated struct Loom_Cluster_RegisterResponse: Sendable {
@@ -521,48 +612,36 @@ public nonisolated struct Loom_Cluster_RegisterResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct Loom_Cluster_HeartbeatRequest: @unchecked Sendable {
+public nonisolated struct Loom_Cluster_HeartbeatRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var name: String {
-    get {_storage._name}
-    set {_uniqueStorage()._name = newValue}
-  }
+  public var name: String = String()
 
-  public var epoch: UInt64 {
-    get {_storage._epoch}
-    set {_uniqueStorage()._epoch = newValue}
-  }
+  public var epoch: UInt64 = 0
 
   public var load: Loom_Cluster_Load {
-    get {_storage._load ?? Loom_Cluster_Load()}
-    set {_uniqueStorage()._load = newValue}
+    get {_load ?? Loom_Cluster_Load()}
+    set {_load = newValue}
   }
   /// Returns true if `load` has been explicitly set.
-  public var hasLoad: Bool {_storage._load != nil}
+  public var hasLoad: Bool {self._load != nil}
   /// Clears the value of `load`. Subsequent reads from it will return its default value.
-  public mutating func clearLoad() {_uniqueStorage()._load = nil}
+  public mutating func clearLoad() {self._load = nil}
 
   /// Cache changes since the last accepted heartbeat or registration.
-  public var events: [Loom_Cluster_CacheEvent] {
-    get {_storage._events}
-    set {_uniqueStorage()._events = newValue}
-  }
+  public var events: [Loom_Cluster_CacheEvent] = []
 
   /// The worker is shutting down: it finishes what it runs but takes no new
   /// request, so the router routes none to it.
-  public var draining: Bool {
-    get {_storage._draining}
-    set {_uniqueStorage()._draining = newValue}
-  }
+  public var draining: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _load: Loom_Cluster_Load? = nil
 }
 
 public nonisolated struct Loom_Cluster_HeartbeatResponse: Sendable {
@@ -1201,7 +1280,245 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0\u{3}fabric_writes\0\u{3}kv_blocks_published\0\u{3}kv_blocks_publish_dropped\0\u{3}kv_blocks_fetched\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}reserved\0\u{3}used_blocks\0\u{3}block_count\0\u{3}computed_tokens\0\u{3}remote_prefilled_tokens\0\u{3}kv_blocks_sent\0\u{3}kv_blocks_received\0\u{3}cached_blocks\0\u{3}shm_writes\0\u{3}tcp_writes\0\u{3}fabric_writes\0\u{3}kv_blocks_published\0\u{3}kv_blocks_publish_dropped\0\u{3}kv_blocks_fetched\0\u{1}store\0\u{3}lookup_blocks\0\u{3}pool_hit_blocks\0\u{3}store_dram_hit_blocks\0\u{3}store_disk_hit_blocks\0\u{3}fetch_latency_buckets\0\u{3}fetch_latency_sum_ms\0\u{3}pool_evictions\0\u{3}block_bytes\0")
+
+  fileprivate class _StorageClass {
+    var _running: UInt32 = 0
+    var _waiting: UInt32 = 0
+    var _reserved: UInt32 = 0
+    var _usedBlocks: UInt32 = 0
+    var _blockCount: UInt32 = 0
+    var _computedTokens: UInt64 = 0
+    var _remotePrefilledTokens: UInt64 = 0
+    var _kvBlocksSent: UInt64 = 0
+    var _kvBlocksReceived: UInt64 = 0
+    var _cachedBlocks: UInt32 = 0
+    var _shmWrites: UInt64 = 0
+    var _tcpWrites: UInt64 = 0
+    var _fabricWrites: UInt64 = 0
+    var _kvBlocksPublished: UInt64 = 0
+    var _kvBlocksPublishDropped: UInt64 = 0
+    var _kvBlocksFetched: UInt64 = 0
+    var _store: Loom_Kvstore_StoreStats? = nil
+    var _lookupBlocks: UInt64 = 0
+    var _poolHitBlocks: UInt64 = 0
+    var _storeDramHitBlocks: UInt64 = 0
+    var _storeDiskHitBlocks: UInt64 = 0
+    var _fetchLatencyBuckets: [UInt64] = []
+    var _fetchLatencySumMs: Double = 0
+    var _poolEvictions: UInt64 = 0
+    var _blockBytes: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _running = source._running
+      _waiting = source._waiting
+      _reserved = source._reserved
+      _usedBlocks = source._usedBlocks
+      _blockCount = source._blockCount
+      _computedTokens = source._computedTokens
+      _remotePrefilledTokens = source._remotePrefilledTokens
+      _kvBlocksSent = source._kvBlocksSent
+      _kvBlocksReceived = source._kvBlocksReceived
+      _cachedBlocks = source._cachedBlocks
+      _shmWrites = source._shmWrites
+      _tcpWrites = source._tcpWrites
+      _fabricWrites = source._fabricWrites
+      _kvBlocksPublished = source._kvBlocksPublished
+      _kvBlocksPublishDropped = source._kvBlocksPublishDropped
+      _kvBlocksFetched = source._kvBlocksFetched
+      _store = source._store
+      _lookupBlocks = source._lookupBlocks
+      _poolHitBlocks = source._poolHitBlocks
+      _storeDramHitBlocks = source._storeDramHitBlocks
+      _storeDiskHitBlocks = source._storeDiskHitBlocks
+      _fetchLatencyBuckets = source._fetchLatencyBuckets
+      _fetchLatencySumMs = source._fetchLatencySumMs
+      _poolEvictions = source._poolEvictions
+      _blockBytes = source._blockBytes
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._running) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._waiting) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._reserved) }()
+        case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._usedBlocks) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._blockCount) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._computedTokens) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._remotePrefilledTokens) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._kvBlocksSent) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._kvBlocksReceived) }()
+        case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._cachedBlocks) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._shmWrites) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._tcpWrites) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._fabricWrites) }()
+        case 14: try { try decoder.decodeSingularUInt64Field(value: &_storage._kvBlocksPublished) }()
+        case 15: try { try decoder.decodeSingularUInt64Field(value: &_storage._kvBlocksPublishDropped) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._kvBlocksFetched) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._store) }()
+        case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._lookupBlocks) }()
+        case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._poolHitBlocks) }()
+        case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._storeDramHitBlocks) }()
+        case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._storeDiskHitBlocks) }()
+        case 22: try { try decoder.decodeRepeatedUInt64Field(value: &_storage._fetchLatencyBuckets) }()
+        case 23: try { try decoder.decodeSingularDoubleField(value: &_storage._fetchLatencySumMs) }()
+        case 24: try { try decoder.decodeSingularUInt64Field(value: &_storage._poolEvictions) }()
+        case 25: try { try decoder.decodeSingularUInt64Field(value: &_storage._blockBytes) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._running != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._running, fieldNumber: 1)
+      }
+      if _storage._waiting != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._waiting, fieldNumber: 2)
+      }
+      if _storage._reserved != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._reserved, fieldNumber: 3)
+      }
+      if _storage._usedBlocks != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._usedBlocks, fieldNumber: 4)
+      }
+      if _storage._blockCount != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._blockCount, fieldNumber: 5)
+      }
+      if _storage._computedTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._computedTokens, fieldNumber: 6)
+      }
+      if _storage._remotePrefilledTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._remotePrefilledTokens, fieldNumber: 7)
+      }
+      if _storage._kvBlocksSent != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._kvBlocksSent, fieldNumber: 8)
+      }
+      if _storage._kvBlocksReceived != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._kvBlocksReceived, fieldNumber: 9)
+      }
+      if _storage._cachedBlocks != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._cachedBlocks, fieldNumber: 10)
+      }
+      if _storage._shmWrites != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._shmWrites, fieldNumber: 11)
+      }
+      if _storage._tcpWrites != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._tcpWrites, fieldNumber: 12)
+      }
+      if _storage._fabricWrites != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._fabricWrites, fieldNumber: 13)
+      }
+      if _storage._kvBlocksPublished != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._kvBlocksPublished, fieldNumber: 14)
+      }
+      if _storage._kvBlocksPublishDropped != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._kvBlocksPublishDropped, fieldNumber: 15)
+      }
+      if _storage._kvBlocksFetched != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._kvBlocksFetched, fieldNumber: 16)
+      }
+      try { if let v = _storage._store {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
+      if _storage._lookupBlocks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._lookupBlocks, fieldNumber: 18)
+      }
+      if _storage._poolHitBlocks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._poolHitBlocks, fieldNumber: 19)
+      }
+      if _storage._storeDramHitBlocks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._storeDramHitBlocks, fieldNumber: 20)
+      }
+      if _storage._storeDiskHitBlocks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._storeDiskHitBlocks, fieldNumber: 21)
+      }
+      if !_storage._fetchLatencyBuckets.isEmpty {
+        try visitor.visitPackedUInt64Field(value: _storage._fetchLatencyBuckets, fieldNumber: 22)
+      }
+      if _storage._fetchLatencySumMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._fetchLatencySumMs, fieldNumber: 23)
+      }
+      if _storage._poolEvictions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._poolEvictions, fieldNumber: 24)
+      }
+      if _storage._blockBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._blockBytes, fieldNumber: 25)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Cluster_Load, rhs: Loom_Cluster_Load) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._running != rhs_storage._running {return false}
+        if _storage._waiting != rhs_storage._waiting {return false}
+        if _storage._reserved != rhs_storage._reserved {return false}
+        if _storage._usedBlocks != rhs_storage._usedBlocks {return false}
+        if _storage._blockCount != rhs_storage._blockCount {return false}
+        if _storage._computedTokens != rhs_storage._computedTokens {return false}
+        if _storage._remotePrefilledTokens != rhs_storage._remotePrefilledTokens {return false}
+        if _storage._kvBlocksSent != rhs_storage._kvBlocksSent {return false}
+        if _storage._kvBlocksReceived != rhs_storage._kvBlocksReceived {return false}
+        if _storage._cachedBlocks != rhs_storage._cachedBlocks {return false}
+        if _storage._shmWrites != rhs_storage._shmWrites {return false}
+        if _storage._tcpWrites != rhs_storage._tcpWrites {return false}
+        if _storage._fabricWrites != rhs_storage._fabricWrites {return false}
+        if _storage._kvBlocksPublished != rhs_storage._kvBlocksPublished {return false}
+        if _storage._kvBlocksPublishDropped != rhs_storage._kvBlocksPublishDropped {return false}
+        if _storage._kvBlocksFetched != rhs_storage._kvBlocksFetched {return false}
+        if _storage._store != rhs_storage._store {return false}
+        if _storage._lookupBlocks != rhs_storage._lookupBlocks {return false}
+        if _storage._poolHitBlocks != rhs_storage._poolHitBlocks {return false}
+        if _storage._storeDramHitBlocks != rhs_storage._storeDramHitBlocks {return false}
+        if _storage._storeDiskHitBlocks != rhs_storage._storeDiskHitBlocks {return false}
+        if _storage._fetchLatencyBuckets != rhs_storage._fetchLatencyBuckets {return false}
+        if _storage._fetchLatencySumMs != rhs_storage._fetchLatencySumMs {return false}
+        if _storage._poolEvictions != rhs_storage._poolEvictions {return false}
+        if _storage._blockBytes != rhs_storage._blockBytes {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Cluster_DropCachedResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DropCachedResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dropped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1209,96 +1526,21 @@ nonisolated extension Loom_Cluster_Load: SwiftProtobuf.Message, SwiftProtobuf._M
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.running) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.waiting) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.reserved) }()
-      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.usedBlocks) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.blockCount) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.computedTokens) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.remotePrefilledTokens) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksSent) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksReceived) }()
-      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.cachedBlocks) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.shmWrites) }()
-      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.tcpWrites) }()
-      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.fabricWrites) }()
-      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksPublished) }()
-      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksPublishDropped) }()
-      case 16: try { try decoder.decodeSingularUInt64Field(value: &self.kvBlocksFetched) }()
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.dropped) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.running != 0 {
-      try visitor.visitSingularUInt32Field(value: self.running, fieldNumber: 1)
-    }
-    if self.waiting != 0 {
-      try visitor.visitSingularUInt32Field(value: self.waiting, fieldNumber: 2)
-    }
-    if self.reserved != 0 {
-      try visitor.visitSingularUInt32Field(value: self.reserved, fieldNumber: 3)
-    }
-    if self.usedBlocks != 0 {
-      try visitor.visitSingularUInt32Field(value: self.usedBlocks, fieldNumber: 4)
-    }
-    if self.blockCount != 0 {
-      try visitor.visitSingularUInt32Field(value: self.blockCount, fieldNumber: 5)
-    }
-    if self.computedTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.computedTokens, fieldNumber: 6)
-    }
-    if self.remotePrefilledTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.remotePrefilledTokens, fieldNumber: 7)
-    }
-    if self.kvBlocksSent != 0 {
-      try visitor.visitSingularUInt64Field(value: self.kvBlocksSent, fieldNumber: 8)
-    }
-    if self.kvBlocksReceived != 0 {
-      try visitor.visitSingularUInt64Field(value: self.kvBlocksReceived, fieldNumber: 9)
-    }
-    if self.cachedBlocks != 0 {
-      try visitor.visitSingularUInt32Field(value: self.cachedBlocks, fieldNumber: 10)
-    }
-    if self.shmWrites != 0 {
-      try visitor.visitSingularUInt64Field(value: self.shmWrites, fieldNumber: 11)
-    }
-    if self.tcpWrites != 0 {
-      try visitor.visitSingularUInt64Field(value: self.tcpWrites, fieldNumber: 12)
-    }
-    if self.fabricWrites != 0 {
-      try visitor.visitSingularUInt64Field(value: self.fabricWrites, fieldNumber: 13)
-    }
-    if self.kvBlocksPublished != 0 {
-      try visitor.visitSingularUInt64Field(value: self.kvBlocksPublished, fieldNumber: 14)
-    }
-    if self.kvBlocksPublishDropped != 0 {
-      try visitor.visitSingularUInt64Field(value: self.kvBlocksPublishDropped, fieldNumber: 15)
-    }
-    if self.kvBlocksFetched != 0 {
-      try visitor.visitSingularUInt64Field(value: self.kvBlocksFetched, fieldNumber: 16)
+    if self.dropped != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dropped, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Loom_Cluster_Load, rhs: Loom_Cluster_Load) -> Bool {
-    if lhs.running != rhs.running {return false}
-    if lhs.waiting != rhs.waiting {return false}
-    if lhs.reserved != rhs.reserved {return false}
-    if lhs.usedBlocks != rhs.usedBlocks {return false}
-    if lhs.blockCount != rhs.blockCount {return false}
-    if lhs.computedTokens != rhs.computedTokens {return false}
-    if lhs.remotePrefilledTokens != rhs.remotePrefilledTokens {return false}
-    if lhs.kvBlocksSent != rhs.kvBlocksSent {return false}
-    if lhs.kvBlocksReceived != rhs.kvBlocksReceived {return false}
-    if lhs.cachedBlocks != rhs.cachedBlocks {return false}
-    if lhs.shmWrites != rhs.shmWrites {return false}
-    if lhs.tcpWrites != rhs.tcpWrites {return false}
-    if lhs.fabricWrites != rhs.fabricWrites {return false}
-    if lhs.kvBlocksPublished != rhs.kvBlocksPublished {return false}
-    if lhs.kvBlocksPublishDropped != rhs.kvBlocksPublishDropped {return false}
-    if lhs.kvBlocksFetched != rhs.kvBlocksFetched {return false}
+  public static func ==(lhs: Loom_Cluster_DropCachedResponse, rhs: Loom_Cluster_DropCachedResponse) -> Bool {
+    if lhs.dropped != rhs.dropped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1353,137 +1595,81 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
   public static let protoMessageName: String = _protobuf_package + ".RegisterRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}role\0\u{3}rpc_host\0\u{3}rpc_port\0\u{1}pid\0\u{1}epoch\0\u{3}block_count\0\u{3}block_size\0\u{3}model_name\0\u{3}cached_hashes\0\u{1}load\0")
 
-  fileprivate class _StorageClass {
-    var _name: String = String()
-    var _role: Loom_Cluster_Role = .unspecified
-    var _rpcHost: String = String()
-    var _rpcPort: UInt32 = 0
-    var _pid: UInt32 = 0
-    var _epoch: UInt64 = 0
-    var _blockCount: UInt32 = 0
-    var _blockSize: UInt32 = 0
-    var _modelName: String = String()
-    var _cachedHashes: [UInt64] = []
-    var _load: Loom_Cluster_Load? = nil
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _name = source._name
-      _role = source._role
-      _rpcHost = source._rpcHost
-      _rpcPort = source._rpcPort
-      _pid = source._pid
-      _epoch = source._epoch
-      _blockCount = source._blockCount
-      _blockSize = source._blockSize
-      _modelName = source._modelName
-      _cachedHashes = source._cachedHashes
-      _load = source._load
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
-        case 2: try { try decoder.decodeSingularEnumField(value: &_storage._role) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._rpcHost) }()
-        case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._rpcPort) }()
-        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._pid) }()
-        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._epoch) }()
-        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._blockCount) }()
-        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._blockSize) }()
-        case 9: try { try decoder.decodeSingularStringField(value: &_storage._modelName) }()
-        case 10: try { try decoder.decodeRepeatedFixed64Field(value: &_storage._cachedHashes) }()
-        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._load) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.role) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.rpcHost) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.rpcPort) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.blockCount) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.blockSize) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
+      case 10: try { try decoder.decodeRepeatedFixed64Field(value: &self.cachedHashes) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._load) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._name.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 1)
-      }
-      if _storage._role != .unspecified {
-        try visitor.visitSingularEnumField(value: _storage._role, fieldNumber: 2)
-      }
-      if !_storage._rpcHost.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._rpcHost, fieldNumber: 3)
-      }
-      if _storage._rpcPort != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._rpcPort, fieldNumber: 4)
-      }
-      if _storage._pid != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._pid, fieldNumber: 5)
-      }
-      if _storage._epoch != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._epoch, fieldNumber: 6)
-      }
-      if _storage._blockCount != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._blockCount, fieldNumber: 7)
-      }
-      if _storage._blockSize != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._blockSize, fieldNumber: 8)
-      }
-      if !_storage._modelName.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._modelName, fieldNumber: 9)
-      }
-      if !_storage._cachedHashes.isEmpty {
-        try visitor.visitPackedFixed64Field(value: _storage._cachedHashes, fieldNumber: 10)
-      }
-      try { if let v = _storage._load {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      } }()
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
+    if self.role != .unspecified {
+      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 2)
+    }
+    if !self.rpcHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.rpcHost, fieldNumber: 3)
+    }
+    if self.rpcPort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rpcPort, fieldNumber: 4)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pid, fieldNumber: 5)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 6)
+    }
+    if self.blockCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.blockCount, fieldNumber: 7)
+    }
+    if self.blockSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.blockSize, fieldNumber: 8)
+    }
+    if !self.modelName.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 9)
+    }
+    if !self.cachedHashes.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.cachedHashes, fieldNumber: 10)
+    }
+    try { if let v = self._load {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Loom_Cluster_RegisterRequest, rhs: Loom_Cluster_RegisterRequest) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._name != rhs_storage._name {return false}
-        if _storage._role != rhs_storage._role {return false}
-        if _storage._rpcHost != rhs_storage._rpcHost {return false}
-        if _storage._rpcPort != rhs_storage._rpcPort {return false}
-        if _storage._pid != rhs_storage._pid {return false}
-        if _storage._epoch != rhs_storage._epoch {return false}
-        if _storage._blockCount != rhs_storage._blockCount {return false}
-        if _storage._blockSize != rhs_storage._blockSize {return false}
-        if _storage._modelName != rhs_storage._modelName {return false}
-        if _storage._cachedHashes != rhs_storage._cachedHashes {return false}
-        if _storage._load != rhs_storage._load {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.name != rhs.name {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.rpcHost != rhs.rpcHost {return false}
+    if lhs.rpcPort != rhs.rpcPort {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.blockCount != rhs.blockCount {return false}
+    if lhs.blockSize != rhs.blockSize {return false}
+    if lhs.modelName != rhs.modelName {return false}
+    if lhs.cachedHashes != rhs.cachedHashes {return false}
+    if lhs._load != rhs._load {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1523,95 +1709,51 @@ nonisolated extension Loom_Cluster_HeartbeatRequest: SwiftProtobuf.Message, Swif
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}epoch\0\u{1}load\0\u{1}events\0\u{1}draining\0")
 
-  fileprivate class _StorageClass {
-    var _name: String = String()
-    var _epoch: UInt64 = 0
-    var _load: Loom_Cluster_Load? = nil
-    var _events: [Loom_Cluster_CacheEvent] = []
-    var _draining: Bool = false
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _name = source._name
-      _epoch = source._epoch
-      _load = source._load
-      _events = source._events
-      _draining = source._draining
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
-        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._epoch) }()
-        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._load) }()
-        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._events) }()
-        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._draining) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._load) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._name.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 1)
-      }
-      if _storage._epoch != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._epoch, fieldNumber: 2)
-      }
-      try { if let v = _storage._load {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-      } }()
-      if !_storage._events.isEmpty {
-        try visitor.visitRepeatedMessageField(value: _storage._events, fieldNumber: 4)
-      }
-      if _storage._draining != false {
-        try visitor.visitSingularBoolField(value: _storage._draining, fieldNumber: 5)
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 2)
+    }
+    try { if let v = self._load {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.events.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 4)
+    }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 5)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Loom_Cluster_HeartbeatRequest, rhs: Loom_Cluster_HeartbeatRequest) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._name != rhs_storage._name {return false}
-        if _storage._epoch != rhs_storage._epoch {return false}
-        if _storage._load != rhs_storage._load {return false}
-        if _storage._events != rhs_storage._events {return false}
-        if _storage._draining != rhs_storage._draining {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.name != rhs.name {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs._load != rhs._load {return false}
+    if lhs.events != rhs.events {return false}
+    if lhs.draining != rhs.draining {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -173,6 +173,9 @@ public nonisolated struct Loom_Kvstore_GetResponse: Sendable {
   /// The leading blocks of the chain now in the target's blocks.
   public var blocks: UInt32 = 0
 
+  /// Of those, the ones read back from disk for this get.
+  public var fromDisk: UInt32 = 0
+
   /// Writes carrying the target's immediate that were sent (0 or 1).
   public var writes: UInt32 = 0
 
@@ -610,7 +613,7 @@ nonisolated extension Loom_Kvstore_GetRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Loom_Kvstore_GetResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}blocks\0\u{1}writes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}blocks\0\u{1}writes\0\u{3}from_disk\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -620,6 +623,7 @@ nonisolated extension Loom_Kvstore_GetResponse: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.blocks) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.writes) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.fromDisk) }()
       default: break
       }
     }
@@ -632,11 +636,15 @@ nonisolated extension Loom_Kvstore_GetResponse: SwiftProtobuf.Message, SwiftProt
     if self.writes != 0 {
       try visitor.visitSingularUInt32Field(value: self.writes, fieldNumber: 2)
     }
+    if self.fromDisk != 0 {
+      try visitor.visitSingularUInt32Field(value: self.fromDisk, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Loom_Kvstore_GetResponse, rhs: Loom_Kvstore_GetResponse) -> Bool {
     if lhs.blocks != rhs.blocks {return false}
+    if lhs.fromDisk != rhs.fromDisk {return false}
     if lhs.writes != rhs.writes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
