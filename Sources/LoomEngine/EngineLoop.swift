@@ -19,6 +19,8 @@ public struct GenerationRequest: Sendable {
     /// Set on a prefill worker: the prompt's KV blocks go to the sink as
     /// its chunks are computed, all of them before the first token.
     public var exportKV: KVExport?
+    /// Whose cached blocks the request may use (nil: the shared namespace).
+    public var cacheNamespace: CacheNamespace?
 
     public init(
         prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(),
@@ -74,7 +76,7 @@ enum EngineCommand: Sendable {
     case cancel(RequestID)
     case reserve(RequestID, GenerationRequest, CheckedContinuation<KVReservation, Error>)
     case attach(RequestID, firstToken: TokenID, logprob: Float, top: [Logprobs.Entry], AsyncThrowingStream<GenerationOutput, Error>.Continuation)
-    case cachedPrefix([TokenID], CheckedContinuation<Int, Never>)
+    case cachedPrefix([TokenID], CacheNamespace?, CheckedContinuation<Int, Never>)
     case importBlocks([PublishedBlock], KVImportFill, CheckedContinuation<Int, Never>)
     case dropCachedBlocks(CheckedContinuation<Int, Never>)
 }
@@ -86,7 +88,7 @@ extension EngineCommand {
         switch self {
         case .submit(_, _, let continuation), .attach(_, _, _, _, let continuation): continuation.finish(throwing: error)
         case .reserve(_, _, let reply): reply.resume(throwing: error)
-        case .cachedPrefix(_, let reply), .importBlocks(_, _, let reply), .dropCachedBlocks(let reply): reply.resume(returning: 0)
+        case .cachedPrefix(_, _, let reply), .importBlocks(_, _, let reply), .dropCachedBlocks(let reply): reply.resume(returning: 0)
         case .cancel: break
         }
     }
@@ -171,8 +173,8 @@ final class EngineLoop: @unchecked Sendable {
             }
         case .attach(let id, let firstToken, let logprob, let top, let continuation):
             attach(id, firstToken: firstToken, logprob: logprob, top: top, continuation)
-        case .cachedPrefix(let prompt, let reply):
-            reply.resume(returning: cachedPrefix(of: prompt))
+        case .cachedPrefix(let prompt, let namespace, let reply):
+            reply.resume(returning: cachedPrefix(of: prompt, in: namespace))
         case .importBlocks(let blocks, let fill, let reply):
             reply.resume(returning: importBlocks(blocks, fill: fill))
         case .dropCachedBlocks(let reply):
@@ -292,7 +294,7 @@ final class EngineLoop: @unchecked Sendable {
 
 extension EngineRequest {
     init(_ request: GenerationRequest, id: RequestID) {
-        self.init(id: id, prompt: request.prompt, maxTokens: request.maxTokens, stopTokens: request.stopTokens)
+        self.init(id: id, prompt: request.prompt, maxTokens: request.maxTokens, stopTokens: request.stopTokens, namespace: request.cacheNamespace)
     }
 }
 

@@ -7,8 +7,8 @@ public typealias KVImportFill = @Sendable (_ index: Int, _ into: UnsafeMutableRa
 extension InferenceEngine {
     /// How many leading full blocks of `prompt` the pool holds now: the
     /// ones a request for it would not compute.
-    public func cachedPrefixBlocks(of prompt: [TokenID]) async -> Int {
-        await withCheckedContinuation { reply in send(.cachedPrefix(prompt, reply)) }
+    public func cachedPrefixBlocks(of prompt: [TokenID], in namespace: CacheNamespace? = nil) async -> Int {
+        await withCheckedContinuation { reply in send(.cachedPrefix(prompt, namespace, reply)) }
     }
 
     /// Drops every cached block no request is using (`loomctl cache clear
@@ -29,9 +29,9 @@ extension InferenceEngine {
 }
 
 extension EngineLoop {
-    func cachedPrefix(of prompt: [TokenID]) -> Int {
-        let hashes = scheduler.configuration.hasher.chain(prompt)
-        return scheduler.pool.cachedPrefix(hashes: hashes, tokens: prompt, maxBlocks: hashes.count).count
+    func cachedPrefix(of prompt: [TokenID], in namespace: CacheNamespace?) -> Int {
+        let hashes = scheduler.configuration.hasher.chain(prompt, in: namespace)
+        return scheduler.pool.cachedPrefix(hashes: hashes, tokens: prompt, maxBlocks: hashes.count, in: namespace).count
     }
 
     /// Each block into a fresh pool block, then cached under its hash. The

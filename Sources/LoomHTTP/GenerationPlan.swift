@@ -4,6 +4,8 @@ import LoomModel
 /// A validated request, endpoint-independent: what to run and how to report it.
 struct GenerationPlan: Sendable {
     var prompt: [TokenID]
+    /// Whose cached KV the request may use: from its API key, never its body.
+    var cacheNamespace: CacheNamespace?
     var maxTokens: Int
     var sampling: SamplingParameters
     var n: Int
@@ -73,6 +75,8 @@ struct GenerationPlan: Sendable {
     func request(choice: Int, stopTokens: Set<TokenID>) -> GenerationRequest {
         var sampling = sampling
         sampling.seed = sampling.seed.map { $0 &+ UInt64(choice) }
-        return GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: ignoreEOS ? [] : stopTokens, topLogprobs: topLogprobs)
+        var request = GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: ignoreEOS ? [] : stopTokens, topLogprobs: topLogprobs)
+        request.cacheNamespace = cacheNamespace
+        return request
     }
 }

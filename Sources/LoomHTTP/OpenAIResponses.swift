@@ -4,14 +4,22 @@ import LoomEngine
 /// explicit `null` (`finish_reason`, `logprobs`) are encoded by hand,
 /// since synthesized `Encodable` would drop them and some clients index them.
 struct Usage: Encodable, Sendable {
+    struct PromptDetails: Encodable, Sendable {
+        /// Prompt tokens whose KV was cached already (in the worker's pool
+        /// or fetched from the store), as OpenAI reports prompt caching.
+        var cached_tokens: Int
+    }
+
     var prompt_tokens: Int
     var completion_tokens: Int
     var total_tokens: Int
+    var prompt_tokens_details: PromptDetails
 
     init(_ usages: [RequestUsage], promptTokens: Int) {
         prompt_tokens = promptTokens
         completion_tokens = usages.reduce(0) { $0 + $1.completionTokens }
         total_tokens = prompt_tokens + completion_tokens
+        prompt_tokens_details = PromptDetails(cached_tokens: usages.map(\.cachedPromptTokens).max() ?? 0)
     }
 }
 

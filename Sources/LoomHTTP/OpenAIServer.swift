@@ -7,14 +7,29 @@ import LoomModel
 /// router and run it in a Hummingbird `Application`.
 public struct OpenAIServer: Sendable {
     public struct Configuration: Sendable {
-        /// When set, `/v1` requests need `Authorization: Bearer <apiKey>`.
-        public var apiKey: String?
+        /// When not empty, `/v1` requests need `Authorization: Bearer <key>`
+        /// with one of these, and each key's requests share cached KV only
+        /// with requests under the same key.
+        public var apiKeys: [String]
         /// Larger bodies get 413 before any parsing.
         public var maxBodyBytes: Int
 
-        public init(apiKey: String? = nil, maxBodyBytes: Int = 4 << 20) {
-            self.apiKey = apiKey
+        public init(apiKeys: [String] = [], maxBodyBytes: Int = 4 << 20) {
+            self.apiKeys = apiKeys
             self.maxBodyBytes = maxBodyBytes
+        }
+
+        /// One key for everyone (nil: no key).
+        public var apiKey: String? {
+            get { apiKeys.first }
+            set { apiKeys = newValue.map { [$0] } ?? [] }
+        }
+
+        /// The cache namespace of an authenticated request: its key's, when
+        /// the server has keys (the middleware let only a valid one through).
+        public func namespace(of request: Request) -> CacheNamespace? {
+            guard !apiKeys.isEmpty, let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
+            return CacheNamespace(apiKey: String(header.dropFirst("Bearer ".count)))
         }
     }
 
@@ -37,7 +52,7 @@ public struct OpenAIServer: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(load: model.backend.snapshot))))
         }
-        let v1 = router.group("v1").add(middleware: APIKeyMiddleware(key: configuration.apiKey))
+        let v1 = router.group("v1").add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
         v1.get("models") { _, _ in try json(ModelList(data: [.init(id: model.name, created: startedAt)])) }
         v1.post("chat/completions") { request, _ in try await chatCompletions(request) }
         v1.post("completions") { request, _ in try await completions(request) }
@@ -67,9 +82,10 @@ public struct OpenAIServer: Sendable {
         if topLogprobs > 0, body.logprobs != true {
             throw APIError.invalid("top_logprobs", "top_logprobs needs logprobs: true")
         }
-        let plan = try GenerationPlan(
+        var plan = try GenerationPlan(
             body.fields, maxTokensAsked: body.maxTokensAsked, prompt: prompt, contextLength: model.contextLength,
             logprobs: body.logprobs ?? false, topLogprobs: topLogprobs)
+        plan.cacheNamespace = configuration.namespace(of: request)
         return try await run(plan, as: .chat, arrival: arrival)
     }
 
@@ -91,9 +107,10 @@ public struct OpenAIServer: Sendable {
         }
         let logprobs = body.logprobs ?? 0
         if !(0...5).contains(logprobs) { throw APIError.invalid("logprobs", "logprobs is \(logprobs); it must be between 0 and 5") }
-        let plan = try GenerationPlan(
+        var plan = try GenerationPlan(
             body.fields, maxTokensAsked: body.maxTokensAsked, prompt: prompt, contextLength: model.contextLength,
             logprobs: body.logprobs != nil, topLogprobs: logprobs)
+        plan.cacheNamespace = configuration.namespace(of: request)
         return try await run(plan, as: .completion, arrival: arrival)
     }
 
@@ -133,13 +150,13 @@ func jsonResponse(_ data: Data) -> Response {
     Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
-/// Refuses `/v1` requests without the configured bearer key.
+/// Refuses `/v1` requests without one of the configured bearer keys.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
-    let key: String?
+    let keys: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let key else { return try await next(request, context) }
-        guard request.headers[.authorization] == "Bearer \(key)" else {
+        guard !keys.isEmpty else { return try await next(request, context) }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), keys.contains(String(header.dropFirst("Bearer ".count))) else {
             throw APIError(.unauthorized, code: "invalid_api_key", "a valid API key is required: send 'Authorization: Bearer <key>' with the key loom serve was started with")
         }
         return try await next(request, context)

@@ -12,6 +12,7 @@ extension Loom_Cluster_GenerationSpec {
         topLogprobs = UInt32(request.topLogprobs)
         self.jsonMode = jsonMode
         resumedTokens = UInt32(request.resumedTokens)
+        cacheNamespace = request.cacheNamespace?.root.rawValue ?? 0
         var s = Loom_Cluster_Sampling()
         s.temperature = request.sampling.temperature
         s.topK = Int32(request.sampling.topK)
@@ -36,6 +37,7 @@ extension Loom_Cluster_GenerationSpec {
                 presencePenalty: s.presencePenalty, seed: s.hasSeed_p ? s.seed : nil),
             stopTokens: Set(stopTokens), topLogprobs: Int(topLogprobs))
         request.resumedTokens = min(Int(resumedTokens), prompt.count)
+        request.cacheNamespace = CacheNamespace(wire: cacheNamespace)
         return request
     }
 }

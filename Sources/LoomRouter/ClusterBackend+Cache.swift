@@ -43,8 +43,8 @@ extension ClusterBackend {
     /// Pins `prompt`'s full blocks in the store until now + `ttl`. When the
     /// store nodes do not hold them all, a worker computes the prefix first
     /// (one request of one token), which publishes it.
-    public func pin(_ prompt: [TokenID], label: String, ttl: Duration) async throws -> PinOutcome {
-        let chain = state.settings.hasher.chain(prompt)
+    public func pin(_ prompt: [TokenID], in namespace: CacheNamespace? = nil, label: String, ttl: Duration) async throws -> PinOutcome {
+        let chain = state.settings.hasher.chain(prompt, in: namespace)
         guard !chain.isEmpty else {
             throw CacheAdminError("the prefix is \(prompt.count) tokens, shorter than one block of \(state.settings.hasher.blockSize); nothing to pin")
         }
@@ -54,7 +54,9 @@ extension ClusterBackend {
         }
         let computed = !state.storesHold(chain)
         if computed {
-            for try await _ in generate(GenerationRequest(prompt: prompt, maxTokens: 1)) {}
+            var request = GenerationRequest(prompt: prompt, maxTokens: 1)
+            request.cacheNamespace = namespace
+            for try await _ in generate(request) {}
             // Workers publish in the background; their events reach the
             // router with their next heartbeats.
             let deadline = ContinuousClock.now + .seconds(15)

@@ -78,7 +78,7 @@ public final class ClusterBackend: GenerationBackend {
         while true {
             switch action {
             case .route(let excluded):
-                guard let route = state.route(progress.prompt, excluding: excluded) else {
+                guard let route = state.route(progress.prompt, in: progress.request.cacheNamespace, excluding: excluded) else {
                     action = attempts.noRoute()
                     continue
                 }

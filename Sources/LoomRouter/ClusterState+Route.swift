@@ -10,8 +10,8 @@ extension ClusterState {
     /// worker should compute the uncached part of the prompt. Workers in
     /// `excluding` (they failed this request) are passed over. Nil when no
     /// live decode-capable worker remains.
-    public func route(_ prompt: [TokenID], excluding: Set<WorkerID> = []) -> Route? {
-        let chain = settings.hasher.chain(prompt)
+    public func route(_ prompt: [TokenID], in namespace: CacheNamespace? = nil, excluding: Set<WorkerID> = []) -> Route? {
+        let chain = settings.hasher.chain(prompt, in: namespace)
         let size = settings.hasher.blockSize
         let promptBlocks = (prompt.count + size - 1) / size
         // The last prompt token is always computed (its logits give the

@@ -33,7 +33,7 @@ struct PrefillService: Sendable {
         request.maxTokens = 1
         request.exportKV = KVExport(fromBlock: target.firstBlock, sink: sink)
         let received = ContinuousClock.now
-        await lookup.prepare(request.prompt)
+        await lookup.prepare(request)
         async let written = write(chunks, into: target, startedAt: received)
         var response = Loom_Cluster_PrefillResponse()
         do {

@@ -27,11 +27,12 @@ final class PromptLookup: Sendable {
         self.blockSize = blockSize
     }
 
-    func prepare(_ prompt: [TokenID]) async {
+    func prepare(_ request: GenerationRequest) async {
+        let prompt = request.prompt, namespace = request.cacheNamespace
         let blocks = prompt.count / blockSize
         guard blocks > 0 else { return }
-        let pooled = await engine.cachedPrefixBlocks(of: prompt)
-        let fetched = await fetcher?.warm(prompt, pooled: pooled) ?? StoreFetcher.Fetched()
+        let pooled = await engine.cachedPrefixBlocks(of: prompt, in: namespace)
+        let fetched = await fetcher?.warm(prompt, in: namespace, pooled: pooled) ?? StoreFetcher.Fetched()
         counts.withLock { counts in
             counts.blocks += UInt64(blocks)
             counts.pool += UInt64(pooled)

@@ -60,15 +60,15 @@ final class StoreFetcher: Sendable {
     /// Caches what the stores hold of `prompt` beyond the `pooled` leading
     /// blocks the pool holds, run by run of blocks that share a holder,
     /// until no holder has one.
-    func warm(_ prompt: [TokenID], pooled: Int) async -> Fetched {
-        let chain = hasher.chain(prompt)
+    func warm(_ prompt: [TokenID], in namespace: CacheNamespace?, pooled: Int) async -> Fetched {
+        let chain = hasher.chain(prompt, in: namespace)
         var next = pooled, fetched = Fetched()
         while next < chain.count {
             var landed = Fetched()
             for node in routing.readOrder(for: chain[next]) {
                 // A run this node holds, at most what staging holds at once.
                 let run = min(chain[next...].prefix { routing.holders(of: $0).contains(node) }.count, pageCount)
-                guard let got = await fetch(chain, prompt: prompt, from: next, count: run, node: node) else { continue }
+                guard let got = await fetch(chain, prompt: prompt, namespace: namespace, from: next, count: run, node: node) else { continue }
                 landed = got
                 // A miss on one replica (restarted, or full) may be a hit on the next.
                 if got.total > 0 { break }
@@ -86,7 +86,9 @@ final class StoreFetcher: Sendable {
     /// Fetches up to `count` blocks from `first` on from store node
     /// `index`; returns how many the pool holds now, nil when the node
     /// failed.
-    private func fetch(_ chain: [BlockHash], prompt: [TokenID], from first: Int, count: Int, node index: Int) async -> Fetched? {
+    private func fetch(
+        _ chain: [BlockHash], prompt: [TokenID], namespace: CacheNamespace?, from first: Int, count: Int, node index: Int
+    ) async -> Fetched? {
         let node = routing.nodes[index]
         let pages = take(count)
         guard !pages.isEmpty else { return Fetched() }
@@ -112,7 +114,7 @@ final class StoreFetcher: Sendable {
             let landed = Int(got.blocks)
             guard landed > 0 else { return Fetched() }
             let blocks = (first..<first + landed).map { i in
-                PublishedBlock(hash: chain[i], parent: i == 0 ? nil : chain[i - 1], tokens: Array(prompt[i * hasher.blockSize..<(i + 1) * hasher.blockSize]))
+                PublishedBlock(hash: chain[i], parent: i == 0 ? namespace?.root : chain[i - 1], tokens: Array(prompt[i * hasher.blockSize..<(i + 1) * hasher.blockSize]))
             }
             let imported = await engine.importBlocks(blocks) { [staging] index, destination in
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: staging.bytes[pages[index] * size..<(pages[index] + 1) * size]))

@@ -114,7 +114,7 @@ public final class WorkerNode: Sendable {
         transfer.serve(into: &services)
         services.serverStreaming(ClusterRPC.generate) { [engine, json, calls, lookup] spec, _, writer in
             try await calls.serving(new: true) {
-                await lookup.prepare(spec.request.prompt)
+                await lookup.prepare(spec.request)
                 try await writer.send(engine.generate(spec.request(json: json)))
             }
         }

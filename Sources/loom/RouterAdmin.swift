@@ -7,13 +7,13 @@ import NIOCore
 /// The router's operator API, which `loomctl` calls: the cluster's status,
 /// the cache's tiers and counters, and the two things an operator does to
 /// the cache (clear the workers' pools, pin a prefix in the store).
-/// Reading is open, as `/metrics` is; changing the cache takes the API key
-/// when the router has one.
+/// Reading is open, as `/metrics` is; changing the cache takes an API key
+/// when the router has keys (and a pin lands in that key's namespace).
 struct RouterAdmin {
     let state: ClusterState
     let backend: ClusterBackend
     let model: ServedModel
-    let apiKey: String?
+    let http: OpenAIServer.Configuration
 
     /// What `POST /admin/cache/pin` takes.
     struct PinRequest: Decodable {
@@ -58,15 +58,16 @@ struct RouterAdmin {
         do {
             let tokens = try model.prefixTokens(body.text, asSystemMessage: body.as_ != "prompt")
             let label = String(body.text.prefix(40)).replacingOccurrences(of: "\n", with: " ")
-            return try json(try await backend.pin(tokens, label: label, ttl: .seconds(body.ttl_seconds)))
+            // Pinned where the key's own requests will look for it.
+            return try json(try await backend.pin(tokens, in: http.namespace(of: request), label: label, ttl: .seconds(body.ttl_seconds)))
         } catch let error as CacheAdminError {
             return failure(.conflict, error.description)
         }
     }
 
     private func authorize(_ request: Request) throws {
-        guard let apiKey else { return }
-        guard request.headers[.authorization] == "Bearer \(apiKey)" else {
+        guard !http.apiKeys.isEmpty else { return }
+        guard let header = request.headers[.authorization], http.apiKeys.contains(where: { header == "Bearer \($0)" }) else {
             throw HTTPError(.unauthorized, message: "changing the cache needs 'Authorization: Bearer <key>' with the router's API key (loomctl --api-key, or LOOM_API_KEY)")
         }
     }

@@ -45,8 +45,7 @@ struct RouterCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Silence after which a worker is declared dead, in milliseconds (default: 3000).")
     var heartbeatTimeoutMs: Int?
 
-    @Option(name: .long, help: "When set, clients must send 'Authorization: Bearer <key>'.")
-    var apiKey: String?
+    @OptionGroup var keys: APIKeyOptions
 
     func validate() throws {
         _ = try settings()
@@ -104,8 +103,9 @@ struct RouterCommand: AsyncParsableCommand {
         let host = settings.host
         let rpcServer = try await RPCServer.bind(.tcp(host: host, port: settings.rpcPort), services: node.services, configuration: rpc)
         metrics.appendix = { state.cacheMetricsText }
-        let router = OpenAIServer(model: served, configuration: .init(apiKey: apiKey), metrics: metrics).router()
-        RouterAdmin(state: state, backend: backend, model: served, apiKey: apiKey).add(to: router)
+        let http = OpenAIServer.Configuration(apiKeys: keys.apiKeys)
+        let router = OpenAIServer(model: served, configuration: http, metrics: metrics).router()
+        RouterAdmin(state: state, backend: backend, model: served, http: http).add(to: router)
         let rpcPortBound: Int = if case .tcp(_, let p) = rpcServer.localAddress { p } else { settings.rpcPort }
         let policy = settings.policy
         let app = Application(

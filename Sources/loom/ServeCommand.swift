@@ -26,8 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "KV-cache blocks of 16 tokens in the pool.")
     var kvBlocks = 1024
 
-    @Option(name: .long, help: "When set, clients must send 'Authorization: Bearer <key>'.")
-    var apiKey: String?
+    @OptionGroup var keys: APIKeyOptions
 
     @Option(name: .long, help: "The model id clients send (default: the file name without .gguf).")
     var modelName: String?
@@ -41,7 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (served, engine) = try loadModel()
-        let server = OpenAIServer(model: served, configuration: .init(apiKey: apiKey))
+        let server = OpenAIServer(model: served, configuration: .init(apiKeys: keys.apiKeys))
         let app = Application(
             router: server.router(),
             configuration: .init(address: .hostname(host, port: port), serverName: "loom"),

@@ -122,10 +122,11 @@ final class ClusterHarness: @unchecked Sendable {
 
     // MARK: HTTP
 
-    func post(_ path: String, _ body: [String: Any]) async throws -> (Int, [String: Any]) {
+    func post(_ path: String, _ body: [String: Any], apiKey: String? = nil) async throws -> (Int, [String: Any]) {
         var request = URLRequest(url: httpURL.appendingPathComponent(path))
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let apiKey { request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization") }
         request.httpBody = try JSONSerialization.data(withJSONObject: body)
         request.timeoutInterval = 300
         let (data, response) = try await URLSession.shared.data(for: request)

@@ -164,4 +164,27 @@ private func scratchDir() -> String {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
         #expect((report["pins"] as? [[String: Any]])?.first?["expires_in_seconds"] as? Int ?? 0 > 1700)
     }
+
+    @Test func twoAPIKeysNeverShareBlocksThroughTheStore() async throws {
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        try cluster.startRouter(["--api-key", "alpha", "--api-key", "beta"])
+        let (_, address) = try cluster.startStore("kvstore-0", dramMiB: 64)
+        try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", address])
+        try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
+        func cached(_ key: String) async throws -> Int {
+            let (status, object) = try await cluster.post("v1/chat/completions", body(facts("rivers"), maxTokens: 4), apiKey: key)
+            #expect(status == 200, "\(object)")
+            return ((object["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? -1
+        }
+        #expect(try await cached("alpha") == 0)
+        _ = try await cluster.waitForStatus("alpha's blocks in the store") { (cluster.worker("kvstore-0", in: $0)?["kv_blocks_used"] as? Int ?? 0) >= 20 }
+        let (cleared, _) = try await cluster.post("admin/cache/clear", [:], apiKey: "beta")
+        #expect(cleared == 200)
+        #expect(try await cached("beta") == 0, "beta finds none of alpha's blocks, in the pool or in the store")
+        _ = try await cluster.post("admin/cache/clear", [:], apiKey: "alpha")
+        #expect(try await cached("alpha") >= 20 * 16, "alpha's come back from the store")
+        let (refused, _) = try await cluster.post("admin/cache/clear", [:])
+        #expect(refused == 401, "changing the cache takes a key")
+    }
 }

@@ -33,6 +33,17 @@ import LoomModel
         #expect(hasher.extend([chain[0]], tokens: tokens) == chain)
     }
 
+    @Test func aNamespaceIsTheParentOfItsChainsFirstBlock() {
+        let tokens: [TokenID] = (0..<32).map { TokenID($0) }
+        let alpha = CacheNamespace(apiKey: "alpha")
+        let chain = hasher.chain(tokens, in: alpha)
+        #expect(chain[0] == hasher.hash(parent: alpha.root, tokens: tokens[0..<16]), "a store checks it like any parent")
+        #expect(chain[1] == hasher.hash(parent: chain[0], tokens: tokens[16..<32]))
+        #expect(Set(chain).isDisjoint(with: hasher.chain(tokens)) && Set(chain).isDisjoint(with: hasher.chain(tokens, in: CacheNamespace(apiKey: "beta"))))
+        #expect(alpha == CacheNamespace(apiKey: "alpha") && CacheNamespace(wire: alpha.root.rawValue) == alpha)
+        #expect(CacheNamespace(wire: 0) == nil, "0 on the wire is the shared namespace")
+    }
+
     @Test func modelNamesGiveStableIDs() {
         #expect(BlockHasher(modelName: "smollm2").modelID == BlockHasher(modelName: "smollm2").modelID)
         #expect(BlockHasher(modelName: "smollm2").modelID != BlockHasher(modelName: "smollm3").modelID)

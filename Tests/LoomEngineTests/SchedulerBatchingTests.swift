@@ -70,6 +70,24 @@ private func request(_ id: UInt64, _ prompt: [TokenID], _ maxTokens: Int) -> Eng
         #expect(h.model.violations.isEmpty)
     }
 
+    @Test func twoAPIKeysNeverShareBlocksAndOneKeySharesWithItself() throws {
+        var h = try Harness(configuration())
+        let alpha = CacheNamespace(apiKey: "alpha"), beta = CacheNamespace(apiKey: "beta")
+        let prompt = tokens(40, seed: 1)
+        try h.submit(1, prompt: prompt, maxTokens: 2, namespace: alpha)
+        h.runUntilIdle()
+        try h.submit(2, prompt: prompt, maxTokens: 2, namespace: beta)
+        h.runUntilIdle()
+        try h.submit(3, prompt: prompt, maxTokens: 2)
+        h.runUntilIdle()
+        try h.submit(4, prompt: prompt, maxTokens: 2, namespace: alpha)
+        h.runUntilIdle()
+        #expect(h.finishes(2).map(\.1.cachedPromptTokens) == [0], "beta does not see alpha's blocks")
+        #expect(h.finishes(3).map(\.1.cachedPromptTokens) == [0], "nor does the shared namespace")
+        #expect(h.finishes(4).map(\.1.cachedPromptTokens) == [32], "alpha sees its own")
+        #expect(h.tokens(2) == h.reference(2) && h.tokens(4) == h.reference(4))
+    }
+
     @Test func aFullyCachedPromptStillComputesItsLastBlock() throws {
         var h = try Harness(configuration())
         try h.submit(1, prompt: tokens(32, seed: 1), maxTokens: 1)

@@ -84,8 +84,8 @@ struct Harness {
         model = SimulatedModel(blockCount: configuration.blockCount, blockSize: configuration.blockSize)
     }
 
-    mutating func submit(_ id: UInt64, prompt: [TokenID], maxTokens: Int, stop: Set<TokenID> = []) throws {
-        let request = EngineRequest(id: RequestID(id), prompt: prompt, maxTokens: maxTokens, stopTokens: stop)
+    mutating func submit(_ id: UInt64, prompt: [TokenID], maxTokens: Int, stop: Set<TokenID> = [], namespace: CacheNamespace? = nil) throws {
+        let request = EngineRequest(id: RequestID(id), prompt: prompt, maxTokens: maxTokens, stopTokens: stop, namespace: namespace)
         try scheduler.submit(request)
         requests[id] = request
     }

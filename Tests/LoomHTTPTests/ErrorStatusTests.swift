@@ -154,3 +154,29 @@ import Testing
         }
     }
 }
+
+@Suite struct CacheNamespaceTests {
+    /// Each API key is its own cache namespace, taken from the key that
+    /// authenticated the request and from nothing a client can send.
+    @Test func twoKeysNeverShareCachedBlocks() async throws {
+        var harness = ServerHarness()
+        harness.server.apiKeys = ["alpha", "beta"]
+        try await harness.run { client, _ in
+            let prompt = (0..<24).map { "word\($0)" }.joined(separator: " ")
+            func cached(_ key: String, user: String? = nil) async throws -> Int {
+                var body: [String: Any] = ["prompt": prompt, "max_tokens": 1, "temperature": 0]
+                if let user { body["user"] = user }
+                let text = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+                let response = try await client.post("/v1/completions", text, headers: [.authorization: "Bearer \(key)", .contentType: "application/json"])
+                #expect(response.status == .ok)
+                return try JSONValue(response.body)["usage"]["prompt_tokens_details"]["cached_tokens"].int ?? -1
+            }
+            let first = try await cached("alpha"), again = try await cached("alpha")
+            let other = try await cached("beta", user: "alpha"), otherAgain = try await cached("beta")
+            #expect(first == 0)
+            #expect(again > 0, "a key shares with itself")
+            #expect(other == 0, "another key does not, whatever the body says")
+            #expect(otherAgain > 0)
+        }
+    }
+}

@@ -53,24 +53,46 @@ public struct BlockHasher: Sendable, Equatable {
         return BlockHash(rawValue: StableHash.mix(state.value))
     }
 
-    /// The hashes of every full block of `tokens`, in order; a trailing
-    /// partial block has none.
-    public func chain(_ tokens: [TokenID]) -> [BlockHash] {
-        extend([], tokens: tokens)
+    /// The hashes of every full block of `tokens`, in order, in
+    /// `namespace` (nil: the shared one); a trailing partial block has none.
+    public func chain(_ tokens: [TokenID], in namespace: CacheNamespace? = nil) -> [BlockHash] {
+        extend([], tokens: tokens, in: namespace)
     }
 
     /// `hashes` (the chain of a prefix of `tokens`) extended over every full
     /// block of `tokens` that is not hashed yet.
-    public func extend(_ hashes: [BlockHash], tokens: [TokenID]) -> [BlockHash] {
+    public func extend(_ hashes: [BlockHash], tokens: [TokenID], in namespace: CacheNamespace? = nil) -> [BlockHash] {
         var result = hashes
         let full = tokens.count / blockSize
         while result.count < full {
             let start = result.count * blockSize
-            result.append(hash(parent: result.last, tokens: tokens[start..<start + blockSize]))
+            result.append(hash(parent: result.last ?? namespace?.root, tokens: tokens[start..<start + blockSize]))
         }
         return result
     }
 
+}
+
+/// A tenant's own block space: where the gateway has API keys, each key's
+/// chains start from a root derived from the key, as if every first block
+/// had a parent only that key's requests name. The same tokens under two
+/// keys therefore hash to different blocks everywhere (worker pools, the
+/// router's index, the store), and the store checks the root like any
+/// parent. Made only from the authenticated key, never from a request's
+/// fields; the key itself never leaves the gateway.
+public struct CacheNamespace: Hashable, Sendable {
+    public let root: BlockHash
+
+    public init(apiKey: String) {
+        // Odd, so never the zero that means "shared" on the wire.
+        root = BlockHash(rawValue: StableHash.mix(StableHash.fnv1a("loom cache namespace\u{0}" + apiKey)) | 1)
+    }
+
+    /// The namespace a wire value names; nil for 0, the shared one.
+    public init?(wire: UInt64) {
+        guard wire != 0 else { return nil }
+        root = BlockHash(rawValue: wire)
+    }
 }
 
 /// Hashes whose values cross processes (block names, store placement), so

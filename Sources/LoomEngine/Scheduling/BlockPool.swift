@@ -71,11 +71,11 @@ public struct BlockPool: Sendable {
     /// blocks hash to `hashes`, at most `maxBlocks` long. Each hit is checked
     /// against its parent and tokens too, so a 64-bit collision can cost a
     /// cache miss but never hand a request someone else's KV.
-    public func cachedPrefix(hashes: [BlockHash], tokens: [TokenID], maxBlocks: Int) -> [BlockID] {
+    public func cachedPrefix(hashes: [BlockHash], tokens: [TokenID], maxBlocks: Int, in namespace: CacheNamespace? = nil) -> [BlockID] {
         var hits: [BlockID] = []
         for (i, hash) in hashes.prefix(maxBlocks).enumerated() {
             guard let block = index[hash], let entry = cached[Int(block)],
-                  entry.parent == (i == 0 ? nil : hashes[i - 1]),
+                  entry.parent == (i == 0 ? namespace?.root : hashes[i - 1]),
                   entry.tokens.elementsEqual(tokens[i * blockSize..<(i + 1) * blockSize])
             else { break }
             hits.append(block)

@@ -18,12 +18,15 @@ public struct EngineRequest: Sendable, Equatable {
     public var maxTokens: Int
     /// Tokens that end the request with `.stop`; they are not emitted.
     public var stopTokens: Set<TokenID>
+    /// Whose cached blocks the request may use and adds to (nil: shared).
+    public var namespace: CacheNamespace?
 
-    public init(id: RequestID, prompt: [TokenID], maxTokens: Int, stopTokens: Set<TokenID> = []) {
+    public init(id: RequestID, prompt: [TokenID], maxTokens: Int, stopTokens: Set<TokenID> = [], namespace: CacheNamespace? = nil) {
         self.id = id
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.stopTokens = stopTokens
+        self.namespace = namespace
     }
 }
 

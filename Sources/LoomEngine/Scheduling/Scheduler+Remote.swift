@@ -30,7 +30,8 @@ extension Scheduler {
         // As on local admission, the last prompt token is never a cache hit:
         // the prefill worker computes it to sample the first token, and the
         // block it lands in is written (so it must not be shared).
-        let hits = pool.cachedPrefix(hashes: sequence.hashes, tokens: sequence.tokens, maxBlocks: (sequence.tokens.count - 1) / size)
+        let hits = pool.cachedPrefix(hashes: sequence.hashes, tokens: sequence.tokens, maxBlocks: (sequence.tokens.count - 1) / size,
+                                    in: sequence.request.namespace)
         let needed = (sequence.tokens.count + size - 1) / size - hits.count
         guard pool.allocatableCount(reusing: hits) >= needed else {
             throw SchedulerError(.overloaded, "the prompt needs \(needed) free KV blocks but \(pool.allocatableCount(reusing: hits)) are free; retry after some requests finish")

@@ -99,7 +99,7 @@ extension Scheduler {
             // because its logits give the first sampled token; capping the
             // hit below it also keeps the block it writes uncached.
             let usable = (sequence.tokens.count - 1) / size
-            let hits = pool.cachedPrefix(hashes: sequence.hashes, tokens: sequence.tokens, maxBlocks: usable)
+            let hits = pool.cachedPrefix(hashes: sequence.hashes, tokens: sequence.tokens, maxBlocks: usable, in: sequence.request.namespace)
             // Its next block is being computed by a running sequence: wait
             // for it to land in the cache instead of computing it again
             // (a burst of requests sharing a system prompt would otherwise

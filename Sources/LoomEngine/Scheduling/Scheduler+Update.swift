@@ -41,7 +41,7 @@ extension Scheduler {
         if request.stopTokens.contains(token) { return .stop }
         running[i].tokens.append(token)
         if running[i].tokens.count % configuration.blockSize == 0 {
-            running[i].hashes = configuration.hasher.extend(running[i].hashes, tokens: running[i].tokens)
+            running[i].hashes = configuration.hasher.extend(running[i].hashes, tokens: running[i].tokens, in: request.namespace)
         }
         stats.generatedTokens += 1
         events.append(.token(request.id, token))
@@ -56,7 +56,7 @@ extension Scheduler {
             let n = running[i].hashedBlocks
             let block = running[i].blockTable[n]
             pool.commit(
-                block, hash: running[i].hashes[n], parent: n == 0 ? nil : running[i].hashes[n - 1],
+                block, hash: running[i].hashes[n], parent: n == 0 ? running[i].request.namespace?.root : running[i].hashes[n - 1],
                 tokens: running[i].tokens[n * size..<(n + 1) * size])
             running[i].hashedBlocks += 1
         }

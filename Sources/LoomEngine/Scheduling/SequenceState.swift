@@ -23,7 +23,7 @@ struct SequenceState: Sendable {
         self.request = request
         self.arrival = arrival
         self.tokens = request.prompt
-        self.hashes = hasher.chain(request.prompt)
+        self.hashes = hasher.chain(request.prompt, in: request.namespace)
     }
 
     var id: RequestID { request.id }

@@ -137,6 +137,11 @@ public nonisolated struct Loom_Cluster_GenerationSpec: Sendable {
   /// worker that failed: sampling and JSON mode resume after them.
   public var resumedTokens: UInt32 = 0
 
+  /// Whose cached blocks the request uses: the root its block chain starts
+  /// from, made by the gateway from the authenticated API key; 0 is the
+  /// shared namespace.
+  public var cacheNamespace: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -764,7 +769,7 @@ nonisolated extension Loom_Cluster_Sampling: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerationSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{3}max_tokens\0\u{1}sampling\0\u{3}stop_tokens\0\u{3}top_logprobs\0\u{3}json_mode\0\u{3}resumed_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{3}max_tokens\0\u{1}sampling\0\u{3}stop_tokens\0\u{3}top_logprobs\0\u{3}json_mode\0\u{3}resumed_tokens\0\u{3}cache_namespace\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -779,6 +784,7 @@ nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftP
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.topLogprobs) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.jsonMode) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.resumedTokens) }()
+      case 8: try { try decoder.decodeSingularFixed64Field(value: &self.cacheNamespace) }()
       default: break
       }
     }
@@ -810,6 +816,9 @@ nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftP
     if self.resumedTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.resumedTokens, fieldNumber: 7)
     }
+    if self.cacheNamespace != 0 {
+      try visitor.visitSingularFixed64Field(value: self.cacheNamespace, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -821,6 +830,7 @@ nonisolated extension Loom_Cluster_GenerationSpec: SwiftProtobuf.Message, SwiftP
     if lhs.topLogprobs != rhs.topLogprobs {return false}
     if lhs.jsonMode != rhs.jsonMode {return false}
     if lhs.resumedTokens != rhs.resumedTokens {return false}
+    if lhs.cacheNamespace != rhs.cacheNamespace {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
