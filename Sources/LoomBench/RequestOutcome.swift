@@ -13,11 +13,14 @@ public struct RequestMetrics: Equatable, Sendable {
     /// The server's `usage.prompt_tokens`, when it sent one: the only way
     /// to know what the chat template made of the prompt.
     public var promptTokens: Int?
+    /// The answer's text, for a conversation's next round.
+    public var text: String
 
     public init(
         timeToFirstToken: Double, interTokenLatencies: [Double], endToEnd: Double, outputTokens: Int,
-        promptTokens: Int? = nil
+        promptTokens: Int? = nil, text: String = ""
     ) {
+        self.text = text
         self.timeToFirstToken = timeToFirstToken
         self.interTokenLatencies = interTokenLatencies
         self.endToEnd = endToEnd
@@ -54,13 +57,15 @@ public struct StreamRecorder: Sendable {
     private var promptTokens: Int?
     private var error: String?
     private var sawDone = false
+    private var text = ""
 
     public init() {}
 
     /// `time` is seconds since the request was sent.
     public mutating func record(_ event: StreamEvent, at time: Double) {
         switch event {
-        case .content:
+        case .content(let piece):
+            text += piece
             if let last = lastContent { gaps.append(time - last) } else { firstContent = time }
             lastContent = time
             chunks += 1
@@ -84,6 +89,6 @@ public struct StreamRecorder: Sendable {
         guard let firstContent else { return .failed("stream carried no content") }
         return .ok(RequestMetrics(
             timeToFirstToken: firstContent, interTokenLatencies: gaps, endToEnd: time,
-            outputTokens: usageTokens ?? chunks, promptTokens: promptTokens))
+            outputTokens: usageTokens ?? chunks, promptTokens: promptTokens, text: text))
     }
 }

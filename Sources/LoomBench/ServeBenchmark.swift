@@ -11,6 +11,9 @@ public struct ServeBenchmarkOptions: Sendable {
     public var maxTokens: Int
     public var seed: UInt64
     public var timeout: Duration
+    /// For `multi-round`: users in conversation at once, and the questions
+    /// each asks.
+    public var conversations: (users: Int, rounds: Int)?
 
     public init(
         target: ServerTarget, model: String?, workload: WorkloadKind, requests: Int, shape: LoadShape,
@@ -43,9 +46,16 @@ public enum ServeBenchmark {
             }
             let client = ChatStreamClient(
                 http: http, target: options.target, model: model, maxTokens: options.maxTokens, timeout: options.timeout)
-            let prompts = WorkloadGenerator(kind: options.workload, seed: options.seed).prompts(count: options.requests)
-            let runner = BenchRunner(shape: options.shape, seed: options.seed, progressInterval: progressInterval)
-            let result = await runner.run(prompts: prompts, send: { await client.send($0) }, onProgress: onProgress)
+            let result: RunResult
+            if let (users, rounds) = options.conversations {
+                let workload = MultiRoundWorkload(users: users, rounds: rounds, seed: options.seed)
+                let runner = MultiRoundRunner(concurrency: options.shape.concurrency ?? users, progressInterval: progressInterval)
+                result = await runner.run(workload, send: { await client.send($0) }, onProgress: onProgress)
+            } else {
+                let prompts = WorkloadGenerator(kind: options.workload, seed: options.seed).prompts(count: options.requests)
+                let runner = BenchRunner(shape: options.shape, seed: options.seed, progressInterval: progressInterval)
+                result = await runner.run(prompts: prompts, send: { await client.send($0) }, onProgress: onProgress)
+            }
             return BenchReport(workload: options.workload, model: model, shape: options.shape, result: result)
         }
     }

@@ -9,6 +9,10 @@ public enum WorkloadKind: String, CaseIterable, Sendable {
     /// long prefills land while other requests decode (the disaggregation
     /// case).
     case mixed
+    /// Users in conversation: a shared system prompt, a document each, and
+    /// rounds of questions each asked with the whole conversation so far
+    /// (`--users`, `--rounds`): what a KV store is for.
+    case multiRound = "multi-round"
 }
 
 /// One request's prompt.
@@ -61,6 +65,11 @@ public struct WorkloadGenerator: Sendable {
                     user(question(&rng, words: Self.sharedQuestionWords)),
                 ])
             }
+        case .multiRound:
+            // Conversations are built as they go (`MultiRoundRunner`); as
+            // single prompts they are every user's opening.
+            let workload = MultiRoundWorkload(users: count, rounds: 1, seed: seed)
+            return (0..<count).map { BenchPrompt(messages: workload.opening(user: $0)) }
         case .mixed:
             return (0..<count).map { i in
                 let isLong = i % Self.mixedLongEvery == Self.mixedLongEvery - 1
@@ -75,7 +84,7 @@ public struct WorkloadGenerator: Sendable {
     /// Opener, subject, filler clauses, context: a word budget drawn from
     /// `words`, met by trimming the filler only (the head and context are at
     /// most 14 words, under every budget's top).
-    private func question(_ rng: inout SeededRandom, words: ClosedRange<Int>) -> String {
+    func question(_ rng: inout SeededRandom, words: ClosedRange<Int>) -> String {
         let budget = rng.inRange(words)
         let head = rng.pick(WordLists.openers).split(separator: " ").map(String.init)
             + ["the", rng.pick(WordLists.adjectives), rng.pick(WordLists.nouns)]
@@ -89,7 +98,7 @@ public struct WorkloadGenerator: Sendable {
     }
 
     /// Sentences of prose, `words` words long in total.
-    private func prose(_ rng: inout SeededRandom, words: Int) -> String {
+    func prose(_ rng: inout SeededRandom, words: Int) -> String {
         var sentences: [String] = []
         var total = 0
         while total < words {

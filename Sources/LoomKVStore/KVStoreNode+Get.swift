@@ -5,8 +5,9 @@ import LoomWire
 
 extension KVStoreNode {
     /// Looks up the longest leading run of the chain held here, leases it,
-    /// pushes it into the caller's reserved blocks with one write carrying
-    /// the caller's immediate, and ends the lease.
+    /// pushes it into the caller's reserved blocks with writes carrying the
+    /// caller's immediate (one, unless some blocks had to come from disk
+    /// through bounce buffers), and ends the lease.
     func get(_ request: Loom_Kvstore_GetRequest) async throws -> Loom_Kvstore_GetResponse {
         let target = request.target
         guard target.bytesPerBlock == UInt64(slotBytes) else {
@@ -20,27 +21,48 @@ extension KVStoreNode {
         }
         let chain = request.chain.prefix(target.blocks.count).map(BlockHash.init(rawValue:))
         counters.lookups.add(1, ordering: .relaxed)
-        let (leases, fromDRAM, fromDisk) = leaseRun(chain)
-        defer { index.withLock { index in for lease in leases { index.endLease(lease.id) } } }
-        counters.hitBlocks.add(UInt64(fromDRAM), ordering: .relaxed)
-        counters.diskHitBlocks.add(UInt64(fromDisk), ordering: .relaxed)
-        counters.missedBlocks.add(UInt64(chain.count - fromDRAM - fromDisk), ordering: .relaxed)
-        let slots = leases.flatMap { $0.blocks.map(\.slot) }
-        guard !slots.isEmpty else { return Loom_Kvstore_GetResponse() }
-        let operation = try WriteOperation.paged(
-            from: region, pages: slots, stride: slotBytes,
-            to: remote, pages: target.blocks.prefix(slots.count).map { Int($0) }, stride: slotBytes,
-            pageLength: slotBytes, immediate: target.immediate)
+        let run = leaseRun(chain)
+        defer { index.withLock { index in for lease in run.leases { index.endLease(lease.id) } } }
+        counters.hitBlocks.add(UInt64(run.fromDRAM), ordering: .relaxed)
+        counters.diskHitBlocks.add(UInt64(run.fromDisk), ordering: .relaxed)
+        counters.missedBlocks.add(UInt64(chain.count - run.count), ordering: .relaxed)
+        guard run.count > 0 else { return Loom_Kvstore_GetResponse() }
+        let writes = try push(run, to: remote, pages: target.blocks.prefix(run.count).map { Int($0) }, immediate: target.immediate)
         do {
-            try await transfer.peers.write(operation, into: remote, at: .tcp(host: target.transferHost, port: Int(target.transferPort)),
-                                           peerHost: target.hostID)
+            for write in writes {
+                try await transfer.peers.write(write, into: remote, at: .tcp(host: target.transferHost, port: Int(target.transferPort)),
+                                               peerHost: target.hostID)
+            }
         } catch let error as TransferError {
             throw WireError(error)
         }
         var response = Loom_Kvstore_GetResponse()
-        response.blocks = UInt32(slots.count)
-        response.fromDisk = UInt32(fromDisk)
-        response.writes = 1
+        response.blocks = UInt32(run.count)
+        response.fromDisk = UInt32(run.fromDisk)
+        response.writes = UInt32(writes.count)
         return response
+    }
+
+    /// One write per stretch of blocks from one kind of source: slots of
+    /// the registered region, or bounce buffers read from disk.
+    private func push(_ run: StoreRun, to remote: RegionDescriptor, pages: [Int], immediate: UInt32) throws -> [WriteOperation] {
+        var writes: [WriteOperation] = []
+        var start = 0
+        while start < run.count {
+            let isSlot = { (source: StoreRun.Source) in if case .slot = source { true } else { false } }
+            let kind = isSlot(run.sources[start])
+            let end = run.sources[start...].firstIndex { isSlot($0) != kind } ?? run.count
+            let targets = Array(pages[start..<end])
+            if kind {
+                let slots = run.sources[start..<end].map { if case .slot(let slot) = $0 { slot } else { -1 } }
+                writes.append(try .paged(from: region, pages: slots, stride: slotBytes, to: remote, pages: targets, stride: slotBytes,
+                                         pageLength: slotBytes, immediate: immediate))
+            } else {
+                let buffers = run.sources[start..<end].compactMap { if case .bounce(let buffer) = $0 { buffer } else { nil } }
+                writes.append(try .pages(buffers, to: remote, pages: targets, stride: slotBytes, immediate: immediate))
+            }
+            start = end
+        }
+        return writes
     }
 }

@@ -1,72 +1,116 @@
 import LoomEngine
 import LoomProtocol
+import NIOCore
 
 /// Moving blocks between DRAM and disk. DRAM is where blocks are written
 /// and pushed from; disk takes what DRAM lets go of (as the admission
 /// policy allows) and gives blocks back into DRAM slots when a lookup
 /// reaches them. The router hears of a block leaving only when it has left
 /// both tiers.
+/// The leading run of a chain a lookup found, block by block: where each
+/// block's bytes are to be pushed from, and the read leases that keep the
+/// DRAM ones in place until the push is done.
+struct StoreRun {
+    enum Source {
+        /// A DRAM slot, leased.
+        case slot(Int)
+        /// Read from disk into a buffer of its own, because DRAM had no
+        /// slot to spare (every one leased by pushes under way).
+        case bounce(ByteBuffer)
+    }
+
+    var sources: [Source] = []
+    var leases: [StoreIndex.ReadLease] = []
+    var fromDRAM = 0
+    var fromDisk = 0
+
+    var count: Int { sources.count }
+}
+
 extension KVStoreNode {
     /// Leases the longest leading run of `chain` held in either tier,
-    /// reading disk-only blocks back into DRAM on the way; each block is
-    /// counted as a hit of the tier it was in when looked up.
-    func leaseRun(_ chain: [BlockHash]) -> (leases: [StoreIndex.ReadLease], fromDRAM: Int, fromDisk: Int) {
-        var leases: [StoreIndex.ReadLease] = []
-        var position = 0, fromDRAM = 0, fromDisk = 0
-        while position < chain.count {
+    /// reading disk-only blocks back into DRAM on the way (or into bounce
+    /// buffers when DRAM is all leased); each block is counted as a hit of
+    /// the tier it was in when looked up.
+    func leaseRun(_ chain: [BlockHash]) -> StoreRun {
+        var run = StoreRun()
+        while run.count < chain.count {
+            let position = run.count
             if let lease = index.withLock({ $0.lookup(Array(chain[position...]), now: .now, lease: configuration.lease) }) {
-                leases.append(lease)
-                position += lease.blocks.count
-                fromDRAM += lease.blocks.count
+                run.leases.append(lease)
+                run.sources += lease.blocks.map { .slot($0.slot) }
+                run.fromDRAM += lease.blocks.count
                 continue
             }
-            let promoted = promote(chain[position...])
-            guard promoted > 0,
-                  let lease = index.withLock({ $0.lookup(Array(chain[position..<position + promoted]), now: .now, lease: configuration.lease) })
-            else { break }
-            leases.append(lease)
-            position += lease.blocks.count
-            fromDisk += lease.blocks.count
-            // Evicted again before it could be leased: the run ends here.
-            guard lease.blocks.count == promoted else { break }
+            let (promoted, bounced) = promote(chain[position...])
+            if promoted > 0 {
+                guard let lease = index.withLock({ $0.lookup(Array(chain[position..<position + promoted]), now: .now, lease: configuration.lease) })
+                else { break }
+                run.leases.append(lease)
+                run.sources += lease.blocks.map { .slot($0.slot) }
+                run.fromDisk += lease.blocks.count
+                // Evicted again before it could be leased: the run ends here.
+                guard lease.blocks.count == promoted else { break }
+            }
+            run.sources += bounced.map { .bounce($0) }
+            run.fromDisk += bounced.count
+            guard promoted + bounced.count > 0 else { break }
         }
-        return (leases, fromDRAM, fromDisk)
+        return run
     }
 
     /// Reads the leading blocks of `chain` that are on disk and in no DRAM
-    /// slot back into DRAM; returns how many were committed there. A block
-    /// that fails its checks on the way is dropped and announced removed.
-    private func promote(_ chain: ArraySlice<BlockHash>) -> Int {
-        guard let disk else { return 0 }
+    /// slot back: into DRAM slots while there are slots to take (returns
+    /// how many were committed there), the rest into bounce buffers. A
+    /// block that fails its checks on the way is dropped and announced
+    /// removed, and ends the run.
+    private func promote(_ chain: ArraySlice<BlockHash>) -> (promoted: Int, bounced: [ByteBuffer]) {
+        guard let disk else { return (0, []) }
         let wanted = index.withLock { index in Array(chain.prefix { index.entry($0) == nil && disk.contains($0) }.prefix(64)) }
-        guard !wanted.isEmpty else { return 0 }
+        guard !wanted.isEmpty else { return (0, []) }
         var removed: [StoreIndex.Removal] = []
         let outcomes = index.withLock { $0.reserve(wanted, now: .now, lease: configuration.lease, removed: &removed) }
         demote(removed)
-        var committed = 0, failed = false
-        for (hash, outcome) in zip(wanted, outcomes) {
-            guard case .reserved(let slot) = outcome else {
-                failed = true
-                continue
-            }
-            // Past a block that did not come back, the rest is no use.
-            guard !failed else {
-                index.withLock { $0.abandon(hash) }
-                continue
-            }
-            do throws(StoreError) {
-                let header = try disk.read(hash, into: slotBuffer(slot))
-                try index.withLock { index throws(StoreError) in try index.commit(header, now: .now, reads: 1) }
+        // Only a leading run of slots is any use; later ones are given back.
+        let slots = outcomes.prefix { if case .reserved = $0 { true } else { false } }.map { if case .reserved(let slot) = $0 { slot } else { -1 } }
+        for (hash, outcome) in zip(wanted, outcomes).dropFirst(slots.count) {
+            if case .reserved = outcome { index.withLock { $0.abandon(hash) } }
+        }
+        var committed = 0
+        for (i, slot) in slots.enumerated() {
+            if committed == i && read(wanted[i], from: disk, into: slotBuffer(slot), committing: true) {
                 committed += 1
-            } catch {
-                failed = true
-                index.withLock { index in
-                    index.abandon(hash)
-                    if !disk.contains(hash) { record([.removed(hash: hash)]) }
-                }
+            } else {
+                index.withLock { $0.abandon(wanted[i]) }
             }
         }
-        return committed
+        // Past the slots: bounce buffers when DRAM had none to give (not
+        // when a writer is putting the block this moment).
+        guard committed == slots.count, slots.count < wanted.count, outcomes[slots.count] == .full else { return (committed, []) }
+        var bounced: [ByteBuffer] = []
+        for hash in wanted.dropFirst(slots.count) {
+            var buffer = ByteBuffer(repeating: 0, count: slotBytes)
+            guard buffer.withUnsafeMutableReadableBytes({ read(hash, from: disk, into: $0, committing: false) }) else { break }
+            bounced.append(buffer)
+        }
+        return (committed, bounced)
+    }
+
+    /// One block from disk into `destination` (a reserved slot, committed
+    /// then, or a bounce buffer); false when it failed its checks, which
+    /// dropped it.
+    private func read(_ hash: BlockHash, from disk: DiskTier, into destination: UnsafeMutableRawBufferPointer, committing: Bool) -> Bool {
+        do throws(StoreError) {
+            let header = try disk.read(hash, into: destination)
+            if committing { try index.withLock { index throws(StoreError) in try index.commit(header, now: .now, reads: 1) } }
+            return true
+        } catch {
+            index.withLock { index in
+                if committing { index.abandon(hash) }
+                if !disk.contains(hash) && index.entry(hash) == nil { record([.removed(hash: hash)]) }
+            }
+            return false
+        }
     }
 
     /// After an eviction, before the freed slots are written: writes the
@@ -108,11 +152,10 @@ extension KVStoreNode {
     func pin(_ chain: [BlockHash], ttl: Duration) -> Int {
         var pinned = 0, position = 0
         while position < chain.count {
-            let (leases, _, _) = leaseRun(Array(chain[position...]))
-            let run = leases.flatMap { $0.blocks.map(\.hash) }
+            let run = leaseRun(Array(chain[position...]))
             pinned += index.withLock { index in
-                defer { for lease in leases { index.endLease(lease.id) } }
-                return index.pin(run, until: .now + ttl)
+                defer { for lease in run.leases { index.endLease(lease.id) } }
+                return index.pin(run.leases.flatMap { $0.blocks.map(\.hash) }, until: .now + ttl)
             }
             position += max(1, run.count)
         }

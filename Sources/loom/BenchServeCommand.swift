@@ -8,7 +8,11 @@ struct BenchServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Send streaming chat requests to an OpenAI-compatible server and report TTFT, ITL, E2E and tok/s.",
-        discussion: "Closed loop with --concurrency (default 16), or open loop with Poisson arrivals at --rate.")
+        discussion: """
+            Closed loop with --concurrency (default 16), or open loop with Poisson arrivals at --rate. \
+            --workload multi-round --users U --rounds R: U conversations of R questions, every one sent with the conversation so far, \
+            round by round (every user's first question, then every user's second, ...), --concurrency at a time (default 4).
+            """)
 
     @Option(name: .long, help: "Server base URL, e.g. http://127.0.0.1:8000 (without /v1).")
     var url: String
@@ -19,8 +23,14 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The prompts to send.")
     var workload: WorkloadKind = .plain
 
-    @Option(name: .long, help: "Requests to send in all.")
+    @Option(name: .long, help: "Requests to send in all (multi-round: users × rounds).")
     var requests = 64
+
+    @Option(name: .long, help: "multi-round: conversations (default 16).")
+    var users: Int?
+
+    @Option(name: .long, help: "multi-round: questions per conversation (default 4).")
+    var rounds: Int?
 
     @Option(name: .long, help: "Clients sending back to back (closed loop; default 16).")
     var concurrency: Int?
@@ -55,13 +65,25 @@ struct BenchServeCommand: AsyncParsableCommand {
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of requests per second") }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
         guard timeout > 0 && timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+        if workload == .multiRound {
+            guard rate == nil else { throw ValidationError("multi-round is a closed loop of --concurrency requests; leave out --rate") }
+            guard (users ?? 16) >= 1, (rounds ?? 4) >= 1 else { throw ValidationError("--users and --rounds must be at least 1") }
+        } else if users != nil || rounds != nil {
+            throw ValidationError("--users and --rounds are for --workload multi-round")
+        }
     }
 
     func run() async throws {
-        let options = ServeBenchmarkOptions(
+        var options = ServeBenchmarkOptions(
             target: ServerTarget(baseURL: url, apiKey: apiKey), model: model, workload: workload,
             requests: requests, shape: rate.map { .open(rate: $0) } ?? .closed(concurrency: concurrency ?? 16),
             maxTokens: maxTokens, seed: seed, timeout: .seconds(timeout))
+        if workload == .multiRound {
+            let (users, rounds) = (self.users ?? 16, self.rounds ?? 4)
+            options.conversations = (users, rounds)
+            options.requests = users * rounds
+            options.shape = .closed(concurrency: concurrency ?? 4)
+        }
         let isTerminal = isatty(STDERR_FILENO) == 1
         // A terminal gets one line redrawn in place; a log file gets a plain
         // line every few seconds instead of hundreds of redraws.

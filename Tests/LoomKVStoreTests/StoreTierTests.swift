@@ -46,6 +46,23 @@ struct StoreTierTests {
         await harness.stop()
     }
 
+    @Test func aRunLongerThanDRAMComesFromDiskThroughBounceBuffers() async throws {
+        let dir = ScratchDir()
+        defer { dir.clean() }
+        let harness = try await StoreHarness.start(slots: 2, disk: dir.path, admission: .all)
+        let chain = try harness.chain(5)
+        for (i, header) in chain.enumerated() { #expect(try await put(harness, [header], pages: [i]) == 1) }
+        #expect(harness.store.flushToDisk() == 2, "the last two were still only in DRAM")
+        let immediate: UInt32 = 4242
+        let landed = try await harness.withClient { client in
+            try await client.fetch(chain.map(\.hash.rawValue), into: try harness.target(blocks: [8, 9, 10, 11, 12], immediate: immediate))
+        }
+        #expect(landed.blocks == 5 && landed.fromDisk >= 3, "\(landed)")
+        #expect(landed.writes >= 2 && harness.worker.target.counters.count(immediate) == Int(landed.writes))
+        for i in 0..<5 { #expect(try harness.poolBlock(8 + i) == harness.poolBlock(i), "block \(i)") }
+        await harness.stop()
+    }
+
     @Test func aRestartedNodeWithItsDiskDirServesItsBlocksAgain() async throws {
         let dir = ScratchDir()
         defer { dir.clean() }
