@@ -59,26 +59,56 @@ public struct StoreClient: Sendable {
     }
 
     /// Reserve, write what `operation` makes of the reserved (block index,
-    /// slot) pairs, commit.
+    /// slot) pairs, commit; then again for the blocks that found no room,
+    /// as long as a round stores something. A store whose DRAM tier is
+    /// smaller than a batch has room for the rest once the first part is
+    /// committed (and can be evicted to its disk).
     private func put(
         _ headers: [StoredBlockHeader], timeout: Duration,
         operation: ([(index: Int, slot: Int)], RegionDescriptor, Int, UInt32) throws -> WriteOperation
     ) async throws -> PutOutcome {
+        var outcome = PutOutcome()
+        var offered = Array(headers.indices)
+        while !offered.isEmpty {
+            let (round, full) = try await putOnce(offered, of: headers, timeout: timeout, operation: operation)
+            outcome.stored += round.stored
+            outcome.existed += round.existed
+            outcome.refused += round.refused
+            outcome.full += round.full - full.count
+            guard round.stored > 0, !full.isEmpty else {
+                outcome.full += full.count
+                break
+            }
+            offered = full
+        }
+        return outcome
+    }
+
+    /// One reserve, write and commit of the blocks at `offered`; also
+    /// returns those that found no room.
+    private func putOnce(
+        _ offered: [Int], of headers: [StoredBlockHeader], timeout: Duration,
+        operation: ([(index: Int, slot: Int)], RegionDescriptor, Int, UInt32) throws -> WriteOperation
+    ) async throws -> (PutOutcome, full: [Int]) {
         var reserve = Loom_Kvstore_PutReserveRequest()
         reserve.writer = writer
-        reserve.headers = headers.map { Data($0.encoded()) }
+        reserve.headers = offered.map { Data(headers[$0].encoded()) }
         let (reservation, _) = try await connection.unary(StoreRPC.putReserve, reserve, timeout: timeout)
         var outcome = PutOutcome(refused: reservation.refused)
         var pages: [(index: Int, slot: Int)] = []
-        for (index, slot) in reservation.slots.enumerated() {
+        var full: [Int] = []
+        for (position, slot) in reservation.slots.enumerated() {
             switch slot {
-            case 0...: pages.append((index, Int(slot)))
+            case 0...: pages.append((offered[position], Int(slot)))
             case -1: outcome.existed += 1
+            case -2:
+                outcome.full += 1
+                full.append(offered[position])
             default: outcome.full += 1
             }
         }
         // Nothing reserved (all held already, or no room): nothing to commit.
-        guard !pages.isEmpty else { return outcome }
+        guard !pages.isEmpty else { return (outcome, full) }
         let region = try RegionDescriptor(serialized: [UInt8](reservation.region))
         let write = try operation(pages, region, Int(reservation.slotBytes), reservation.immediate)
         try await peers.write(write, into: region, at: .tcp(host: reservation.transferHost, port: Int(reservation.transferPort)),
@@ -91,7 +121,7 @@ public struct StoreClient: Sendable {
         outcome.stored = Int(committed.committed)
         outcome.full += committed.refused.count
         outcome.refused += committed.refused
-        return outcome
+        return (outcome, full)
     }
 
     /// Asks for `chain`'s leading run to be pushed into `target`'s blocks;

@@ -15,17 +15,20 @@ struct PeerServerChild {
 
     /// Starts one with `arguments` after `bench peer-server`, runs `body`
     /// with its address, and stops it, also when `body` throws.
-    static func with<R>(_ arguments: [String], progress: (String) -> Void, _ body: (RPCAddress) async throws -> R) async throws -> R {
+    /// `wrapper` runs it inside another command, e.g. `ip netns exec NS`.
+    static func with<R>(
+        _ arguments: [String], wrapper: [String] = [], progress: (String) -> Void, _ body: (RPCAddress) async throws -> R
+    ) async throws -> R {
         // --parent: the child exits by itself if we die without stopping it.
         try await with(command: ["bench", "peer-server", "--parent", "\(getpid())"] + arguments, listening: Self.listeningLine,
-                       progress: progress, body)
+                       wrapper: wrapper, progress: progress, body)
     }
 
     static func with<R>(
-        command arguments: [String], listening: @escaping @Sendable (Substring) throws -> RPCAddress?,
+        command arguments: [String], listening: @escaping @Sendable (Substring) throws -> RPCAddress?, wrapper: [String] = [],
         progress: (String) -> Void, _ body: (RPCAddress) async throws -> R
     ) async throws -> R {
-        let child = try PeerServerChild(arguments, listening: listening)
+        let child = try PeerServerChild(arguments, listening: listening, wrapper: wrapper)
         defer { child.stop() }
         let address = try await child.waitUntilListening()
         progress("started \(arguments.prefix(2).joined(separator: " ")) (pid \(child.process.processIdentifier)) at \(address)")
@@ -42,15 +45,20 @@ struct PeerServerChild {
         return address
     }
 
-    private init(_ arguments: [String], listening: @escaping @Sendable (Substring) throws -> RPCAddress?) throws {
+    private init(_ arguments: [String], listening: @escaping @Sendable (Substring) throws -> RPCAddress?, wrapper: [String]) throws {
         self.listening = listening
         let directory = FileManager.default.temporaryDirectory
         let name = "loom-bench-peer-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         stdout = directory.appendingPathComponent("\(name).out")
         stderr = directory.appendingPathComponent("\(name).err")
         for file in [stdout, stderr] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
-        process.executableURL = URL(fileURLWithPath: UpCommand.executablePath)
-        process.arguments = arguments
+        if wrapper.isEmpty {
+            process.executableURL = URL(fileURLWithPath: UpCommand.executablePath)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = wrapper + [UpCommand.executablePath] + arguments
+        }
         process.standardOutput = try FileHandle(forWritingTo: stdout)
         process.standardError = try FileHandle(forWritingTo: stderr)
         process.standardInput = FileHandle.nullDevice

@@ -22,7 +22,7 @@ struct StoreBench {
     let server: RPCServer
     let serving: Task<Void, Error>
 
-    init(layout: StoredLayout, blocks: Int, batch: Int, backend: TransferBackend, hasher: BlockHasher) async throws {
+    init(layout: StoredLayout, blocks: Int, batch: Int, backend: TransferBackend, hasher: BlockHasher, host: String = "127.0.0.1") async throws {
         self.layout = layout
         self.blocks = blocks
         self.batch = batch
@@ -37,7 +37,7 @@ struct StoreBench {
         for block in 0..<blocks { try pool.fill(offset: block * layout.payloadBytes, with: filler) }
         var services = RPCServices()
         transfer.serve(into: &services)
-        let server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: services, configuration: transfer.configuration)
+        let server = try await RPCServer.bind(.tcp(host: host, port: 0), services: services, configuration: transfer.configuration)
         self.server = server
         serving = Task { try await server.run() }
     }
@@ -52,20 +52,34 @@ struct StoreBench {
         var blockBytes: Int
         var raw: Double, put: Double, get: Double
         var putsPerSecond: Double, getsPerSecond: Double
+        /// With --compute: seconds to fetch one block (get and import
+        /// copy), and to compute it with the model.
+        var fetchSeconds: Double?
+        var computeSeconds: Double?
 
         var table: String {
             func gb(_ value: Double) -> String { String(format: "%.2f GB/s", value) }
-            return """
-            KV store, \(backend), blocks of \(blockBytes) bytes (median of runs)
-              raw transfer writes  \(gb(raw))
-              put (reserve, write, verify, commit)  \(gb(put))  \(String(format: "%.0f", putsPerSecond)) blocks/s  \(String(format: "%.2f", put / raw))× raw
-              get (lookup, lease, push)  \(gb(get))  \(String(format: "%.0f", getsPerSecond)) blocks/s  \(String(format: "%.2f", get / raw))× raw
-            """
+            var lines = [
+                "KV store, \(backend), blocks of \(blockBytes) bytes (median of runs)",
+                "  raw transfer writes  \(gb(raw))",
+                "  put (reserve, write, verify, commit)  \(gb(put))  \(String(format: "%.0f", putsPerSecond)) blocks/s  \(String(format: "%.2f", put / raw))× raw",
+                "  get (lookup, lease, push)  \(gb(get))  \(String(format: "%.0f", getsPerSecond)) blocks/s  \(String(format: "%.2f", get / raw))× raw",
+            ]
+            if let fetchSeconds, let computeSeconds {
+                lines.append(String(format: "  per block: fetch %.3f ms (get and copy into the pool), compute %.2f ms (prefill): fetch %.3f× compute",
+                                    fetchSeconds * 1000, computeSeconds * 1000, fetchSeconds / computeSeconds))
+            }
+            return lines.joined(separator: "\n")
         }
 
         var json: String {
-            String(format: #"{"bench":"kvstore","backend":"%@","block_bytes":%d,"raw_gbytes_per_s":%.3f,"put_gbytes_per_s":%.3f,"get_gbytes_per_s":%.3f,"put_blocks_per_s":%.0f,"get_blocks_per_s":%.0f,"put_vs_raw":%.3f,"get_vs_raw":%.3f}"#,
-                   backend, blockBytes, raw, put, get, putsPerSecond, getsPerSecond, put / raw, get / raw)
+            var text = String(format: #"{"bench":"kvstore","backend":"%@","block_bytes":%d,"raw_gbytes_per_s":%.3f,"put_gbytes_per_s":%.3f,"get_gbytes_per_s":%.3f,"put_blocks_per_s":%.0f,"get_blocks_per_s":%.0f,"put_vs_raw":%.3f,"get_vs_raw":%.3f"#,
+                              backend, blockBytes, raw, put, get, putsPerSecond, getsPerSecond, put / raw, get / raw)
+            if let fetchSeconds, let computeSeconds {
+                text += String(format: #","fetch_ms_per_block":%.4f,"compute_ms_per_block":%.3f,"fetch_vs_compute":%.4f"#,
+                               fetchSeconds * 1000, computeSeconds * 1000, fetchSeconds / computeSeconds)
+            }
+            return text + "}"
         }
     }
 
@@ -120,7 +134,7 @@ struct StoreBench {
         return headers
     }
 
-    private func puts(_ client: StoreClient, run: Int) async throws {
+    func puts(_ client: StoreClient, run: Int) async throws {
         let all = headers(run: run)
         for start in stride(from: 0, to: blocks, by: batch) {
             let slice = (start..<min(blocks, start + batch)).map { (all[$0], $0) }
@@ -129,7 +143,7 @@ struct StoreBench {
         }
     }
 
-    private func gets(_ client: StoreClient, run: Int) async throws {
+    func gets(_ client: StoreClient, run: Int) async throws {
         let chain = headers(run: run).map(\.hash.rawValue)
         for start in stride(from: 0, to: blocks, by: batch) {
             let end = min(blocks, start + batch)

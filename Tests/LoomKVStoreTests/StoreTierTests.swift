@@ -63,6 +63,17 @@ struct StoreTierTests {
         await harness.stop()
     }
 
+    @Test func aPutLargerThanDRAMStoresEveryBlockRoundByRound() async throws {
+        let dir = ScratchDir()
+        defer { dir.clean() }
+        let harness = try await StoreHarness.start(slots: 3, disk: dir.path, admission: .all)
+        let chain = try harness.chain(8)
+        #expect(try await put(harness, chain, pages: Array(0..<8)) == 8, "three slots, taken and freed (to disk) three times")
+        #expect(try await get(harness, chain, into: Array(8..<16)) == 8)
+        for i in 0..<8 { #expect(try harness.poolBlock(8 + i) == harness.poolBlock(i), "block \(i)") }
+        await harness.stop()
+    }
+
     @Test func aRestartedNodeWithItsDiskDirServesItsBlocksAgain() async throws {
         let dir = ScratchDir()
         defer { dir.clean() }
