@@ -57,14 +57,17 @@ public struct WriteLeases<Holder: Sendable>: Sendable {
         return due.map { ($0.key, $0.value) }.sorted { $0.immediate < $1.immediate }
     }
 
-    /// Whether `request`'s segments all land on a live lease's pages.
+    /// Whether `request`'s segments all land on a live lease's pages. A
+    /// segment may be part of a page: tcp cuts a long write into parts
+    /// wherever its size limit falls, mid-page included.
     public func admit(_ request: Loom_Transfer_WriteRequest) throws(TransferError) {
         guard let lease = leases[request.immediate] else {
             throw TransferError(.refused, "no live lease for immediate \(request.immediate): it expired or was released; ask the owner for a new one")
         }
         for segment in request.segments {
+            let page = segment.offset / lease.pageBytes * lease.pageBytes
             guard segment.regionID == lease.regionID, segment.epoch == lease.epoch,
-                  lease.offsets.contains(segment.offset), segment.length <= lease.pageBytes
+                  lease.offsets.contains(page), segment.offset + segment.length <= page + lease.pageBytes
             else {
                 throw TransferError(.refused, "write of \(segment.length) bytes at offset \(segment.offset) of region \(segment.regionID) is outside lease \(request.immediate)'s pages")
             }

@@ -42,6 +42,10 @@ import Testing
         try table.admit(write(5, offset: 4096))
         #expect(throws: TransferError.self) { try table.admit(write(5, offset: 8192)) }
         #expect(throws: TransferError.self) { try table.admit(write(5, offset: 0, length: 4097)) }
+        // tcp cuts long writes into parts wherever its limit falls.
+        try table.admit(write(5, offset: 4096 + 1000, length: 3096))
+        #expect(throws: TransferError.self, "a part running past its page") { try table.admit(write(5, offset: 1000, length: 3097)) }
+        #expect(throws: TransferError.self, "a part of a page not leased") { try table.admit(write(5, offset: 8192 + 100, length: 10)) }
         #expect(throws: TransferError.self) { try table.admit(write(5, offset: 0, epoch: 6)) }
         #expect(throws: TransferError.self) { try table.admit(write(6, offset: 0)) }
         _ = table.expire(now: start + .seconds(2))
