@@ -1,4 +1,5 @@
 import Foundation
+import LoomModel
 import LoomTesting
 import Testing
 
@@ -102,5 +103,49 @@ struct VirtualHosts {
         #expect((decode["kv_blocks_received"] as? Int ?? 0) > 0 && decode["kv_blocks_received"] as? Int == prefill["kv_blocks_sent"] as? Int)
         #expect(decode["remote_prefilled_tokens"] as? Int == (try reference.prompt(messages)).count)
         #expect(prefill["tcp_writes"] as? Int == 1 && prefill["shm_writes"] as? Int == 0, "hosts apart use tcp")
+    }
+
+    /// A store node on a host of its own: puts and gets cross over tcp, in
+    /// writes long enough to be cut into parts mid-block.
+    @Test func aStoreNodeOnAnotherHostServesAPromptBack() async throws {
+        let hosts = try VirtualHosts.create(3)
+        defer { hosts.destroy() }
+        let model = try TestModel.path()
+        let router = hosts.address(0)
+        let children = [
+            try LoomChild("router-ns", ["router", "--model", model, "--host", router, "--port", "8080", "--rpc-port", "7600",
+                                        "--heartbeat-interval-ms", "100"], prefix: hosts.exec(0)),
+            try LoomChild("kvstore-ns", ["kvstore", "--model", model, "--name", "kvstore-0", "--host", hosts.address(1), "--port", "7620",
+                                         "--router", "\(router):7600", "--dram-mib", "64"], prefix: hosts.exec(1)),
+            try LoomChild("mixed-ns", ["worker", "--model", model, "--name", "mixed-0", "--role", "mixed", "--host", hosts.address(2),
+                                       "--port", "7610", "--router", "\(router):7600", "--threads", "1", "--kv-blocks", "256",
+                                       "--kvstore", "\(hosts.address(1)):7620"], prefix: hosts.exec(2)),
+        ]
+        defer { for child in children { child.crash() } }
+        func curl(_ arguments: [String]) throws -> [String: Any] {
+            let (_, output) = try VirtualHosts.run("/usr/sbin/ip", ["netns", "exec", hosts.names[0], "curl", "-s", "--max-time", "120"] + arguments)
+            return (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]) ?? ["raw": output]
+        }
+        func member(_ name: String) throws -> [String: Any]? {
+            (try curl(["http://\(router):8080/admin/status"])["workers"] as? [[String: Any]])?.first { $0["id"] as? String == name }
+        }
+        for _ in 0..<300 where try member("mixed-0")?["healthy"] as? Bool != true || member("kvstore-0")?["healthy"] as? Bool != true {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let system = (0..<40).map { "Fact \($0) about lighthouses: each one is worth a sentence of its own." }.joined(separator: " ")
+        let messages = [ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: "Summarize the facts.")]
+        let payload = String(decoding: try JSONSerialization.data(withJSONObject: body(messages, maxTokens: 8)), as: UTF8.self)
+        let ask = ["-H", "Content-Type: application/json", "-d", payload, "http://\(router):8080/v1/chat/completions"]
+        let first = try curl(ask)
+        let promptTokens = try #require((first["usage"] as? [String: Any])?["prompt_tokens"] as? Int, "\(first)")
+        #expect(promptTokens / 16 > 22, "more blocks than one 8 MiB tcp part holds")
+        for _ in 0..<100 where (try member("kvstore-0")?["kv_blocks_used"] as? Int ?? 0) < promptTokens / 16 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        _ = try curl(["-X", "POST", "-d", "{}", "http://\(router):8080/admin/cache/clear"])
+        let again = try curl(ask)
+        let cached = ((again["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? 0
+        #expect(cached >= promptTokens / 16 * 16 - 16, "fetched from the other host: \(again)\n\(children.map(\.tail).joined(separator: "\n"))")
+        #expect(content(again) == content(first))
     }
 }
