@@ -18,14 +18,7 @@ PAIRS=${1:-2}
 USERS=${2:-16}
 ROUNDS=${3:-4}
 OUT=$(mktemp -d)
-UP_PID=
-stop_cluster() {
-    if [ -n "$UP_PID" ]; then
-        kill -INT "$UP_PID" 2>/dev/null || true
-        wait "$UP_PID" 2>/dev/null || true
-        UP_PID=
-    fi
-}
+source Benchmarks/cluster.sh
 trap 'stop_cluster; rm -rf "$OUT" /tmp/loom-bench-multi-round-disk' EXIT
 
 bench() {
@@ -37,13 +30,7 @@ bench() {
 run() {
     local name=$1 config=$2 seed=$3
     rm -rf /tmp/loom-bench-multi-round-disk
-    "$LOOM" up --config "$config" > "$OUT/up" 2> "$OUT/up.err" &
-    UP_PID=$!
-    for _ in $(seq 600); do
-        grep -q "cluster ready" "$OUT/up" && break
-        kill -0 "$UP_PID" 2>/dev/null || { cat "$OUT/up.err" >&2; return 1; }
-        sleep 0.5
-    done
+    start_cluster "$config"
     if [ "${4:-}" = prepopulate ]; then
         bench "$seed" > /dev/null
         sleep 1  # the last answers' blocks reach the store

@@ -12,27 +12,14 @@ cd "$(dirname "$0")/.."
 LOOM=${LOOM:-.build/release/loom}
 PAIRS=${1:-3}
 OUT=$(mktemp -d)
-UP_PID=
-stop_cluster() {
-    if [ -n "$UP_PID" ]; then
-        kill -INT "$UP_PID" 2>/dev/null || true
-        wait "$UP_PID" 2>/dev/null || true
-        UP_PID=
-    fi
-}
+source Benchmarks/cluster.sh
 trap 'stop_cluster; rm -rf "$OUT"' EXIT
 
 # run NAME CONFIG SEED: start the cluster (bounded wait), ask A, B, C, A;
 # print "NAME cold_ms warm_ms".
 run() {
     local name=$1 config=$2 seed=$3
-    "$LOOM" up --config "$config" > "$OUT/up" 2> "$OUT/up.err" &
-    UP_PID=$!
-    for _ in $(seq 600); do
-        grep -q "cluster ready" "$OUT/up" && break
-        kill -0 "$UP_PID" 2>/dev/null || { cat "$OUT/up.err" >&2; return 1; }
-        sleep 0.5
-    done
+    start_cluster "$config"
     python3 - "$name" "$seed" <<'PY'
 import json, sys, time, urllib.request
 name, seed = sys.argv[1], int(sys.argv[2])
