@@ -102,7 +102,12 @@ extension KVStoreNode {
     private func read(_ hash: BlockHash, from disk: DiskTier, into destination: UnsafeMutableRawBufferPointer, committing: Bool) -> Bool {
         do throws(StoreError) {
             let header = try disk.read(hash, into: destination)
-            if committing { try index.withLock { index throws(StoreError) in try index.commit(header, now: .now, reads: 1) } }
+            if committing {
+                try index.withLock { index throws(StoreError) in
+                    try index.commit(header, now: .now, reads: 1)
+                    record([.stored(hash: hash, parent: header.parent)])
+                }
+            }
             return true
         } catch {
             index.withLock { index in
@@ -122,13 +127,19 @@ extension KVStoreNode {
         let victims = removed.compactMap(\.victim)
         guard !victims.isEmpty else { return }
         var gone: [BlockHash] = []
+        var moved: [(hash: BlockHash, parent: BlockHash?)] = []
         for victim in victims {
             if let disk, configuration.admission.admits(reads: victim.reads) {
                 gone += disk.write(victim.header, payload: UnsafeRawBufferPointer(slotBuffer(victim.slot)))
             }
-            if disk?.contains(victim.hash) != true { gone.append(victim.hash) }
+            if disk?.contains(victim.hash) == true {
+                moved.append((victim.hash, victim.header.parent))
+            } else {
+                gone.append(victim.hash)
+            }
         }
         index.withLock { index in
+            record(moved.filter { index.entry($0.hash) == nil }.map { .stored(hash: $0.hash, parent: $0.parent) }, onDisk: true)
             record(gone.filter { index.entry($0) == nil }.map { .removed(hash: $0) })
         }
     }

@@ -22,9 +22,10 @@ public final class KVStoreNode: Sendable {
     /// headers the written bytes must match.
     let puts: LockedWriteLeases<[PendingBlock]>
     let counters = StoreCounters()
-    /// Blocks stored and removed since the router last heard, for its
-    /// index; nil once too many piled up (the node then registers anew).
-    let events = Mutex<[KVCacheEvent]?>([])
+    /// Blocks stored, moved between tiers and removed since the router
+    /// last heard, for its index; nil once too many piled up (the node
+    /// then registers anew).
+    let events = Mutex<[StoreEvent]?>([])
     private let immediates = Atomic<UInt32>(1)
     private let boundPort: Atomic<Int>
 
@@ -108,25 +109,27 @@ public final class KVStoreNode: Sendable {
     /// Records what changed, for the next heartbeat. Called under the
     /// index's lock, so a registration's snapshot and the events after it
     /// never disagree.
-    func record(_ changes: [KVCacheEvent]) {
+    func record(_ changes: [KVCacheEvent], onDisk: Bool = false) {
         guard !changes.isEmpty else { return }
         events.withLock { events in
             guard events != nil else { return }
-            events!.append(contentsOf: changes)
+            events!.append(contentsOf: changes.map { StoreEvent(change: $0, onDisk: onDisk) })
             if events!.count > 1 << 16 { events = nil }
         }
     }
 
-    /// Every block held now, in either tier, and a fresh start for the events.
-    func snapshotResettingEvents() -> [BlockHash] {
+    /// Every block held now, in either tier, and those of them on disk
+    /// only; a fresh start for the events.
+    func snapshotResettingEvents() -> (all: [BlockHash], diskOnly: [BlockHash]) {
         index.withLock { index in
             events.withLock { $0 = [] }
-            return Array(Set(index.committedHashes).union(disk?.hashes ?? []))
+            let dram = Set(index.committedHashes), disk = Set(disk?.hashes ?? [])
+            return (Array(dram.union(disk)), Array(disk.subtracting(dram)))
         }
     }
 
     /// The changes since the last call; nil when some were dropped.
-    func drainEvents() -> [KVCacheEvent]? {
+    func drainEvents() -> [StoreEvent]? {
         events.withLock { events in
             defer { if events != nil { events = [] } }
             return events
@@ -138,6 +141,19 @@ public final class KVStoreNode: Sendable {
     }
 
     var slotBytes: Int { configuration.layout.payloadBytes }
+}
+
+/// A change the router's index hears of: a block stored (in DRAM, or
+/// moved to disk only) or removed from the node.
+struct StoreEvent: Sendable {
+    var change: KVCacheEvent
+    var onDisk: Bool
+
+    var wire: Loom_Cluster_CacheEvent {
+        var wire = Loom_Cluster_CacheEvent(change)
+        wire.onDisk = onDisk
+        return wire
+    }
 }
 
 /// What a store node counts for `loomctl cache` and its metrics.

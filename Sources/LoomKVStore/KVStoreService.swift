@@ -32,7 +32,9 @@ public struct StoreMembership: ClusterMember {
         request.blockCount = UInt32(c.slots)
         request.blockSize = UInt32(c.layout.blockSize)
         request.modelName = modelName
-        request.cachedHashes = store.snapshotResettingEvents().map(\.rawValue)
+        let held = store.snapshotResettingEvents()
+        request.cachedHashes = held.all.map(\.rawValue)
+        request.diskOnlyHashes = held.diskOnly.map(\.rawValue)
         request.load = load
         return request
     }
@@ -43,7 +45,7 @@ public struct StoreMembership: ClusterMember {
         request.epoch = store.rpcConfiguration.epoch
         request.load = load
         guard let events = store.drainEvents() else { return nil }
-        request.events = events.map(Loom_Cluster_CacheEvent.init)
+        request.events = events.map(\.wire)
         return request
     }
 

@@ -27,6 +27,8 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
         /// router's index holds for it: equal once events are applied.
         public var cachedBlocks: Int
         public var indexedBlocks: Int
+        /// For a store node: of its indexed blocks, those on its disk only.
+        public var indexedDiskBlocks: Int
         /// KV writes this worker sent, by transfer backend.
         public var shmWrites: Int
         public var tcpWrites: Int
@@ -59,6 +61,7 @@ extension ClusterState {
                     heartbeatAgeMs: w.heartbeatAge(at: now).wholeMilliseconds,
                     computedTokens: Int(clamping: reported?.computedTokens ?? 0), remotePrefilledTokens: Int(clamping: reported?.remotePrefilledTokens ?? 0),
                     cachedBlocks: Int(clamping: reported?.cachedBlocks ?? 0), indexedBlocks: state.index.hashes(of: w.id).count,
+                    indexedDiskBlocks: state.storeDisk[w.id]?.count ?? 0,
                     shmWrites: Int(clamping: reported?.shmWrites ?? 0), tcpWrites: Int(clamping: reported?.tcpWrites ?? 0),
                     fabricWrites: Int(clamping: reported?.fabricWrites ?? 0),
                     kvBlocksPublished: Int(clamping: reported?.kvBlocksPublished ?? 0),

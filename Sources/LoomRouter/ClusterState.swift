@@ -60,6 +60,9 @@ public final class ClusterState: Sendable {
         var decisions: [String: Int] = [:]
         /// Prefixes pinned in the store through this router, until they expire.
         var pins: [PinRecord] = []
+        /// Per store node, the blocks of its in the index that it holds on
+        /// disk only: the index's tier of each store block.
+        var storeDisk: [WorkerID: Set<BlockHash>] = [:]
     }
 
     public let settings: Settings
@@ -94,6 +97,7 @@ public final class ClusterState: Sendable {
             // A registration carries the whole cache: the index starts over
             // for this worker whatever it believed before.
             state.index.replace(id, with: Set(request.cachedHashes.map(BlockHash.init(rawValue:))))
+            state.storeDisk[id] = role == .kvstore ? Set(request.diskOnlyHashes.map(BlockHash.init(rawValue:))) : nil
             state.reported[id] = request.load
         }
         var response = Loom_Cluster_RegisterResponse()
@@ -115,6 +119,7 @@ public final class ClusterState: Sendable {
                 return
             }
             state.index.apply(request.events.map(\.event), from: id)
+            if state.storeDisk[id] != nil { state.storeDisk[id]!.apply(request.events) }
             let before = state.reported[id] ?? Loom_Cluster_Load()
             // Counters a worker reports are totals; a smaller one means a
             // new incarnation. Clamped: they come from another process.
@@ -135,6 +140,7 @@ public final class ClusterState: Sendable {
             guard let gone = state.membership.remove(id, epoch: request.epoch) else { return nil }
             state.index.remove(id)
             state.reported[id] = nil
+            state.storeDisk[id] = nil
             return gone.rpcAddress
         }
     }
@@ -145,8 +151,22 @@ public final class ClusterState: Sendable {
     public func expire() -> [(WorkerID, RPCAddress?)] {
         state.withLock { state in
             let dead = state.membership.expire(now: .now, timeout: settings.heartbeatTimeout)
-            for id in dead { state.index.remove(id) }
+            for id in dead {
+                state.index.remove(id)
+                state.storeDisk[id] = nil
+            }
             return dead.map { ($0, state.membership[$0]?.rpcAddress) }
+        }
+    }
+}
+
+extension Set<BlockHash> {
+    /// A store node's disk-only blocks after its events: a block moved to
+    /// disk joins, one stored in DRAM again or removed leaves.
+    mutating func apply(_ events: [Loom_Cluster_CacheEvent]) {
+        for event in events {
+            let hash = BlockHash(rawValue: event.hash)
+            if event.stored && event.onDisk { insert(hash) } else { remove(hash) }
         }
     }
 }

@@ -85,10 +85,12 @@ private func scratchDir() -> String {
         // next asks read back does not all stay there.
         let port = try #require(address.split(separator: ":").last.map(String.init))
         _ = try cluster.startStore("kvstore-0", dramMiB: 4, extra: disk + ["--port", port])
-        _ = try await cluster.waitForStatus("the restarted node's blocks in the index") { status in
+        let restartedStatus = try await cluster.waitForStatus("the restarted node's blocks in the index") { status in
             cluster.worker("kvstore-0", in: status)?["healthy"] as? Bool == true
                 && (cluster.worker("kvstore-0", in: status)?["indexed_blocks"] as? Int ?? 0) >= blocks
         }
+        let indexed = cluster.worker("kvstore-0", in: restartedStatus)
+        #expect(indexed?["indexed_disk_blocks"] as? Int == indexed?["indexed_blocks"] as? Int, "the index knows they are on disk: \(indexed ?? [:])")
         let (cleared, _) = try await cluster.post("admin/cache/clear", [:])
         #expect(cleared == 200)
         let again = try await cluster.complete(body(facts("rivers"), maxTokens: 12))

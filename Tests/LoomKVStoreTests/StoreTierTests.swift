@@ -23,7 +23,7 @@ struct StoreTierTests {
     }
 
     func removedEvents(_ store: KVStoreNode) -> Set<BlockHash> {
-        Set((store.drainEvents() ?? []).compactMap { if case .removed(let hash) = $0 { hash } else { nil } })
+        Set((store.drainEvents() ?? []).compactMap { if case .removed(let hash) = $0.change { hash } else { nil } })
     }
 
     @Test func aBlockReadBackOnceGoesToDiskWhenDRAMNeedsItsSlotAndComesBackFromThere() async throws {
@@ -85,7 +85,9 @@ struct StoreTierTests {
         await first.stop()
 
         let second = try await StoreHarness.start(disk: dir.path, admission: .all)
-        #expect(Set(second.store.snapshotResettingEvents()) == Set(chain.map(\.hash)), "the registration announces the blocks on disk")
+        let held = second.store.snapshotResettingEvents()
+        #expect(Set(held.all) == Set(chain.map(\.hash)), "the registration announces the blocks on disk")
+        #expect(Set(held.diskOnly) == Set(held.all), "as held on disk only")
         #expect(try await get(second, chain, into: [5, 6, 7]) == 3)
         #expect(try (5...7).map { try second.poolBlock($0) } == original)
         await second.stop()

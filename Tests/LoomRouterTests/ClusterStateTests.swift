@@ -15,7 +15,9 @@ import Testing
         ClusterState(settings: .init(disaggregationThreshold: threshold, heartbeatTimeout: timeout, hasher: hasher))
     }
 
-    func register(_ state: ClusterState, _ name: String, role: WorkerRole, port: Int, epoch: UInt64 = 1, cached: [BlockHash] = []) throws {
+    func register(
+        _ state: ClusterState, _ name: String, role: WorkerRole, port: Int, epoch: UInt64 = 1, cached: [BlockHash] = [], diskOnly: [BlockHash] = []
+    ) throws {
         var request = Loom_Cluster_RegisterRequest()
         request.name = name
         request.role = role.wire
@@ -25,6 +27,7 @@ import Testing
         request.blockCount = 1000
         request.blockSize = 16
         request.cachedHashes = cached.map(\.rawValue)
+        request.diskOnlyHashes = diskOnly.map(\.rawValue)
         _ = try state.register(request)
     }
 
@@ -71,6 +74,34 @@ import Testing
         #expect(!s.heartbeat(beat).reregister)
         #expect(s.route(prompt)?.storedTokens == 0)
         #expect(s.route(prompt)?.prefill != nil)
+    }
+
+    @Test func theIndexKnowsWhichTierOfAStoreNodeHoldsEachBlock() throws {
+        let s = state()
+        let chain = hasher.chain(prompt)
+        try register(s, "decode-0", role: .decode, port: 1)
+        try register(s, "kvstore-0", role: .kvstore, port: 4, cached: Array(chain.prefix(5)), diskOnly: Array(chain.prefix(2)))
+        func tiers() -> (all: Int?, disk: Int?) {
+            let store = s.status.workers.first { $0.id == "kvstore-0" }
+            return (store?.indexedBlocks, store?.indexedDiskBlocks)
+        }
+        #expect(tiers() == (5, 2), "registered: five blocks, two of them on disk only")
+        var beat = Loom_Cluster_HeartbeatRequest()
+        beat.name = "kvstore-0"
+        beat.epoch = 1
+        func event(_ change: KVCacheEvent, onDisk: Bool = false) -> Loom_Cluster_CacheEvent {
+            var wire = Loom_Cluster_CacheEvent(change)
+            wire.onDisk = onDisk
+            return wire
+        }
+        beat.events = [
+            event(.stored(hash: chain[4], parent: chain[3]), onDisk: true),  // DRAM let it go to disk
+            event(.stored(hash: chain[0], parent: nil)),                     // read back into DRAM
+            event(.removed(hash: chain[1])),                                 // gone from both
+        ]
+        #expect(!s.heartbeat(beat).reregister)
+        #expect(tiers() == (4, 1), "block 4 on disk; 0 back in DRAM; 1 gone")
+        #expect(s.route(prompt)?.storedTokens == 16, "a store block counts whatever its tier; the chain breaks at the missing block 1")
     }
 
     @Test func thePolicyPricesAFetchedBlockFarBelowAComputedOne() {

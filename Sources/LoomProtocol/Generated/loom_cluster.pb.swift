@@ -558,6 +558,11 @@ public nonisolated struct Loom_Cluster_CacheEvent: Sendable {
 
   public var parent: UInt64 = 0
 
+  /// From a store node: the block is held on its disk only (it left DRAM);
+  /// a stored event without it says the block is in DRAM. Workers never
+  /// set it.
+  public var onDisk: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -597,6 +602,9 @@ public nonisolated struct Loom_Cluster_RegisterRequest: Sendable {
   public var hasLoad: Bool {self._load != nil}
   /// Clears the value of `load`. Subsequent reads from it will return its default value.
   public mutating func clearLoad() {self._load = nil}
+
+  /// Of cached_hashes, those a store node holds on disk only.
+  public var diskOnlyHashes: [UInt64] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1558,7 +1566,7 @@ nonisolated extension Loom_Cluster_DropCachedResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Loom_Cluster_CacheEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CacheEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stored\0\u{1}hash\0\u{3}has_parent\0\u{1}parent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stored\0\u{1}hash\0\u{3}has_parent\0\u{1}parent\0\u{3}on_disk\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1570,6 +1578,7 @@ nonisolated extension Loom_Cluster_CacheEvent: SwiftProtobuf.Message, SwiftProto
       case 2: try { try decoder.decodeSingularFixed64Field(value: &self.hash) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.hasParent_p) }()
       case 4: try { try decoder.decodeSingularFixed64Field(value: &self.parent) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.onDisk) }()
       default: break
       }
     }
@@ -1588,6 +1597,9 @@ nonisolated extension Loom_Cluster_CacheEvent: SwiftProtobuf.Message, SwiftProto
     if self.parent != 0 {
       try visitor.visitSingularFixed64Field(value: self.parent, fieldNumber: 4)
     }
+    if self.onDisk != false {
+      try visitor.visitSingularBoolField(value: self.onDisk, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1596,6 +1608,7 @@ nonisolated extension Loom_Cluster_CacheEvent: SwiftProtobuf.Message, SwiftProto
     if lhs.hash != rhs.hash {return false}
     if lhs.hasParent_p != rhs.hasParent_p {return false}
     if lhs.parent != rhs.parent {return false}
+    if lhs.onDisk != rhs.onDisk {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1603,7 +1616,7 @@ nonisolated extension Loom_Cluster_CacheEvent: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}role\0\u{3}rpc_host\0\u{3}rpc_port\0\u{1}pid\0\u{1}epoch\0\u{3}block_count\0\u{3}block_size\0\u{3}model_name\0\u{3}cached_hashes\0\u{1}load\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}role\0\u{3}rpc_host\0\u{3}rpc_port\0\u{1}pid\0\u{1}epoch\0\u{3}block_count\0\u{3}block_size\0\u{3}model_name\0\u{3}cached_hashes\0\u{1}load\0\u{3}disk_only_hashes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1622,6 +1635,7 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
       case 9: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
       case 10: try { try decoder.decodeRepeatedFixed64Field(value: &self.cachedHashes) }()
       case 11: try { try decoder.decodeSingularMessageField(value: &self._load) }()
+      case 12: try { try decoder.decodeRepeatedFixed64Field(value: &self.diskOnlyHashes) }()
       default: break
       }
     }
@@ -1665,6 +1679,9 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
     try { if let v = self._load {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     } }()
+    if !self.diskOnlyHashes.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.diskOnlyHashes, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1680,6 +1697,7 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
     if lhs.modelName != rhs.modelName {return false}
     if lhs.cachedHashes != rhs.cachedHashes {return false}
     if lhs._load != rhs._load {return false}
+    if lhs.diskOnlyHashes != rhs.diskOnlyHashes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
