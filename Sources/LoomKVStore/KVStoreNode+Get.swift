@@ -22,7 +22,9 @@ extension KVStoreNode {
         let chain = request.chain.prefix(target.blocks.count).map(BlockHash.init(rawValue:))
         counters.lookups.add(1, ordering: .relaxed)
         let run = leaseRun(chain)
-        defer { index.withLock { index in for lease in run.leases { index.endLease(lease.id) } } }
+        // The leases end once the blocks are pushed and, for those this
+        // read made worth keeping, written to disk.
+        defer { Task { await self.keepOnDisk(run.leases) } }
         counters.hitBlocks.add(UInt64(run.fromDRAM), ordering: .relaxed)
         counters.diskHitBlocks.add(UInt64(run.fromDisk), ordering: .relaxed)
         counters.missedBlocks.add(UInt64(chain.count - run.count), ordering: .relaxed)

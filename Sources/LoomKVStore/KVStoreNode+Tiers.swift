@@ -144,6 +144,26 @@ extension KVStoreNode {
         }
     }
 
+    /// After a read: the leased blocks the admission policy takes now
+    /// (from their first reuse on) and the disk lacks are written to it
+    /// while still leased, so the disk holds what the policy says however
+    /// the node stops, a crash included; then the leases end.
+    func keepOnDisk(_ leases: [StoreIndex.ReadLease]) async {
+        defer { index.withLock { index in for lease in leases { index.endLease(lease.id) } } }
+        guard let disk else { return }
+        let due = index.withLock { index in
+            leases.flatMap(\.blocks).compactMap { block -> StoreIndex.Resident? in
+                guard let entry = index.entry(block.hash), let header = entry.header,
+                      configuration.admission.admits(reads: entry.reads), !disk.contains(block.hash) else { return nil }
+                return StoreIndex.Resident(header: header, slot: block.slot, reads: entry.reads)
+            }
+        }
+        for block in due {
+            let dropped = disk.write(block.header, payload: UnsafeRawBufferPointer(slotBuffer(block.slot)))
+            index.withLock { index in record(dropped.filter { index.entry($0) == nil }.map { .removed(hash: $0) }) }
+        }
+    }
+
     /// On a graceful stop: every DRAM block the admission policy takes
     /// goes to disk, so a restart with the same disk dir has it.
     public func flushToDisk() -> Int {

@@ -118,6 +118,43 @@ private func scratchDir() -> String {
         #expect(restarted.tail.components(separatedBy: "fails its checksum").count == 2, "logged once: \(restarted.tail)")
     }
 
+    @Test func aStoreKilledAfterAPromptWasReusedComesBackWithIt() async throws {
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        let dir = scratchDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try cluster.startRouter()
+        // The default admission: a block goes to disk from its first reuse.
+        let (store, address) = try cluster.startStore("kvstore-0", dramMiB: 64, extra: ["--disk-dir", dir])
+        try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", address])
+        try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
+        let first = try await cluster.complete(body(facts("rivers"), maxTokens: 12))
+        let blocks = try promptBlocks(first)
+        _ = try await cluster.waitForStatus("the prompt in the store") { (cluster.worker("kvstore-0", in: $0)?["kv_blocks_used"] as? Int ?? 0) >= blocks }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "nothing reused yet, nothing on disk")
+        _ = try await cluster.post("admin/cache/clear", [:])
+        _ = try await cluster.complete(body(facts("rivers"), maxTokens: 12))
+        var files = 0
+        for _ in 0..<50 where files < blocks {
+            try await Task.sleep(for: .milliseconds(100))
+            files = try FileManager.default.contentsOfDirectory(atPath: dir).count { $0.hasSuffix(".lkvb") }
+        }
+        #expect(files >= blocks, "the reused prompt went to disk as it was read")
+        store.crash()
+
+        let port = try #require(address.split(separator: ":").last.map(String.init))
+        _ = try cluster.startStore("kvstore-0", dramMiB: 64, extra: ["--disk-dir", dir, "--port", port])
+        _ = try await cluster.waitForStatus("the killed node's blocks back in the index") { status in
+            cluster.worker("kvstore-0", in: status)?["healthy"] as? Bool == true
+                && (cluster.worker("kvstore-0", in: status)?["indexed_disk_blocks"] as? Int ?? 0) >= blocks
+        }
+        _ = try await cluster.post("admin/cache/clear", [:])
+        let before = try await hits("store disk", cluster)
+        let third = try await cluster.complete(body(facts("rivers"), maxTokens: 12))
+        #expect(third.content == first.content)
+        #expect(try await hits("store disk", cluster, reaching: before + blocks) >= before + blocks)
+    }
+
     @Test func aDiskDirThatStopsTakingWritesLeavesTheNodeServingFromDRAM() async throws {
         let cluster = ClusterHarness(model: try TestModel.path())
         defer { cluster.stopAll() }

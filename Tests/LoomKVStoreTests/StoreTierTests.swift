@@ -46,6 +46,20 @@ struct StoreTierTests {
         await harness.stop()
     }
 
+    @Test func aBlockIsOnDiskFromItsFirstReuseSoACrashKeepsIt() async throws {
+        let dir = ScratchDir()
+        defer { dir.clean() }
+        let harness = try await StoreHarness.start(slots: 8, disk: dir.path)
+        let blocks = try (0..<2).map { try harness.block($0, tokens: [TokenID($0), 5, 5, 5], parent: nil, seed: UInt8($0 + 1)) }
+        #expect(try await put(harness, blocks, pages: [0, 1]) == 2)
+        #expect(try await get(harness, [blocks[0]], into: [8]) == 1)
+        let disk = try #require(harness.store.disk)
+        for _ in 0..<100 where !disk.contains(blocks[0].hash) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(disk.hashes == [blocks[0].hash], "written at its first reuse, with no eviction and no stop; block 1 was never read")
+        #expect(harness.store.index.withLock { $0.leaseCount } == 0, "the read's lease ended after the write")
+        await harness.stop()
+    }
+
     @Test func aRunLongerThanDRAMComesFromDiskThroughBounceBuffers() async throws {
         let dir = ScratchDir()
         defer { dir.clean() }
