@@ -1,11 +1,12 @@
-/// Which KV blocks a store node writes to its disk tier when DRAM lets go
-/// of them (the cluster config's `kvstore.admission`). A policy decides on
-/// what a block's history says, once, at eviction (or at shutdown).
+/// Which KV blocks a store node keeps on its disk tier (the cluster
+/// config's `kvstore.admission`), decided on what a block's history says:
+/// at a read (written while the read holds it), when DRAM lets it go, and
+/// at a graceful stop.
 public enum DiskAdmission: String, Sendable, CaseIterable {
-    /// Only blocks read back at least once: a one-shot prompt never costs
-    /// a disk write, a conversation that came back does.
+    /// Only blocks read back at least once, from that read on: a one-shot
+    /// prompt never costs a disk write, a conversation that came back does.
     case afterFirstReuse = "after-first-reuse"
-    /// Every block DRAM lets go of.
+    /// Every block: at its first read, or when DRAM lets it go.
     case all
 
     public func admits(reads: Int) -> Bool {

@@ -26,7 +26,7 @@ struct KVStoreCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Disk for KV blocks, in GiB (default: 16; needs --disk-dir).")
     var diskGib: Double?
 
-    @Option(name: .long, help: "Which blocks leaving DRAM go to disk: after-first-reuse (default: only blocks read back at least once) or all.")
+    @Option(name: .long, help: "Which blocks the disk tier keeps: after-first-reuse (the default: blocks read back at least once, written at that read) or all (also every block DRAM lets go of).")
     var admission: DiskAdmission?
 
     @Option(name: .long, help: "Seconds a put's reserved slots wait for their commit before they are reclaimed.")
