@@ -22,7 +22,13 @@ public final class DiskTier: Sendable {
     private let state: Mutex<State>
 
     struct State {
+        /// Each block held, and its last use.
         var blocks: [BlockHash: UInt64] = [:]
+        /// Uses in order, oldest first; one that is no longer its block's
+        /// last (the block was used again, or is gone) is skipped. Finding
+        /// the least recently used block is then amortized O(1), not a sort.
+        var uses: [(hash: BlockHash, use: UInt64)] = []
+        var oldest = 0
         var clock: UInt64 = 0
         var problem: String?
         /// Writes wait until then after one failed (a full disk may drain).
@@ -30,6 +36,30 @@ public final class DiskTier: Sendable {
         var writes: UInt64 = 0
         var evictions: UInt64 = 0
         var corrupt: UInt64 = 0
+
+        mutating func touch(_ hash: BlockHash) {
+            clock += 1
+            blocks[hash] = clock
+            uses.append((hash, clock))
+            // Stale uses pile up with reads that evict nothing: drop them.
+            if uses.count > 4 * blocks.count + 1024 {
+                uses = uses[oldest...].filter { blocks[$0.hash] == $0.use }
+                oldest = 0
+            }
+        }
+
+        /// Forgets and returns the least recently used block.
+        mutating func removeLeastRecent() -> BlockHash? {
+            while oldest < uses.count {
+                let (hash, use) = uses[oldest]
+                oldest += 1
+                if blocks[hash] == use {
+                    blocks[hash] = nil
+                    return hash
+                }
+            }
+            return nil
+        }
 
         /// A tier that never could write stays read-only; one whose write
         /// failed tries again at `retryAt`.
@@ -63,12 +93,7 @@ public final class DiskTier: Sendable {
             try Self.createDirectories(directory)
             try Self.probeWritable(directory)
             let found = scan()
-            state.withLock { state in
-                for (hash, _) in found {
-                    state.clock += 1
-                    state.blocks[hash] = state.clock
-                }
-            }
+            state.withLock { state in for hash in found { state.touch(hash) } }
         } catch {
             let problem = "disk dir \(directory) cannot be written (\(error)); serving from DRAM only"
             state.withLock { $0.problem = problem }
@@ -97,8 +122,7 @@ public final class DiskTier: Sendable {
         do {
             try writeFile(header, payload: payload)
             state.withLock { state in
-                state.clock += 1
-                state.blocks[header.hash] = state.clock
+                state.touch(header.hash)
                 state.writes += 1
                 state.problem = nil
                 state.retryAt = nil
@@ -123,8 +147,7 @@ public final class DiskTier: Sendable {
     public func read(_ hash: BlockHash, into destination: UnsafeMutableRawBufferPointer) throws(StoreError) -> StoredBlockHeader {
         guard state.withLock({ state in
             guard state.blocks[hash] != nil else { return false }
-            state.clock += 1
-            state.blocks[hash] = state.clock
+            state.touch(hash)
             return true
         }) else { throw StoreError(.staleLease, "block \(hash) is not on disk") }
         do throws(StoreError) {
@@ -153,9 +176,8 @@ public final class DiskTier: Sendable {
     private func makeRoom() -> [BlockHash] {
         let victims: [BlockHash] = state.withLock { state in
             let fit = max(0, capacityBytes / fileBytes - 1)
-            guard state.blocks.count > fit else { return [] }
-            let victims = state.blocks.sorted { $0.value < $1.value }.prefix(state.blocks.count - fit).map(\.key)
-            for hash in victims { state.blocks[hash] = nil }
+            var victims: [BlockHash] = []
+            while state.blocks.count > fit, let hash = state.removeLeastRecent() { victims.append(hash) }
             state.evictions += UInt64(victims.count)
             return victims
         }
@@ -222,19 +244,19 @@ extension DiskTier {
         return done
     }
 
-    /// Every block file's header that names a block of this model and
-    /// layout; files cut short or with a header that does not check out
+    /// Every block file that holds a block of this model and layout under
+    /// its name; files cut short or with a header that does not check out
     /// are removed, files of another model left alone.
-    fileprivate func scan() -> [(BlockHash, StoredBlockHeader)] {
+    fileprivate func scan() -> [BlockHash] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        var found: [(BlockHash, StoredBlockHeader)] = []
+        var found: [BlockHash] = []
         for name in names {
             let full = directory + "/" + name
             if name.hasSuffix(".lkvb.partial") { unlink(full); continue }
             guard name.hasSuffix(".lkvb") else { continue }
             switch header(of: full) {
             case .success(let header) where header.modelID == modelID && header.layout == layout && path(header.hash) == full:
-                found.append((header.hash, header))
+                found.append(header.hash)
             case .success(let header) where header.modelID != modelID || header.layout != layout:
                 continue
             default:

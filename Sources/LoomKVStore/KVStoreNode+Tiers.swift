@@ -2,11 +2,6 @@ import LoomEngine
 import LoomProtocol
 import NIOCore
 
-/// Moving blocks between DRAM and disk. DRAM is where blocks are written
-/// and pushed from; disk takes what DRAM lets go of (as the admission
-/// policy allows) and gives blocks back into DRAM slots when a lookup
-/// reaches them. The router hears of a block leaving only when it has left
-/// both tiers.
 /// The leading run of a chain a lookup found, block by block: where each
 /// block's bytes are to be pushed from, and the read leases that keep the
 /// DRAM ones in place until the push is done.
@@ -27,6 +22,11 @@ struct StoreRun {
     var count: Int { sources.count }
 }
 
+/// Moving blocks between DRAM and disk. DRAM is where blocks are written
+/// and pushed from; disk keeps what the admission policy takes (from a
+/// block's first reuse, or when DRAM lets it go) and gives blocks back into
+/// DRAM slots when a lookup reaches them. The router hears of a block
+/// leaving only when it has left both tiers.
 extension KVStoreNode {
     /// Leases the longest leading run of `chain` held in either tier,
     /// reading disk-only blocks back into DRAM on the way (or into bounce
@@ -129,9 +129,7 @@ extension KVStoreNode {
         var gone: [BlockHash] = []
         var moved: [(hash: BlockHash, parent: BlockHash?)] = []
         for victim in victims {
-            if let disk, configuration.admission.admits(reads: victim.reads) {
-                gone += disk.write(victim.header, payload: UnsafeRawBufferPointer(slotBuffer(victim.slot)))
-            }
+            if let disk, configuration.admission.admits(reads: victim.reads) { save(victim, to: disk) }
             if disk?.contains(victim.hash) == true {
                 moved.append((victim.hash, victim.header.parent))
             } else {
@@ -144,6 +142,18 @@ extension KVStoreNode {
         }
     }
 
+    /// Writes a block from its slot to disk, and tells the router of the
+    /// blocks the disk dropped to make room that left the store with it.
+    private func save(_ block: StoreIndex.Resident, to disk: DiskTier) {
+        let dropped = disk.write(block.header, payload: UnsafeRawBufferPointer(slotBuffer(block.slot)))
+        index.withLock { index in record(dropped.filter { index.entry($0) == nil }.map { .removed(hash: $0) }) }
+    }
+
+    /// Whether `block` is one the policy keeps on disk and the disk lacks.
+    private func isDue(_ block: StoreIndex.Resident, on disk: DiskTier) -> Bool {
+        configuration.admission.admits(reads: block.reads) && !disk.contains(block.hash)
+    }
+
     /// After a read: the leased blocks the admission policy takes now
     /// (from their first reuse on) and the disk lacks are written to it
     /// while still leased, so the disk holds what the policy says however
@@ -151,30 +161,21 @@ extension KVStoreNode {
     func keepOnDisk(_ leases: [StoreIndex.ReadLease]) async {
         defer { index.withLock { index in for lease in leases { index.endLease(lease.id) } } }
         guard let disk else { return }
-        let due = index.withLock { index in
-            leases.flatMap(\.blocks).compactMap { block -> StoreIndex.Resident? in
-                guard let entry = index.entry(block.hash), let header = entry.header,
-                      configuration.admission.admits(reads: entry.reads), !disk.contains(block.hash) else { return nil }
-                return StoreIndex.Resident(header: header, slot: block.slot, reads: entry.reads)
+        let read = index.withLock { index in
+            leases.flatMap(\.blocks).compactMap { block in
+                index.entry(block.hash).flatMap { entry in entry.header.map { StoreIndex.Resident(header: $0, slot: block.slot, reads: entry.reads) } }
             }
         }
-        for block in due {
-            let dropped = disk.write(block.header, payload: UnsafeRawBufferPointer(slotBuffer(block.slot)))
-            index.withLock { index in record(dropped.filter { index.entry($0) == nil }.map { .removed(hash: $0) }) }
-        }
+        for block in read where isDue(block, on: disk) { save(block, to: disk) }
     }
 
     /// On a graceful stop: every DRAM block the admission policy takes
     /// goes to disk, so a restart with the same disk dir has it.
     public func flushToDisk() -> Int {
         guard let disk else { return 0 }
-        let resident = index.withLock { $0.committed }
-        var written = 0
-        for block in resident where configuration.admission.admits(reads: block.reads) && !disk.contains(block.hash) {
-            _ = disk.write(block.header, payload: UnsafeRawBufferPointer(slotBuffer(block.slot)))
-            if disk.contains(block.hash) { written += 1 }
-        }
-        return written
+        let due = index.withLock { $0.committed }.filter { isDue($0, on: disk) }
+        for block in due { save(block, to: disk) }
+        return due.count { disk.contains($0.hash) }
     }
 
     /// Pins every block of `chain` held here (in DRAM, or read back from

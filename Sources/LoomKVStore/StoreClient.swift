@@ -73,8 +73,8 @@ public struct StoreClient: Sendable {
             let (round, full) = try await putOnce(offered, of: headers, timeout: timeout, operation: operation)
             outcome.stored += round.stored
             outcome.existed += round.existed
+            outcome.full += round.full
             outcome.refused += round.refused
-            outcome.full += round.full - full.count
             guard round.stored > 0, !full.isEmpty else {
                 outcome.full += full.count
                 break
@@ -84,8 +84,8 @@ public struct StoreClient: Sendable {
         return outcome
     }
 
-    /// One reserve, write and commit of the blocks at `offered`; also
-    /// returns those that found no room.
+    /// One reserve, write and commit of the blocks at `offered`; those that
+    /// found no room are returned apart (not counted in the outcome).
     private func putOnce(
         _ offered: [Int], of headers: [StoredBlockHeader], timeout: Duration,
         operation: ([(index: Int, slot: Int)], RegionDescriptor, Int, UInt32) throws -> WriteOperation
@@ -100,10 +100,8 @@ public struct StoreClient: Sendable {
         for (position, slot) in reservation.slots.enumerated() {
             switch slot {
             case 0...: pages.append((offered[position], Int(slot)))
-            case -1: outcome.existed += 1
-            case -2:
-                outcome.full += 1
-                full.append(offered[position])
+            case KVStoreNode.exists: outcome.existed += 1
+            case KVStoreNode.full: full.append(offered[position])
             default: outcome.full += 1
             }
         }
