@@ -114,7 +114,7 @@ final class StoreFetcher: Sendable {
             let landed = Int(got.blocks)
             guard landed > 0 else { return Fetched() }
             let blocks = (first..<first + landed).map { i in
-                PublishedBlock(hash: chain[i], parent: i == 0 ? namespace?.root : chain[i - 1], tokens: Array(prompt[i * hasher.blockSize..<(i + 1) * hasher.blockSize]))
+                PublishedBlock(hash: chain[i], parent: BlockHasher.parent(of: i, in: chain, namespace: namespace), tokens: Array(prompt[i * hasher.blockSize..<(i + 1) * hasher.blockSize]))
             }
             let imported = await engine.importBlocks(blocks) { [staging] index, destination in
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: staging.bytes[pages[index] * size..<(pages[index] + 1) * size]))

@@ -66,9 +66,15 @@ public struct BlockHasher: Sendable, Equatable {
         let full = tokens.count / blockSize
         while result.count < full {
             let start = result.count * blockSize
-            result.append(hash(parent: result.last ?? namespace?.root, tokens: tokens[start..<start + blockSize]))
+            result.append(hash(parent: Self.parent(of: result.count, in: result, namespace: namespace), tokens: tokens[start..<start + blockSize]))
         }
         return result
+    }
+
+    /// The parent block `i` of `chain` was hashed after: the block before
+    /// it, or for the first block its namespace's root (nil when shared).
+    public static func parent(of i: Int, in chain: [BlockHash], namespace: CacheNamespace?) -> BlockHash? {
+        i == 0 ? namespace?.root : chain[i - 1]
     }
 
 }

@@ -75,7 +75,7 @@ public struct BlockPool: Sendable {
         var hits: [BlockID] = []
         for (i, hash) in hashes.prefix(maxBlocks).enumerated() {
             guard let block = index[hash], let entry = cached[Int(block)],
-                  entry.parent == (i == 0 ? namespace?.root : hashes[i - 1]),
+                  entry.parent == BlockHasher.parent(of: i, in: hashes, namespace: namespace),
                   entry.tokens.elementsEqual(tokens[i * blockSize..<(i + 1) * blockSize])
             else { break }
             hits.append(block)

@@ -56,7 +56,7 @@ extension Scheduler {
             let n = running[i].hashedBlocks
             let block = running[i].blockTable[n]
             pool.commit(
-                block, hash: running[i].hashes[n], parent: n == 0 ? running[i].request.namespace?.root : running[i].hashes[n - 1],
+                block, hash: running[i].hashes[n], parent: BlockHasher.parent(of: n, in: running[i].hashes, namespace: running[i].request.namespace),
                 tokens: running[i].tokens[n * size..<(n + 1) * size])
             running[i].hashedBlocks += 1
         }
