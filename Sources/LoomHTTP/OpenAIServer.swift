@@ -25,11 +25,23 @@ public struct OpenAIServer: Sendable {
             set { apiKeys = newValue.map { [$0] } ?? [] }
         }
 
-        /// The cache namespace of an authenticated request: its key's, when
-        /// the server has keys (the middleware let only a valid one through).
+        /// The configured key `request` bears as `Authorization: Bearer
+        /// <key>`; nil when it bears none of them.
+        public func key(of request: Request) -> String? {
+            guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
+            let key = String(header.dropFirst("Bearer ".count))
+            return apiKeys.contains(key) ? key : nil
+        }
+
+        /// Whether `request` may in: any request when there are no keys.
+        public func admits(_ request: Request) -> Bool {
+            apiKeys.isEmpty || key(of: request) != nil
+        }
+
+        /// The cache namespace of a request: its key's, when the server
+        /// has keys; nil (the shared one) when it has none.
         public func namespace(of request: Request) -> CacheNamespace? {
-            guard !apiKeys.isEmpty, let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
-            return CacheNamespace(apiKey: String(header.dropFirst("Bearer ".count)))
+            key(of: request).map(CacheNamespace.init(apiKey:))
         }
     }
 
@@ -52,7 +64,7 @@ public struct OpenAIServer: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(load: model.backend.snapshot))))
         }
-        let v1 = router.group("v1").add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
+        let v1 = router.group("v1").add(middleware: APIKeyMiddleware(configuration: configuration))
         v1.get("models") { _, _ in try json(ModelList(data: [.init(id: model.name, created: startedAt)])) }
         v1.post("chat/completions") { request, _ in try await chatCompletions(request) }
         v1.post("completions") { request, _ in try await completions(request) }
@@ -152,11 +164,10 @@ func jsonResponse(_ data: Data) -> Response {
 
 /// Refuses `/v1` requests without one of the configured bearer keys.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
-    let keys: Set<String>
+    let configuration: OpenAIServer.Configuration
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !keys.isEmpty else { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), keys.contains(String(header.dropFirst("Bearer ".count))) else {
+        guard configuration.admits(request) else {
             throw APIError(.unauthorized, code: "invalid_api_key", "a valid API key is required: send 'Authorization: Bearer <key>' with the key loom serve was started with")
         }
         return try await next(request, context)

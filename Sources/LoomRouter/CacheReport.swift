@@ -69,23 +69,24 @@ extension ClusterState {
             let loads = members.map { state.reported[$0.id] ?? Loom_Cluster_Load() }
             let workers = zip(members, loads).filter { $0.0.role != .kvstore }.map(\.1)
             let stores = zip(members, loads).filter { $0.0.role == .kvstore }
-            func sum(_ loads: [Loom_Cluster_Load], _ value: (Loom_Cluster_Load) -> UInt64) -> Int { Int(clamping: loads.reduce(0) { $0 + value($1) }) }
+            let storeStats = stores.map(\.1.store)
+            func sum<Item>(_ items: [Item], _ value: (Item) -> UInt64) -> Int { Int(clamping: items.reduce(0) { $0 + value($1) }) }
             let lookups = sum(workers) { $0.lookupBlocks }
+            func rate(_ hits: Int) -> Double { lookups > 0 ? Double(hits) / Double(lookups) : 0 }
             func tier(_ name: String, blocks: Int, bytes: Int, hits: Int, evictions: Int) -> CacheReport.Tier {
-                .init(tier: name, blocks: blocks, bytes: bytes, hits: hits, hitRate: lookups > 0 ? Double(hits) / Double(lookups) : 0, evictions: evictions)
+                .init(tier: name, blocks: blocks, bytes: bytes, hits: hits, hitRate: rate(hits), evictions: evictions)
             }
-            let storeLoads = stores.map(\.1.store)
             let tiers = [
                 tier("worker pools", blocks: sum(workers) { UInt64($0.cachedBlocks) }, bytes: sum(workers) { UInt64($0.cachedBlocks) * $0.blockBytes },
                      hits: sum(workers) { $0.poolHitBlocks }, evictions: sum(workers) { $0.poolEvictions }),
-                tier("store dram", blocks: Int(storeLoads.reduce(0) { $0 + UInt64($1.committed) }), bytes: Int(storeLoads.reduce(0) { $0 + $1.bytes }),
-                     hits: sum(workers) { $0.storeDramHitBlocks }, evictions: Int(storeLoads.reduce(0) { $0 + $1.evictions })),
-                tier("store disk", blocks: Int(storeLoads.reduce(0) { $0 + UInt64($1.diskBlocks) }), bytes: Int(storeLoads.reduce(0) { $0 + $1.diskBytes }),
-                     hits: sum(workers) { $0.storeDiskHitBlocks }, evictions: Int(storeLoads.reduce(0) { $0 + $1.diskEvictions })),
+                tier("store dram", blocks: sum(storeStats) { UInt64($0.committed) }, bytes: sum(storeStats) { $0.bytes },
+                     hits: sum(workers) { $0.storeDramHitBlocks }, evictions: sum(storeStats) { $0.evictions }),
+                tier("store disk", blocks: sum(storeStats) { UInt64($0.diskBlocks) }, bytes: sum(storeStats) { $0.diskBytes },
+                     hits: sum(workers) { $0.storeDiskHitBlocks }, evictions: sum(storeStats) { $0.diskEvictions }),
             ]
             let hits = tiers.reduce(0) { $0 + $1.hits }
             return CacheReport(
-                lookups: lookups, hits: hits, misses: max(0, lookups - hits), hitRate: lookups > 0 ? Double(hits) / Double(lookups) : 0,
+                lookups: lookups, hits: hits, misses: max(0, lookups - hits), hitRate: rate(hits),
                 tiers: tiers,
                 stores: stores.map { member, load in
                     CacheReport.StoreNode(

@@ -66,8 +66,7 @@ struct RouterAdmin {
     }
 
     private func authorize(_ request: Request) throws {
-        guard !http.apiKeys.isEmpty else { return }
-        guard let header = request.headers[.authorization], http.apiKeys.contains(where: { header == "Bearer \($0)" }) else {
+        guard http.admits(request) else {
             throw HTTPError(.unauthorized, message: "changing the cache needs 'Authorization: Bearer <key>' with the router's API key (loomctl --api-key, or LOOM_API_KEY)")
         }
     }

@@ -105,14 +105,14 @@ struct CacheTable {
     init(_ report: CacheReport) { self.report = report }
 
     var text: String {
-        let tiers = table(["TIER", "BLOCKS", "BYTES", "HITS", "HIT RATE", "EVICTIONS"], report.tiers.map { t in
-            [t.tier, "\(t.blocks)", Self.bytes(t.bytes), "\(t.hits)", Self.percent(t.hitRate), "\(t.evictions)"]
+        let tiers = Columns.aligned(["TIER", "BLOCKS", "BYTES", "HITS", "HIT RATE", "EVICTIONS"], report.tiers.map { t in
+            [t.tier, "\(t.blocks)", Self.bytes(t.bytes), "\(t.hits)", Columns.percent(t.hitRate), "\(t.evictions)"]
         })
         var lines = tiers + [
-            "", "lookups: \(report.lookups) blocks, \(report.hits) hits, \(report.misses) misses (computed), hit rate \(Self.percent(report.hitRate))",
+            "", "lookups: \(report.lookups) blocks, \(report.hits) hits, \(report.misses) misses (computed), hit rate \(Columns.percent(report.hitRate))",
         ]
         if !report.stores.isEmpty {
-            lines += [""] + table(["STORE", "ADDRESS", "PID", "HEALTH", "DRAM", "DISK", "PINNED", "DISK DIR"], report.stores.map { s in
+            lines += [""] + Columns.aligned(["STORE", "ADDRESS", "PID", "HEALTH", "DRAM", "DISK", "PINNED", "DISK DIR"], report.stores.map { s in
                 [s.name, s.address, "\(s.pid)", s.healthy ? "ok" : "dead", "\(s.dramBlocks)/\(s.dramSlots)", "\(s.diskBlocks)", "\(s.pinnedBlocks)",
                  s.diskDir.isEmpty ? "-" : s.diskDir]
             })
@@ -122,13 +122,6 @@ struct CacheTable {
         lines += [""] + (report.pins.isEmpty ? ["pins: none"] : report.pins.map { "pin \"\($0.label)\": \($0.pinned)/\($0.blocks) blocks, \($0.expiresInSeconds) s left" })
         return lines.joined(separator: "\n")
     }
-
-    private func table(_ header: [String], _ rows: [[String]]) -> [String] {
-        let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max()! }
-        return ([header] + rows).map { row in row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
-    }
-
-    static func percent(_ rate: Double) -> String { String(format: "%.1f%%", rate * 100) }
 
     static func bytes(_ count: Int) -> String {
         count >= 1 << 30 ? String(format: "%.1f GiB", Double(count) / Double(1 << 30))

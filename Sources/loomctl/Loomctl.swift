@@ -67,11 +67,8 @@ struct StatusTable {
             [w.id, w.role, w.address, "\(w.pid)", !w.healthy ? "dead" : w.draining ? "draining" : "ok", "\(w.running)", "\(w.waiting)",
              "\(w.kvBlocksUsed)/\(w.kvBlocksTotal)", "\(w.kvBlocksSent)", "\(w.kvBlocksReceived)", "\(w.heartbeatAgeMs) ms"]
         }
-        let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max()! }
-        let lines = ([header] + rows).map { row in
-            row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-        }
-        let hit = String(format: "%.1f%%", status.prefixHitRate * 100)
+        let lines = Columns.aligned(header, rows)
+        let hit = Columns.percent(status.prefixHitRate)
         let decisions = status.decisions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         return (lines + [
             "",
