@@ -16,30 +16,16 @@ CONCURRENCY=${CONCURRENCY:-8}
 MAX_TOKENS=${MAX_TOKENS:-64}
 SEED=${SEED:-1}
 OUT=$(mktemp -d)
-UP_PID=
-stop_cluster() {
-    if [ -n "$UP_PID" ]; then
-        kill -INT "$UP_PID" 2>/dev/null || true
-        wait "$UP_PID" 2>/dev/null || true
-        UP_PID=
-    fi
-}
+source Benchmarks/cluster.sh
 trap 'stop_cluster; rm -rf "$OUT"' EXIT
 
 # run NAME CONFIG: start the cluster, wait until `loom up` says it is ready
 # (bounded), warm it up, measure, stop it.
 run() {
     local name=$1 config=$2
-    "$LOOM" up --config "$config" > "$OUT/$name.up" 2> "$OUT/$name.up.err" &
-    UP_PID=$!
-    for _ in $(seq 600); do
-        grep -q "cluster ready" "$OUT/$name.up" && break
-        kill -0 "$UP_PID" 2>/dev/null || { cat "$OUT/$name.up.err" >&2; return 1; }
-        sleep 0.5
-    done
+    start_cluster "$config"
     local url
-    url=$(grep -o 'cluster ready at http://[^ ]*' "$OUT/$name.up" | sed 's/cluster ready at //')
-    [ -n "$url" ] || { echo "$name: not ready after 300 s" >&2; return 1; }
+    url=$(grep -o 'cluster ready at http://[^ ]*' "$OUT/up" | sed 's/cluster ready at //')
     "$LOOM" bench serve --url "$url" --requests 4 --concurrency 4 --max-tokens 8 --seed 999 > /dev/null 2>&1
     echo "$name: mixed workload, $REQUESTS requests, $CONCURRENCY clients, $MAX_TOKENS tokens ..." >&2
     "$LOOM" bench serve --url "$url" --workload mixed --requests "$REQUESTS" --concurrency "$CONCURRENCY" \

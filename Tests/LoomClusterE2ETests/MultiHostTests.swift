@@ -43,6 +43,12 @@ struct VirtualHosts {
     /// The command prefix that runs a program on host `i`.
     func exec(_ host: Int) -> [String] { ["/usr/sbin/ip", "netns", "exec", names[host]] }
 
+    /// `curl -s` run on `host`, its JSON answer (or the raw text under "raw").
+    func curl(from host: Int, _ arguments: [String]) throws -> [String: Any] {
+        let (_, output) = try Self.run("/usr/sbin/ip", ["netns", "exec", names[host], "curl", "-s", "--max-time", "120"] + arguments)
+        return (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]) ?? ["raw": output]
+    }
+
     func destroy() {
         for name in names + [switchName] { try? VirtualHosts.ip(["netns", "del", name]) }
     }
@@ -75,10 +81,7 @@ struct VirtualHosts {
         defer { for child in children { child.crash() } }
 
         // The client sits on the router's host.
-        func curl(_ arguments: [String]) throws -> [String: Any] {
-            let (_, output) = try VirtualHosts.run("/usr/sbin/ip", ["netns", "exec", hosts.names[0], "curl", "-s", "--max-time", "120"] + arguments)
-            return (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]) ?? ["raw": output]
-        }
+        let curl = { try hosts.curl(from: 0, $0) }
         var status: [String: Any] = [:]
         for _ in 0..<300 {
             status = try curl(["http://\(router):8080/admin/status"])
@@ -122,10 +125,7 @@ struct VirtualHosts {
                                        "--kvstore", "\(hosts.address(1)):7620"], prefix: hosts.exec(2)),
         ]
         defer { for child in children { child.crash() } }
-        func curl(_ arguments: [String]) throws -> [String: Any] {
-            let (_, output) = try VirtualHosts.run("/usr/sbin/ip", ["netns", "exec", hosts.names[0], "curl", "-s", "--max-time", "120"] + arguments)
-            return (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]) ?? ["raw": output]
-        }
+        let curl = { try hosts.curl(from: 0, $0) }
         func member(_ name: String) throws -> [String: Any]? {
             (try curl(["http://\(router):8080/admin/status"])["workers"] as? [[String: Any]])?.first { $0["id"] as? String == name }
         }
