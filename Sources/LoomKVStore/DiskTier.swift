@@ -115,9 +115,18 @@ public final class DiskTier: Sendable {
     public func contains(_ hash: BlockHash) -> Bool { state.withLock { $0.blocks[hash] != nil } }
 
     /// Writes a block (unless held already); returns the blocks dropped to
-    /// make room. A write that fails records why and stores nothing.
+    /// make room. A write that fails records why and stores nothing. The
+    /// bytes are checked against the header's checksum first (a put does
+    /// not read them), so what the disk holds is what the writer sent.
     public func write(_ header: StoredBlockHeader, payload: UnsafeRawBufferPointer) -> [BlockHash] {
         guard state.withLock({ $0.blocks[header.hash] == nil && $0.writable(now: .now) }) else { return [] }
+        do throws(StoreError) {
+            try header.verify(modelID: modelID, layout: layout, payload: payload)
+        } catch {
+            state.withLock { $0.corrupt += 1 }
+            logger.error("did not write block \(header.hash) to disk: \(error.message)")
+            return []
+        }
         let dropped = makeRoom()
         do {
             try writeFile(header, payload: payload)

@@ -50,10 +50,13 @@ extension KVStoreNode {
 
     static let exists: Int32 = -1, full: Int32 = -2, refused: Int32 = -3
 
-    /// Put, phase two: waits for the writer's writes, then checks each
-    /// block's bytes against its header's checksum and makes the good ones
-    /// visible. A block whose bytes did not arrive whole is dropped, never
-    /// served.
+    /// Put, phase two: waits for the writer's writes, then makes visible
+    /// each block whose slot they covered whole; a block left partly stale
+    /// is dropped, never served. The bytes are not read here: a counted
+    /// write landed whole (the transfer layer's contract), and reading
+    /// every byte again would cost as much as the write itself. The header's
+    /// checksum is checked where bytes can rot: on the way to disk and on
+    /// every read back.
     func commit(_ request: Loom_Kvstore_PutCommitRequest) async throws -> Loom_Kvstore_PutCommitResponse {
         let counters = transfer.target.counters
         if request.expectedWrites > 0 {
@@ -74,8 +77,9 @@ extension KVStoreNode {
                 guard request.expectedWrites > 0 else {
                     throw StoreError(.notWritten, "block \(block.header.hash) was reserved but the commit names no writes")
                 }
-                let bytes = UnsafeRawBufferPointer(rebasing: region.bytes[block.slot * slotBytes ..< (block.slot + 1) * slotBytes])
-                try block.header.verify(modelID: configuration.modelID, layout: configuration.layout, payload: bytes)
+                guard lease.isWrittenWhole(page: block.slot) else {
+                    throw StoreError(.notWritten, "block \(block.header.hash): the put's writes did not cover its whole slot; it was not stored")
+                }
                 try index.withLock { index throws(StoreError) in
                     try index.commit(block.header, now: .now)
                     record([.stored(hash: block.header.hash, parent: block.header.parent)])

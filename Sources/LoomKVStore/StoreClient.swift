@@ -33,16 +33,44 @@ public struct StoreClient: Sendable {
             self.full = full
             self.refused = refused
         }
+
+        mutating func add(_ other: PutOutcome) {
+            stored += other.stored
+            existed += other.existed
+            full += other.full
+            refused += other.refused
+        }
+    }
+
+    /// Which blocks a put offers in each round: all of them first, then
+    /// again those that found no room, as long as a round stores something.
+    struct PutRounds {
+        private var offered: [Int]?
+        private(set) var outcome = PutOutcome()
+
+        init(count: Int) { offered = count > 0 ? Array(0..<count) : nil }
+
+        var next: [Int]? { offered }
+
+        mutating func finish(_ round: PutOutcome, full: [Int]) {
+            outcome.add(round)
+            if round.stored > 0 && !full.isEmpty {
+                offered = full
+            } else {
+                outcome.full += full.count
+                offered = nil
+            }
+        }
     }
 
     /// Offers `blocks` (each header, and the page of `source` its bytes are
-    /// in, `stride` bytes apart), writes those the store lacks in one
-    /// write, and commits them.
+    /// in, `stride` bytes apart), writes those the store lacks, and commits
+    /// them, `batch` blocks per reservation.
     public func put(
         _ blocks: [(header: StoredBlockHeader, page: Int)], from source: RegisteredRegion, stride: Int,
-        timeout: Duration = .seconds(10)
+        batch: Int = StoreClient.batch, timeout: Duration = .seconds(10)
     ) async throws -> PutOutcome {
-        try await put(blocks.map(\.header), timeout: timeout) { pages, region, slotBytes, immediate in
+        try await put(blocks.map(\.header), batch: batch, timeout: timeout) { pages, region, slotBytes, immediate in
             try .paged(from: source, pages: pages.map { blocks[$0.index].page }, stride: stride, to: region, pages: pages.map { $0.slot },
                        stride: slotBytes, pageLength: slotBytes, immediate: immediate)
         }
@@ -51,75 +79,106 @@ public struct StoreClient: Sendable {
     /// Offers `headers`, the `i`th block's bytes in `blocks[i]`, and puts
     /// those the store lacks: how a worker publishes blocks it copied out of
     /// its pool. The write sends the buffers as they are.
-    public func put(_ headers: [StoredBlockHeader], blocks: [ByteBuffer], timeout: Duration = .seconds(10)) async throws -> PutOutcome {
+    public func put(
+        _ headers: [StoredBlockHeader], blocks: [ByteBuffer], batch: Int = StoreClient.batch, timeout: Duration = .seconds(10)
+    ) async throws -> PutOutcome {
         precondition(headers.count == blocks.count, "one buffer per header")
-        return try await put(headers, timeout: timeout) { pages, region, slotBytes, immediate in
+        return try await put(headers, batch: batch, timeout: timeout) { pages, region, slotBytes, immediate in
             try .pages(pages.map { blocks[$0.index] }, to: region, pages: pages.map(\.slot), stride: slotBytes, immediate: immediate)
         }
     }
 
-    /// Reserve, write what `operation` makes of the reserved (block index,
-    /// slot) pairs, commit; then again for the blocks that found no room,
-    /// as long as a round stores something. A store whose DRAM tier is
-    /// smaller than a batch has room for the rest once the first part is
+    /// Blocks per reservation: 512 tokens, ~12 MB for SmolLM2.
+    public static let batch = 32
+
+    typealias Operation = ([(index: Int, slot: Int)], RegionDescriptor, Int, UInt32) throws -> WriteOperation
+
+    /// Every block offered in rounds (`PutRounds`): a store whose DRAM tier
+    /// is smaller than a batch has room for the rest once the first part is
     /// committed (and can be evicted to its disk).
-    private func put(
-        _ headers: [StoredBlockHeader], timeout: Duration,
-        operation: ([(index: Int, slot: Int)], RegionDescriptor, Int, UInt32) throws -> WriteOperation
-    ) async throws -> PutOutcome {
-        var outcome = PutOutcome()
-        var offered = Array(headers.indices)
-        while !offered.isEmpty {
-            let (round, full) = try await putOnce(offered, of: headers, timeout: timeout, operation: operation)
-            outcome.stored += round.stored
-            outcome.existed += round.existed
-            outcome.full += round.full
-            outcome.refused += round.refused
-            guard round.stored > 0, !full.isEmpty else {
-                outcome.full += full.count
-                break
-            }
-            offered = full
+    private func put(_ headers: [StoredBlockHeader], batch: Int, timeout: Duration, operation: Operation) async throws -> PutOutcome {
+        precondition(batch > 0, "a put batch holds at least one block")
+        var rounds = PutRounds(count: headers.count)
+        while let offered = rounds.next {
+            let (round, full) = try await pipelined(offered, batch: batch, of: headers, timeout: timeout, operation: operation)
+            rounds.finish(round, full: full)
         }
-        return outcome
+        return rounds.outcome
     }
 
-    /// One reserve, write and commit of the blocks at `offered`; those that
-    /// found no room are returned apart (not counted in the outcome).
-    private func putOnce(
-        _ offered: [Int], of headers: [StoredBlockHeader], timeout: Duration,
-        operation: ([(index: Int, slot: Int)], RegionDescriptor, Int, UInt32) throws -> WriteOperation
+    /// One pass over `offered`, a batch at a time. While a batch is
+    /// written, the next one is reserved and the last one committed, so only
+    /// one write is ever in flight and it never waits on an RPC.
+    private func pipelined(
+        _ offered: [Int], batch: Int, of headers: [StoredBlockHeader], timeout: Duration, operation: Operation
     ) async throws -> (PutOutcome, full: [Int]) {
+        let batches = Swift.stride(from: 0, to: offered.count, by: batch).map { Array(offered[$0..<min(offered.count, $0 + batch)]) }
+        var outcome = PutOutcome(), full: [Int] = []
+        guard var reserved = try await reserve(batches.first, of: headers, timeout: timeout) else { return (outcome, full) }
+        var pending: Loom_Kvstore_PutCommitRequest?
+        for index in batches.indices {
+            async let following = reserve(batches.indices.contains(index + 1) ? batches[index + 1] : nil, of: headers, timeout: timeout)
+            let last = pending
+            async let committed = commit(last, timeout: timeout)
+            pending = try await write(reserved, timeout: timeout, operation: operation)
+            outcome.add(reserved.outcome)
+            full += reserved.full
+            outcome.add(try await committed)
+            guard let next = try await following else { break }
+            reserved = next
+        }
+        outcome.add(try await commit(pending, timeout: timeout))
+        return (outcome, full)
+    }
+
+    /// What a store said to one batch's reservation.
+    private struct Reserved: Sendable {
+        var outcome: PutOutcome
+        /// Offered blocks that found no room (apart, not counted).
+        var full: [Int]
+        /// (block index, slot) of the blocks to write.
+        var pages: [(index: Int, slot: Int)]
+        var reservation: Loom_Kvstore_PutReservation
+    }
+
+    private func reserve(_ offered: [Int]?, of headers: [StoredBlockHeader], timeout: Duration) async throws -> Reserved? {
+        guard let offered else { return nil }
         var reserve = Loom_Kvstore_PutReserveRequest()
         reserve.writer = writer
         reserve.headers = offered.map { Data(headers[$0].encoded()) }
         let (reservation, _) = try await connection.unary(StoreRPC.putReserve, reserve, timeout: timeout)
-        var outcome = PutOutcome(refused: reservation.refused)
-        var pages: [(index: Int, slot: Int)] = []
-        var full: [Int] = []
+        var reserved = Reserved(outcome: PutOutcome(refused: reservation.refused), full: [], pages: [], reservation: reservation)
         for (position, slot) in reservation.slots.enumerated() {
             switch slot {
-            case 0...: pages.append((offered[position], Int(slot)))
-            case KVStoreNode.exists: outcome.existed += 1
-            case KVStoreNode.full: full.append(offered[position])
-            default: outcome.full += 1
+            case 0...: reserved.pages.append((offered[position], Int(slot)))
+            case KVStoreNode.exists: reserved.outcome.existed += 1
+            case KVStoreNode.full: reserved.full.append(offered[position])
+            default: reserved.outcome.full += 1
             }
         }
+        return reserved
+    }
+
+    /// Writes the reserved blocks; returns the commit to send, if any was.
+    private func write(_ reserved: Reserved, timeout: Duration, operation: Operation) async throws -> Loom_Kvstore_PutCommitRequest? {
         // Nothing reserved (all held already, or no room): nothing to commit.
-        guard !pages.isEmpty else { return (outcome, full) }
+        guard !reserved.pages.isEmpty else { return nil }
+        let reservation = reserved.reservation
         let region = try RegionDescriptor(serialized: [UInt8](reservation.region))
-        let write = try operation(pages, region, Int(reservation.slotBytes), reservation.immediate)
+        let write = try operation(reserved.pages, region, Int(reservation.slotBytes), reservation.immediate)
         try await peers.write(write, into: region, at: .tcp(host: reservation.transferHost, port: Int(reservation.transferPort)),
                               peerHost: reservation.hostID)
         var commit = Loom_Kvstore_PutCommitRequest()
         commit.immediate = reservation.immediate
         commit.expectedWrites = 1
         commit.timeoutMs = UInt32(clamping: timeout.wholeMilliseconds)
-        let (committed, _) = try await connection.unary(StoreRPC.putCommit, commit, timeout: timeout + .seconds(1))
-        outcome.stored = Int(committed.committed)
-        outcome.full += committed.refused.count
-        outcome.refused += committed.refused
-        return (outcome, full)
+        return commit
+    }
+
+    private func commit(_ request: Loom_Kvstore_PutCommitRequest?, timeout: Duration) async throws -> PutOutcome {
+        guard let request else { return PutOutcome() }
+        let (committed, _) = try await connection.unary(StoreRPC.putCommit, request, timeout: timeout + .seconds(1))
+        return PutOutcome(stored: Int(committed.committed), full: committed.refused.count, refused: committed.refused)
     }
 
     /// Asks for `chain`'s leading run to be pushed into `target`'s blocks;

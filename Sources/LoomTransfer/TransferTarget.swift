@@ -7,6 +7,12 @@ import NIOCore
 /// blocks of a live reservation with that reservation's immediate.
 public protocol WriteAdmission: Sendable {
     func admit(_ request: Loom_Transfer_WriteRequest) throws(TransferError)
+    /// Called once per write whose bytes all landed (never for a duplicate).
+    func landed(_ request: Loom_Transfer_WriteRequest)
+}
+
+extension WriteAdmission {
+    public func landed(_ request: Loom_Transfer_WriteRequest) {}
 }
 
 /// The receiving side of one-sided writes: checks each segment against the
@@ -97,6 +103,8 @@ public final class TransferTarget: Sendable {
     private func count(_ request: Loom_Transfer_WriteRequest, sender: SenderIncarnation, ack: Loom_Transfer_WriteAck) -> Loom_Transfer_WriteAck {
         var ack = ack
         let fresh = applied.withLockedValue { $0.insert(request.opID, from: sender) }
+        // Before the count, so whoever the count wakes sees where it landed.
+        if fresh { admission?.landed(request) }
         if fresh, request.carriesImmediate { counters.record(request.immediate) }
         ack.duplicate = !fresh
         return ack

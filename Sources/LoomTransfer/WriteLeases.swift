@@ -17,6 +17,10 @@ public struct WriteLeases<Holder: Sendable>: Sendable {
         public let offsets: Set<UInt64>
         /// After this the pages go back to the owner and late writes are refused.
         public let deadline: ContinuousClock.Instant
+        /// The byte ranges (within each page, by page offset) that writes
+        /// under this lease landed, so the owner can tell a page written
+        /// whole from one a writer left partly stale.
+        private(set) var written: [UInt64: [Range<UInt64>]] = [:]
 
         public init(holder: Holder, regionID: UInt32, epoch: UInt64, pageBytes: UInt64, offsets: Set<UInt64>, deadline: ContinuousClock.Instant) {
             self.holder = holder
@@ -25,6 +29,23 @@ public struct WriteLeases<Holder: Sendable>: Sendable {
             self.pageBytes = pageBytes
             self.offsets = offsets
             self.deadline = deadline
+        }
+
+        /// Whether writes under this lease landed on every byte of page
+        /// `page` (counted in pages of `pageBytes`): checked from the
+        /// segments, without reading the bytes.
+        public func isWrittenWhole(page: Int) -> Bool {
+            var covered: UInt64 = 0
+            for range in (written[UInt64(page) * pageBytes] ?? []).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+                guard range.lowerBound <= covered else { return false }
+                covered = max(covered, range.upperBound)
+            }
+            return covered >= pageBytes
+        }
+
+        mutating func record(_ segment: Loom_Transfer_WriteSegment) {
+            let page = segment.offset / pageBytes * pageBytes
+            written[page, default: []].append(segment.offset - page ..< segment.offset - page + segment.length)
         }
 
         /// A lease on pages `pages` of `region`, `pageBytes` each.
@@ -55,6 +76,12 @@ public struct WriteLeases<Holder: Sendable>: Sendable {
         let due = leases.filter { $0.value.deadline <= now }
         for immediate in due.keys { leases[immediate] = nil }
         return due.map { ($0.key, $0.value) }.sorted { $0.immediate < $1.immediate }
+    }
+
+    /// Notes where an admitted write landed, on its lease if still open.
+    public mutating func landed(_ request: Loom_Transfer_WriteRequest) {
+        guard leases[request.immediate] != nil else { return }
+        for segment in request.segments { leases[request.immediate]!.record(segment) }
     }
 
     /// Whether `request`'s segments all land on a live lease's pages. A
@@ -100,5 +127,9 @@ public final class LockedWriteLeases<Holder: Sendable>: WriteAdmission {
 
     public func admit(_ request: Loom_Transfer_WriteRequest) throws(TransferError) {
         try table.withLock { table throws(TransferError) in try table.admit(request) }
+    }
+
+    public func landed(_ request: Loom_Transfer_WriteRequest) {
+        table.withLock { $0.landed(request) }
     }
 }

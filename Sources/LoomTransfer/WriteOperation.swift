@@ -7,7 +7,68 @@ public struct WriteOperation: Sendable {
     public struct Segment: Sendable {
         public var region: RegionDescriptor
         public var offset: Int
-        public var bytes: ByteBuffer
+        private var source: Source
+
+        /// Where the bytes come from: a buffer of their own, or a range of
+        /// registered memory read when the write goes out, so the `shm`
+        /// backend copies them once, straight into the peer's mapping.
+        private enum Source: Sendable {
+            case buffer(ByteBuffer)
+            case registered(RegisteredRegion, Range<Int>)
+        }
+
+        public init(region: RegionDescriptor, offset: Int, bytes: ByteBuffer) {
+            self.region = region
+            self.offset = offset
+            self.source = .buffer(bytes)
+        }
+
+        /// `range` of `local`, read when the write is sent: the owner keeps
+        /// those bytes unchanged until the write returns, as with RDMA.
+        init(region: RegionDescriptor, offset: Int, from local: RegisteredRegion, range: Range<Int>) {
+            self.region = region
+            self.offset = offset
+            self.source = .registered(local, range)
+        }
+
+        public var count: Int {
+            switch source {
+            case .buffer(let buffer): buffer.readableBytes
+            case .registered(_, let range): range.count
+            }
+        }
+
+        /// The bytes in a buffer, for backends that send from one (tcp,
+        /// verbs, fabric); a copy when they are in registered memory.
+        public var bytes: ByteBuffer {
+            switch source {
+            case .buffer(let buffer): buffer
+            case .registered(let local, let range): ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: local.bytes[range]))
+            }
+        }
+
+        public func withUnsafeReadableBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+            switch source {
+            case .buffer(let buffer): try buffer.withUnsafeReadableBytes(body)
+            case .registered(let local, let range): try body(UnsafeRawBufferPointer(rebasing: local.bytes[range]))
+            }
+        }
+
+        /// Cuts the first `count` bytes off into a segment of their own
+        /// (a slice, not a copy): how a long write is striped.
+        mutating func removeFirst(_ count: Int) -> Segment {
+            var head = self
+            switch source {
+            case .buffer(var buffer):
+                head.source = .buffer(buffer.readSlice(length: count)!)
+                source = .buffer(buffer)
+            case .registered(let local, let range):
+                head.source = .registered(local, range.lowerBound..<range.lowerBound + count)
+                source = .registered(local, range.lowerBound + count..<range.upperBound)
+            }
+            offset += count
+            return head
+        }
 
         /// Where the segment's bytes go, as a write request names it.
         var wire: Loom_Transfer_WriteSegment {
@@ -15,7 +76,7 @@ public struct WriteOperation: Sendable {
             wire.regionID = region.regionID
             wire.epoch = region.epoch
             wire.offset = UInt64(offset)
-            wire.length = UInt64(bytes.readableBytes)
+            wire.length = UInt64(count)
             return wire
         }
     }
@@ -32,7 +93,7 @@ public struct WriteOperation: Sendable {
     /// refused before it leaves the process (the target checks again).
     init(segments: [Segment], immediate: UInt32?) throws(TransferError) {
         for segment in segments {
-            try segment.region.checkBounds(offset: segment.offset, count: segment.bytes.readableBytes)
+            try segment.region.checkBounds(offset: segment.offset, count: segment.count)
         }
         self.segments = segments
         self.immediate = immediate
@@ -42,7 +103,7 @@ public struct WriteOperation: Sendable {
         }
     }
 
-    public var byteCount: Int { segments.reduce(0) { $0 + $1.bytes.readableBytes } }
+    public var byteCount: Int { segments.reduce(0) { $0 + $1.count } }
 
     /// The write as a target reads it, from `sender`'s incarnation `epoch`;
     /// its bytes follow as the segments' payload, in order.
@@ -57,18 +118,20 @@ public struct WriteOperation: Sendable {
         return request
     }
 
-    /// `count` bytes from `source` at `sourceOffset` to `remote` at `remoteOffset`.
+    /// `count` bytes from `source` at `sourceOffset` to `remote` at
+    /// `remoteOffset`, read when the write is sent (as `paged`).
     public static func single(
         from source: RegisteredRegion, offset sourceOffset: Int, count: Int,
         to remote: RegionDescriptor, offset remoteOffset: Int, immediate: UInt32? = nil
     ) throws(TransferError) -> WriteOperation {
-        let bytes = try source.read(offset: sourceOffset, count: count)
-        return try WriteOperation(segments: [Segment(region: remote, offset: remoteOffset, bytes: ByteBuffer(bytes: bytes))], immediate: immediate)
+        try source.descriptor.checkBounds(offset: sourceOffset, count: count)
+        return try WriteOperation(segments: [Segment(region: remote, offset: remoteOffset, from: source, range: sourceOffset..<sourceOffset + count)], immediate: immediate)
     }
 
     /// Pages `sourcePages[i]` (of `pageLength` bytes, `sourceStride` apart)
     /// to `remotePages[i]` (`remoteStride` apart): how a KV block table maps
-    /// onto another worker's pool.
+    /// onto another worker's pool. The pages are read when the write is
+    /// sent, not copied here: the caller leaves them alone until it returns.
     public static func paged(
         from source: RegisteredRegion, pages sourcePages: [Int], stride sourceStride: Int,
         to remote: RegionDescriptor, pages remotePages: [Int], stride remoteStride: Int,
@@ -82,9 +145,7 @@ public struct WriteOperation: Sendable {
         for (sourcePage, remotePage) in zip(sourcePages, remotePages) {
             let offset = sourcePage * sourceStride
             try source.descriptor.checkBounds(offset: offset, count: pageLength)
-            // One copy, straight from the registered memory into the buffer sent.
-            let bytes = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: source.bytes[offset..<offset + pageLength]))
-            segments.append(Segment(region: remote, offset: remotePage * remoteStride, bytes: bytes))
+            segments.append(Segment(region: remote, offset: remotePage * remoteStride, from: source, range: offset..<offset + pageLength))
         }
         return try WriteOperation(segments: segments, immediate: immediate)
     }

@@ -32,7 +32,7 @@ struct BenchKVStoreCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Timed runs (median reported), after one untimed.")
     var runs = 5
 
-    @Option(name: .long, help: "shm (same host) or tcp: how the blocks travel, both ways.")
+    @Option(name: .long, help: "shm (same host) or tcp: how raw writes and gets travel. Puts take what the store offers: shm on the same host, so measure tcp puts with --netns.")
     var backend: Backend = .shm
 
     @Flag(name: .long, help: "Also time fetching a block against computing it with the model.")

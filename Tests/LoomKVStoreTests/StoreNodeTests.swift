@@ -4,6 +4,7 @@ import LoomModel
 import LoomProtocol
 import LoomTransfer
 import LoomWire
+import NIOCore
 import Testing
 @testable import LoomKVStore
 
@@ -113,18 +114,35 @@ struct StoreNodeTests {
         await harness.stop()
     }
 
-    @Test func blocksWhoseBytesDoNotMatchTheirHeaderAreRefusedAndNeverServed() async throws {
-        let harness = try await StoreHarness.start()
-        var headers = try harness.chain(2)
-        // The header claims bytes the pool does not hold (a damaged write).
-        headers[1].checksum ^= 1
-        let outcome = try await harness.withClient { client in
-            try await client.put(headers.enumerated().map { ($1, $0) }, from: harness.pool, stride: StoreHarness.layout.payloadBytes)
+    @Test("a write that leaves part of a reserved slot stale stores nothing for that block", arguments: [TransferBackend.shm, .tcp])
+    func aSlotWrittenOnlyInPartIsRefusedAndNeverServed(over backend: TransferBackend) async throws {
+        let harness = try await StoreHarness.start(pool: backend)
+        let headers = try harness.chain(2)
+        let bytes = StoreHarness.layout.payloadBytes
+        try await harness.withClient { client in
+            var reserve = Loom_Kvstore_PutReserveRequest()
+            reserve.headers = headers.map { Data($0.encoded()) }
+            let (reservation, _) = try await client.connection.unary(StoreRPC.putReserve, reserve)
+            let slots = reservation.slots.map(Int.init)
+            #expect(slots.count == 2 && slots.allSatisfy { $0 >= 0 })
+            // Block 0 whole; block 1 only its first half (a writer's bug).
+            let region = try RegionDescriptor(serialized: [UInt8](reservation.region))
+            let pool = try harness.poolBlock(0) + harness.poolBlock(1).prefix(bytes / 2)
+            let write = try WriteOperation.pages([ByteBuffer(bytes: pool.prefix(bytes)), ByteBuffer(bytes: pool.suffix(bytes / 2))],
+                                                 to: region, pages: slots, stride: bytes, immediate: reservation.immediate)
+            try await harness.worker.peers.withTransport(to: .tcp(host: reservation.transferHost, port: Int(reservation.transferPort)), over: backend) {
+                try await $0.write(write)
+            }
+            var commit = Loom_Kvstore_PutCommitRequest()
+            commit.immediate = reservation.immediate
+            commit.expectedWrites = 1
+            commit.timeoutMs = 5000
+            let (response, _) = try await client.connection.unary(StoreRPC.putCommit, commit)
+            #expect(response.committed == 1 && response.refused.count == 1)
+            #expect(response.refused.first?.contains("did not cover its whole slot") == true, "\(response.refused)")
+            let landed = try await client.get(headers.map(\.hash.rawValue), into: try harness.target(blocks: [8, 9], immediate: 5))
+            #expect(landed == 1, "the half-written block is never served")
         }
-        #expect(outcome.stored == 1 && outcome.refused.count == 1)
-        #expect(outcome.refused.first?.contains("checksum") == true, "\(outcome.refused)")
-        let landed = try await harness.withClient { try await $0.get(headers.map(\.hash.rawValue), into: try harness.target(blocks: [8, 9], immediate: 5)) }
-        #expect(landed == 1)
         await harness.stop()
     }
 

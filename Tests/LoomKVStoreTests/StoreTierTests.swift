@@ -60,6 +60,23 @@ struct StoreTierTests {
         await harness.stop()
     }
 
+    /// A put does not read the bytes (the transfer layer's counted write
+    /// landed whole); the checksum its writer sent is checked on the way to
+    /// disk, so a writer's wrong one never becomes a block on disk.
+    @Test func aBlockWhoseBytesDoNotMatchItsChecksumNeverReachesDisk() async throws {
+        let dir = ScratchDir()
+        defer { dir.clean() }
+        let harness = try await StoreHarness.start(slots: 8, disk: dir.path, admission: .all)
+        var chain = try harness.chain(2)
+        chain[1].checksum ^= 1
+        #expect(try await put(harness, chain, pages: [0, 1]) == 2)
+        #expect(harness.store.flushToDisk() == 1)
+        let disk = try #require(harness.store.disk)
+        #expect(disk.hashes == [chain[0].hash])
+        #expect(harness.store.stats.diskCorrupt == 1, "counted where operators look")
+        await harness.stop()
+    }
+
     @Test func aRunLongerThanDRAMComesFromDiskThroughBounceBuffers() async throws {
         let dir = ScratchDir()
         defer { dir.clean() }

@@ -24,11 +24,17 @@ struct StoredBlockTests {
             #expect(Kernels.crc32c(bytes) == 0xE306_9283)
             #expect(Kernels.crc32c(bytes, portable: true) == 0xE306_9283)
         }
-        let long = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 31) }
-        long.withUnsafeBytes { bytes in
-            #expect(Kernels.crc32c(bytes) == Kernels.crc32c(bytes, portable: true))
-            let split = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: bytes[333...]), continuing: Kernels.crc32c(UnsafeRawBufferPointer(rebasing: bytes[..<333])))
-            #expect(split == Kernels.crc32c(bytes), "continuing a checksum equals one pass")
+        // 1000 takes one stream; the longer ones three, combined, with a tail.
+        for count in [1000, 3072, 368_640, 100_003] {
+            let long = (0..<count).map { UInt8(truncatingIfNeeded: $0 * 31 + $0 >> 7) }
+            long.withUnsafeBytes { bytes in
+                #expect(Kernels.crc32c(bytes) == Kernels.crc32c(bytes, portable: true), "\(count) bytes")
+                for cut in [333, count / 2 + 5] {
+                    let head = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: bytes[..<cut]))
+                    let split = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: bytes[cut...]), continuing: head)
+                    #expect(split == Kernels.crc32c(bytes), "continuing a checksum equals one pass (\(count) bytes cut at \(cut))")
+                }
+            }
         }
     }
 

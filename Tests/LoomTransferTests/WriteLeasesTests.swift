@@ -51,4 +51,23 @@ import Testing
         _ = table.expire(now: start + .seconds(2))
         #expect(throws: TransferError.self, "a late write is refused, never applied") { try table.admit(write(5, offset: 0)) }
     }
+
+    @Test func aPageIsWrittenWholeOnlyWhenLandedWritesCoverEveryByte() throws {
+        var table = WriteLeases<UInt64>()
+        table.open(5, lease(50, offsets: [0, 4096, 8192], until: 1000))
+        // Page 0: two parts with a gap between them, one landed twice.
+        table.landed(write(5, offset: 0, length: 1000))
+        table.landed(write(5, offset: 0, length: 1000))
+        table.landed(write(5, offset: 2000, length: 2096))
+        // Page 1: two overlapping parts covering it.
+        table.landed(write(5, offset: 4096, length: 2000))
+        table.landed(write(5, offset: 4096 + 1500, length: 2596))
+        // Page 2: written whole, but under another immediate.
+        table.landed(write(6, offset: 8192))
+        let closed = table.close(5)
+        let lease = try #require(closed)
+        #expect(!lease.isWrittenWhole(page: 0))
+        #expect(lease.isWrittenWhole(page: 1))
+        #expect(!lease.isWrittenWhole(page: 2))
+    }
 }

@@ -124,13 +124,13 @@ public final class ShmTransport: TransferTransport {
             // operation was built from: a mapping is shared by every
             // descriptor naming its region, and a forged or corrupt one
             // may claim more than the region has.
-            guard segment.offset + segment.bytes.readableBytes <= memory.count else {
-                throw TransferError(.outOfRegion, "write \(operation.id) reaches byte \(segment.offset + segment.bytes.readableBytes) of region \(segment.region.regionID) of \(segment.region.owner), which has \(memory.count) bytes; nothing was written")
+            guard segment.offset + segment.count <= memory.count else {
+                throw TransferError(.outOfRegion, "write \(operation.id) reaches byte \(segment.offset + segment.count) of region \(segment.region.regionID) of \(segment.region.owner), which has \(memory.count) bytes; nothing was written")
             }
             return memory
         }
         for (segment, memory) in zip(operation.segments, memories) {
-            segment.bytes.withUnsafeReadableBytes { bytes in
+            segment.withUnsafeReadableBytes { bytes in
                 UnsafeMutableRawBufferPointer(rebasing: memory[segment.offset..<segment.offset + bytes.count]).copyMemory(from: bytes)
             }
         }

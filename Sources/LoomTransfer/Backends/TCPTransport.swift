@@ -123,17 +123,14 @@ public final class TCPTransport: TransferTransport {
                     part = []
                     filled = 0
                 }
-                let count = min(segment.bytes.readableBytes, limit - filled)
-                var piece = segment
-                piece.bytes = segment.bytes.readSlice(length: count)!
-                segment.offset += count
-                part.append(piece)
+                let count = min(segment.count, limit - filled)
+                part.append(segment.removeFirst(count))
                 filled += count
-            } while segment.bytes.readableBytes > 0
+            } while segment.count > 0
         }
         parts.append(part)
         guard parts.count <= maxParts else {
-            throw TransferError(.invalidRequest, "a write of \(segments.reduce(0) { $0 + $1.bytes.readableBytes }) bytes needs \(parts.count) parts of \(limit) bytes; the tcp backend sends at most \(maxParts) per write: split it")
+            throw TransferError(.invalidRequest, "a write of \(segments.reduce(0) { $0 + $1.count }) bytes needs \(parts.count) parts of \(limit) bytes; the tcp backend sends at most \(maxParts) per write: split it")
         }
         return parts
     }
