@@ -26,7 +26,8 @@ bench() {
         --concurrency 4 --max-tokens 24 --seed "$1" --json 2> /dev/null
 }
 
-# run NAME CONFIG SEED [prepopulate]: prints "NAME ttft_p50_ms output_tok_s".
+# run NAME CONFIG SEED [prepopulate]: prints "NAME ttft_p50_ms output_tok_s
+# ttft_p50_ms_of_each_round".
 run() {
     local name=$1 config=$2 seed=$3
     rm -rf /tmp/loom-bench-multi-round-disk
@@ -41,7 +42,8 @@ run() {
 import json, sys
 report = json.load(open(sys.argv[2]))
 assert report["failures"] == 0, report["failure_reasons"]
-print(sys.argv[1], round(report["ttft_ms"]["p50"]), round(report["output_tok_s"], 1))
+by_round = "/".join(str(round(r["p50"])) for r in report["ttft_ms_by_round"])
+print(sys.argv[1], round(report["ttft_ms"]["p50"]), round(report["output_tok_s"], 1), by_round)
 PY
     stop_cluster
 }
@@ -55,7 +57,7 @@ done | tee "$OUT/results"
 python3 - "$OUT/results" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-none = {i: (float(t), float(s)) for i, (n, t, s) in enumerate(r for r in rows if r[0] == "none")}
+none = {i: (float(r[1]), float(r[2])) for i, r in enumerate(r for r in rows if r[0] == "none")}
 for name in ("dram", "disk", "prepopulated"):
     runs = [r for r in rows if r[0] == name]
     ttft = [float(r[1]) / none[i][0] for i, r in enumerate(runs)]

@@ -19,6 +19,9 @@ public struct BenchReport: Sendable, Encodable {
     public var ttft_ms: Percentiles?
     public var itl_ms: Percentiles?
     public var e2e_ms: Percentiles?
+    /// Multi-round only: TTFT of each round (the first has nothing cached
+    /// but the system prompt; the later ones find their history, or not).
+    public var ttft_ms_by_round: [Percentiles?]?
 
     /// How many distinct failure reasons are kept: enough to see a pattern,
     /// few enough to read.
@@ -69,11 +72,21 @@ public struct BenchReport: Sendable, Encodable {
         try c.encode(ttft_ms, forKey: .ttft_ms)
         try c.encode(itl_ms, forKey: .itl_ms)
         try c.encode(e2e_ms, forKey: .e2e_ms)
+        if let ttft_ms_by_round { try c.encode(ttft_ms_by_round, forKey: .ttft_ms_by_round) }
+    }
+
+    /// Sets `ttft_ms_by_round` from `result`'s outcomes, `users` per round
+    /// in round order (as `MultiRoundRunner` returns them).
+    public mutating func splitRounds(of result: RunResult, users: Int) {
+        ttft_ms_by_round = Swift.stride(from: 0, to: result.outcomes.count, by: max(1, users)).map { start in
+            let round = result.outcomes[start..<min(result.outcomes.count, start + users)].compactMap(\.metrics)
+            return Percentiles(round.map(\.timeToFirstToken))?.scaled(by: 1000)
+        }
     }
 
     enum CodingKeys: String, CodingKey {
         case workload, model, requests, failures, failure_reasons, concurrency, rate, duration_s
-        case output_tokens, prompt_tokens_mean, output_tok_s, request_s, ttft_ms, itl_ms, e2e_ms
+        case output_tokens, prompt_tokens_mean, output_tok_s, request_s, ttft_ms, itl_ms, e2e_ms, ttft_ms_by_round
     }
 
     /// One line of JSON, keys sorted so runs diff cleanly.

@@ -46,16 +46,17 @@ public enum ServeBenchmark {
             }
             let client = ChatStreamClient(
                 http: http, target: options.target, model: model, maxTokens: options.maxTokens, timeout: options.timeout)
-            let result: RunResult
             if let (users, rounds) = options.conversations {
                 let workload = MultiRoundWorkload(users: users, rounds: rounds, seed: options.seed)
                 let runner = MultiRoundRunner(concurrency: options.shape.concurrency ?? users, progressInterval: progressInterval)
-                result = await runner.run(workload, send: { await client.send($0) }, onProgress: onProgress)
-            } else {
-                let prompts = WorkloadGenerator(kind: options.workload, seed: options.seed).prompts(count: options.requests)
-                let runner = BenchRunner(shape: options.shape, seed: options.seed, progressInterval: progressInterval)
-                result = await runner.run(prompts: prompts, send: { await client.send($0) }, onProgress: onProgress)
+                let result = await runner.run(workload, send: { await client.send($0) }, onProgress: onProgress)
+                var report = BenchReport(workload: options.workload, model: model, shape: options.shape, result: result)
+                report.splitRounds(of: result, users: users)
+                return report
             }
+            let prompts = WorkloadGenerator(kind: options.workload, seed: options.seed).prompts(count: options.requests)
+            let runner = BenchRunner(shape: options.shape, seed: options.seed, progressInterval: progressInterval)
+            let result = await runner.run(prompts: prompts, send: { await client.send($0) }, onProgress: onProgress)
             return BenchReport(workload: options.workload, model: model, shape: options.shape, result: result)
         }
     }

@@ -21,6 +21,7 @@ extension KVStoreNode {
         }
         let chain = request.chain.prefix(target.blocks.count).map(BlockHash.init(rawValue:))
         counters.lookups.add(1, ordering: .relaxed)
+        await waitForDemotions(of: chain)
         let run = leaseRun(chain)
         // The leases end once the blocks are pushed and, for those this
         // read made worth keeping, written to disk.

@@ -19,6 +19,11 @@ extension KVStoreNode {
                 response.refused.append("header \(position): \(error.message)")
             }
         }
+        // A block on disk is held: sending it again would only race the
+        // reads that bring it back into DRAM.
+        let onDisk = Set(offered.filter { disk?.contains($0.header.hash) == true }.map(\.position))
+        for position in onDisk { response.slots[position] = Self.exists }
+        offered.removeAll { onDisk.contains($0.position) }
         var removed: [StoreIndex.Removal] = []
         let outcomes = index.withLock { $0.reserve(offered.map(\.header.hash), now: .now, lease: configuration.lease, removed: &removed) }
         // Before anyone learns of the freed slots, so their bytes are whole.

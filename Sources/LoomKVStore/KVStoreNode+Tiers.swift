@@ -66,7 +66,10 @@ extension KVStoreNode {
     /// removed, and ends the run.
     private func promote(_ chain: ArraySlice<BlockHash>) -> (promoted: Int, bounced: [ByteBuffer]) {
         guard let disk else { return (0, []) }
-        let wanted = index.withLock { index in Array(chain.prefix { index.entry($0) == nil && disk.contains($0) }.prefix(64)) }
+        // Blocks in no committed slot: absent from DRAM, or in a slot being
+        // filled this moment (another read promoting it), which this read
+        // does not wait for.
+        let wanted = index.withLock { index in Array(chain.prefix { index.entry($0)?.isCommitted != true && disk.contains($0) }.prefix(64)) }
         guard !wanted.isEmpty else { return (0, []) }
         var removed: [StoreIndex.Removal] = []
         let outcomes = index.withLock { $0.reserve(wanted, now: .now, lease: configuration.lease, removed: &removed) }
@@ -84,9 +87,10 @@ extension KVStoreNode {
                 index.withLock { $0.abandon(wanted[i]) }
             }
         }
-        // Past the slots: bounce buffers when DRAM had none to give (not
-        // when a writer is putting the block this moment).
-        guard committed == slots.count, slots.count < wanted.count, outcomes[slots.count] == .full else { return (committed, []) }
+        // Past the slots: bounce buffers, when DRAM had none to give or
+        // another read is filling the block's slot (puts never reserve a
+        // block the disk holds).
+        guard committed == slots.count, slots.count < wanted.count else { return (committed, []) }
         var bounced: [ByteBuffer] = []
         for hash in wanted.dropFirst(slots.count) {
             var buffer = ByteBuffer(repeating: 0, count: slotBytes)
@@ -137,8 +141,19 @@ extension KVStoreNode {
             }
         }
         index.withLock { index in
+            index.left(victims.map(\.hash))
             record(moved.filter { index.entry($0.hash) == nil }.map { .stored(hash: $0.hash, parent: $0.parent) }, onDisk: true)
             record(gone.filter { index.entry($0) == nil }.map { .removed(hash: $0) })
+        }
+    }
+
+    /// Blocks of `chain` evicted from DRAM this moment are on their way to
+    /// disk (a put's reservation evicts, then saves its victims); a read
+    /// waits the few milliseconds that takes rather than miss them.
+    func waitForDemotions(of chain: [BlockHash]) async {
+        for _ in 0..<200 {
+            guard index.withLock({ index in !index.leaving.isEmpty && chain.contains { index.leaving.contains($0) } }) else { return }
+            try? await Task.sleep(for: .milliseconds(1))
         }
     }
 

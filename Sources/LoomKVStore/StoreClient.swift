@@ -26,6 +26,9 @@ public struct StoreClient: Sendable {
         /// No room now, or refused (with the store's reasons).
         public var full = 0
         public var refused: [String] = []
+        /// Which of the offered blocks (by index) found no room in the
+        /// end: counted in `full`, and worth offering again later.
+        public var noRoom: [Int] = []
 
         public init(stored: Int = 0, existed: Int = 0, full: Int = 0, refused: [String] = []) {
             self.stored = stored
@@ -39,6 +42,7 @@ public struct StoreClient: Sendable {
             existed += other.existed
             full += other.full
             refused += other.refused
+            noRoom += other.noRoom
         }
     }
 
@@ -58,6 +62,7 @@ public struct StoreClient: Sendable {
                 offered = full
             } else {
                 outcome.full += full.count
+                outcome.noRoom = full
                 offered = nil
             }
         }

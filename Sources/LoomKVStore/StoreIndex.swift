@@ -194,11 +194,21 @@ public struct StoreIndex: Sendable {
         }
     }
 
+    /// Evicted blocks whose bytes the caller is still moving (to disk):
+    /// until `left` says they are gone, a read that misses one should
+    /// wait a moment rather than report a miss.
+    public private(set) var leaving: Set<BlockHash> = []
+
+    public mutating func left(_ hashes: some Sequence<BlockHash>) {
+        leaving.subtract(hashes)
+    }
+
     private mutating func evictOne(now: ContinuousClock.Instant, removed: inout [Removal]) -> Int? {
         for segment in [Self.probation, Self.protected] {
             for slot in recency.fromBack(segment) {
                 guard let hash = bySlot[slot], let entry = entries[hash], let header = entry.header, isEvictable(entry, now: now) else { continue }
                 release(hash, entry)
+                leaving.insert(hash)
                 removed.append(.evicted(Resident(header: header, slot: slot, reads: entry.reads)))
                 return free.popLast()
             }

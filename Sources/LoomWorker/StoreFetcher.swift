@@ -90,14 +90,14 @@ final class StoreFetcher: Sendable {
         _ chain: [BlockHash], prompt: [TokenID], namespace: CacheNamespace?, from first: Int, count: Int, node index: Int
     ) async -> Fetched? {
         let node = routing.nodes[index]
-        let pages = take(count)
-        guard !pages.isEmpty else { return Fetched() }
         let started = ContinuousClock.now
+        // Priced against recomputing: a block costs a few ms to compute here.
+        let budget = Duration.milliseconds(50 + 5 * count)
+        let pages = await take(count, until: started + budget / 2)
+        guard !pages.isEmpty else { return Fetched() }
         defer { latency.record(.now - started) }
         let size = engine.kvLayout.bytesPerBlock
         let immediate = 0x8000_0000 | (immediates.wrappingAdd(1, ordering: .relaxed).oldValue & 0x7FFF_FFFF)
-        // Priced against recomputing: a block costs a few ms to compute here.
-        let budget = Duration.milliseconds(50 + 5 * pages.count)
         leases.open(immediate, .init(holder: .fetch, pages: pages, of: staging.descriptor, pageBytes: size, deadline: .now + budget * 2))
         defer {
             // Closed before the pages are reused: a late push is refused.
@@ -137,13 +137,28 @@ final class StoreFetcher: Sendable {
                                    transferAt: .tcp(host: host, port: port.value))
     }
 
-    private func take(_ count: Int) -> [Int] {
-        free.withLock { free in
-            let pages = Array(free.suffix(count))
-            free.removeLast(pages.count)
-            return pages
+    /// Up to `count` free staging pages. When other fetches hold most of
+    /// them (several requests arriving together), waits for a useful number
+    /// to come back until `deadline`: a fetch holds its pages for
+    /// milliseconds, while giving up means computing every block of the
+    /// run, and a run fetched a page at a time pays a round trip per block.
+    private func take(_ count: Int, until deadline: ContinuousClock.Instant) async -> [Int] {
+        let enough = min(count, Self.usefulPages)
+        while true {
+            let late = ContinuousClock.now >= deadline || Task.isCancelled
+            let pages = free.withLock { free in
+                guard free.count >= enough || late else { return [Int]() }
+                let pages = Array(free.suffix(count))
+                free.removeLast(pages.count)
+                return pages
+            }
+            if !pages.isEmpty || late { return pages }
+            try? await Task.sleep(for: .milliseconds(1))
         }
     }
+
+    /// Fewer free pages than this (or than the run) are waited on.
+    static let usefulPages = 8
 
     private func give(_ pages: [Int]) {
         free.withLock { $0.append(contentsOf: pages) }

@@ -18,7 +18,14 @@ public final class StorePublisher: KVPublishSink {
     struct Pending {
         var block: PublishedBlock
         var bytes: ByteBuffer
+        /// Puts that found no room for it so far.
+        var attempts = 0
     }
+
+    /// Puts a block that finds no room is offered in, a little apart: a
+    /// store whose DRAM reads hold leased has room again moments later.
+    static let attempts = 4
+    static let retryPause = Duration.milliseconds(50)
 
     public let routing: StoreRouting
     let modelID: UInt64
@@ -68,10 +75,27 @@ public final class StorePublisher: KVPublishSink {
             for pending in batch {
                 for node in routing.holders(of: pending.block.hash) { perNode[node, default: []].append(pending) }
             }
+            var retrying = false
             for (node, blocks) in perNode.sorted(by: { $0.key < $1.key }) {
-                await send(blocks, to: node, peers: peers, configuration: configuration, logger: logger)
+                retrying = await send(blocks, to: node, peers: peers, configuration: configuration, logger: logger) || retrying
             }
+            if retrying { try? await Task.sleep(for: Self.retryPause) }
         }
+    }
+
+    /// Queues again blocks a store had no room for, unless tried enough.
+    private func retry(_ blocks: [Pending]) -> Bool {
+        let again = blocks.filter { $0.attempts + 1 < Self.attempts }.map { pending in
+            var pending = pending
+            pending.attempts += 1
+            return pending
+        }
+        dropped.add(UInt64(blocks.count - again.count), ordering: .relaxed)
+        queue.withLock { queue in
+            queue.blocks += again
+            queue.bytes += again.reduce(0) { $0 + $1.bytes.readableBytes }
+        }
+        return !again.isEmpty
     }
 
     private func take(_ count: Int) -> [Pending] {
@@ -83,13 +107,15 @@ public final class StorePublisher: KVPublishSink {
         }
     }
 
-    private func send(_ blocks: [Pending], to index: Int, peers: TransferPeers, configuration: RPCConfiguration, logger: Logger) async {
+    /// Puts `blocks` on node `index`; true when some found no room there
+    /// and were queued again.
+    private func send(_ blocks: [Pending], to index: Int, peers: TransferPeers, configuration: RPCConfiguration, logger: Logger) async -> Bool {
         let node = routing.nodes[index]
         // A node that failed lately is given time before the next try; its
         // replicas have the blocks meanwhile.
         guard !routing.isFailing(index) else {
             failed.add(UInt64(blocks.count), ordering: .relaxed)
-            return
+            return false
         }
         let headers = blocks.map { pending in
             pending.bytes.withUnsafeReadableBytes {
@@ -103,16 +129,21 @@ public final class StorePublisher: KVPublishSink {
             }
             routing.answered(index)
             published.add(UInt64(outcome.stored), ordering: .relaxed)
-            recent.withLock { recent in for header in headers { _ = recent.insert(header.hash.rawValue) } }
+            let noRoom = Set(outcome.noRoom)
+            recent.withLock { recent in
+                for (i, header) in headers.enumerated() where !noRoom.contains(i) { _ = recent.insert(header.hash.rawValue) }
+            }
             if !outcome.refused.isEmpty {
                 logger.warning("store node \(node.name) refused \(outcome.refused.count) blocks: \(outcome.refused.prefix(3).joined(separator: "; "))")
             }
+            return retry(outcome.noRoom.map { blocks[$0] })
         } catch {
             // The blocks stay in the worker's pool; a later request that
             // needs them computes them if the store never got them.
             routing.failed(index)
             failed.add(UInt64(blocks.count), ordering: .relaxed)
             logger.debug("publishing \(blocks.count) blocks to store node \(node.name) failed: \(error)")
+            return false
         }
     }
 }

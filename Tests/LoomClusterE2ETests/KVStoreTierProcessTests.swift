@@ -187,6 +187,42 @@ private func scratchDir() -> String {
         #expect(try await hits("store dram", cluster, reaching: before + 1) > before, "served from DRAM")
     }
 
+    /// A real full disk: a 2 MiB tmpfs (five blocks of the model) under a
+    /// disk tier that may take a GiB, so the writes fail with ENOSPC, not
+    /// on the tier's own limit. Needs root to mount, as CI runs.
+    @Test func aFullDiskLeavesTheNodeServingFromDRAMAndSaysSo() async throws {
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        let dir = scratchDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mount = try Tmpfs(at: dir + "/kv", megabytes: 2)
+        defer { mount.unmount() }
+        try cluster.startRouter()
+        let (_, address) = try cluster.startStore("kvstore-0", dramMiB: 4,
+                                                  extra: ["--disk-dir", mount.path, "--disk-gib", "1", "--admission", "all"])
+        try cluster.startWorker("mixed-0", role: "mixed", extra: ["--kvstore", address])
+        try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
+        // About 25 blocks with 11 DRAM slots: evictions go to disk until it is full.
+        _ = try await cluster.complete(body(facts("glaciers"), maxTokens: 12))
+        var problem = ""
+        for _ in 0..<100 where problem.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+            problem = ((try await cluster.cache())["stores"] as? [[String: Any]])?.first?["disk_problem"] as? String ?? ""
+        }
+        #expect(problem.contains("No space left on device") && problem.contains("DRAM only"), "loomctl cache says why: \(problem)")
+        let log = try String(contentsOf: try #require(cluster.workers["kvstore-0"]).log, encoding: .utf8)
+        #expect(log.contains("No space left on device"), "and so does the node's log")
+
+        let short = [ChatMessage(role: "user", content: "Name three glaciers of the Alps and the valleys below them, in one sentence each.")]
+        let first = try await cluster.complete(body(short, maxTokens: 8))
+        _ = try await cluster.post("admin/cache/clear", [:])
+        let before = try await hits("store dram", cluster)
+        try await Task.sleep(for: .milliseconds(500))
+        let again = try await cluster.complete(body(short, maxTokens: 8))
+        #expect(again.content == first.content)
+        #expect(try await hits("store dram", cluster, reaching: before + 1) > before, "still served from DRAM")
+    }
+
     @Test func loomctlPinsAPrefixThatOutlivesTheWorkersCaches() async throws {
         let cluster = ClusterHarness(model: try TestModel.path())
         defer { cluster.stopAll() }
@@ -238,4 +274,33 @@ private func scratchDir() -> String {
         let (refused, _) = try await cluster.post("admin/cache/clear", [:])
         #expect(refused == 401, "changing the cache takes a key")
     }
+}
+
+/// A tmpfs of a fixed size mounted for one test: a disk that really fills.
+private struct Tmpfs {
+    let path: String
+
+    init(at path: String, megabytes: Int) throws {
+        guard getuid() == 0 else { throw TmpfsFailure("mounting a small tmpfs (a disk that fills) needs root; run as root, as CI does") }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let status = Self.run(["mount", "-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path])
+        guard status == 0 else { throw TmpfsFailure("mount -t tmpfs at \(path) exited with \(status)") }
+        self.path = path
+    }
+
+    func unmount() { _ = Self.run(["umount", path]) }
+
+    private static func run(_ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        do { try process.run() } catch { return -1 }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+private struct TmpfsFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -114,6 +114,21 @@ struct StoreNodeTests {
         await harness.stop()
     }
 
+    @Test("a put of many batches, each reserved while the last is written, stores every block")
+    func aPutOfManyBatchesStoresEveryBlockInOrder() async throws {
+        let harness = try await StoreHarness.start(slots: 8)
+        let headers = try harness.chain(7)
+        let (outcome, landed) = try await harness.withClient { client in
+            let outcome = try await client.put(headers.enumerated().map { ($1, $0) }, from: harness.pool, stride: StoreHarness.layout.payloadBytes, batch: 2)
+            let landed = try await client.get(headers.map(\.hash.rawValue), into: try harness.target(blocks: Array(8..<15), immediate: 31))
+            return (outcome, landed)
+        }
+        #expect(outcome == StoreClient.PutOutcome(stored: 7))
+        #expect(landed == 7)
+        for i in 0..<7 { #expect(try harness.poolBlock(8 + i) == harness.poolBlock(i), "block \(i)") }
+        await harness.stop()
+    }
+
     @Test("a write that leaves part of a reserved slot stale stores nothing for that block", arguments: [TransferBackend.shm, .tcp])
     func aSlotWrittenOnlyInPartIsRefusedAndNeverServed(over backend: TransferBackend) async throws {
         let harness = try await StoreHarness.start(pool: backend)
