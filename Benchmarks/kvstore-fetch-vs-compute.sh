@@ -12,17 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LOOM=${LOOM:-.build/release/loom}
 NS=loom-kvfetch
-cleanup() { ip netns del "$NS" 2>/dev/null || true; }
-trap cleanup EXIT
-cleanup
-ip netns add "$NS"
-ip link add loom-kvf0 type veth peer name loom-kvf1
-ip link set loom-kvf1 netns "$NS"
-ip addr add 10.233.0.1/24 dev loom-kvf0
-ip link set loom-kvf0 up
-ip -n "$NS" addr add 10.233.0.2/24 dev loom-kvf1
-ip -n "$NS" link set loom-kvf1 up
-ip -n "$NS" link set lo up
+source Benchmarks/netns.sh
+make_netns "$NS" loom-kvf0 loom-kvf1 10.233.0
 
 "$LOOM" bench kvstore --backend shm --compute --blocks 128 --json 2> /dev/null
 "$LOOM" bench kvstore --backend tcp --compute --blocks 128 --netns "$NS" --host 10.233.0.1 --peer-host 10.233.0.2 --json 2> /dev/null

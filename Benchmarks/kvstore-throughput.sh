@@ -13,17 +13,8 @@ cd "$(dirname "$0")/.."
 LOOM=${LOOM:-.build/release/loom}
 RUNS=${1:-3}
 NS=loom-kvput
-cleanup() { ip netns del "$NS" 2>/dev/null || true; }
-trap cleanup EXIT
-cleanup
-ip netns add "$NS"
-ip link add loom-kvp0 type veth peer name loom-kvp1
-ip link set loom-kvp1 netns "$NS"
-ip addr add 10.234.0.1/24 dev loom-kvp0
-ip link set loom-kvp0 up
-ip -n "$NS" addr add 10.234.0.2/24 dev loom-kvp1
-ip -n "$NS" link set loom-kvp1 up
-ip -n "$NS" link set lo up
+source Benchmarks/netns.sh
+make_netns "$NS" loom-kvp0 loom-kvp1 10.234.0
 
 for _ in $(seq "$RUNS"); do
     "$LOOM" bench kvstore --backend shm --runs 5 --json 2> /dev/null

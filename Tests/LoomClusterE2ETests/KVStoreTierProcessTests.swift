@@ -31,6 +31,30 @@ private func hits(_ tier: String, _ cluster: ClusterHarness, reaching least: Int
     return count
 }
 
+/// What `loomctl cache` says is wrong with the first store node's disk,
+/// once it says anything (at most ten seconds).
+private func diskProblem(_ cluster: ClusterHarness) async throws -> String {
+    var problem = ""
+    for _ in 0..<100 where problem.isEmpty {
+        try await Task.sleep(for: .milliseconds(100))
+        problem = ((try await cluster.cache())["stores"] as? [[String: Any]])?.first?["disk_problem"] as? String ?? ""
+    }
+    return problem
+}
+
+/// A short prompt fits a store's DRAM tier: asked again after the
+/// workers' caches are cleared, it comes back from there, unchanged.
+private func expectServedFromDRAM(_ question: String, _ cluster: ClusterHarness) async throws {
+    let short = [ChatMessage(role: "user", content: question)]
+    let first = try await cluster.complete(body(short, maxTokens: 8))
+    _ = try await cluster.post("admin/cache/clear", [:])
+    let before = try await hits("store dram", cluster)
+    try await Task.sleep(for: .milliseconds(500))
+    let again = try await cluster.complete(body(short, maxTokens: 8))
+    #expect(again.content == first.content)
+    #expect(try await hits("store dram", cluster, reaching: before + 1) > before, "served from DRAM")
+}
+
 private func scratchDir() -> String {
     let path = FileManager.default.temporaryDirectory.path + "/loom-kv-\(UInt64.random(in: 0...UInt64.max))"
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -169,22 +193,10 @@ private func scratchDir() -> String {
         try FileManager.default.removeItem(atPath: dir + "/kv")
         FileManager.default.createFile(atPath: dir + "/kv", contents: Data("in the way".utf8))
         _ = try await cluster.complete(body(facts("rivers"), maxTokens: 12))
-        var problem = ""
-        for _ in 0..<100 where problem.isEmpty {
-            try await Task.sleep(for: .milliseconds(100))
-            problem = ((try await cluster.cache())["stores"] as? [[String: Any]])?.first?["disk_problem"] as? String ?? ""
-        }
+        let problem = try await diskProblem(cluster)
         #expect(problem.contains("Not a directory") && problem.contains("DRAM only"), "loomctl cache says why: \(problem)")
 
-        // A short prompt fits the DRAM tier and still comes back from it.
-        let short = [ChatMessage(role: "user", content: "Name three rivers of Europe and the seas they flow into, in one sentence each.")]
-        let first = try await cluster.complete(body(short, maxTokens: 8))
-        _ = try await cluster.post("admin/cache/clear", [:])
-        let before = try await hits("store dram", cluster)
-        try await Task.sleep(for: .milliseconds(500))
-        let again = try await cluster.complete(body(short, maxTokens: 8))
-        #expect(again.content == first.content)
-        #expect(try await hits("store dram", cluster, reaching: before + 1) > before, "served from DRAM")
+        try await expectServedFromDRAM("Name three rivers of Europe and the seas they flow into, in one sentence each.", cluster)
     }
 
     /// A real full disk: a 2 MiB tmpfs (five blocks of the model) under a
@@ -204,23 +216,12 @@ private func scratchDir() -> String {
         try await cluster.waitUntilHealthy(["kvstore-0", "mixed-0"])
         // About 25 blocks with 11 DRAM slots: evictions go to disk until it is full.
         _ = try await cluster.complete(body(facts("glaciers"), maxTokens: 12))
-        var problem = ""
-        for _ in 0..<100 where problem.isEmpty {
-            try await Task.sleep(for: .milliseconds(100))
-            problem = ((try await cluster.cache())["stores"] as? [[String: Any]])?.first?["disk_problem"] as? String ?? ""
-        }
+        let problem = try await diskProblem(cluster)
         #expect(problem.contains("No space left on device") && problem.contains("DRAM only"), "loomctl cache says why: \(problem)")
         let log = try String(contentsOf: try #require(cluster.workers["kvstore-0"]).log, encoding: .utf8)
         #expect(log.contains("No space left on device"), "and so does the node's log")
 
-        let short = [ChatMessage(role: "user", content: "Name three glaciers of the Alps and the valleys below them, in one sentence each.")]
-        let first = try await cluster.complete(body(short, maxTokens: 8))
-        _ = try await cluster.post("admin/cache/clear", [:])
-        let before = try await hits("store dram", cluster)
-        try await Task.sleep(for: .milliseconds(500))
-        let again = try await cluster.complete(body(short, maxTokens: 8))
-        #expect(again.content == first.content)
-        #expect(try await hits("store dram", cluster, reaching: before + 1) > before, "still served from DRAM")
+        try await expectServedFromDRAM("Name three glaciers of the Alps and the valleys below them, in one sentence each.", cluster)
     }
 
     @Test func loomctlPinsAPrefixThatOutlivesTheWorkersCaches() async throws {
