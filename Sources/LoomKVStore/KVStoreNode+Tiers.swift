@@ -42,16 +42,14 @@ extension KVStoreNode {
                 run.fromDRAM += lease.blocks.count
                 continue
             }
-            let (promoted, bounced) = promote(chain[position...])
-            if promoted > 0 {
-                guard let lease = index.withLock({ $0.lookup(Array(chain[position..<position + promoted]), now: .now, lease: configuration.lease) })
-                else { break }
+            let (lease, promoted, bounced) = promote(chain[position...])
+            if let lease {
                 run.leases.append(lease)
                 run.sources += lease.blocks.map { .slot($0.slot) }
                 run.fromDisk += lease.blocks.count
-                // Evicted again before it could be leased: the run ends here.
-                guard lease.blocks.count == promoted else { break }
             }
+            // A block that failed its commit ends the run there.
+            guard (lease?.blocks.count ?? 0) == promoted else { break }
             run.sources += bounced.map { .bounce($0) }
             run.fromDisk += bounced.count
             guard promoted + bounced.count > 0 else { break }
@@ -60,17 +58,17 @@ extension KVStoreNode {
     }
 
     /// Reads the leading blocks of `chain` that are on disk and in no DRAM
-    /// slot back: into DRAM slots while there are slots to take (returns
-    /// how many were committed there), the rest into bounce buffers. A
-    /// block that fails its checks on the way is dropped and announced
-    /// removed, and ends the run.
-    private func promote(_ chain: ArraySlice<BlockHash>) -> (promoted: Int, bounced: [ByteBuffer]) {
-        guard let disk else { return (0, []) }
+    /// slot back: into DRAM slots while there are slots to take (returned
+    /// committed and leased, with how many were read into them), the rest
+    /// into bounce buffers. A block that fails its checks on the way is
+    /// dropped and announced removed, and ends the run.
+    private func promote(_ chain: ArraySlice<BlockHash>) -> (lease: StoreIndex.ReadLease?, promoted: Int, bounced: [ByteBuffer]) {
+        guard let disk else { return (nil, 0, []) }
         // Blocks in no committed slot: absent from DRAM, or in a slot being
         // filled this moment (another read promoting it), which this read
         // does not wait for.
         let wanted = index.withLock { index in Array(chain.prefix { index.entry($0)?.isCommitted != true && disk.contains($0) }.prefix(64)) }
-        guard !wanted.isEmpty else { return (0, []) }
+        guard !wanted.isEmpty else { return (nil, 0, []) }
         var removed: [StoreIndex.Removal] = []
         let outcomes = index.withLock { $0.reserve(wanted, now: .now, lease: configuration.lease, removed: &removed) }
         demote(removed)
@@ -79,46 +77,59 @@ extension KVStoreNode {
         for (hash, outcome) in zip(wanted, outcomes).dropFirst(slots.count) {
             if case .reserved = outcome { index.withLock { $0.abandon(hash) } }
         }
-        var committed = 0
+        var headers: [StoredBlockHeader] = []
         for (i, slot) in slots.enumerated() {
-            if committed == i && read(wanted[i], from: disk, into: slotBuffer(slot), committing: true) {
-                committed += 1
-            } else {
+            guard headers.count == i, let header = read(wanted[i], from: disk, into: slotBuffer(slot), reserved: true) else {
                 index.withLock { $0.abandon(wanted[i]) }
+                continue
             }
+            headers.append(header)
         }
+        let lease = commitAndLease(headers)
         // Past the slots: bounce buffers, when DRAM had none to give or
         // another read is filling the block's slot (puts never reserve a
         // block the disk holds).
-        guard committed == slots.count, slots.count < wanted.count else { return (committed, []) }
+        guard headers.count == slots.count, slots.count < wanted.count else { return (lease, headers.count, []) }
         var bounced: [ByteBuffer] = []
         for hash in wanted.dropFirst(slots.count) {
             var buffer = ByteBuffer(repeating: 0, count: slotBytes)
-            guard buffer.withUnsafeMutableReadableBytes({ read(hash, from: disk, into: $0, committing: false) }) else { break }
+            guard buffer.withUnsafeMutableReadableBytes({ read(hash, from: disk, into: $0, reserved: false) }) != nil else { break }
             bounced.append(buffer)
         }
-        return (committed, bounced)
+        return (lease, headers.count, bounced)
     }
 
-    /// One block from disk into `destination` (a reserved slot, committed
-    /// then, or a bounce buffer); false when it failed its checks, which
-    /// dropped it.
-    private func read(_ hash: BlockHash, from disk: DiskTier, into destination: UnsafeMutableRawBufferPointer, committing: Bool) -> Bool {
-        do throws(StoreError) {
-            let header = try disk.read(hash, into: destination)
-            if committing {
-                try index.withLock { index throws(StoreError) in
+    /// Commits blocks read back into their reserved slots and leases them,
+    /// under one lock: a committed block nobody reads is evictable, and
+    /// with a small DRAM tier and reads at once, each read's promotions
+    /// were evicted by the next before they could be leased.
+    private func commitAndLease(_ headers: [StoredBlockHeader]) -> StoreIndex.ReadLease? {
+        guard !headers.isEmpty else { return nil }
+        return index.withLock { index in
+            for header in headers {
+                do throws(StoreError) {
                     try index.commit(header, now: .now, reads: 1)
-                    record([.stored(hash: hash, parent: header.parent)])
+                    record([.stored(hash: header.hash, parent: header.parent)])
+                } catch {
+                    index.abandon(header.hash)
                 }
             }
-            return true
+            return index.lookup(headers.map(\.hash), now: .now, lease: configuration.lease)
+        }
+    }
+
+    /// One block from disk into `destination` (a slot `reserved` for it, or
+    /// a bounce buffer); its header, or nil when it failed its checks,
+    /// which dropped it.
+    private func read(_ hash: BlockHash, from disk: DiskTier, into destination: UnsafeMutableRawBufferPointer, reserved: Bool) -> StoredBlockHeader? {
+        do throws(StoreError) {
+            return try disk.read(hash, into: destination)
         } catch {
             index.withLock { index in
-                if committing { index.abandon(hash) }
+                if reserved { index.abandon(hash) }
                 if !disk.contains(hash) && index.entry(hash) == nil { record([.removed(hash: hash)]) }
             }
-            return false
+            return nil
         }
     }
 
