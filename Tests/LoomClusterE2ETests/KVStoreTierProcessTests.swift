@@ -284,21 +284,12 @@ private struct Tmpfs {
     init(at path: String, megabytes: Int) throws {
         guard getuid() == 0 else { throw TmpfsFailure("mounting a small tmpfs (a disk that fills) needs root; run as root, as CI does") }
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let status = Self.run(["mount", "-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path])
-        guard status == 0 else { throw TmpfsFailure("mount -t tmpfs at \(path) exited with \(status)") }
+        let (status, output) = try Tool.run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path])
+        guard status == 0 else { throw TmpfsFailure("mount -t tmpfs at \(path) exited with \(status): \(output)") }
         self.path = path
     }
 
-    func unmount() { _ = Self.run(["umount", path]) }
-
-    private static func run(_ arguments: [String]) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        do { try process.run() } catch { return -1 }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
+    func unmount() { _ = try? Tool.run("/usr/bin/umount", [path]) }
 }
 
 private struct TmpfsFailure: Error, CustomStringConvertible {
