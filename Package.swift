@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "LoomTransfer", targets: ["LoomTransfer"]),
         .library(name: "LoomHTTP", targets: ["LoomHTTP"]),
         .library(name: "LoomWorker", targets: ["LoomWorker"]),
+        .library(name: "LoomTensorParallel", targets: ["LoomTensorParallel"]),
         .library(name: "LoomCluster", targets: ["LoomCluster"]),
         .library(name: "LoomRouter", targets: ["LoomRouter"]),
         .library(name: "LoomKVStore", targets: ["LoomKVStore"]),
@@ -80,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomProtocol", "LoomRouter", "LoomWorker", "LoomKVStore", "LoomWire", "LoomTransfer", "LoomBench", "LoomPeer",
+                "LoomModel", "LoomEngine", "LoomHTTP", "LoomCluster", "LoomProtocol", "LoomRouter", "LoomWorker", "LoomKVStore", "LoomWire", "LoomTransfer", "LoomBench", "LoomPeer", "LoomTensorParallel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,6 +119,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        // Tensor-parallel groups: a rank's slice of every forward pass, the
+        // leader's step plans, and the all-reduces between ranks, over
+        // regions registered with the transfer layer.
+        .target(
+            name: "LoomTensorParallel",
+            dependencies: [
+                "LoomModel", "LoomProtocol", "LoomWire", "LoomTransfer", "CLoomShm",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(
@@ -184,6 +195,7 @@ let package = Package(
         ),
         .testTarget(name: "LoomKernelsTests", dependencies: ["LoomKernels", "LoomTesting"]),
         .testTarget(name: "LoomModelTests", dependencies: ["LoomModel", "LoomTesting"]),
+        .testTarget(name: "LoomTensorParallelTests", dependencies: ["LoomTensorParallel", "LoomModel", "LoomTransfer", "LoomTesting"]),
         .testTarget(name: "LoomEngineTests", dependencies: ["LoomEngine", "LoomTesting"]),
         .testTarget(
             name: "LoomHTTPTests",

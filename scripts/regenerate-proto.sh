@@ -27,3 +27,4 @@ generate loom_wire.proto Sources/LoomWire/Generated
 generate loom_transfer.proto Sources/LoomTransfer/Generated
 generate loom_cluster.proto Sources/LoomProtocol/Generated
 generate loom_kvstore.proto Sources/LoomProtocol/Generated
+generate loom_group.proto Sources/LoomProtocol/Generated

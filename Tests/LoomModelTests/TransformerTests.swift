@@ -32,10 +32,6 @@ func stepwiseLogits(_ model: Transformer, _ tokens: [TokenID], blocks: [Int32], 
     }
 }
 
-func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
-    zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
-}
-
 @Suite struct TransformerTests {
     @Test func batchOfSequencesEqualsEachAlone() throws {
         let model = try loadTiny(TinyModel())

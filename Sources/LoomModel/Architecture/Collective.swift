@@ -7,6 +7,20 @@ public protocol Collective {
     /// floats) across the group in place, in a fixed rank order so every
     /// rank ends with bit-identical residuals.
     func allReduce(_ point: SyncPoint, _ values: UnsafeMutableBufferPointer<Float>) throws
+
+    /// The leader calls it before each pass with the batch it is about to
+    /// run, which every other rank then runs too.
+    func beginStep(_ batch: ForwardBatch) throws
+
+    /// Brings every rank's columns of the logits (`rows` rows of the whole
+    /// vocabulary, each rank's own in `TensorShard.vocabulary`) to the
+    /// leader, whose rows are then whole.
+    func gatherLogits(_ logits: UnsafeMutablePointer<Float>, rows: Int) throws
+}
+
+extension Collective {
+    public func beginStep(_ batch: ForwardBatch) throws {}
+    public func gatherLogits(_ logits: UnsafeMutablePointer<Float>, rows: Int) throws {}
 }
 
 /// The named seams of the forward pass: two all-reduces per layer.

@@ -5,6 +5,8 @@ public struct ModelError: Error, CustomStringConvertible, Sendable, Equatable {
         case invalidBatch
         case contextOverflow
         case invalidToken
+        /// A tensor-parallel group the model cannot be split over.
+        case invalidSplit
     }
 
     public var code: Code

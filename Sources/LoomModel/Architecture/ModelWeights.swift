@@ -44,53 +44,69 @@ public struct ModelWeights: Sendable {
     /// Owns the eight-row copies of the 4-bit matrices.
     public let packing: PackedWeights
 
-    public init(gguf: GGUFFile, config c: ModelConfig) throws {
+    /// The weights `shard` computes with (the whole model by default): its
+    /// rows and columns of every split matrix, copied out of the mapping,
+    /// and the embedding table left in the file for lookups.
+    public init(gguf: GGUFFile, config c: ModelConfig, shard: TensorShard? = nil) throws {
+        let shard = shard ?? .whole(c)
         packing = PackedWeights(mapping: gguf.mapping)
         let t = TensorBinder(file: gguf, packing: packing)
-        tokenEmbedding = try t.matrix("token_embd.weight", cols: c.embeddingLength, rows: c.vocabularySize)
-        outputNorm = try t.vector("output_norm.weight", count: c.embeddingLength)
-        output = gguf.info("output.weight") == nil
-            ? tokenEmbedding
-            : try t.matrix("output.weight", cols: c.embeddingLength, rows: c.vocabularySize)
+        let d = c.embeddingLength, vocabulary = MatrixSlice(rows: [shard.vocabulary], columns: 0..<d)
+        if shard.isWhole {
+            tokenEmbedding = try t.matrix("token_embd.weight", cols: d, rows: c.vocabularySize)
+            output = gguf.info("output.weight") == nil
+                ? tokenEmbedding : try t.matrix("output.weight", cols: d, rows: c.vocabularySize)
+        } else {
+            // A lookup reads one row: the table stays in the file, paged in
+            // by the rows used; only the output head is split.
+            tokenEmbedding = try t.unpacked("token_embd.weight", cols: d, rows: c.vocabularySize)
+            let head = gguf.info("output.weight") == nil ? "token_embd.weight" : "output.weight"
+            output = try t.matrix(head, cols: d, rows: c.vocabularySize, slice: vocabulary)
+        }
+        outputNorm = try t.vector("output_norm.weight", count: d)
         ropeFrequencyFactors = gguf.info("rope_freqs.weight") == nil
             ? nil : try t.vector("rope_freqs.weight", count: c.ropeDim / 2)
-        layers = try (0..<c.layerCount).map { try Self.layer($0, t, c) }
+        layers = try (0..<c.layerCount).map { try Self.layer($0, t, c, shard) }
     }
 
-    private static func layer(_ i: Int, _ t: TensorBinder, _ c: ModelConfig) throws -> LayerWeights {
+    private static func layer(_ i: Int, _ t: TensorBinder, _ c: ModelConfig, _ s: TensorShard) throws -> LayerWeights {
         let p = "blk.\(i)."
-        let d = c.embeddingLength
+        let d = c.embeddingLength, hd = c.headDim
+        let q = TensorShard.rows(s.queryHeads, headDim: hd), kv = TensorShard.rows(s.kvHeads, headDim: hd)
+        let ff = s.feedForward
         return LayerWeights(
             attentionNorm: try t.vector(p + "attn_norm.weight", count: d),
-            q: try t.matrix(p + "attn_q.weight", cols: d, rows: c.qDim),
-            k: try t.matrix(p + "attn_k.weight", cols: d, rows: c.kvDim),
-            v: try t.matrix(p + "attn_v.weight", cols: d, rows: c.kvDim),
-            output: try t.matrix(p + "attn_output.weight", cols: c.qDim, rows: d),
-            qBias: try t.optionalVector(p + "attn_q.bias", count: c.qDim),
-            kBias: try t.optionalVector(p + "attn_k.bias", count: c.kvDim),
-            vBias: try t.optionalVector(p + "attn_v.bias", count: c.kvDim),
+            q: try t.matrix(p + "attn_q.weight", cols: d, rows: c.qDim, slice: .init(rows: [q], columns: 0..<d)),
+            k: try t.matrix(p + "attn_k.weight", cols: d, rows: c.kvDim, slice: .init(rows: [kv], columns: 0..<d)),
+            v: try t.matrix(p + "attn_v.weight", cols: d, rows: c.kvDim, slice: .init(rows: [kv], columns: 0..<d)),
+            output: try t.matrix(p + "attn_output.weight", cols: c.qDim, rows: d, slice: .init(rows: [0..<d], columns: q)),
+            qBias: try t.optionalVector(p + "attn_q.bias", count: c.qDim, range: q),
+            kBias: try t.optionalVector(p + "attn_k.bias", count: c.kvDim, range: kv),
+            vBias: try t.optionalVector(p + "attn_v.bias", count: c.kvDim, range: kv),
             ffnNorm: try t.vector(p + "ffn_norm.weight", count: d),
-            feedForward: c.isMoE ? .experts(try moe(p, t, c)) : .dense(
-                gate: try t.matrix(p + "ffn_gate.weight", cols: d, rows: c.feedForwardLength),
-                up: try t.matrix(p + "ffn_up.weight", cols: d, rows: c.feedForwardLength),
-                down: try t.matrix(p + "ffn_down.weight", cols: c.feedForwardLength, rows: d)))
+            feedForward: c.isMoE ? .experts(try moe(p, t, c, s)) : .dense(
+                gate: try t.matrix(p + "ffn_gate.weight", cols: d, rows: c.feedForwardLength, slice: .init(rows: [ff], columns: 0..<d)),
+                up: try t.matrix(p + "ffn_up.weight", cols: d, rows: c.feedForwardLength, slice: .init(rows: [ff], columns: 0..<d)),
+                down: try t.matrix(p + "ffn_down.weight", cols: c.feedForwardLength, rows: d, slice: .init(rows: [0..<d], columns: ff))))
     }
 
-    private static func moe(_ p: String, _ t: TensorBinder, _ c: ModelConfig) throws -> MoEWeights {
+    private static func moe(_ p: String, _ t: TensorBinder, _ c: ModelConfig, _ s: TensorShard) throws -> MoEWeights {
         let d = c.embeddingLength, ff = c.expertFeedForwardLength, n = c.expertCount
         var shared: (WeightMatrix, WeightMatrix, WeightMatrix)?
         if t.file.info(p + "ffn_gate_shexp.weight") != nil {
             let sff = c.sharedExpertFeedForwardLength > 0 ? c.sharedExpertFeedForwardLength : ff
+            let part = c.sharedExpertFeedForwardLength > 0 ? s.sharedFeedForward : s.expertFeedForward
             shared = (
-                try t.matrix(p + "ffn_gate_shexp.weight", cols: d, rows: sff),
-                try t.matrix(p + "ffn_up_shexp.weight", cols: d, rows: sff),
-                try t.matrix(p + "ffn_down_shexp.weight", cols: sff, rows: d))
+                try t.matrix(p + "ffn_gate_shexp.weight", cols: d, rows: sff, slice: .init(rows: [part], columns: 0..<d)),
+                try t.matrix(p + "ffn_up_shexp.weight", cols: d, rows: sff, slice: .init(rows: [part], columns: 0..<d)),
+                try t.matrix(p + "ffn_down_shexp.weight", cols: sff, rows: d, slice: .init(rows: [0..<d], columns: part)))
         }
+        let expertRows = MatrixSlice(rows: TensorShard.stacked(s.expertFeedForward, stride: ff, count: n), columns: 0..<d)
         return MoEWeights(
             router: try t.matrix(p + "ffn_gate_inp.weight", cols: d, rows: n),
-            gate: try t.matrix(p + "ffn_gate_exps.weight", cols: d, rows: ff * n, dims: [d, ff, n]),
-            up: try t.matrix(p + "ffn_up_exps.weight", cols: d, rows: ff * n, dims: [d, ff, n]),
-            down: try t.matrix(p + "ffn_down_exps.weight", cols: ff, rows: d * n, dims: [ff, d, n]),
+            gate: try t.matrix(p + "ffn_gate_exps.weight", cols: d, rows: ff * n, dims: [d, ff, n], slice: expertRows),
+            up: try t.matrix(p + "ffn_up_exps.weight", cols: d, rows: ff * n, dims: [d, ff, n], slice: expertRows),
+            down: try t.matrix(p + "ffn_down_exps.weight", cols: ff, rows: d * n, dims: [ff, d, n], slice: .init(rows: [0..<d * n], columns: s.expertFeedForward)),
             shared: shared,
             sharedGate: t.file.info(p + "ffn_gate_inp_shexp.weight") == nil
                 ? nil : try t.matrix(p + "ffn_gate_inp_shexp.weight", cols: d, rows: 1))
@@ -103,6 +119,11 @@ struct TensorBinder {
     let packing: PackedWeights
 
     func matrix(_ name: String, cols: Int, rows: Int, dims: [Int]? = nil) throws -> WeightMatrix {
+        packing.pack(try unpacked(name, cols: cols, rows: rows, dims: dims))
+    }
+
+    /// The matrix as the file holds it, after checking its shape and type.
+    func unpacked(_ name: String, cols: Int, rows: Int, dims: [Int]? = nil) throws -> WeightMatrix {
         let info = try file.requireTensor(name)
         let expected = dims ?? [cols, rows]
         // Trailing unit dimensions carry no layout (a [d] gate is a [d, 1] matrix).
@@ -113,8 +134,7 @@ struct TensorBinder {
         guard info.type.isSupported else {
             throw GGUFError(.unknownTensorType, "\(file.path): tensor '\(name)' has type \(info.type.name), which Loom cannot compute with")
         }
-        let matrix = WeightMatrix(type: info.type.rawValue, data: file.bytes(of: info).baseAddress!, rows: rows, cols: cols)
-        return packing.pack(matrix)
+        return WeightMatrix(type: info.type.rawValue, data: file.bytes(of: info).baseAddress!, rows: rows, cols: cols)
     }
 
     func vector(_ name: String, count: Int) throws -> Vector {

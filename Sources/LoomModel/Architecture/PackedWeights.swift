@@ -30,6 +30,34 @@ public final class PackedWeights: @unchecked Sendable {
         return matrix.with(packed: buffer)
     }
 
+    /// Memory of the model's own, freed with it.
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
+        buffers.append(buffer)
+        return buffer
+    }
+
+    /// Drops `matrix`'s pages of the file from the resident set: a rank has
+    /// copied out the slice it keeps.
+    func release(_ matrix: WeightMatrix) {
+        mapping.release(UnsafeRawBufferPointer(start: matrix.data, count: matrix.rows * matrix.rowBytes))
+    }
+
+    /// `matrix`, whose data came from `allocate`, packed where it can be. The
+    /// unpacked copy is then freed and `data` points at the packed bytes,
+    /// which nothing reads as unpacked: the kernels and `row(_:into:)` read
+    /// `packed` whenever it is set.
+    func pack(owned matrix: WeightMatrix) -> WeightMatrix {
+        guard matrix.isPackable else { return matrix }
+        let count = matrix.rows * matrix.rowBytes
+        let packed = allocate(byteCount: count)
+        matrix.pack(into: packed)
+        if let index = buffers.firstIndex(of: UnsafeMutableRawPointer(mutating: matrix.data)) {
+            buffers.remove(at: index).deallocate()
+        }
+        return WeightMatrix(type: matrix.type, data: packed, rows: matrix.rows, cols: matrix.cols, packed: packed)
+    }
+
     deinit {
         for buffer in buffers { buffer.deallocate() }
     }

@@ -4,7 +4,12 @@ import LoomKernels
 /// over weights mapped from a GGUF file. One instance runs one step at a
 /// time: it owns the activation buffers its steps reuse.
 public final class Transformer {
+    /// The shape this process computes: the whole model's, or in a
+    /// tensor-parallel group its shard's heads and intermediate columns
+    /// (the residual width, layers and vocabulary are always the model's).
     public let config: ModelConfig
+    /// Which part of the model this process holds.
+    public let shard: TensorShard
     public let weights: ModelWeights
     public let file: GGUFFile
     public let parallel: Parallel
@@ -20,10 +25,13 @@ public final class Transformer {
     public var maxBatchTokens: Int { scratch.capacity }
     public var maxLogitRows: Int { scratch.maxLogitRows }
 
-    public init(file: GGUFFile, threads: Int, maxBatchTokens: Int = 256, maxLogitRows: Int = 64) throws {
-        let config = try ModelConfig(gguf: file)
-        let weights = try ModelWeights(gguf: file, config: config)
+    public init(file: GGUFFile, threads: Int, maxBatchTokens: Int = 256, maxLogitRows: Int = 64, shard: TensorShard? = nil) throws {
+        let whole = try ModelConfig(gguf: file)
+        let shard = shard ?? .whole(whole)
+        let weights = try ModelWeights(gguf: file, config: whole, shard: shard)
+        let config = whole.sharded(shard)
         self.config = config
+        self.shard = shard
         self.weights = weights
         self.file = file
         self.parallel = Parallel(threads: threads)
@@ -32,8 +40,8 @@ public final class Transformer {
         self.plan = ForwardPlan(layers: weights.layers)
     }
 
-    public convenience init(path: String, threads: Int, maxBatchTokens: Int = 256, maxLogitRows: Int = 64) throws {
-        try self.init(file: GGUFFile(path: path), threads: threads, maxBatchTokens: maxBatchTokens, maxLogitRows: maxLogitRows)
+    public convenience init(path: String, threads: Int, maxBatchTokens: Int = 256, maxLogitRows: Int = 64, shard: TensorShard? = nil) throws {
+        try self.init(file: GGUFFile(path: path), threads: threads, maxBatchTokens: maxBatchTokens, maxLogitRows: maxLogitRows, shard: shard)
     }
 
     /// Runs the batch, writing its keys and values into `kv`, and returns the
@@ -41,6 +49,7 @@ public final class Transformer {
     /// The returned buffer is valid until the next call.
     public func forward(_ batch: ForwardBatch, kv: KVCacheMemory) throws -> UnsafeBufferPointer<Float> {
         try validate(batch, kv: kv)
+        try collective.beginStep(batch)
         let vocab = config.vocabularySize
         var emitted = 0
         var start = 0
@@ -51,6 +60,7 @@ public final class Transformer {
             emitted += rows.count
             start = end
         }
+        try collective.gatherLogits(scratch.logits, rows: batch.logitRows.count)
         return UnsafeBufferPointer(start: scratch.logits, count: batch.logitRows.count * vocab)
     }
 
@@ -89,9 +99,11 @@ public final class Transformer {
                 scratch.hidden + row * d, weight: weights.outputNorm.values, into: scratch.normed + i * d,
                 count: d, eps: config.normEpsilon)
         }
+        // A rank's output head is its vocabulary rows: its logits land in
+        // their columns, and the leader gathers the rest.
         Kernels.matmul(
             weights.output, scratch.normed, ldx: d, tokens: rows.count,
-            into: out, ldy: config.vocabularySize, rounded: scratch.rounded, parallel: parallel)
+            into: out + shard.vocabulary.lowerBound, ldy: config.vocabularySize, rounded: scratch.rounded, parallel: parallel)
     }
 
     /// Runs `body` for each token of a step: across the pool when a prefill

@@ -36,8 +36,9 @@ public enum SharedMemoryRegion {
         }
     }
 
-    /// Maps a peer's region for writing, from its descriptor.
-    static func mapPeer(_ descriptor: RegionDescriptor) throws(TransferError) -> UnsafeMutableRawBufferPointer {
+    /// Maps a peer's region for writing, from its descriptor; `munmap` it
+    /// when done.
+    public static func mapPeer(_ descriptor: RegionDescriptor) throws(TransferError) -> UnsafeMutableRawBufferPointer {
         guard let key = descriptor.backendKeys[backendKey] else {
             throw TransferError(.invalidRequest, "region \(descriptor.regionID) of \(descriptor.owner) was not registered for shm")
         }

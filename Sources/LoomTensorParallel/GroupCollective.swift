@@ -1,0 +1,241 @@
+import Glibc
+import LoomModel
+import LoomTransfer
+
+/// One rank's side of a tensor-parallel group on one host: the forward
+/// pass's all-reduces, the leader's step plans and the logits gathered to
+/// the leader, all as one-sided writes into the peers' registered shared
+/// regions, each followed by its arrival count (the immediate). The rank's
+/// compute thread does the copies and the waiting itself, so a decode-sized
+/// all-reduce never leaves that thread: no task, no event loop, no lock.
+///
+/// Every rank makes the same calls in the same order, so each side knows
+/// which message comes next from whom by counting.
+public final class GroupCollective: Collective {
+    public let members: [GroupMember]
+    public let rank: Int
+    let own: RegisteredRegion
+    let peers: [UnsafeMutableRawBufferPointer?]
+    let layouts: [GroupRegionLayout]
+    let vocabularies: [Range<Int>]
+    let timing: GroupTiming
+    private var sent: [UInt32]
+    private var received: [UInt32]
+    private var rounds = 0
+    private var broken: TensorParallelError?
+
+    public var size: Int { members.count }
+    var layout: GroupRegionLayout { layouts[rank] }
+    var base: UnsafeMutableRawPointer { own.bytes.baseAddress! }
+
+    /// `own` is this rank's registered region, laid out by `layouts[rank]`;
+    /// the peers' regions are mapped from `members`' descriptors.
+    public init(rank: Int, own: RegisteredRegion, members: [GroupMember], vocabularies: [Range<Int>], layouts: [GroupRegionLayout], timing: GroupTiming = .init()) throws {
+        self.rank = rank
+        self.own = own
+        self.members = members
+        self.layouts = layouts
+        self.vocabularies = vocabularies
+        self.timing = timing
+        sent = Array(repeating: 0, count: members.count)
+        received = Array(repeating: 0, count: members.count)
+        peers = try members.map { member in
+            member.rank == rank ? nil : try SharedMemoryRegion.mapPeer(member.region)
+        }
+    }
+
+    deinit {
+        for case let peer? in peers { munmap(peer.baseAddress, peer.count) }
+    }
+
+    // MARK: Collective
+
+    public func allReduce(_ point: SyncPoint, _ values: UnsafeMutableBufferPointer<Float>) throws {
+        guard size > 1 else { return }
+        var start = 0
+        while start < values.count {
+            let n = min(layout.reduceFloats, values.count - start)
+            try reduceRound(values.baseAddress! + start, count: n, point: point)
+            start += n
+        }
+    }
+
+    public func beginStep(_ batch: ForwardBatch) throws {
+        guard rank == 0, size > 1 else { return }
+        try broadcast(.step(batch))
+    }
+
+    public func gatherLogits(_ logits: UnsafeMutablePointer<Float>, rows: Int) throws {
+        guard size > 1, rows > 0 else { return }
+        let vocabulary = layout.vocabulary
+        guard rows <= GroupRegionLayout.logitRows else {
+            throw TensorParallelError(.tooLarge, "a step asks for \(rows) logit rows; a group gathers at most \(GroupRegionLayout.logitRows) per step")
+        }
+        if rank == 0 {
+            let slot = (base + layout.logitsOffset).assumingMemoryBound(to: Float.self)
+            for source in 1..<size {
+                try receive(from: source, what: "its logits")
+                copyColumns(vocabularies[source], rows: rows, width: vocabulary, from: slot, to: logits)
+            }
+        } else {
+            let slot = (peers[0]!.baseAddress! + layouts[0].logitsOffset).assumingMemoryBound(to: Float.self)
+            copyColumns(vocabularies[rank], rows: rows, width: vocabulary, from: logits, to: slot)
+            send(to: 0)
+        }
+    }
+
+    // MARK: The leader's plans
+
+    /// As a follower: the leader's next step, or nil when the group ends.
+    /// Waits as long as the leader lives: an idle group sends nothing.
+    public func nextStep() throws -> ForwardBatch? {
+        switch try nextMessage() {
+        case .step(let batch): return batch
+        case .probe(let count):
+            try probe(count)
+            return try nextStep()
+        case .stop: return nil
+        }
+    }
+
+    func nextMessage() throws -> StepMessage {
+        try receive(from: 0, what: "the next step", deadline: nil)
+        let slot = UnsafeRawBufferPointer(start: base + layout.planOffset, count: GroupRegionLayout.planBytes)
+        return try StepMessage.decode(slot)
+    }
+
+    /// As the leader: ends every follower's loop.
+    public func stop() {
+        guard rank == 0, broken == nil else { return }
+        try? broadcast(.stop)
+    }
+
+    /// As the leader: `count` all-reduces of one decode row, with every
+    /// rank; returns each one's duration (the group's own latency).
+    public func measureAllReduce(count: Int) throws -> [Duration] {
+        guard rank == 0, size > 1 else { return [] }
+        try broadcast(.probe(count))
+        return try probe(count)
+    }
+
+    @discardableResult
+    private func probe(_ count: Int) throws -> [Duration] {
+        let row = UnsafeMutableBufferPointer<Float>.allocate(capacity: layout.embedding)
+        defer { row.deallocate() }
+        let clock = ContinuousClock()
+        return try (0..<count).map { i in
+            row.initialize(repeating: Float(rank + i))
+            return try clock.measure { try allReduce(.attentionOutput(layer: 0), row) }
+        }
+    }
+
+    private func broadcast(_ message: StepMessage) throws {
+        try checkHealthy()
+        for peer in 1..<size {
+            let slot = UnsafeMutableRawBufferPointer(start: peers[peer]!.baseAddress! + layouts[peer].planOffset, count: GroupRegionLayout.planBytes)
+            _ = try message.encode(into: slot)
+            send(to: peer)
+        }
+    }
+
+    // MARK: Rounds
+
+    private func reduceRound(_ mine: UnsafeMutablePointer<Float>, count n: Int, point: SyncPoint) throws {
+        try checkHealthy()
+        let parity = rounds & 1
+        rounds += 1
+        for peer in 0..<size where peer != rank {
+            let slot = peers[peer]!.baseAddress! + layouts[peer].reduceSlotOffset(source: rank, parity: parity)
+            slot.copyMemory(from: mine, byteCount: n * 4)
+            send(to: peer)
+        }
+        for source in 0..<size where source != rank {
+            try receive(from: source, what: "\(point)")
+        }
+        let slots = (0..<size).map { source in
+            UnsafePointer((base + layout.reduceSlotOffset(source: source, parity: parity)).assumingMemoryBound(to: Float.self))
+        }
+        sumInRankOrder(mine, count: n, slots: slots)
+    }
+
+    /// out = ((s0 + s1) + s2) + ... for every element, whichever rank adds:
+    /// the same operands in the same order give every rank the same bits.
+    private func sumInRankOrder(_ mine: UnsafeMutablePointer<Float>, count n: Int, slots: [UnsafePointer<Float>]) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rank == 0 ? 0 : n) { copy in
+            var sources = slots
+            if rank != 0 {
+                copy.baseAddress!.update(from: mine, count: n)
+                sources[rank] = UnsafePointer(copy.baseAddress!)
+                mine.update(from: sources[0], count: n)
+            }
+            for source in sources.dropFirst() {
+                for i in 0..<n { mine[i] += source[i] }
+            }
+        }
+    }
+
+    private func copyColumns(_ columns: Range<Int>, rows: Int, width: Int, from source: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>) {
+        for row in 0..<rows {
+            (target + row * width + columns.lowerBound).update(from: source + row * width + columns.lowerBound, count: columns.count)
+        }
+    }
+
+    private func send(to peer: Int) {
+        sent[peer] &+= 1
+        ArrivalWords(base: peers[peer]!.baseAddress!, layout: layouts[peer]).post(from: rank, count: sent[peer])
+    }
+
+    /// Waits for `source`'s next message; a peer that died, or that takes
+    /// longer than `deadline`, breaks the group for good.
+    private func receive(from source: Int, what: String, deadline: Duration? = GroupTiming.stepDeadline) throws {
+        received[source] &+= 1
+        let member = members[source]
+        let clock = ContinuousClock(), start = clock.now
+        do {
+            try ArrivalWords(base: base, layout: layout).wait(from: source, count: received[source], spin: timing.spin) {
+                if kill(member.pid, 0) != 0 && errno == ESRCH {
+                    throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) exited while rank \(rank) waited for \(what); restart the group")
+                }
+                if let deadline, clock.now - start > deadline {
+                    throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) did not send \(what) within \(deadline); restart the group")
+                }
+            }
+        } catch let error as TensorParallelError {
+            broken = error
+            throw error
+        }
+    }
+
+    private func checkHealthy() throws {
+        if let broken { throw broken }
+    }
+}
+
+/// How long a rank busy-waits before it sleeps, and how long a step may
+/// wait on a peer before the group gives up on it.
+public struct GroupTiming: Sendable {
+    public static let stepDeadline: Duration = .seconds(30)
+    public var spin: Duration
+
+    public init(spin: Duration = .microseconds(50)) {
+        self.spin = spin
+    }
+}
+
+/// One rank as its peers see it.
+public struct GroupMember: Sendable, Equatable {
+    public var rank: Int
+    public var region: RegionDescriptor
+    public var pid: Int32
+    public var host: String
+    /// Machine and network namespace (`HostIdentity`).
+    public var hostID: String
+
+    public init(rank: Int, region: RegionDescriptor, pid: Int32, host: String, hostID: String) {
+        self.rank = rank
+        self.region = region
+        self.pid = pid
+        self.host = host
+        self.hostID = hostID
+    }
+}
