@@ -195,7 +195,7 @@ let package = Package(
         ),
         .testTarget(name: "LoomKernelsTests", dependencies: ["LoomKernels", "LoomTesting"]),
         .testTarget(name: "LoomModelTests", dependencies: ["LoomModel", "LoomTesting"]),
-        .testTarget(name: "LoomTensorParallelTests", dependencies: ["LoomTensorParallel", "LoomModel", "LoomTransfer", "LoomTesting"]),
+        .testTarget(name: "LoomTensorParallelTests", dependencies: ["LoomTensorParallel", "LoomModel", "LoomEngine", "LoomTransfer", "LoomTesting"]),
         .testTarget(name: "LoomEngineTests", dependencies: ["LoomEngine", "LoomTesting"]),
         .testTarget(
             name: "LoomHTTPTests",

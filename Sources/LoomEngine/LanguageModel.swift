@@ -8,10 +8,16 @@ public final class LanguageModel {
     public let tokenizer: any Tokenizer
     public let chatTemplate: ChatTemplate?
 
-    public init(path: String, threads: Int, maxBatchTokens: Int = 256) throws {
-        let file = try GGUFFile(path: path)
+    /// `shard`: the part this process computes, for a rank of a
+    /// tensor-parallel group (the whole model by default).
+    public convenience init(path: String, threads: Int, maxBatchTokens: Int = 256, shard: TensorShard? = nil) throws {
+        try self.init(file: GGUFFile(path: path), threads: threads, maxBatchTokens: maxBatchTokens, shard: shard)
+    }
+
+    public init(file: GGUFFile, threads: Int, maxBatchTokens: Int = 256, shard: TensorShard? = nil) throws {
+        let path = file.path
         self.path = path
-        transformer = try Transformer(file: file, threads: threads, maxBatchTokens: maxBatchTokens)
+        transformer = try Transformer(file: file, threads: threads, maxBatchTokens: maxBatchTokens, shard: shard)
         tokenizer = try Tokenizers.make(Vocabulary(metadata: file.metadata, path: path))
         chatTemplate = try file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import LoomModel
 import LoomTransfer
@@ -193,7 +194,7 @@ public final class GroupCollective: Collective {
         let clock = ContinuousClock(), start = clock.now
         do {
             try ArrivalWords(base: base, layout: layout).wait(from: source, count: received[source], spin: timing.spin) {
-                if kill(member.pid, 0) != 0 && errno == ESRCH {
+                if !Self.isAlive(member.pid) {
                     throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) exited while rank \(rank) waited for \(what); restart the group")
                 }
                 if let deadline, clock.now - start > deadline {
@@ -204,6 +205,15 @@ public final class GroupCollective: Collective {
             broken = error
             throw error
         }
+    }
+
+    /// Whether `pid` runs on: a peer that died is gone, or a zombie until
+    /// its parent (which may be this process) reaps it.
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 || errno != ESRCH else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(close, offsetBy: 2)] != "Z"
     }
 
     private func checkHealthy() throws {

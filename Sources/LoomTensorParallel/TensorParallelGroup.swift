@@ -33,7 +33,7 @@ public final class TensorParallelGroup: Sendable {
     public let geometry: GroupGeometry
     private let server: Task<Void, Never>?
 
-    init(collective: GroupCollective, members: [GroupMember], geometry: GroupGeometry, server: Task<Void, Never>?) {
+    fileprivate init(collective: GroupCollective, members: [GroupMember], geometry: GroupGeometry, server: Task<Void, Never>?) {
         self.collective = GroupCollectiveBox(collective)
         self.members = members
         self.geometry = geometry
@@ -47,33 +47,12 @@ public final class TensorParallelGroup: Sendable {
     /// itself; the leader checks each rank's against its own. The leader
     /// gives `geometry`; the others learn it from the leader.
     public static func form(_ spec: GroupSpec, file: GGUFFile, split: TensorSplit, geometry: GroupGeometry? = nil) async throws -> TensorParallelGroup {
-        precondition((spec.rank == 0) == (geometry != nil), "the leader, and only the leader, sets the geometry")
-        let whole = try ModelConfig(gguf: file)
-        let layouts = (0..<spec.size).map { r in
-            GroupRegionLayout(size: spec.size, embedding: whole.embeddingLength, vocabulary: whole.vocabularySize, holdsLogits: r == 0)
-        }
-        let table = RegionTable(owner: "tp\(spec.rank)-\(getpid())", epoch: UInt64(Date().timeIntervalSince1970 * 1e6))
-        let region = try SharedMemoryRegion.register(in: table, length: layouts[spec.rank].length)
-        let me = GroupMember(rank: spec.rank, region: region.descriptor, pid: getpid(), host: ProcessInfo.processInfo.hostName, hostID: HostIdentity.current)
-        let model = TensorSplit.identity(of: file)
-        let members: [GroupMember], agreed: GroupGeometry
-        var server: Task<Void, Never>?
         if let geometry {
-            let roster = GroupRoster(expected: .init(size: spec.size, model: model, shards: split.shards.map(\.description)), leader: me)
-            server = try await serveJoins(at: spec.leader, roster: roster, geometry: geometry)
-            members = try await roster.waitForAll(timeout: spec.joinTimeout)
-            agreed = geometry
-        } else {
-            (members, agreed) = try await join(spec, request: request(me, size: spec.size, model: model, shard: split.shards[spec.rank]))
+            return try await GroupLeader.listen(spec, file: file, split: split, geometry: geometry).form()
         }
-        if let other = members.first(where: { $0.hostID != me.hostID }) {
-            server?.cancel()
-            throw TensorParallelError(.mismatch, "rank \(other.rank) runs on \(other.host), another host than rank \(spec.rank) (\(me.host)); this build's all-reduce needs every rank on one host (shm)")
-        }
-        let collective = try GroupCollective(
-            rank: spec.rank, own: region, members: members, vocabularies: split.shards.map(\.vocabulary),
-            layouts: layouts, timing: spec.timing)
-        return TensorParallelGroup(collective: collective, members: members, geometry: agreed, server: server)
+        let rank = try PendingRank(spec, file: file, split: split)
+        let (members, agreed) = try await join(spec, request: request(rank.me, size: spec.size, model: rank.model, shard: split.shards[spec.rank]))
+        return try rank.complete(members: members, geometry: agreed, server: nil)
     }
 
     private static func request(_ me: GroupMember, size: Int, model: String, shard: TensorShard) throws -> Loom_Group_JoinRequest {
@@ -89,7 +68,7 @@ public final class TensorParallelGroup: Sendable {
         return r
     }
 
-    private static func serveJoins(at address: RPCAddress, roster: GroupRoster, geometry: GroupGeometry) async throws -> Task<Void, Never> {
+    static func serveJoins(at address: RPCAddress, roster: GroupRoster, geometry: GroupGeometry) async throws -> (RPCAddress, Task<Void, Never>) {
         var services = RPCServices()
         services.unary(GroupRPC.join) { request, _ in
             let members = try await roster.join(request)
@@ -107,7 +86,7 @@ public final class TensorParallelGroup: Sendable {
             return (reply, ByteBuffer())
         }
         let server = try await RPCServer.bind(address, services: services, configuration: RPCConfiguration(nodeName: "tp-leader"))
-        return Task { try? await server.run() }
+        return (server.localAddress, Task { try? await server.run() })
     }
 
     /// Dials the leader until it answers or `joinTimeout` passes: ranks may
@@ -171,5 +150,81 @@ public struct GroupGeometry: Sendable, Equatable {
         p.maxBatchTokens = UInt32(maxBatchTokens)
         p.maxLogitRows = UInt32(maxLogitRows)
         return p
+    }
+}
+
+/// The leader, listening for joins before the group exists, so whoever
+/// starts the other ranks can tell them where (`address`; port 0 in the
+/// spec picks a free one).
+public final class GroupLeader: Sendable {
+    public let address: RPCAddress
+    private let rank: PendingRank
+    private let roster: GroupRoster
+    private let geometry: GroupGeometry
+    private let server: Task<Void, Never>
+    private let timeout: Duration
+
+    public static func listen(_ spec: GroupSpec, file: GGUFFile, split: TensorSplit, geometry: GroupGeometry) async throws -> GroupLeader {
+        precondition(spec.rank == 0, "rank 0 leads")
+        let rank = try PendingRank(spec, file: file, split: split)
+        let roster = GroupRoster(expected: .init(size: spec.size, model: rank.model, shards: split.shards.map(\.description)), leader: rank.me)
+        let (address, server) = try await TensorParallelGroup.serveJoins(at: spec.leader, roster: roster, geometry: geometry)
+        return GroupLeader(address: address, rank: rank, roster: roster, geometry: geometry, server: server, timeout: spec.joinTimeout)
+    }
+
+    private init(address: RPCAddress, rank: PendingRank, roster: GroupRoster, geometry: GroupGeometry, server: Task<Void, Never>, timeout: Duration) {
+        self.address = address
+        self.rank = rank
+        self.roster = roster
+        self.geometry = geometry
+        self.server = server
+        self.timeout = timeout
+    }
+
+    /// Waits for every rank to join (or the first to be refused).
+    public func form() async throws -> TensorParallelGroup {
+        do {
+            let members = try await roster.waitForAll(timeout: timeout)
+            return try rank.complete(members: members, geometry: geometry, server: server)
+        } catch {
+            // The refused rank's answer is on its way out; let it go first.
+            try? await Task.sleep(for: .milliseconds(300))
+            server.cancel()
+            throw error
+        }
+    }
+}
+
+/// A rank with its region registered, not yet in a group.
+struct PendingRank: Sendable {
+    let spec: GroupSpec
+    let split: TensorSplit
+    let layouts: [GroupRegionLayout]
+    let region: RegisteredRegion
+    let me: GroupMember
+    let model: String
+
+    init(_ spec: GroupSpec, file: GGUFFile, split: TensorSplit) throws {
+        let whole = try ModelConfig(gguf: file)
+        layouts = (0..<spec.size).map { r in
+            GroupRegionLayout(size: spec.size, embedding: whole.embeddingLength, vocabulary: whole.vocabularySize, holdsLogits: r == 0)
+        }
+        let table = RegionTable(owner: "tp\(spec.rank)-\(getpid())", epoch: UInt64(Date().timeIntervalSince1970 * 1e6))
+        region = try SharedMemoryRegion.register(in: table, length: layouts[spec.rank].length)
+        me = GroupMember(rank: spec.rank, region: region.descriptor, pid: getpid(), host: ProcessInfo.processInfo.hostName, hostID: HostIdentity.current)
+        model = TensorSplit.identity(of: file)
+        self.spec = spec
+        self.split = split
+    }
+
+    func complete(members: [GroupMember], geometry: GroupGeometry, server: Task<Void, Never>?) throws -> TensorParallelGroup {
+        if let other = members.first(where: { $0.hostID != me.hostID }) {
+            server?.cancel()
+            throw TensorParallelError(.mismatch, "rank \(other.rank) runs on \(other.host), another host than rank \(spec.rank) (\(me.host)); this build's all-reduce needs every rank on one host (shm)")
+        }
+        let collective = try GroupCollective(
+            rank: spec.rank, own: region, members: members, vocabularies: split.shards.map(\.vocabulary),
+            layouts: layouts, timing: spec.timing)
+        return TensorParallelGroup(collective: collective, members: members, geometry: geometry, server: server)
     }
 }

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
 import LoomModel
+import LoomTensorParallel
 
 /// Engine throughput on synthetic prompts, shaped like llama-bench (pp512,
 /// tg128) and llama-batched-bench (-npp 128 -ntg 128 -npl 16) so the figures
 /// can be divided by theirs.
-struct BenchModelCommand: ParsableCommand {
+struct BenchModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Prefill, single-stream decode and 16-sequence decode throughput, and peak RSS.")
@@ -30,23 +31,42 @@ struct BenchModelCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
 
+    @Option(name: .long, help: "Ranks of a tensor-parallel group on this host: this process is rank 0 and starts the others, each with --threads threads (default: 1, one process).")
+    var tp: Int = 1
+
+    @Option(name: .long, help: "With --tp: all-reduces of one decode row timed after the runs, for the latency percentiles.")
+    var allReduceProbes: Int = 2000
+
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard prefillTokens >= 1, promptTokens >= 1, decodeTokens >= 1 else {
             throw ValidationError("--prefill-tokens, --prompt-tokens and --decode-tokens must be at least 1")
         }
         guard (1...64).contains(sequences) else { throw ValidationError("--sequences must be in 1...64") }
+        guard tp >= 1 else { throw ValidationError("--tp must be at least 1") }
+        guard allReduceProbes >= 1 else { throw ValidationError("--all-reduce-probes must be at least 1") }
     }
 
-    func run() throws {
-        let path = try options.modelPath()
+    func run() async throws {
+        let file = try GGUFFile(path: try options.modelPath())
+        let split = try TensorSplit(file: file, size: tp)
         let model = try Transformer(
-            path: path, threads: options.threads,
-            maxBatchTokens: max(prefillTokens, sequences), maxLogitRows: max(sequences, 1))
+            file: file, threads: options.threads,
+            maxBatchTokens: max(prefillTokens, sequences), maxLogitRows: max(sequences, 1), shard: split.shards[0])
         guard prefillTokens <= model.config.contextLength,
               promptTokens + decodeTokens <= model.config.contextLength else {
             throw ValidationError("the model's context is \(model.config.contextLength) tokens; ask for fewer")
         }
+        var group: LocalGroup?
+        if tp > 1 {
+            let layout = KVCacheLayout(config: model.config)
+            let blocks = max(layout.blocksNeeded(tokens: promptTokens + decodeTokens) * sequences, layout.blocksNeeded(tokens: prefillTokens))
+            let geometry = GroupGeometry(
+                kvBlocks: blocks, blockSize: layout.blockSize,
+                maxBatchTokens: model.maxBatchTokens, maxLogitRows: model.maxLogitRows)
+            group = try await LocalGroup.start(file: file, split: split, leader: model, threads: options.threads, geometry: geometry)
+        }
+        defer { group?.stop() }
         let bench = ModelBench(model: model)
         let prefill = measure("prefill \(prefillTokens) tokens") {
             try bench.prefill(tokens: prefillTokens)
@@ -57,9 +77,12 @@ struct BenchModelCommand: ParsableCommand {
         let batched = measure("\(sequences) sequences decoding \(decodeTokens) tokens each") {
             try bench.decode(prompt: promptTokens, tokens: decodeTokens, sequences: sequences)
         }
-        let result = BenchResult(
+        var result = BenchResult(
             prefillTokS: try prefill.get(), decodeTokS: try decode.get(),
             batch16DecodeTokS: try batched.get(), peakRSSMiB: peakResidentMiB())
+        if let group {
+            result.group = try GroupFigures(size: tp, threads: options.threads, latencies: group.group.collective.value.measureAllReduce(count: allReduceProbes))
+        }
         if json { print(result.json()) } else { print(result.table(sequences: sequences)) }
     }
 

@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import LoomEngine
 import LoomModel
+import LoomTensorParallel
 
-struct GenerateCommand: ParsableCommand {
+struct GenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate", abstract: "Generate text from a prompt, streaming it as it comes.")
 
@@ -43,6 +44,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Keep generating past end-of-generation tokens.")
     var ignoreEos = false
 
+    @Option(name: .long, help: "Ranks of a tensor-parallel group on this host: this process is rank 0 and starts the others, each with --threads threads (default: 1, one process).")
+    var tp: Int = 1
+
     func validate() throws {
         // The template writes its turn markers into the same text as the
         // message, so they could not be parsed while the message is not.
@@ -55,10 +59,13 @@ struct GenerateCommand: ParsableCommand {
         guard (0...1).contains(minP) else { throw ValidationError("--min-p must be in [0, 1]") }
         guard topK >= 0 else { throw ValidationError("--top-k must be 0 (off) or more") }
         guard repetitionPenalty > 0 else { throw ValidationError("--repetition-penalty must be positive") }
+        guard tp >= 1 else { throw ValidationError("--tp must be at least 1") }
     }
 
-    func run() throws {
-        let model = try LanguageModel(path: try options.modelPath(), threads: options.threads)
+    func run() async throws {
+        let file = try GGUFFile(path: try options.modelPath())
+        let split = try TensorSplit(file: file, size: tp)
+        let model = try LanguageModel(file: file, threads: options.threads, shard: split.shards[0])
         let ids: [TokenID]
         if chat {
             var messages: [ChatMessage] = []
@@ -72,6 +79,15 @@ struct GenerateCommand: ParsableCommand {
             temperature: temperature, topK: topK, topP: topP, minP: minP,
             repetitionPenalty: repetitionPenalty, frequencyPenalty: frequencyPenalty,
             presencePenalty: presencePenalty, seed: seed)
+        var group: LocalGroup?
+        if tp > 1 {
+            let transformer = model.transformer
+            let geometry = GroupGeometry(
+                kvBlocks: KVCacheLayout(config: transformer.config).blocksNeeded(tokens: ids.count + max(maxTokens, 1)),
+                blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: transformer.maxBatchTokens, maxLogitRows: transformer.maxLogitRows)
+            group = try await LocalGroup.start(file: file, split: split, leader: transformer, threads: options.threads, geometry: geometry)
+        }
+        defer { group?.stop() }
         var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)
         let result = try Generator(model: model.transformer).generate(
             prompt: ids, maxTokens: maxTokens, sampling: sampling,

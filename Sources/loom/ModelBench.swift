@@ -62,20 +62,47 @@ struct BenchResult {
     var decodeTokS: Double
     var batch16DecodeTokS: Double
     var peakRSSMiB: Double
+    var group: GroupFigures?
 
     func json() -> String {
         func f(_ v: Double) -> String { String(format: "%.2f", v) }
-        return "{\"prefill_tok_s\": \(f(prefillTokS)), \"decode_tok_s\": \(f(decodeTokS)), "
-            + "\"batch16_decode_tok_s\": \(f(batch16DecodeTokS)), \"peak_rss_mib\": \(f(peakRSSMiB))}"
+        var fields = "\"prefill_tok_s\": \(f(prefillTokS)), \"decode_tok_s\": \(f(decodeTokS)), "
+            + "\"batch16_decode_tok_s\": \(f(batch16DecodeTokS)), \"peak_rss_mib\": \(f(peakRSSMiB))"
+        if let group {
+            fields += ", \"tp\": \(group.size), \"threads_per_rank\": \(group.threads), "
+                + "\"allreduce_p50_us\": \(f(group.p50)), \"allreduce_p99_us\": \(f(group.p99))"
+        }
+        return "{\(fields)}"
     }
 
     func table(sequences: Int) -> String {
         func f(_ v: Double) -> String { String(format: "%10.1f", v) }
-        return """
+        var lines = """
             prefill            \(f(prefillTokS)) tok/s
             decode             \(f(decodeTokS)) tok/s
             decode x\(sequences)\(String(repeating: " ", count: max(0, 10 - String(sequences).count)))\(f(batch16DecodeTokS)) tok/s
-            peak RSS           \(f(peakRSSMiB)) MiB
+            peak RSS           \(f(peakRSSMiB)) MiB (rank 0)
             """
+        if let group {
+            lines += "\nall-reduce, 1 row  \(f(group.p50)) µs p50, \(String(format: "%.1f", group.p99)) µs p99 (\(group.size) ranks × \(group.threads) threads)"
+        }
+        return lines
+    }
+}
+
+/// What a tensor-parallel run adds: the group's shape and the latency of
+/// one decode row's all-reduce, in µs.
+struct GroupFigures {
+    var size: Int
+    var threads: Int
+    var p50: Double
+    var p99: Double
+
+    init(size: Int, threads: Int, latencies: [Duration]) {
+        let sorted = latencies.map { $0.seconds * 1e6 }.sorted()
+        self.size = size
+        self.threads = threads
+        p50 = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+        p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
     }
 }

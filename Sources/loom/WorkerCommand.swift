@@ -7,6 +7,7 @@ import LoomHTTP
 import LoomModel
 import LoomPeer
 import LoomProtocol
+import LoomTensorParallel
 import LoomWire
 import LoomWorker
 import ServiceLifecycle
@@ -16,6 +17,8 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker", abstract: "Run one worker of a Loom cluster: the engine, served over Loom's RPC to a router.")
 
     @OptionGroup var member: MemberOptions
+
+    @OptionGroup(title: "Tensor parallel") var tensorParallel: TensorParallelOptions
 
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int?
@@ -49,7 +52,17 @@ struct WorkerCommand: AsyncParsableCommand {
     var fabricProvider: String?
 
     func validate() throws {
-        _ = try settings()
+        if let group = try tensorParallel.spec(), group.rank > 0 {
+            // A follower rank serves no one: it needs the model and its group.
+            guard threads.map({ $0 >= 1 }) ?? true else { throw ValidationError("--threads must be at least 1") }
+            return
+        }
+        let settings = try settings()
+        if try tensorParallel.spec() != nil {
+            guard settings.worker.role == .mixed, settings.stores.nodes.isEmpty else {
+                throw ValidationError("a tensor-parallel worker (--tp-size above 1) runs as --role mixed without --kvstore in this build: its KV lives in every rank, and moving it between workers or to a store is not built yet")
+            }
+        }
         try Limits.checkForCommandLine(leaseSeconds, in: Limits.leaseSeconds, "--lease-seconds")
         try Limits.checkForCommandLine(drainSeconds, in: Limits.drainSeconds, "--drain-seconds")
     }
@@ -97,11 +110,31 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "loom.worker.\(member.name)")
         logger.logLevel = .info
+        let group = try tensorParallel.spec()
+        if let group, group.rank > 0 {
+            let path: String
+            do { path = try ModelLocator.resolve(member.model) } catch let error as GGUFError { throw ValidationError(error.message) }
+            return try await FollowerProcess.run(group, modelPath: path, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        }
         let (settings, routerAddress, configuredModel, stores) = try settings()
         let path: String
         do { path = try ModelLocator.resolve(configuredModel) } catch let error as GGUFError { throw ValidationError(error.message) }
         let tokenBudget = Limits.stepTokenBudget
-        let model = try LanguageModel(path: path, threads: settings.threads, maxBatchTokens: tokenBudget)
+        let file = try GGUFFile(path: path)
+        let split = try group.map { try TensorSplit(file: file, size: $0.size) }
+        let model = try LanguageModel(file: file, threads: settings.threads, maxBatchTokens: tokenBudget, shard: split?.shards[0])
+        var formed: TensorParallelGroup?
+        // The followers' loops end with the leader's.
+        defer { formed?.collective.value.stop() }
+        if let group, let split {
+            let geometry = GroupGeometry(kvBlocks: settings.kvBlocks, blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: tokenBudget, maxLogitRows: model.transformer.maxLogitRows)
+            let leader = try await GroupLeader.listen(group, file: file, split: split, geometry: geometry)
+            announce("loom worker: \(settings.name) leads a tensor-parallel group of \(group.size); ranks join at \(leader.address.hostPort)")
+            let joined = try await leader.form()
+            model.transformer.collective = joined.collective.value
+            formed = joined
+            announce("loom worker: \(settings.name): \(group.size) ranks joined (pids \(joined.members.map { "\($0.pid)" }.joined(separator: ", ")))")
+        }
         let modelName = ServedModel.defaultName(path: path)
         let scheduler = SchedulerConfiguration(
             blockCount: settings.kvBlocks, tokenBudget: tokenBudget, maxRunning: settings.maxRunning,

@@ -12,17 +12,20 @@ final class InProcessGroup {
     let leader: Transformer
     let leaderGroup: TensorParallelGroup
     private var followers: [(group: TensorParallelGroup, done: DispatchSemaphore)] = []
+    /// The other ranks' models, to look at once `stop()` returned.
+    private(set) var followerModels: [Transformer] = []
     let failures = FollowerFailures()
 
     static func start(path: String, size: Int, maxBatchTokens: Int = 64, kvBlocks: Int = 16, threads: Int = 1) async throws -> InProcessGroup {
         let file = try GGUFFile(path: path)
         let split = try TensorSplit(file: file, size: size)
         let leader = try Transformer(file: file, threads: threads, maxBatchTokens: maxBatchTokens, shard: split.shards[0])
-        let address = RPCAddress.tcp(host: "127.0.0.1", port: freePort())
         let geometry = GroupGeometry(kvBlocks: kvBlocks, blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: maxBatchTokens, maxLogitRows: leader.maxLogitRows)
         let spin = GroupTiming(spin: .microseconds(20))
-        async let leaderGroup = TensorParallelGroup.form(
-            GroupSpec(size: size, rank: 0, leader: address, joinTimeout: .seconds(20), timing: spin), file: file, split: split, geometry: geometry)
+        let leaderRank = try await GroupLeader.listen(
+            GroupSpec(size: size, rank: 0, leader: .tcp(host: "127.0.0.1", port: 0), joinTimeout: .seconds(20), timing: spin), file: file, split: split, geometry: geometry)
+        let address = leaderRank.address
+        async let leaderGroup = leaderRank.form()
         // Every rank's join waits for the whole group, so they join at once.
         let joined = try await withThrowingTaskGroup(of: (Int, TensorParallelGroup).self) { tasks in
             for rank in 1..<size {
@@ -50,6 +53,7 @@ final class InProcessGroup {
     private func startFollower(_ follower: FollowerRank, group: TensorParallelGroup) {
         let done = DispatchSemaphore(value: 0)
         let failures = failures
+        followerModels.append(follower.model)
         let box = UncheckedBox(follower)
         let thread = Thread {
             do { try box.value.run() } catch { failures.record("\(error)") }

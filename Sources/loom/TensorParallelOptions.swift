@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import LoomTensorParallel
+import LoomWire
+
+/// Where this process stands in a tensor-parallel group: from the flags,
+/// or on Kubernetes from a LeaderWorkerSet's environment.
+struct TensorParallelOptions: ParsableArguments {
+    static let defaultPort = 7071
+
+    @Option(name: .long, help: "Ranks in this worker's tensor-parallel group (default: 1, or $LWS_GROUP_SIZE).")
+    var tpSize: Int?
+
+    @Option(name: .long, help: "This process's rank: 0 is the worker the router sees; the others compute their shard of its steps (default: 0, or $LWS_WORKER_INDEX).")
+    var tpRank: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "The group's addresses in rank order; every rank joins the first, where rank 0 listens (default: $LWS_LEADER_ADDRESS:\(defaultPort)).",
+        valueName: "host:port,..."))
+    var tpPeers: String?
+
+    @Option(name: .long, help: "Seconds the ranks wait for each other at start-up before giving up.")
+    var tpJoinSeconds: Int = 60
+
+    /// The group, or nil for a worker of one process.
+    func spec(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GroupSpec? {
+        let lws = Self.lws(environment)
+        let size = tpSize ?? lws?.size ?? 1
+        let rank = tpRank ?? lws?.rank ?? 0
+        guard size > 1 || rank > 0 else {
+            if tpPeers != nil { throw ValidationError("--tp-peers needs --tp-size of 2 or more") }
+            return nil
+        }
+        guard size >= 2 else { throw ValidationError("--tp-size must be at least 2 for a group (got \(size))") }
+        guard (0..<size).contains(rank) else { throw ValidationError("--tp-rank must be in 0..<\(size) (got \(rank))") }
+        guard (1...3600).contains(tpJoinSeconds) else { throw ValidationError("--tp-join-seconds must be in 1...3600") }
+        let peers = try tpPeers.map(Self.parse) ?? lws.map { [$0.leader] }
+        guard let peers, let leader = peers.first else {
+            throw ValidationError("--tp-peers is needed with --tp-size \(size): the leader's host:port first (or run under a LeaderWorkerSet, which sets LWS_LEADER_ADDRESS)")
+        }
+        guard peers.count == 1 || peers.count == size else {
+            throw ValidationError("--tp-peers lists \(peers.count) addresses for a group of \(size); give the leader's alone, or one per rank")
+        }
+        return GroupSpec(size: size, rank: rank, leader: leader, joinTimeout: .seconds(tpJoinSeconds))
+    }
+
+    static func parse(_ list: String) throws -> [RPCAddress] {
+        try list.split(separator: ",").map { entry in
+            guard let address = RPCAddress(hostPort: String(entry.trimmingCharacters(in: .whitespaces))) else {
+                throw ValidationError("--tp-peers: '\(entry)' is not host:port")
+            }
+            return address
+        }
+    }
+
+    /// A LeaderWorkerSet's group: its size, this pod's index, and the
+    /// leader's address (a name, without a port).
+    static func lws(_ environment: [String: String]) -> (size: Int, rank: Int, leader: RPCAddress)? {
+        guard let size = environment["LWS_GROUP_SIZE"].flatMap(Int.init),
+              let rank = environment["LWS_WORKER_INDEX"].flatMap(Int.init),
+              let leader = environment["LWS_LEADER_ADDRESS"], !leader.isEmpty else { return nil }
+        return (size, rank, RPCAddress(hostPort: leader) ?? .tcp(host: leader, port: defaultPort))
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import LoomModel
+import LoomTensorParallel
+import LoomWire
+
+/// A rank other than the leader, as a process: joins the group, loads its
+/// shard at the leader's sizes, and runs the leader's steps until the
+/// leader stops the group (exit 0) or the group breaks (exit 1).
+enum FollowerProcess {
+    static func run(_ spec: GroupSpec, modelPath: String, threads: Int) async throws {
+        let file = try GGUFFile(path: modelPath)
+        let split = try TensorSplit(file: file, size: spec.size)
+        let group = try await TensorParallelGroup.form(spec, file: file, split: split)
+        let g = group.geometry
+        let model = try Transformer(
+            file: file, threads: threads, maxBatchTokens: g.maxBatchTokens, maxLogitRows: g.maxLogitRows, shard: split.shards[spec.rank])
+        announce("loom worker: tensor-parallel rank \(spec.rank) of \(spec.size) joined \(spec.leader.hostPort) (pid \(getpid())); \(split.shards[spec.rank])")
+        let follower = UncheckedSendable(FollowerRank(model: model, group: group))
+        let steps = try await onThread { try follower.value.run() }
+        announce("loom worker: rank \(spec.rank) stopped by its leader after \(steps) steps")
+    }
+}
+
+/// Runs blocking work on a thread of its own, off the concurrency pool
+/// (a rank's compute waits on its peers by spinning and sleeping).
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// `@unchecked Sendable`: carries a value to the one thread that uses it
+/// from then on (the hand-over is the thread's start).
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// A group for one run of `loom generate` or `loom bench model`: rank 0 in
+/// this process, ranks 1..<N as `loom worker --tp-rank` children on this
+/// host, which exit when it stops them or dies.
+final class LocalGroup {
+    let group: TensorParallelGroup
+    private let children: [Process]
+
+    static func start(file: GGUFFile, split: TensorSplit, leader model: Transformer, threads: Int, geometry: GroupGeometry) async throws -> LocalGroup {
+        let size = split.shards.count
+        let leader = try await GroupLeader.listen(
+            GroupSpec(size: size, rank: 0, leader: .tcp(host: "127.0.0.1", port: 0)), file: file, split: split, geometry: geometry)
+        let children = try (1..<size).map { rank in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: UpCommand.executablePath)
+            process.arguments = [
+                "worker", "--name", "tp-rank-\(rank)", "--model", file.path, "--threads", "\(threads)",
+                "--tp-size", "\(size)", "--tp-rank", "\(rank)", "--tp-peers", leader.address.hostPort,
+            ]
+            process.standardOutput = FileHandle.standardError
+            try process.run()
+            return process
+        }
+        do {
+            let group = try await formWatching(children, leader: leader)
+            model.collective = group.collective.value
+            stderr("tensor parallel: \(size) ranks joined (pids \(group.members.map { "\($0.pid)" }.joined(separator: ", ")))")
+            return LocalGroup(group: group, children: children)
+        } catch {
+            for child in children where child.isRunning { child.terminate() }
+            throw error
+        }
+    }
+
+    /// Forms the group, failing as soon as a child exits instead of
+    /// waiting out the join timeout.
+    private static func formWatching(_ children: [Process], leader: GroupLeader) async throws -> TensorParallelGroup {
+        let watched = UncheckedSendable(children)
+        return try await withThrowingTaskGroup(of: TensorParallelGroup?.self) { tasks in
+            tasks.addTask { try await leader.form() }
+            tasks.addTask {
+                while true {
+                    try await Task.sleep(for: .milliseconds(100))
+                    if let (rank, child) = watched.value.enumerated().first(where: { !$0.element.isRunning }) {
+                        throw TensorParallelError(.joinTimeout, "rank \(rank + 1) (pid \(child.processIdentifier)) exited with status \(child.terminationStatus) before the group formed; its error is above")
+                    }
+                }
+            }
+            defer { tasks.cancelAll() }
+            return try await tasks.next()!!
+        }
+    }
+
+    private init(group: TensorParallelGroup, children: [Process]) {
+        self.group = group
+        self.children = children
+    }
+
+    /// Ends the followers' loops and waits (briefly) for them to exit.
+    func stop() {
+        group.collective.value.stop()
+        let deadline = Date().addingTimeInterval(5)
+        for child in children {
+            while child.isRunning && Date() < deadline { usleep(10_000) }
+            if child.isRunning { child.terminate() }
+        }
+    }
+}
