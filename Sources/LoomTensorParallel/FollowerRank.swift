@@ -24,6 +24,9 @@ public final class FollowerRank {
 
     deinit { memory.deallocate() }
 
+    /// Time spent waiting on the other ranks inside steps.
+    public var waited: Duration { collective.waited }
+
     /// Runs passes until the leader stops; returns how many ran.
     @discardableResult
     public func run() throws -> Int {

@@ -19,11 +19,14 @@ public final class GroupCollective: Collective {
     let peers: [UnsafeMutableRawBufferPointer?]
     let layouts: [GroupRegionLayout]
     let vocabularies: [Range<Int>]
-    let timing: GroupTiming
+    let spin: Duration
     private var sent: [UInt32]
     private var received: [UInt32]
     private var rounds = 0
     private var broken: TensorParallelError?
+    /// Time this rank spent waiting on its peers (in-step waits only, not
+    /// a follower's wait for the next step): what the group costs it.
+    public private(set) var waited: Duration = .zero
 
     public var size: Int { members.count }
     var layout: GroupRegionLayout { layouts[rank] }
@@ -31,13 +34,13 @@ public final class GroupCollective: Collective {
 
     /// `own` is this rank's registered region, laid out by `layouts[rank]`;
     /// the peers' regions are mapped from `members`' descriptors.
-    public init(rank: Int, own: RegisteredRegion, members: [GroupMember], vocabularies: [Range<Int>], layouts: [GroupRegionLayout], timing: GroupTiming = .init()) throws {
+    public init(rank: Int, own: RegisteredRegion, members: [GroupMember], vocabularies: [Range<Int>], layouts: [GroupRegionLayout], spin: Duration) throws {
         self.rank = rank
         self.own = own
         self.members = members
         self.layouts = layouts
         self.vocabularies = vocabularies
-        self.timing = timing
+        self.spin = spin
         sent = Array(repeating: 0, count: members.count)
         received = Array(repeating: 0, count: members.count)
         peers = try members.map { member in
@@ -192,8 +195,9 @@ public final class GroupCollective: Collective {
         received[source] &+= 1
         let member = members[source]
         let clock = ContinuousClock(), start = clock.now
+        defer { if deadline != nil { waited += clock.now - start } }
         do {
-            try ArrivalWords(base: base, layout: layout).wait(from: source, count: received[source], spin: timing.spin) {
+            try ArrivalWords(base: base, layout: layout).wait(from: source, count: received[source], spin: spin) {
                 if !Self.isAlive(member.pid) {
                     throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) exited while rank \(rank) waited for \(what); restart the group")
                 }
@@ -225,10 +229,19 @@ public final class GroupCollective: Collective {
 /// wait on a peer before the group gives up on it.
 public struct GroupTiming: Sendable {
     public static let stepDeadline: Duration = .seconds(30)
-    public var spin: Duration
+    /// nil: decided once the group knows how many ranks share this host.
+    public var spin: Duration?
 
-    public init(spin: Duration = .microseconds(50)) {
+    public init(spin: Duration? = nil) {
         self.spin = spin
+    }
+
+    /// With a core for every thread of every rank here, a waiting rank
+    /// spins for as long as a layer takes (a futex wake-up costs tens of
+    /// µs, paid at every one of a step's all-reduces); with fewer, it
+    /// sleeps soon, or it would take the core the rank it waits for needs.
+    static func spin(ranksHere: Int, threadsPerRank: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> Duration {
+        ranksHere * threadsPerRank <= cores ? .milliseconds(2) : .microseconds(20)
     }
 }
 

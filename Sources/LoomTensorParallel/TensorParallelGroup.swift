@@ -13,13 +13,16 @@ public struct GroupSpec: Sendable {
     /// `LWS_LEADER_ADDRESS`).
     public var leader: RPCAddress
     public var joinTimeout: Duration
+    /// Compute threads of each rank, for how long a waiting rank may spin.
+    public var threads: Int
     public var timing: GroupTiming
 
-    public init(size: Int, rank: Int, leader: RPCAddress, joinTimeout: Duration = .seconds(60), timing: GroupTiming = .init()) {
+    public init(size: Int, rank: Int, leader: RPCAddress, joinTimeout: Duration = .seconds(60), threads: Int = 1, timing: GroupTiming = .init()) {
         self.size = size
         self.rank = rank
         self.leader = leader
         self.joinTimeout = joinTimeout
+        self.threads = threads
         self.timing = timing
     }
 }
@@ -224,7 +227,8 @@ struct PendingRank: Sendable {
         }
         let collective = try GroupCollective(
             rank: spec.rank, own: region, members: members, vocabularies: split.shards.map(\.vocabulary),
-            layouts: layouts, timing: spec.timing)
+            layouts: layouts,
+            spin: spec.timing.spin ?? GroupTiming.spin(ranksHere: members.filter { $0.hostID == me.hostID }.count, threadsPerRank: spec.threads))
         return TensorParallelGroup(collective: collective, members: members, geometry: geometry, server: server)
     }
 }

@@ -66,7 +66,10 @@ struct BenchModelCommand: AsyncParsableCommand {
                 maxBatchTokens: model.maxBatchTokens, maxLogitRows: model.maxLogitRows)
             group = try await LocalGroup.start(file: file, split: split, leader: model, threads: options.threads, geometry: geometry)
         }
-        defer { group?.stop() }
+        defer {
+            if let group { stderr("tensor parallel: rank 0 waited \(group.group.collective.value.waited) on its peers within steps") }
+            group?.stop()
+        }
         let bench = ModelBench(model: model)
         let prefill = measure("prefill \(prefillTokens) tokens") {
             try bench.prefill(tokens: prefillTokens)

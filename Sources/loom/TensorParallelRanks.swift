@@ -8,6 +8,8 @@ import LoomWire
 /// leader stops the group (exit 0) or the group breaks (exit 1).
 enum FollowerProcess {
     static func run(_ spec: GroupSpec, modelPath: String, threads: Int) async throws {
+        var spec = spec
+        spec.threads = threads
         let file = try GGUFFile(path: modelPath)
         let split = try TensorSplit(file: file, size: spec.size)
         let group = try await TensorParallelGroup.form(spec, file: file, split: split)
@@ -17,7 +19,8 @@ enum FollowerProcess {
         announce("loom worker: tensor-parallel rank \(spec.rank) of \(spec.size) joined \(spec.leader.hostPort) (pid \(getpid())); \(split.shards[spec.rank])")
         let follower = UncheckedSendable(FollowerRank(model: model, group: group))
         let steps = try await onThread { try follower.value.run() }
-        announce("loom worker: rank \(spec.rank) stopped by its leader after \(steps) steps")
+        let waited = follower.value.waited
+        announce("loom worker: rank \(spec.rank) stopped by its leader after \(steps) steps; waited \(waited) on its peers within steps")
     }
 }
 
@@ -46,7 +49,7 @@ final class LocalGroup {
     static func start(file: GGUFFile, split: TensorSplit, leader model: Transformer, threads: Int, geometry: GroupGeometry) async throws -> LocalGroup {
         let size = split.shards.count
         let leader = try await GroupLeader.listen(
-            GroupSpec(size: size, rank: 0, leader: .tcp(host: "127.0.0.1", port: 0)), file: file, split: split, geometry: geometry)
+            GroupSpec(size: size, rank: 0, leader: .tcp(host: "127.0.0.1", port: 0), threads: threads), file: file, split: split, geometry: geometry)
         let children = try (1..<size).map { rank in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: UpCommand.executablePath)

@@ -126,7 +126,8 @@ struct WorkerCommand: AsyncParsableCommand {
         var formed: TensorParallelGroup?
         // The followers' loops end with the leader's.
         defer { formed?.collective.value.stop() }
-        if let group, let split {
+        if var group, let split {
+            group.threads = settings.threads
             let geometry = GroupGeometry(kvBlocks: settings.kvBlocks, blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: tokenBudget, maxLogitRows: model.transformer.maxLogitRows)
             let leader = try await GroupLeader.listen(group, file: file, split: split, geometry: geometry)
             announce("loom worker: \(settings.name) leads a tensor-parallel group of \(group.size); ranks join at \(leader.address.hostPort)")
