@@ -38,6 +38,15 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
         public var kvBlocksPublished: Int
         public var kvBlocksPublishDropped: Int
         public var kvBlocksFetched: Int
+        /// A tensor-parallel worker's ranks (rank 0 is the row itself);
+        /// empty for a worker of one process. The group is healthy as one.
+        public var ranks: [Rank]
+    }
+
+    public struct Rank: Codable, Sendable, Equatable {
+        public var rank: Int
+        public var pid: Int
+        public var host: String
     }
 
     public var workers: [Worker]
@@ -66,7 +75,8 @@ extension ClusterState {
                     fabricWrites: Int(clamping: reported?.fabricWrites ?? 0),
                     kvBlocksPublished: Int(clamping: reported?.kvBlocksPublished ?? 0),
                     kvBlocksPublishDropped: Int(clamping: reported?.kvBlocksPublishDropped ?? 0),
-                    kvBlocksFetched: Int(clamping: reported?.kvBlocksFetched ?? 0))
+                    kvBlocksFetched: Int(clamping: reported?.kvBlocksFetched ?? 0),
+                    ranks: (state.ranks[w.id] ?? []).map { ClusterStatus.Rank(rank: Int($0.rank), pid: Int($0.pid), host: $0.host) })
             }
             return ClusterStatus(
                 workers: workers, prefixIndexBlocks: state.index.distinctBlocks, prefixIndexEntries: state.index.entryCount,

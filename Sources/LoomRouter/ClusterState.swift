@@ -57,6 +57,8 @@ public final class ClusterState: Sendable {
         var inFlight: [WorkerID: Int] = [:]
         /// Per worker, the KV-transfer totals it last reported.
         var reported: [WorkerID: Loom_Cluster_Load] = [:]
+        /// Per tensor-parallel worker, its ranks as it registered them.
+        var ranks: [WorkerID: [Loom_Cluster_GroupRank]] = [:]
         var decisions: [String: Int] = [:]
         /// Prefixes pinned in the store through this router, until they expire.
         var pins: [PinRecord] = []
@@ -99,6 +101,7 @@ public final class ClusterState: Sendable {
             state.index.replace(id, with: Set(request.cachedHashes.map(BlockHash.init(rawValue:))))
             state.storeDisk[id] = role == .kvstore ? Set(request.diskOnlyHashes.map(BlockHash.init(rawValue:))) : nil
             state.reported[id] = request.load
+            state.ranks[id] = request.ranks.isEmpty ? nil : request.ranks
         }
         var response = Loom_Cluster_RegisterResponse()
         response.heartbeatIntervalMs = UInt32(clamping: settings.heartbeatInterval.wholeMilliseconds)
@@ -140,6 +143,7 @@ public final class ClusterState: Sendable {
             guard let gone = state.membership.remove(id, epoch: request.epoch) else { return nil }
             state.index.remove(id)
             state.reported[id] = nil
+            state.ranks[id] = nil
             state.storeDisk[id] = nil
             return gone.rpcAddress
         }

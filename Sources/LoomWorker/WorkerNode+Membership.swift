@@ -8,11 +8,14 @@ public struct WorkerMembership: ClusterMember {
     public let worker: WorkerNode
     public let blockSize: Int
     public let modelName: String
+    /// A tensor-parallel worker's ranks, itself first.
+    public let ranks: [Loom_Cluster_GroupRank]
 
-    public init(worker: WorkerNode, blockSize: Int, modelName: String) {
+    public init(worker: WorkerNode, blockSize: Int, modelName: String, ranks: [Loom_Cluster_GroupRank] = []) {
         self.worker = worker
         self.blockSize = blockSize
         self.modelName = modelName
+        self.ranks = ranks
     }
 
     public var memberName: String { worker.configuration.name }
@@ -32,6 +35,7 @@ public struct WorkerMembership: ClusterMember {
         request.modelName = modelName
         request.cachedHashes = worker.engine.cachedHashesResettingEvents().map(\.rawValue)
         request.load = worker.load
+        request.ranks = ranks
         return request
     }
 

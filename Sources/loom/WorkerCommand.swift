@@ -134,6 +134,10 @@ struct WorkerCommand: AsyncParsableCommand {
             let joined = try await leader.form()
             model.transformer.collective = joined.collective.value
             formed = joined
+            GroupWatchdog.start(joined.members, watchedBy: 0) { dead in
+                FileHandle.standardError.write(Data("loom worker: \(settings.name): rank \(dead.rank) (pid \(dead.pid) on \(dead.host)) is gone; the group cannot compute without it, so this worker stops (restart the group whole)\n".utf8))
+                Foundation.exit(1)
+            }
             announce("loom worker: \(settings.name): \(group.size) ranks joined (pids \(joined.members.map { "\($0.pid)" }.joined(separator: ", ")))")
         }
         let modelName = ServedModel.defaultName(path: path)
@@ -150,16 +154,23 @@ struct WorkerCommand: AsyncParsableCommand {
         let worker = try WorkerNode(model: model, scheduler: scheduler, configuration: configuration, epoch: epoch)
         // The HELLO offers the worker's fabric endpoint, if it has one.
         rpc.offers = worker.rpcConfiguration.offers
-        try await serve(worker, rpc: rpc, router: routerAddress, modelName: modelName, logger: logger)
+        let ranks = (formed?.members ?? []).map { member in
+            var rank = Loom_Cluster_GroupRank()
+            rank.rank = UInt32(member.rank)
+            rank.pid = member.pid
+            rank.host = member.host
+            return rank
+        }
+        try await serve(worker, rpc: rpc, router: routerAddress, modelName: modelName, ranks: ranks, logger: logger)
     }
 
-    private func serve(_ worker: WorkerNode, rpc: RPCConfiguration, router: RPCAddress, modelName: String, logger: Logger) async throws {
+    private func serve(_ worker: WorkerNode, rpc: RPCConfiguration, router: RPCAddress, modelName: String, ranks: [Loom_Cluster_GroupRank], logger: Logger) async throws {
         let c = worker.configuration
         let server = try await RPCServer.bind(.tcp(host: c.host, port: c.port), services: worker.services, configuration: rpc)
         guard case .tcp(_, let boundPort) = server.localAddress else { return }
         worker.advertise(port: boundPort)
         let link = RouterLink(
-            router: router, member: WorkerMembership(worker: worker, blockSize: KVCacheLayout.defaultBlockSize, modelName: modelName), logger: logger)
+            router: router, member: WorkerMembership(worker: worker, blockSize: KVCacheLayout.defaultBlockSize, modelName: modelName, ranks: ranks), logger: logger)
         announce("loom worker: \(c.name) role=\(c.role.rawValue) listening on \(c.host):\(boundPort) router=\(router.hostPort)")
         let service = WorkerService(node: worker, server: server, link: link, drainTimeout: .seconds(drainSeconds), logger: logger)
         // SIGTERM and SIGINT drain; the group's logger says when.

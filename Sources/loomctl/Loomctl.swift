@@ -63,9 +63,12 @@ struct StatusTable {
 
     var text: String {
         let header = ["MEMBER", "ROLE", "ADDRESS", "PID", "HEALTH", "RUN", "WAIT", "KV USED", "KV SENT", "KV RECV", "HEARTBEAT"]
-        let rows = status.workers.map { w in
-            [w.id, w.role, w.address, "\(w.pid)", !w.healthy ? "dead" : w.draining ? "draining" : "ok", "\(w.running)", "\(w.waiting)",
-             "\(w.kvBlocksUsed)/\(w.kvBlocksTotal)", "\(w.kvBlocksSent)", "\(w.kvBlocksReceived)", "\(w.heartbeatAgeMs) ms"]
+        let rows = status.workers.flatMap { w in
+            let health = !w.healthy ? "dead" : w.draining ? "draining" : "ok"
+            // A tensor-parallel worker is one row, then a row per rank.
+            let ranks = w.ranks.map { ["  rank \($0.rank)", "", $0.host, "\($0.pid)", health, "", "", "", "", "", ""] }
+            return [[w.id, w.role + (w.ranks.isEmpty ? "" : " tp=\(w.ranks.count)"), w.address, "\(w.pid)", health, "\(w.running)", "\(w.waiting)",
+                     "\(w.kvBlocksUsed)/\(w.kvBlocksTotal)", "\(w.kvBlocksSent)", "\(w.kvBlocksReceived)", "\(w.heartbeatAgeMs) ms"]] + ranks
         }
         let lines = Columns.aligned(header, rows)
         let hit = Columns.percent(status.prefixHitRate)

@@ -606,11 +606,31 @@ public nonisolated struct Loom_Cluster_RegisterRequest: Sendable {
   /// Of cached_hashes, those a store node holds on disk only.
   public var diskOnlyHashes: [UInt64] = []
 
+  /// A tensor-parallel worker's ranks, the registering leader (rank 0)
+  /// first; empty for a worker of one process.
+  public var ranks: [Loom_Cluster_GroupRank] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _load: Loom_Cluster_Load? = nil
+}
+
+public nonisolated struct Loom_Cluster_GroupRank: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rank: UInt32 = 0
+
+  public var pid: Int32 = 0
+
+  public var host: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Loom_Cluster_RegisterResponse: Sendable {
@@ -1616,7 +1636,7 @@ nonisolated extension Loom_Cluster_CacheEvent: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}role\0\u{3}rpc_host\0\u{3}rpc_port\0\u{1}pid\0\u{1}epoch\0\u{3}block_count\0\u{3}block_size\0\u{3}model_name\0\u{3}cached_hashes\0\u{1}load\0\u{3}disk_only_hashes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}role\0\u{3}rpc_host\0\u{3}rpc_port\0\u{1}pid\0\u{1}epoch\0\u{3}block_count\0\u{3}block_size\0\u{3}model_name\0\u{3}cached_hashes\0\u{1}load\0\u{3}disk_only_hashes\0\u{1}ranks\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1636,6 +1656,7 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
       case 10: try { try decoder.decodeRepeatedFixed64Field(value: &self.cachedHashes) }()
       case 11: try { try decoder.decodeSingularMessageField(value: &self._load) }()
       case 12: try { try decoder.decodeRepeatedFixed64Field(value: &self.diskOnlyHashes) }()
+      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.ranks) }()
       default: break
       }
     }
@@ -1682,6 +1703,9 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
     if !self.diskOnlyHashes.isEmpty {
       try visitor.visitPackedFixed64Field(value: self.diskOnlyHashes, fieldNumber: 12)
     }
+    if !self.ranks.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ranks, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1698,6 +1722,47 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
     if lhs.cachedHashes != rhs.cachedHashes {return false}
     if lhs._load != rhs._load {return false}
     if lhs.diskOnlyHashes != rhs.diskOnlyHashes {return false}
+    if lhs.ranks != rhs.ranks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Cluster_GroupRank: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GroupRank"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}pid\0\u{1}host\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.host) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.rank != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rank, fieldNumber: 1)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularInt32Field(value: self.pid, fieldNumber: 2)
+    }
+    if !self.host.isEmpty {
+      try visitor.visitSingularStringField(value: self.host, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Cluster_GroupRank, rhs: Loom_Cluster_GroupRank) -> Bool {
+    if lhs.rank != rhs.rank {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.host != rhs.host {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

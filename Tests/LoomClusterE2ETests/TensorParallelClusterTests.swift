@@ -1,0 +1,81 @@
+import Foundation
+import LoomTesting
+import Testing
+
+/// A tensor-parallel worker in a cluster: rank 0 registered with the
+/// router and a rank started by hand beside it, real processes over shm.
+@Suite(.serialized) struct TensorParallelClusterTests {
+    /// Starts `name` as the leader of a group of 2 and its rank 1.
+    func startGroup(_ cluster: ClusterHarness, _ name: String, port: Int) throws -> (leader: LoomChild, rank: LoomChild) {
+        let peers = ["--tp-size", "2", "--tp-peers", "127.0.0.1:\(port)", "--tp-join-seconds", "30"]
+        let leader = try cluster.startWorker(name, role: "mixed", extra: peers)
+        #expect(leader.announcement.contains("leads a tensor-parallel group of 2"), "\(leader.announcement)")
+        let rank = try LoomChild("\(name)-1", ["worker", "--model", cluster.model, "--name", "\(name)-1", "--threads", "1", "--tp-rank", "1"] + peers)
+        cluster.workers["\(name)-1"] = rank
+        return (leader, rank)
+    }
+
+    @Test func aGroupServesAsOneWorkerWithItsRanksListed() async throws {
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        try cluster.startRouter()
+        let (leader, rank) = try startGroup(cluster, "tp-0", port: freePort())
+        try await cluster.waitUntilHealthy(["tp-0"])
+        let status = try await cluster.status()
+        let ranks = try #require(cluster.worker("tp-0", in: status)?["ranks"] as? [[String: Any]])
+        #expect(ranks.map { $0["rank"] as? Int } == [0, 1])
+        #expect(ranks.map { $0["pid"] as? Int } == [Int(leader.process.processIdentifier), Int(rank.process.processIdentifier)])
+        let table = try Tool.run(BuiltExecutable.url("loomctl").path, ["--router", cluster.httpURL.absoluteString, "status"]).output
+        #expect(table.contains("mixed tp=2") && table.contains("  rank 1"), "\(table)")
+
+        var request = body(chat("What is the capital of France?"), maxTokens: 12)
+        request["logprobs"] = true
+        request["top_logprobs"] = 2
+        let (code, object) = try await cluster.post("v1/chat/completions", request)
+        #expect(code == 200, "\(object)\n\(cluster.logs)")
+        let choice = try #require((object["choices"] as? [[String: Any]])?.first)
+        #expect(((choice["message"] as? [String: Any])?["content"] as? String)?.contains("Paris") == true, "\(object)")
+        let content = try #require((choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+        #expect(content.count == ((object["usage"] as? [String: Any])?["completion_tokens"] as? Int))
+        #expect(content.allSatisfy { ($0["top_logprobs"] as? [Any])?.count == 2 })
+    }
+
+    /// A rank killed under load: the group stops, the router sees it go
+    /// within the heartbeat timeout and moves its requests to the other
+    /// worker from the tokens already streamed; then the group comes back
+    /// when restarted whole.
+    @Test func aRankKilledUnderLoadLosesNoRequestAndTheGroupRestartsWhole() async throws {
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        try cluster.startRouter()
+        let port = freePort()
+        let (leader, rank) = try startGroup(cluster, "tp-0", port: port)
+        try cluster.startWorker("solo", role: "mixed")
+        try await cluster.waitUntilHealthy(["tp-0", "solo"])
+        let questions = ["Name a river in France.", "Name a city in Peru.", "Name a lake in Kenya.", "Name a mountain in Chile.", "Name a sea.", "Name a desert."]
+        let requests = questions.map { question in
+            Task { try await cluster.complete(body(chat(question), maxTokens: 48)) }
+        }
+        _ = try await cluster.waitForStatus("tp-0 decoding") { s in
+            let w = cluster.worker("tp-0", in: s)
+            return (w?["running"] as? Int ?? 0) > 0 && (w?["computed_tokens"] as? Int ?? 0) > 0
+        }
+        rank.crash()
+        let killed = ContinuousClock.now
+        for (question, request) in zip(questions, requests) {
+            let completion = try await request.value
+            #expect(completion.status == 200, "\(question): \(completion.raw)\n\(cluster.logs)")
+            #expect(completion.content?.isEmpty == false, "\(question)")
+        }
+        let after = try await cluster.waitForStatus("tp-0 dead", limit: .seconds(10)) { s in cluster.worker("tp-0", in: s)?["healthy"] as? Bool == false }
+        #expect(((after["decisions"] as? [String: Int])?["retry"] ?? 0) >= 1, "a request was moved off the broken group")
+        #expect(ContinuousClock.now - killed < .seconds(10))
+        leader.process.waitUntilExit()
+        #expect(leader.process.terminationStatus != 0, "rank 0 stops with its group")
+
+        _ = try startGroup(cluster, "tp-0", port: port)
+        try await cluster.waitUntilHealthy(["tp-0"])
+        let (code, _) = try await cluster.post("v1/chat/completions", body(chat("Name a river in Peru."), maxTokens: 8))
+        #expect(code == 200)
+    }
+}
