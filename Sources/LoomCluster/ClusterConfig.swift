@@ -94,6 +94,10 @@ public struct WorkerConfig: Sendable, Equatable {
     /// KV blocks travel between workers as libfabric RMA writes through
     /// this provider; nil: `shm` on one host, `tcp` across hosts.
     public var fabricProvider: FabricProvider?
+    /// Rank processes of this worker's tensor-parallel group (1: none).
+    public var tensorParallel = 1
+    /// Where rank 0 takes its ranks' joins (default: `port` + 1).
+    public var groupPort: Int?
 
     public init(name: String, role: WorkerRole, port: Int) {
         self.name = name

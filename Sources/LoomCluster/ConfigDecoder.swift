@@ -12,7 +12,7 @@ struct ConfigDecoder {
         "host", "port", "rpc_port", "policy", "prefix_weight", "disaggregation_threshold",
         "heartbeat_interval_ms", "heartbeat_timeout_ms",
     ]
-    static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider"]
+    static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider", "tensor_parallel", "tp_port"]
     static let storeKeys = ["name", "host", "port", "dram_mib", "disk_dir", "disk_gib"]
     static let storeClusterKeys = ["replicas", "admission"]
 
@@ -110,7 +110,25 @@ struct ConfigDecoder {
         }
         worker.fabricProvider = try s.choice("fabric_provider", of: FabricProvider.self)
         try claim(worker.port, on: worker.host, by: "worker \(name)", s, key: "port")
+        try decodeGroup(s, into: &worker)
         return worker
+    }
+
+    /// `tensor_parallel: N` makes the worker a group of N rank processes on
+    /// its host; rank 0 takes the others' joins on `tp_port`.
+    private mutating func decodeGroup(_ s: YAMLSection, into worker: inout WorkerConfig) throws(ConfigError) {
+        worker.tensorParallel = try s.int("tensor_parallel", in: Limits.tensorParallel) ?? 1
+        let port = try s.int("tp_port", in: Limits.ports)
+        guard worker.tensorParallel > 1 else {
+            if port != nil { throw s.error(.invalidValue, s.valueMark("tp_port"), "\(s.qualified("tp_port")) needs tensor_parallel of 2 or more") }
+            return
+        }
+        guard worker.role == .mixed, worker.fabricProvider == nil else {
+            throw s.error(.invalidValue, s.valueMark("tensor_parallel"),
+                          "\(s.qualified("tensor_parallel")) needs role mixed and no fabric_provider in this build: moving a group's KV between workers is not built yet")
+        }
+        worker.groupPort = port ?? worker.port + 1
+        try claim(worker.groupPort!, on: worker.host, by: "worker \(worker.name)'s tensor-parallel group", s, key: port == nil ? "tensor_parallel" : "tp_port")
     }
 
     private mutating func decodeStores(_ top: YAMLSection) throws(ConfigError) -> [StoreNodeConfig] {

@@ -4,6 +4,8 @@ public enum Limits {
     /// Ports a config names (the command line also takes 0: any free port).
     public static let ports = 1...65535
     public static let threads = 1...1024
+    /// Ranks of a tensor-parallel worker (the model's query heads bound it too).
+    public static let tensorParallel = 1...64
     /// BlockPool indexes blocks with Int32.
     public static let kvBlocks = 1...Int(Int32.max)
     /// Every running decode takes one token of a step's budget

@@ -60,7 +60,9 @@ struct UpCommand: AsyncParsableCommand {
 
     static func banner(url: String, cluster: ClusterConfig, model: String) -> String {
         let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
-        let workers = cluster.workers.map { "\($0.name) (\($0.role.rawValue), \($0.host):\($0.port))" }.joined(separator: ", ")
+        let workers = cluster.workers.map { w in
+            "\(w.name) (\(w.role.rawValue)\(w.tensorParallel > 1 ? ", \(w.tensorParallel) ranks" : ""), \(w.host):\(w.port))"
+        }.joined(separator: ", ")
         let stores = cluster.kvstores.map { store in
             let disk = store.diskDir.map { ", disk \(String(format: "%g", store.diskGiB)) GiB in \($0)" } ?? ""
             return "\(store.name) (\(store.dramMiB) MiB\(disk), \(store.host):\(store.port))"
@@ -84,7 +86,13 @@ extension ClusterConfig {
     func launches() -> (router: Launch, workers: [Launch], stores: [Launch]) {
         let file = URL(fileURLWithPath: self.file).standardizedFileURL.path
         return (Launch(name: "router", cpus: nil, arguments: ["router", "--config", file]),
-                workers.map { Launch(name: $0.name, cpus: $0.cpus, arguments: ["worker", "--config", file, "--name", $0.name]) },
+                workers.flatMap { w in
+                    // A tensor-parallel worker's other ranks join it by themselves.
+                    [Launch(name: w.name, cpus: w.cpus, arguments: ["worker", "--config", file, "--name", w.name])]
+                        + (1..<max(1, w.tensorParallel)).map { rank in
+                            Launch(name: "\(w.name)-rank\(rank)", cpus: w.cpus, arguments: ["worker", "--config", file, "--name", w.name, "--tp-rank", "\(rank)"])
+                        }
+                },
                 kvstores.map { Launch(name: $0.name, cpus: nil, arguments: ["kvstore", "--config", file, "--name", $0.name]) })
     }
 }

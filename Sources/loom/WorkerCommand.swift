@@ -52,13 +52,14 @@ struct WorkerCommand: AsyncParsableCommand {
     var fabricProvider: String?
 
     func validate() throws {
-        if let group = try tensorParallel.spec(), group.rank > 0 {
+        let group = try groupSpec()
+        if let group, group.rank > 0 {
             // A follower rank serves no one: it needs the model and its group.
             guard threads.map({ $0 >= 1 }) ?? true else { throw ValidationError("--threads must be at least 1") }
             return
         }
         let settings = try settings()
-        if try tensorParallel.spec() != nil {
+        if group != nil {
             guard settings.worker.role == .mixed, settings.stores.nodes.isEmpty else {
                 throw ValidationError("a tensor-parallel worker (--tp-size above 1) runs as --role mixed without --kvstore in this build: its KV lives in every rank, and moving it between workers or to a store is not built yet")
             }
@@ -110,12 +111,8 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "loom.worker.\(member.name)")
         logger.logLevel = .info
-        let group = try tensorParallel.spec()
-        if let group, group.rank > 0 {
-            let path: String
-            do { path = try ModelLocator.resolve(member.model) } catch let error as GGUFError { throw ValidationError(error.message) }
-            return try await FollowerProcess.run(group, modelPath: path, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        }
+        let group = try groupSpec()
+        if let group, group.rank > 0 { return try await runFollower(group) }
         let (settings, routerAddress, configuredModel, stores) = try settings()
         let path: String
         do { path = try ModelLocator.resolve(configuredModel) } catch let error as GGUFError { throw ValidationError(error.message) }

@@ -78,4 +78,42 @@ import Testing
         let (code, _) = try await cluster.post("v1/chat/completions", body(chat("Name a river in Peru."), maxTokens: 8))
         #expect(code == 200)
     }
+
+    /// `tensor_parallel: 2` in a cluster config: `loom up` starts both ranks
+    /// and the banner, the status and a request say so.
+    @Test func loomUpStartsTheRanksOfAConfiguredGroup() async throws {
+        let directory = temporaryPath("tp-up")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (http, rpc, port) = (freePort(), freePort(), freePort())
+        let config = "\(directory)/tp.yaml"
+        try """
+            model: \(try TestModel.path())
+            router:
+              port: \(http)
+              rpc_port: \(rpc)
+              heartbeat_interval_ms: 200
+            workers:
+              - name: group-0
+                role: mixed
+                port: \(port)
+                tensor_parallel: 2
+                tp_port: \(freePort())
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let up = try LoomChild("up", ["up", "--config", config])
+        defer { up.kill() }
+        var banner = up.announcement
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !banner.contains("cluster ready"), ContinuousClock.now < deadline, up.process.isRunning {
+            try await Task.sleep(for: .milliseconds(200))
+            banner = (try? String(contentsOf: up.log, encoding: .utf8)) ?? ""
+        }
+        let cluster = ClusterHarness(model: try TestModel.path())
+        cluster.httpURL = URL(string: "http://127.0.0.1:\(http)")
+        let status = try await cluster.waitForStatus("group-0 with 2 ranks") { s in
+            (cluster.worker("group-0", in: s)?["ranks"] as? [Any])?.count == 2
+        }
+        #expect(cluster.worker("group-0", in: status)?["healthy"] as? Bool == true)
+        let (code, object) = try await cluster.post("v1/chat/completions", body(chat("What is the capital of France?"), maxTokens: 8))
+        #expect(code == 200, "\(object)")
+    }
 }
