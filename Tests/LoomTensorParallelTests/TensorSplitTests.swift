@@ -18,26 +18,31 @@ import Testing
         2 * (s.queryHeads.count + s.kvHeads.count) * c.headDim + 3 * s.feedForward.count
     }
 
-    @Test func twoRanksDealThreeKVHeadsUnevenlyAndEvenOutTheWorkWithTheFFN() throws {
+    @Test func twoRanksSplitTheQueryHeadsFiveAndFourSharingTheMiddleKVHead() throws {
         let shards = try TensorSplit(smol, size: 2, alignment: 32).shards
-        #expect(shards.map(\.kvHeads) == [0..<2, 2..<3])
-        #expect(shards.map(\.queryHeads) == [0..<6, 6..<9])
+        #expect(shards.map(\.queryHeads) == [0..<5, 5..<9])
+        #expect(shards.map(\.kvHeads) == [0..<2, 1..<3], "KV head 1 serves query heads on both ranks")
         #expect(shards[0].feedForward.upperBound == shards[1].feedForward.lowerBound)
         #expect(shards[1].feedForward.upperBound == 1536 && shards[0].feedForward.lowerBound == 0)
         #expect(shards[0].feedForward.upperBound % 32 == 0, "cut on a quantization block")
-        #expect(shards[0].feedForward.count < shards[1].feedForward.count, "the rank with more attention gets less FFN")
+        #expect(shards[0].feedForward.count <= shards[1].feedForward.count, "the rank with more attention gets no more FFN")
         let (a, b) = (work(shards[0], smol), work(shards[1], smol))
         #expect(abs(a - b) <= 3 * 32, "work \(a) against \(b)")
         #expect(shards.map(\.vocabulary) == [0..<24576, 24576..<49152])
     }
 
-    @Test func fourRanksReplicateAKVHeadAndSplitItsQueryGroup() throws {
+    @Test func fourRanksReplicateKVHeadsWhereTheirGroupsAreCut() throws {
         let shards = try TensorSplit(smol, size: 4, alignment: 32).shards
-        #expect(shards.map(\.kvHeads) == [0..<1, 0..<1, 1..<2, 2..<3])
-        #expect(shards.map(\.queryHeads) == [0..<2, 2..<3, 3..<6, 6..<9])
-        for s in shards { #expect(s.queryHeads.count % s.kvHeads.count == 0, "each KV head serves whole query heads") }
+        #expect(shards.map(\.queryHeads) == [0..<3, 3..<5, 5..<7, 7..<9])
+        #expect(shards.map(\.kvHeads) == [0..<1, 1..<2, 1..<3, 2..<3])
         #expect(shards.reduce(0) { $0 + $1.feedForward.count } == 1536)
         #expect(zip(shards, shards.dropFirst()).allSatisfy { $0.feedForward.upperBound == $1.feedForward.lowerBound })
+    }
+
+    @Test func threeRanksTakeAKVGroupEach() throws {
+        let shards = try TensorSplit(smol, size: 3, alignment: 32).shards
+        #expect(shards.map(\.queryHeads) == [0..<3, 3..<6, 6..<9])
+        #expect(shards.map(\.kvHeads) == [0..<1, 1..<2, 2..<3])
     }
 
     @Test func everySizeUpToTheHeadsCoversEveryHeadColumnAndToken() throws {
@@ -65,7 +70,7 @@ import Testing
     @Test func theShardsConfigHasItsHeadsAndColumnsAndTheWholeVocabulary() throws {
         let shard = try TensorSplit(smol, size: 2, alignment: 32).shards[1]
         let local = smol.sharded(shard)
-        #expect(local.headCount == 3 && local.kvHeadCount == 1 && local.qDim == 192 && local.kvDim == 64)
+        #expect(local.headCount == 4 && local.kvHeadCount == 2 && local.qDim == 256 && local.kvDim == 128)
         #expect(local.feedForwardLength == shard.feedForward.count)
         #expect(local.vocabularySize == 49152 && local.embeddingLength == 576)
     }

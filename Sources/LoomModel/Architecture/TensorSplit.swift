@@ -1,8 +1,8 @@
 /// How a group of `size` ranks splits a model, for any size up to the
 /// query head count:
-/// - attention by KV group: whole groups dealt out (unevenly when `size`
-///   does not divide the KV heads); past one group per rank, each KV head
-///   is replicated on the ranks that split its query heads;
+/// - attention by query heads, dealt out evenly, each rank with the KV
+///   heads its queries read (a KV head whose group is cut sits on both
+///   sides of the cut);
 /// - the feed-forward by intermediate columns, cut on `alignment` (the
 ///   quantization block of the down projection's rows, and the kernels'
 ///   eight-row groups), sized so attention plus feed-forward is about the
@@ -30,20 +30,19 @@ public struct TensorSplit: Sendable {
         }
     }
 
-    /// Each rank's query heads and the KV heads they read.
+    /// Each rank's query heads and the KV heads they read: the query heads
+    /// dealt out evenly, and each rank holding every KV head its queries
+    /// read, so a KV head whose group straddles two ranks is on both.
+    ///
+    /// Why not whole KV groups per rank: each layer's two all-reduces are
+    /// barriers, so attention has to balance on its own (the FFN after it
+    /// cannot make up for it). With 3 KV groups over 2 ranks, whole groups
+    /// give 6 query heads against 3; this gives 5 against 4, for the price
+    /// of one KV head's projections and cache on two ranks.
     static func attention(_ c: ModelConfig, size: Int) -> [(query: Range<Int>, kv: Range<Int>)] {
         let group = c.headCount / c.kvHeadCount
-        if size <= c.kvHeadCount {
-            return evenCuts(c.kvHeadCount, into: size).map { kv in
-                (kv.lowerBound * group..<kv.upperBound * group, kv)
-            }
-        }
-        // More ranks than KV heads: deal the ranks out over the KV heads and
-        // split each head's query group among its ranks.
-        return evenCuts(size, into: c.kvHeadCount).enumerated().flatMap { kv, ranks in
-            evenCuts(group, into: ranks.count).map { part in
-                (kv * group + part.lowerBound..<kv * group + part.upperBound, kv..<kv + 1)
-            }
+        return evenCuts(c.headCount, into: size).map { query in
+            (query, query.lowerBound / group..<(query.upperBound - 1) / group + 1)
         }
     }
 

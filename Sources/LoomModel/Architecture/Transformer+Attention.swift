@@ -67,33 +67,32 @@ extension Transformer {
         loom_store_f16(keys + layout.blockSize * kvDim, scratch.v + i * kvDim, Int64(kvDim))
     }
 
-    /// Causal attention of each token over its own sequence's positions 0...p.
+    /// Causal attention of each token over its own sequence's positions
+    /// 0...p, one KV group at a time, so each KV head is read once per token.
     private func attend(_ layer: Int, _ step: StepContext) {
-        let c = config, heads = c.headCount
+        let c = config, groups = attentionGroups
         let scale = 1 / Float(c.headDim).squareRoot()
         let kv = step.kv
-        var layout = loom_kv_layout(
-            base: kv.base, block_stride: Int64(kv.layout.blockStride), layer_stride: Int64(kv.layout.layerStride),
-            block_size: Int64(kv.layout.blockSize), kv_dim: Int64(kv.layout.kvDim))
         let maxPositions = (step.range.map { Int(step.batch.positions[$0]) }.max() ?? 0) + 1
-        let group = heads / c.kvHeadCount
-        // Slices in whole query groups, so each KV head is read once per token.
-        parallel.forEachSlice(step.count * heads, granularity: group) { units in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: maxPositions * group) { scores in
-                var unit = units.lowerBound
-                while unit < units.upperBound {
-                    let i = unit / heads, head = unit % heads
-                    let lastHead = min(heads, head + units.upperBound - unit)
+        let widest = groups.map(\.queries.count).max() ?? 0
+        parallel.forEachSlice(step.count * groups.count) { units in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: maxPositions * widest) { scores in
+                for unit in units {
+                    let i = unit / groups.count, group = groups[unit % groups.count]
+                    guard !group.queries.isEmpty else { continue }
                     let t = step.range.lowerBound + i
-                    let table = step.batch.sequences[Int(step.batch.sequenceIndex[t])].blockTable
-                    table.withUnsafeBufferPointer { table in
+                    // The group's KV head is head 0 of a layout that starts at it.
+                    var layout = loom_kv_layout(
+                        base: kv.base + group.kv * c.headDim, block_stride: Int64(kv.layout.blockStride),
+                        layer_stride: Int64(kv.layout.layerStride), block_size: Int64(kv.layout.blockSize), kv_dim: Int64(kv.layout.kvDim))
+                    let offset = i * c.qDim + group.queries.lowerBound * c.headDim
+                    step.batch.sequences[Int(step.batch.sequenceIndex[t])].blockTable.withUnsafeBufferPointer { table in
                         loom_attention(
-                            scratch.q + i * c.qDim, &layout, Int64(layer), table.baseAddress,
-                            Int64(step.batch.positions[t]) + 1, Int64(head), Int64(lastHead),
-                            Int64(heads), Int64(c.kvHeadCount), Int64(c.headDim), scale,
-                            scores.baseAddress, scratch.attention + i * c.qDim)
+                            scratch.q + offset, &layout, Int64(layer), table.baseAddress,
+                            Int64(step.batch.positions[t]) + 1, 0, Int64(group.queries.count),
+                            Int64(group.queries.count), 1, Int64(c.headDim), scale,
+                            scores.baseAddress, scratch.attention + offset)
                     }
-                    unit += lastHead - head
                 }
             }
         }

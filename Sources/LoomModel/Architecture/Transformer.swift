@@ -20,6 +20,9 @@ public final class Transformer {
     public var experts: any ExpertBackend
     public var collective: any Collective = SingleProcess()
     let scratch: ForwardScratch
+    /// This process's query heads by the KV head they read (local indices):
+    /// a shard's groups need not be equal, so attention runs per group.
+    let attentionGroups: [AttentionGroup]
 
     /// Largest number of tokens one pass computes; larger batches run in chunks.
     public var maxBatchTokens: Int { scratch.capacity }
@@ -32,6 +35,7 @@ public final class Transformer {
         let config = whole.sharded(shard)
         self.config = config
         self.shard = shard
+        self.attentionGroups = AttentionGroup.of(shard, whole: whole)
         self.weights = weights
         self.file = file
         self.parallel = Parallel(threads: threads)
@@ -159,4 +163,19 @@ struct StepContext {
     let range: Range<Int>
     let kv: KVCacheMemory
     var count: Int { range.count }
+}
+
+/// Query heads `queries` (local) attend with local KV head `kv`.
+struct AttentionGroup: Equatable {
+    let queries: Range<Int>
+    let kv: Int
+
+    static func of(_ shard: TensorShard, whole c: ModelConfig) -> [AttentionGroup] {
+        let group = c.headCount / c.kvHeadCount
+        return shard.kvHeads.enumerated().map { local, kv in
+            let queries = shard.queryHeads.clamped(to: kv * group..<(kv + 1) * group)
+            return AttentionGroup(
+                queries: queries.lowerBound - shard.queryHeads.lowerBound..<queries.upperBound - shard.queryHeads.lowerBound, kv: local)
+        }
+    }
 }
