@@ -120,4 +120,15 @@ import Testing
         #expect(rank.stderr.contains("refused rank 1") && rank.stderr.contains("--tp-size 2 but the leader with 3"), "\(rank.stderr)")
         #expect(leaderOutput.contains("rank 1") && leaderOutput.contains("--tp-size 2 but the leader with 3"), "\(leaderOutput)")
     }
+
+    /// In a LeaderWorkerSet a rank learns its group from the environment:
+    /// with no leader there, rank 1 gives up naming the leader's address.
+    @Test func aRankReadsItsGroupFromALeaderWorkerSetsEnvironment() throws {
+        let port = freePort()
+        let output = try LoomProcess.run(
+            ["worker", "--name", "lws-1", "--model", try TestModel.path(), "--threads", "1", "--tp-join-seconds", "1"],
+            environment: ["LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": "1", "LWS_LEADER_ADDRESS": "127.0.0.1:\(port)"])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("rank 1 could not join the leader at 127.0.0.1:\(port)"), "\(output.stderr)")
+    }
 }
