@@ -14,10 +14,13 @@ public final class LanguageModel {
         try self.init(file: GGUFFile(path: path), threads: threads, maxBatchTokens: maxBatchTokens, shard: shard)
     }
 
+    /// Logit rows one step returns at most.
+    public static let maxLogitRows = 64
+
     public init(file: GGUFFile, threads: Int, maxBatchTokens: Int = 256, shard: TensorShard? = nil) throws {
         let path = file.path
         self.path = path
-        transformer = try Transformer(file: file, threads: threads, maxBatchTokens: maxBatchTokens, shard: shard)
+        transformer = try Transformer(file: file, threads: threads, maxBatchTokens: maxBatchTokens, maxLogitRows: Self.maxLogitRows, shard: shard)
         tokenizer = try Tokenizers.make(Vocabulary(metadata: file.metadata, path: path))
         chatTemplate = try file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
     }

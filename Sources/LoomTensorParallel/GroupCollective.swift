@@ -65,8 +65,16 @@ public final class GroupCollective: Collective {
     }
 
     public func beginStep(_ batch: ForwardBatch) throws {
-        guard rank == 0, size > 1 else { return }
+        // An empty pass meets at no all-reduce, and the next plan would
+        // overwrite this one before a follower read it: send none.
+        guard rank == 0, size > 1, batch.count > 0 else { return }
         try broadcast(.step(batch))
+    }
+
+    public func abandon(_ error: any Error) {
+        guard broken == nil else { return }
+        broken = error as? TensorParallelError
+            ?? TensorParallelError(.rankLost, "rank \(rank) failed mid-step (\(error)); the ranks no longer agree on what comes next, restart the group")
     }
 
     public func gatherLogits(_ logits: UnsafeMutablePointer<Float>, rows: Int) throws {
@@ -117,7 +125,7 @@ public final class GroupCollective: Collective {
     /// As the leader: `count` all-reduces of one decode row, with every
     /// rank; returns each one's duration (the group's own latency).
     public func measureAllReduce(count: Int) throws -> [Duration] {
-        guard rank == 0, size > 1 else { return [] }
+        guard rank == 0, size > 1, count > 0 else { return [] }
         try broadcast(.probe(count))
         return try probe(count)
     }

@@ -46,7 +46,17 @@ actor GroupRoster {
     private func wait() async throws -> [GroupMember] {
         if let failure { throw failure }
         if members.count == expected.size { return complete }
-        return try await withCheckedThrowingContinuation { waiting.append($0) }
+        // Cancelled (a child rank exited, the leader is stopping): fail the
+        // start-up for everyone rather than wait out the join timeout.
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { waiting.append($0) }
+        } onCancel: {
+            Task { await self.cancel() }
+        }
+    }
+
+    private func cancel() {
+        fail(TensorParallelError(.joinTimeout, "the group's start-up was cancelled before every rank joined"))
     }
 
     private var complete: [GroupMember] { (0..<expected.size).map { members[$0]! } }

@@ -37,13 +37,13 @@ enum StepMessage: Equatable {
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> StepMessage {
         var reader = WordReader(bytes: bytes)
         let kind = try reader.next(), length = try reader.next()
-        guard length >= 0, (length + 2) * 4 <= bytes.count else {
+        guard length >= 0, (Int(length) + 2) * 4 <= bytes.count else {
             throw TensorParallelError(.invalidMessage, "a step claims \(length) words but the plan slot holds \(bytes.count / 4 - 2)")
         }
         reader.limit = Int(length) + 2
         switch kind {
         case stopKind: return .stop
-        case probeKind: return .probe(Int(max(0, try reader.next())))
+        case probeKind: return .probe(Int(max(1, try reader.next())))
         case stepKind: return .step(try batch(&reader))
         default: throw TensorParallelError(.invalidMessage, "unknown step kind \(kind) in the plan slot")
         }

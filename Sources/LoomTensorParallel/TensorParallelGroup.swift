@@ -191,7 +191,7 @@ public final class GroupLeader: Sendable {
             return try rank.complete(members: members, geometry: geometry, server: server)
         } catch {
             // The refused rank's answer is on its way out; let it go first.
-            try? await Task.sleep(for: .milliseconds(300))
+            try? await Task.sleep(for: .seconds(1))
             server.cancel()
             throw error
         }

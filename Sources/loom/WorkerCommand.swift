@@ -119,19 +119,28 @@ struct WorkerCommand: AsyncParsableCommand {
         let tokenBudget = Limits.stepTokenBudget
         let file = try GGUFFile(path: path)
         let split = try group.map { try TensorSplit(file: file, size: $0.size) }
-        let model = try LanguageModel(file: file, threads: settings.threads, maxBatchTokens: tokenBudget, shard: split?.shards[0])
-        var formed: TensorParallelGroup?
-        // The followers' loops end with the leader's.
-        defer { formed?.collective.value.stop() }
+        // The leader listens before it loads, so ranks started with it keep
+        // their join timeout for their own loading, not for its.
+        var leader: GroupLeader?
         if var group, let split {
             group.threads = settings.threads
-            let geometry = GroupGeometry(kvBlocks: settings.kvBlocks, blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: tokenBudget, maxLogitRows: model.transformer.maxLogitRows)
-            let leader = try await GroupLeader.listen(group, file: file, split: split, geometry: geometry)
-            announce("loom worker: \(settings.name) leads a tensor-parallel group of \(group.size); ranks join at \(leader.address.hostPort)")
+            let geometry = GroupGeometry(kvBlocks: settings.kvBlocks, blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: tokenBudget, maxLogitRows: LanguageModel.maxLogitRows)
+            leader = try await GroupLeader.listen(group, file: file, split: split, geometry: geometry)
+            announce("loom worker: \(settings.name) leads a tensor-parallel group of \(group.size); ranks join at \(leader!.address.hostPort)")
+        }
+        let model = try LanguageModel(file: file, threads: settings.threads, maxBatchTokens: tokenBudget, shard: split?.shards[0])
+        var formed: TensorParallelGroup?
+        var watchdog: GroupWatchdog?
+        // The followers' loops end with the leader's.
+        defer {
+            watchdog?.stop()
+            formed?.collective.value.stop()
+        }
+        if let group, let leader {
             let joined = try await leader.form()
             model.transformer.collective = joined.collective.value
             formed = joined
-            GroupWatchdog.start(joined.members, watchedBy: 0) { dead in
+            watchdog = GroupWatchdog.start(joined.members, watchedBy: 0) { dead in
                 FileHandle.standardError.write(Data("loom worker: \(settings.name): rank \(dead.rank) (pid \(dead.pid) on \(dead.host)) is gone; the group cannot compute without it, so this worker stops (restart the group whole)\n".utf8))
                 Foundation.exit(1)
             }

@@ -50,16 +50,19 @@ import Testing
         try cluster.startRouter()
         let port = freePort()
         let (leader, rank) = try startGroup(cluster, "tp-0", port: port)
-        try cluster.startWorker("solo", role: "mixed")
-        try await cluster.waitUntilHealthy(["tp-0", "solo"])
-        let questions = ["Name a river in France.", "Name a city in Peru.", "Name a lake in Kenya.", "Name a mountain in Chile.", "Name a sea.", "Name a desert."]
+        try await cluster.waitUntilHealthy(["tp-0"])
+        // The group alone takes the requests; the second worker comes up
+        // while they run, to take them over.
+        let questions = ["Write a long story about a river.", "Write a long story about a city.", "Write a long story about a lake.", "Write a long story about a mountain."]
         let requests = questions.map { question in
-            Task { try await cluster.complete(body(chat(question), maxTokens: 48)) }
+            Task { try await cluster.complete(body(chat(question), maxTokens: 256)) }
         }
         _ = try await cluster.waitForStatus("tp-0 decoding") { s in
             let w = cluster.worker("tp-0", in: s)
             return (w?["running"] as? Int ?? 0) > 0 && (w?["computed_tokens"] as? Int ?? 0) > 0
         }
+        try cluster.startWorker("solo", role: "mixed")
+        try await cluster.waitUntilHealthy(["solo"])
         rank.crash()
         let killed = ContinuousClock.now
         for (question, request) in zip(questions, requests) {

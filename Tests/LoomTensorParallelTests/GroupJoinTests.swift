@@ -61,7 +61,7 @@ import Testing
 
     @Test func aRankThatNeverJoinsFailsTheLeaderNamingIt() async throws {
         let path = try Self.tiny.write(to: temporaryPath("join-late.gguf"))
-        let leader = try await leader(size: 3, path: path, timeout: .milliseconds(1500))
+        let leader = try await leader(size: 3, path: path, timeout: .seconds(6))
         let address = leader.address
         let second = Task { try await join(rank: 1, size: 3, path: path, at: address) }
         let error = await #expect(throws: TensorParallelError.self) { try await leader.form() }

@@ -16,11 +16,16 @@ public protocol Collective {
     /// vocabulary, each rank's own in `TensorShard.vocabulary`) to the
     /// leader, whose rows are then whole.
     func gatherLogits(_ logits: UnsafeMutablePointer<Float>, rows: Int) throws
+
+    /// A pass failed after `beginStep`: the ranks no longer agree on which
+    /// message comes next, so the group must not be used again.
+    func abandon(_ error: any Error)
 }
 
 extension Collective {
     public func beginStep(_ batch: ForwardBatch) throws {}
     public func gatherLogits(_ logits: UnsafeMutablePointer<Float>, rows: Int) throws {}
+    public func abandon(_ error: any Error) {}
 }
 
 /// The named seams of the forward pass: two all-reduces per layer.

@@ -43,6 +43,8 @@ public struct TensorShard: Hashable, Sendable, CustomStringConvertible {
         "rank \(rank) of \(size): query heads \(queryHeads.lowerBound)..<\(queryHeads.upperBound), "
             + "KV heads \(kvHeads.lowerBound)..<\(kvHeads.upperBound), "
             + "FFN columns \(feedForward.lowerBound)..<\(feedForward.upperBound), "
+            + (expertFeedForward == feedForward ? "" : "expert columns \(expertFeedForward.lowerBound)..<\(expertFeedForward.upperBound), ")
+            + (sharedFeedForward.isEmpty ? "" : "shared expert columns \(sharedFeedForward.lowerBound)..<\(sharedFeedForward.upperBound), ")
             + "vocabulary \(vocabulary.lowerBound)..<\(vocabulary.upperBound)"
     }
 }

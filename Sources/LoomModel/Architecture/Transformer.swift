@@ -54,6 +54,19 @@ public final class Transformer {
     public func forward(_ batch: ForwardBatch, kv: KVCacheMemory) throws -> UnsafeBufferPointer<Float> {
         try validate(batch, kv: kv)
         try collective.beginStep(batch)
+        do {
+            try runChunks(batch, kv: kv)
+        } catch {
+            collective.abandon(error)
+            throw error
+        }
+        let vocab = config.vocabularySize
+        return UnsafeBufferPointer(start: scratch.logits, count: batch.logitRows.count * vocab)
+    }
+
+    /// The batch in chunks of at most `maxBatchTokens`, then the logits
+    /// gathered to the leader.
+    private func runChunks(_ batch: ForwardBatch, kv: KVCacheMemory) throws {
         let vocab = config.vocabularySize
         var emitted = 0
         var start = 0
@@ -65,7 +78,6 @@ public final class Transformer {
             start = end
         }
         try collective.gatherLogits(scratch.logits, rows: batch.logitRows.count)
-        return UnsafeBufferPointer(start: scratch.logits, count: batch.logitRows.count * vocab)
     }
 
     private func runChunk(
