@@ -30,6 +30,10 @@ public struct Generator {
     /// token as it is sampled, with the logits it was sampled from, and
     /// returns false to stop. Tokens in `stopTokens` end generation and are
     /// not returned.
+    /// Token slots one generation's KV cache holds (its blocks are 0..<n of
+    /// that cache, which a tensor-parallel group's other ranks mirror).
+    public static func kvTokens(prompt: Int, maxTokens: Int) -> Int { prompt + max(maxTokens, 1) }
+
     public func generate(
         prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(),
         stopTokens: Set<TokenID> = [],
@@ -44,7 +48,7 @@ public struct Generator {
                 .contextOverflow,
                 "the prompt has \(prompt.count) tokens and \(maxTokens) more were asked for, but the model's context is \(context) tokens; shorten the prompt or ask for at most \(max(0, context - prompt.count)) tokens")
         }
-        let cache = SequenceKVCache(layout: KVCacheLayout(config: model.config), capacity: prompt.count + max(maxTokens, 1))
+        let cache = SequenceKVCache(layout: KVCacheLayout(config: model.config), capacity: Self.kvTokens(prompt: prompt.count, maxTokens: maxTokens))
         var sampler = Sampler(parameters: sampling, vocabularySize: model.config.vocabularySize)
         var history = prompt
         var generated: [TokenID] = []

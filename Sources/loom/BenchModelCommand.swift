@@ -60,7 +60,10 @@ struct BenchModelCommand: AsyncParsableCommand {
         var group: LocalGroup?
         if tp > 1 {
             let layout = KVCacheLayout(config: model.config)
-            let blocks = max(layout.blocksNeeded(tokens: promptTokens + decodeTokens) * sequences, layout.blocksNeeded(tokens: prefillTokens))
+            // The most any of the bench's caches holds, by the bench's own sizing.
+            let blocks = max(
+                ModelBench.decodeBlocks(layout, prompt: promptTokens, tokens: decodeTokens, sequences: sequences),
+                layout.blocksNeeded(tokens: prefillTokens))
             let geometry = GroupGeometry(
                 kvBlocks: blocks, blockSize: layout.blockSize,
                 maxBatchTokens: model.maxBatchTokens, maxLogitRows: model.maxLogitRows)

@@ -83,7 +83,7 @@ struct GenerateCommand: AsyncParsableCommand {
         if tp > 1 {
             let transformer = model.transformer
             let geometry = GroupGeometry(
-                kvBlocks: KVCacheLayout(config: transformer.config).blocksNeeded(tokens: ids.count + max(maxTokens, 1)),
+                kvBlocks: KVCacheLayout(config: transformer.config).blocksNeeded(tokens: Generator.kvTokens(prompt: ids.count, maxTokens: maxTokens)),
                 blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: transformer.maxBatchTokens, maxLogitRows: transformer.maxLogitRows)
             group = try await LocalGroup.start(file: file, split: split, leader: transformer, threads: options.threads, geometry: geometry)
         }

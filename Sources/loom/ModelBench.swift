@@ -27,7 +27,7 @@ struct ModelBench {
     func decode(prompt: Int, tokens: Int, sequences: Int) throws -> (tokens: Int, seconds: Double) {
         let layout = KVCacheLayout(config: model.config)
         let blocksPerSequence = layout.blocksNeeded(tokens: prompt + tokens)
-        let cache = SequenceKVCache(layout: layout, capacity: sequences * blocksPerSequence * layout.blockSize)
+        let cache = SequenceKVCache(layout: layout, capacity: Self.decodeBlocks(layout, prompt: prompt, tokens: tokens, sequences: sequences) * layout.blockSize)
         let tables = (0..<sequences).map {
             Array(cache.blockTable[($0 * blocksPerSequence)..<(($0 + 1) * blocksPerSequence)])
         }
@@ -47,6 +47,11 @@ struct ModelBench {
             next = (0..<sequences).map { argmax(logits, row: $0) }
         }
         return (tokens * sequences, (clock.now - start).seconds)
+    }
+
+    /// Blocks `decode` caches: whole blocks per sequence, side by side.
+    static func decodeBlocks(_ layout: KVCacheLayout, prompt: Int, tokens: Int, sequences: Int) -> Int {
+        sequences * layout.blocksNeeded(tokens: prompt + tokens)
     }
 
     private func argmax(_ logits: UnsafeBufferPointer<Float>, row: Int) -> TokenID {

@@ -31,10 +31,15 @@ extension WorkerCommand {
     /// The worker's entry in `--config`, and the cluster's model.
     func configEntry() throws -> (worker: WorkerConfig, model: String?) {
         guard let cluster = try member.cluster(refusing: []) else { throw ValidationError("--config is needed") }
+        return (try entry(in: cluster), cluster.model)
+    }
+
+    /// `--name`'s entry among the cluster's workers.
+    func entry(in cluster: ClusterConfig) throws -> WorkerConfig {
         guard let worker = cluster.workers.first(where: { $0.name == member.name }) else {
             throw ValidationError("\(cluster.file) has no worker named '\(member.name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
         }
-        return (worker, cluster.model)
+        return worker
     }
 
     /// A rank above 0: no router, no server; it joins its leader and runs

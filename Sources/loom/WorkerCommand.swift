@@ -77,9 +77,7 @@ struct WorkerCommand: AsyncParsableCommand {
             ("--kvstore", kvstore.isEmpty ? nil : kvstore), ("--kvstore-replicas", kvstoreReplicas),
         ]
         if let cluster = try member.cluster(refusing: extra) {
-            guard let worker = cluster.workers.first(where: { $0.name == member.name }) else {
-                throw ValidationError("\(cluster.file) has no worker named '\(member.name)'; it has \(cluster.workers.map(\.name).joined(separator: ", "))")
-            }
+            let worker = try entry(in: cluster)
             let stores = cluster.kvstores.map { StoreNodeAddress(name: $0.name, address: .tcp(host: $0.host, port: $0.port)) }
             return (worker, cluster.router.rpcAddress, cluster.model, (stores, cluster.kvstore.replicas))
         }
