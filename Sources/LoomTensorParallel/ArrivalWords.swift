@@ -21,6 +21,10 @@ struct ArrivalWords {
         if loom_shm_load_acquire_u32(sleeping) != 0 { _ = loom_shm_futex_wake_all(word(source)) }
     }
 
+    func arrived(from source: Int, count: UInt32) -> Bool {
+        Int32(bitPattern: loom_shm_load_acquire_u32(word(source)) &- count) >= 0
+    }
+
     /// As the owner: waits until `source` has posted message `count`.
     /// `spin` bounds the busy wait; `check` runs every `checkEvery` of
     /// sleep and throws to give up (a dead peer, a missed deadline).

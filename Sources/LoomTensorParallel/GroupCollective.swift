@@ -3,12 +3,14 @@ import Glibc
 import LoomModel
 import LoomTransfer
 
-/// One rank's side of a tensor-parallel group on one host: the forward
-/// pass's all-reduces, the leader's step plans and the logits gathered to
-/// the leader, all as one-sided writes into the peers' registered shared
-/// regions, each followed by its arrival count (the immediate). The rank's
-/// compute thread does the copies and the waiting itself, so a decode-sized
-/// all-reduce never leaves that thread: no task, no event loop, no lock.
+/// One rank's side of a tensor-parallel group: the forward pass's
+/// all-reduces, the leader's step plans and the logits gathered to the
+/// leader, all as one-sided writes into the peers' registered regions,
+/// each followed by its arrival count (the immediate). Peers on this host
+/// are written through shared memory, peers on other hosts over a socket
+/// (`PeerLink`). The rank's compute thread does the writes and the waiting
+/// itself, so a decode-sized all-reduce never leaves that thread: no task,
+/// no event loop, no lock.
 ///
 /// Every rank makes the same calls in the same order, so each side knows
 /// which message comes next from whom by counting.
@@ -16,7 +18,9 @@ public final class GroupCollective: Collective {
     public let members: [GroupMember]
     public let rank: Int
     let own: RegisteredRegion
-    let peers: [UnsafeMutableRawBufferPointer?]
+    let links: [(any PeerLink)?]
+    /// The links to peers on other hosts, which this thread reads itself.
+    let sockets: SocketProgress
     let layouts: [GroupRegionLayout]
     let vocabularies: [Range<Int>]
     let spin: Duration
@@ -24,6 +28,8 @@ public final class GroupCollective: Collective {
     private var received: [UInt32]
     private var rounds = 0
     private var broken: TensorParallelError?
+    /// Where a plan is encoded before it is written to each follower.
+    private let plan: UnsafeMutableRawBufferPointer
     /// Time this rank spent waiting on its peers (in-step waits only, not
     /// a follower's wait for the next step): what the group costs it.
     public private(set) var waited: Duration = .zero
@@ -33,8 +39,9 @@ public final class GroupCollective: Collective {
     var base: UnsafeMutableRawPointer { own.bytes.baseAddress! }
 
     /// `own` is this rank's registered region, laid out by `layouts[rank]`;
-    /// the peers' regions are mapped from `members`' descriptors.
-    public init(rank: Int, own: RegisteredRegion, members: [GroupMember], vocabularies: [Range<Int>], layouts: [GroupRegionLayout], spin: Duration) throws {
+    /// `sockets` holds a connection to each peer on another host, and the
+    /// peers on this one are mapped from `members`' descriptors.
+    init(rank: Int, own: RegisteredRegion, members: [GroupMember], sockets: [Int: LaneSocket], vocabularies: [Range<Int>], layouts: [GroupRegionLayout], spin: Duration) throws {
         self.rank = rank
         self.own = own
         self.members = members
@@ -43,14 +50,21 @@ public final class GroupCollective: Collective {
         self.spin = spin
         sent = Array(repeating: 0, count: members.count)
         received = Array(repeating: 0, count: members.count)
-        peers = try members.map { member in
-            member.rank == rank ? nil : try SharedMemoryRegion.mapPeer(member.region)
+        links = try members.map { member -> (any PeerLink)? in
+            if member.rank == rank { return nil }
+            if let socket = sockets[member.rank] {
+                return SocketLink(socket: socket, peer: member, region: own, layout: layouts[rank])
+            }
+            return try SharedMemoryLink(to: member, layout: layouts[member.rank], source: rank)
         }
+        self.sockets = SocketProgress(links.compactMap { $0 as? SocketLink })
+        plan = .allocate(byteCount: GroupRegionLayout.planBytes, alignment: 64)
     }
 
-    deinit {
-        for case let peer? in peers { munmap(peer.baseAddress, peer.count) }
-    }
+    deinit { plan.deallocate() }
+
+    /// Each peer's health, for a watchdog to poll from its own thread.
+    public var health: [PeerHealth] { links.compactMap { $0?.health } }
 
     // MARK: Collective
 
@@ -90,9 +104,12 @@ public final class GroupCollective: Collective {
                 copyColumns(vocabularies[source], rows: rows, width: vocabulary, from: slot, to: logits)
             }
         } else {
-            let slot = (peers[0]!.baseAddress! + layouts[0].logitsOffset).assumingMemoryBound(to: Float.self)
-            copyColumns(vocabularies[rank], rows: rows, width: vocabulary, from: logits, to: slot)
-            send(to: 0)
+            let columns = vocabularies[rank]
+            for row in 0..<rows {
+                let at = row * vocabulary + columns.lowerBound
+                links[0]!.write(UnsafeRawBufferPointer(start: logits + at, count: columns.count * 4), at: layouts[0].logitsOffset + at * 4)
+            }
+            try send(to: 0)
         }
     }
 
@@ -143,10 +160,10 @@ public final class GroupCollective: Collective {
 
     private func broadcast(_ message: StepMessage) throws {
         try checkHealthy()
+        let length = try message.encode(into: plan)
         for peer in 1..<size {
-            let slot = UnsafeMutableRawBufferPointer(start: peers[peer]!.baseAddress! + layouts[peer].planOffset, count: GroupRegionLayout.planBytes)
-            _ = try message.encode(into: slot)
-            send(to: peer)
+            links[peer]!.write(UnsafeRawBufferPointer(rebasing: plan[..<length]), at: layouts[peer].planOffset)
+            try send(to: peer)
         }
     }
 
@@ -157,9 +174,8 @@ public final class GroupCollective: Collective {
         let parity = rounds & 1
         rounds += 1
         for peer in 0..<size where peer != rank {
-            let slot = peers[peer]!.baseAddress! + layouts[peer].reduceSlotOffset(source: rank, parity: parity)
-            slot.copyMemory(from: mine, byteCount: n * 4)
-            send(to: peer)
+            links[peer]!.write(UnsafeRawBufferPointer(start: mine, count: n * 4), at: layouts[peer].reduceSlotOffset(source: rank, parity: parity))
+            try send(to: peer)
         }
         for source in 0..<size where source != rank {
             try receive(from: source, what: "\(point)")
@@ -192,25 +208,44 @@ public final class GroupCollective: Collective {
         }
     }
 
-    private func send(to peer: Int) {
+    private func send(to peer: Int) throws {
         sent[peer] &+= 1
-        ArrivalWords(base: peers[peer]!.baseAddress!, layout: layouts[peer]).post(from: rank, count: sent[peer])
+        do {
+            try links[peer]!.post(sent[peer])
+        } catch {
+            let member = members[peer]
+            let lost = TensorParallelError(.rankLost, "rank \(peer) (pid \(member.pid) on \(member.host)) \(links[peer]!.health.lost() ?? "failed (\(error))"); restart the group")
+            broken = lost
+            throw lost
+        }
     }
 
     /// Waits for `source`'s next message; a peer that died, or that takes
     /// longer than `deadline`, breaks the group for good.
     private func receive(from source: Int, what: String, deadline: Duration? = GroupTiming.stepDeadline) throws {
         received[source] &+= 1
-        let member = members[source]
+        let count = received[source]
+        let member = members[source], health = links[source]!.health
         let clock = ContinuousClock(), start = clock.now
         defer { if deadline != nil { waited += clock.now - start } }
+        func check() throws {
+            if let lost = health.lost() {
+                throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) \(lost) while rank \(rank) waited for \(what); restart the group")
+            }
+            if let deadline, clock.now - start > deadline {
+                throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) did not send \(what) within \(deadline); restart the group")
+            }
+        }
+        let words = ArrivalWords(base: base, layout: layout)
         do {
-            try ArrivalWords(base: base, layout: layout).wait(from: source, count: received[source], spin: spin) {
-                if !Self.isAlive(member.pid) {
-                    throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) exited while rank \(rank) waited for \(what); restart the group")
-                }
-                if let deadline, clock.now - start > deadline {
-                    throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) did not send \(what) within \(deadline); restart the group")
+            if links[source] is SocketLink {
+                try waitOnSockets(words, source: source, count: count, check: check)
+            } else {
+                // Sockets are drained meanwhile too: a peer over tcp may be
+                // blocked sending to this rank until it reads.
+                try words.wait(from: source, count: count, spin: spin, checkEvery: sockets.isEmpty ? .milliseconds(50) : .milliseconds(1)) {
+                    try sockets.drainAll()
+                    try check()
                 }
             }
         } catch let error as TensorParallelError {
@@ -219,13 +254,17 @@ public final class GroupCollective: Collective {
         }
     }
 
-    /// Whether `pid` runs on: a peer that died is gone, or a zombie until
-    /// its parent (which may be this process) reaps it.
-    static func isAlive(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0 || errno != ESRCH else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(close, offsetBy: 2)] != "Z"
+    /// Reads every socket while `source`'s message is not in: spinning on
+    /// non-blocking reads at first, then sleeping in poll.
+    private func waitOnSockets(_ words: ArrivalWords, source: Int, count: UInt32, check: () throws -> Void) throws {
+        let clock = ContinuousClock(), spinUntil = clock.now + spin
+        while !words.arrived(from: source, count: count) {
+            if clock.now < spinUntil {
+                try sockets.drainAll()
+            } else if try !sockets.wait(upTo: .milliseconds(50)) {
+                try check()
+            }
+        }
     }
 
     private func checkHealthy() throws {
@@ -259,14 +298,21 @@ public struct GroupMember: Sendable, Equatable {
     public var region: RegionDescriptor
     public var pid: Int32
     public var host: String
-    /// Machine and network namespace (`HostIdentity`).
+    /// Machine and network namespace (`HostIdentity`): ranks with the same
+    /// one share memory, the others reach each other over tcp.
     public var hostID: String
+    /// Where peers on other hosts connect to this rank. The leader leaves
+    /// the host empty: its ranks use the address they joined it at.
+    public var dataHost: String
+    public var dataPort: Int
 
-    public init(rank: Int, region: RegionDescriptor, pid: Int32, host: String, hostID: String) {
+    public init(rank: Int, region: RegionDescriptor, pid: Int32, host: String, hostID: String, dataHost: String = "", dataPort: Int = 0) {
         self.rank = rank
         self.region = region
         self.pid = pid
         self.host = host
         self.hostID = hostID
+        self.dataHost = dataHost
+        self.dataPort = dataPort
     }
 }

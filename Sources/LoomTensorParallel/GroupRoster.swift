@@ -93,7 +93,7 @@ actor GroupRoster {
         do { region = try RegionDescriptor(serialized: Array(r.region)) } catch {
             throw refuse("its region descriptor does not parse (\(error))")
         }
-        return GroupMember(rank: rank, region: region, pid: r.pid, host: r.host, hostID: r.hostID)
+        return GroupMember(rank: rank, region: region, pid: r.pid, host: r.host, hostID: r.hostID, dataHost: r.dataHost, dataPort: Int(r.dataPort))
     }
 
     private func fail(_ error: TensorParallelError) {

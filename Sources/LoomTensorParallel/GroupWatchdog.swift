@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
 
-/// Watches the other ranks of a group on this host between steps, so an
-/// idle leader learns of a dead rank too (inside a step the collective's
+/// Watches the other ranks of a group between steps (by pid on this host,
+/// by connection on others), so an idle leader learns of a dead rank too (inside a step the collective's
 /// own waits notice). A group missing a rank cannot compute anything, so
 /// whoever owns it stops it whole: the router then sees the worker go, and
 /// the group is restarted whole.
@@ -14,19 +14,17 @@ public final class GroupWatchdog: Sendable {
     public func stop() { stopping.store(true, ordering: .sequentiallyConsistent) }
 
     /// Calls `lost` (once, on a thread of its own) with the first rank found
-    /// dead; polls every `interval`.
+    /// gone and what became of it; polls every `interval`.
     @discardableResult
-    public static func start(_ members: [GroupMember], watchedBy rank: Int, every interval: Duration = .milliseconds(100),
-                             lost: @escaping @Sendable (GroupMember) -> Void) -> GroupWatchdog {
+    public static func start(_ peers: [PeerHealth], every interval: Duration = .milliseconds(100),
+                             lost: @escaping @Sendable (GroupMember, String) -> Void) -> GroupWatchdog {
         let watchdog = GroupWatchdog()
-        let here = members.first { $0.rank == rank }?.hostID
-        let watched = members.filter { $0.rank != rank && $0.hostID == here }
-        guard !watched.isEmpty else { return watchdog }
+        guard !peers.isEmpty else { return watchdog }
         let thread = Thread {
             while !watchdog.stopping.load(ordering: .sequentiallyConsistent) {
-                if let dead = watched.first(where: { !GroupCollective.isAlive($0.pid) }) {
+                if let (peer, reason) = peers.lazy.compactMap({ peer in peer.lost().map { (peer, $0) } }).first {
                     guard !watchdog.stopping.load(ordering: .sequentiallyConsistent) else { return }
-                    lost(dead)
+                    lost(peer.member, reason)
                     return
                 }
                 Thread.sleep(forTimeInterval: Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)

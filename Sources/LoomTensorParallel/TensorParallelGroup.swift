@@ -16,15 +16,26 @@ public struct GroupSpec: Sendable {
     /// Compute threads of each rank, for how long a waiting rank may spin.
     public var threads: Int
     public var timing: GroupTiming
+    public var transport: GroupTransport
 
-    public init(size: Int, rank: Int, leader: RPCAddress, joinTimeout: Duration = .seconds(60), threads: Int = 1, timing: GroupTiming = .init()) {
+    public init(size: Int, rank: Int, leader: RPCAddress, joinTimeout: Duration = .seconds(60), threads: Int = 1, timing: GroupTiming = .init(), transport: GroupTransport = .automatic) {
         self.size = size
         self.rank = rank
         self.leader = leader
         self.joinTimeout = joinTimeout
         self.threads = threads
         self.timing = timing
+        self.transport = transport
     }
+}
+
+/// How a rank reaches its peers.
+public enum GroupTransport: String, Sendable, CaseIterable {
+    /// Shared memory with ranks on this host, tcp to the others.
+    case automatic
+    /// tcp to every peer, as if this rank had a host of its own: the tcp
+    /// path measured and tested on one machine.
+    case tcp
 }
 
 /// A formed group, as one rank holds it: the collective its model's seams
@@ -32,18 +43,34 @@ public struct GroupSpec: Sendable {
 public final class TensorParallelGroup: Sendable {
     public let collective: GroupCollectiveBox
     public let members: [GroupMember]
+    /// The other ranks' health, for a watchdog between steps.
+    public let health: [PeerHealth]
+    /// The ranks this one reaches over tcp (the others share its memory).
+    public let overTCP: Set<Int>
     /// The leader's, which every rank sizes itself by.
     public let geometry: GroupGeometry
     private let server: Task<Void, Never>?
 
-    fileprivate init(collective: GroupCollective, members: [GroupMember], geometry: GroupGeometry, server: Task<Void, Never>?) {
+    fileprivate init(collective: GroupCollective, members: [GroupMember], overTCP: Set<Int>, geometry: GroupGeometry, server: Task<Void, Never>?) {
+        self.overTCP = overTCP
         self.collective = GroupCollectiveBox(collective)
         self.members = members
+        health = collective.health
         self.geometry = geometry
         self.server = server
     }
 
     deinit { server?.cancel() }
+
+    /// Every rank, and how this one reaches it, for start-up logs:
+    /// "rank 0 pid 10 (here), rank 1 pid 11 over shm, rank 2 pid 9 at 10.0.0.3 over tcp".
+    public var routes: String {
+        let me = collective.value.rank
+        return members.map { m in
+            let how = m.rank == me ? "(here)" : overTCP.contains(m.rank) ? "at \(m.dataHost.isEmpty ? "the leader's address" : m.dataHost) over tcp" : "over shm"
+            return "rank \(m.rank) pid \(m.pid) \(how)"
+        }.joined(separator: ", ")
+    }
 
     /// Registers this rank's region, meets the others through the leader,
     /// and maps their regions. `split` is the split every rank computes for
@@ -54,8 +81,8 @@ public final class TensorParallelGroup: Sendable {
             return try await GroupLeader.listen(spec, file: file, split: split, geometry: geometry).form()
         }
         let rank = try PendingRank(spec, file: file, split: split)
-        let (members, agreed) = try await join(spec, request: request(rank.me, size: spec.size, model: rank.model, shard: split.shards[spec.rank]))
-        return try rank.complete(members: members, geometry: agreed, server: nil)
+        let (members, agreed, token) = try await join(spec, request: request(rank.me, size: spec.size, model: rank.model, shard: split.shards[spec.rank]))
+        return try await rank.complete(members: members, geometry: agreed, token: token, server: nil)
     }
 
     private static func request(_ me: GroupMember, size: Int, model: String, shard: TensorShard) throws -> Loom_Group_JoinRequest {
@@ -68,10 +95,12 @@ public final class TensorParallelGroup: Sendable {
         r.pid = me.pid
         r.host = me.host
         r.hostID = me.hostID
+        r.dataHost = me.dataHost
+        r.dataPort = UInt32(me.dataPort)
         return r
     }
 
-    static func serveJoins(at address: RPCAddress, roster: GroupRoster, geometry: GroupGeometry) async throws -> (RPCAddress, Task<Void, Never>) {
+    static func serveJoins(at address: RPCAddress, roster: GroupRoster, geometry: GroupGeometry, token: UInt64) async throws -> (RPCAddress, Task<Void, Never>) {
         var services = RPCServices()
         services.unary(GroupRPC.join) { request, _ in
             let members = try await roster.join(request)
@@ -83,9 +112,12 @@ public final class TensorParallelGroup: Sendable {
                 member.pid = m.pid
                 member.host = m.host
                 member.hostID = m.hostID
+                member.dataHost = m.dataHost
+                member.dataPort = UInt32(m.dataPort)
                 return member
             }
             reply.geometry = geometry.proto
+            reply.token = token
             return (reply, ByteBuffer())
         }
         let server = try await RPCServer.bind(address, services: services, configuration: RPCConfiguration(nodeName: "tp-leader"))
@@ -94,7 +126,7 @@ public final class TensorParallelGroup: Sendable {
 
     /// Dials the leader until it answers or `joinTimeout` passes: ranks may
     /// start in any order.
-    private static func join(_ spec: GroupSpec, request: Loom_Group_JoinRequest) async throws -> ([GroupMember], GroupGeometry) {
+    private static func join(_ spec: GroupSpec, request: Loom_Group_JoinRequest) async throws -> ([GroupMember], GroupGeometry, token: UInt64) {
         let deadline = ContinuousClock.now + spec.joinTimeout
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {
@@ -103,9 +135,10 @@ public final class TensorParallelGroup: Sendable {
                     try await connection.unary(GroupRPC.join, request, timeout: deadline - .now).0
                 }
                 let members = try reply.members.map { m in
-                    GroupMember(rank: Int(m.rank), region: try RegionDescriptor(serialized: Array(m.region)), pid: m.pid, host: m.host, hostID: m.hostID)
+                    GroupMember(rank: Int(m.rank), region: try RegionDescriptor(serialized: Array(m.region)), pid: m.pid, host: m.host, hostID: m.hostID,
+                                dataHost: m.dataHost, dataPort: Int(m.dataPort))
                 }
-                return (members, GroupGeometry(reply.geometry))
+                return (members, GroupGeometry(reply.geometry), reply.token)
             } catch let error as WireError where error.code == .handlerFailed {
                 throw TensorParallelError(.mismatch, "the leader at \(spec.leader.hostPort) refused rank \(spec.rank): \(error.message)")
             } catch {
@@ -166,29 +199,32 @@ public final class GroupLeader: Sendable {
     private let geometry: GroupGeometry
     private let server: Task<Void, Never>
     private let timeout: Duration
+    private let token: UInt64
 
     public static func listen(_ spec: GroupSpec, file: GGUFFile, split: TensorSplit, geometry: GroupGeometry) async throws -> GroupLeader {
         precondition(spec.rank == 0, "rank 0 leads")
         let rank = try PendingRank(spec, file: file, split: split)
+        let token = UInt64.random(in: 1...UInt64.max)
         let roster = GroupRoster(expected: .init(size: spec.size, model: rank.model, shards: split.shards.map(\.description)), leader: rank.me)
-        let (address, server) = try await TensorParallelGroup.serveJoins(at: spec.leader, roster: roster, geometry: geometry)
-        return GroupLeader(address: address, rank: rank, roster: roster, geometry: geometry, server: server, timeout: spec.joinTimeout)
+        let (address, server) = try await TensorParallelGroup.serveJoins(at: spec.leader, roster: roster, geometry: geometry, token: token)
+        return GroupLeader(address: address, rank: rank, roster: roster, geometry: geometry, server: server, timeout: spec.joinTimeout, token: token)
     }
 
-    private init(address: RPCAddress, rank: PendingRank, roster: GroupRoster, geometry: GroupGeometry, server: Task<Void, Never>, timeout: Duration) {
+    private init(address: RPCAddress, rank: PendingRank, roster: GroupRoster, geometry: GroupGeometry, server: Task<Void, Never>, timeout: Duration, token: UInt64) {
         self.address = address
         self.rank = rank
         self.roster = roster
         self.geometry = geometry
         self.server = server
         self.timeout = timeout
+        self.token = token
     }
 
     /// Waits for every rank to join (or the first to be refused).
     public func form() async throws -> TensorParallelGroup {
         do {
             let members = try await roster.waitForAll(timeout: timeout)
-            return try rank.complete(members: members, geometry: geometry, server: server)
+            return try await rank.complete(members: members, geometry: geometry, token: token, server: server)
         } catch {
             // The refused rank's answer is on its way out; let it go first.
             try? await Task.sleep(for: .seconds(1))
@@ -198,12 +234,14 @@ public final class GroupLeader: Sendable {
     }
 }
 
-/// A rank with its region registered, not yet in a group.
+/// A rank with its region registered and its tcp port open, not yet in a
+/// group.
 struct PendingRank: Sendable {
     let spec: GroupSpec
     let split: TensorSplit
     let layouts: [GroupRegionLayout]
     let region: RegisteredRegion
+    let listener: LaneListener
     let me: GroupMember
     let model: String
 
@@ -214,21 +252,46 @@ struct PendingRank: Sendable {
         }
         let table = RegionTable(owner: "tp\(spec.rank)-\(getpid())", epoch: UInt64(Date().timeIntervalSince1970 * 1e6))
         region = try SharedMemoryRegion.register(in: table, length: layouts[spec.rank].length)
-        me = GroupMember(rank: spec.rank, region: region.descriptor, pid: getpid(), host: ProcessInfo.processInfo.hostName, hostID: HostIdentity.current)
+        listener = try GroupMesh.listen()
+        // A rank alone on its "host" shares memory with no one.
+        let hostID = spec.transport == .tcp ? "\(HostIdentity.current)/tcp-\(getpid())-\(spec.rank)" : HostIdentity.current
+        var dataHost = ""
+        if spec.rank > 0, case .tcp(let host, let port) = spec.leader {
+            dataHost = GroupMesh.localAddress(toward: host, port: port) ?? ""
+        }
+        me = GroupMember(rank: spec.rank, region: region.descriptor, pid: getpid(), host: ProcessInfo.processInfo.hostName, hostID: hostID,
+                         dataHost: dataHost, dataPort: listener.port)
         model = TensorSplit.identity(of: file)
         self.spec = spec
         self.split = split
     }
 
-    func complete(members: [GroupMember], geometry: GroupGeometry, server: Task<Void, Never>?) throws -> TensorParallelGroup {
-        if let other = members.first(where: { $0.hostID != me.hostID }) {
+    /// Connects to the peers on other hosts (on a thread: it blocks until
+    /// they connect back) and maps the others' regions.
+    func complete(members: [GroupMember], geometry: GroupGeometry, token: UInt64, server: Task<Void, Never>?) async throws -> TensorParallelGroup {
+        defer { listener.socket.close() }
+        let leaderHost: String
+        if case .tcp(let host, _) = spec.leader { leaderHost = host } else { leaderHost = "127.0.0.1" }
+        do {
+            let (me, spec, listener) = (me, spec, listener)
+            let sockets = try await onOwnThread {
+                try GroupMesh.connect(me, members: members, listener: listener, leaderHost: leaderHost, token: token, within: spec.joinTimeout)
+            }
+            let collective = try GroupCollective(
+                rank: spec.rank, own: region, members: members, sockets: sockets, vocabularies: split.shards.map(\.vocabulary),
+                layouts: layouts,
+                spin: spec.timing.spin ?? GroupTiming.spin(ranksHere: members.filter { $0.hostID == me.hostID }.count, threadsPerRank: spec.threads))
+            return TensorParallelGroup(collective: collective, members: members, overTCP: Set(sockets.keys), geometry: geometry, server: server)
+        } catch {
             server?.cancel()
-            throw TensorParallelError(.mismatch, "rank \(other.rank) runs on \(other.host), another host than rank \(spec.rank) (\(me.host)); this build's all-reduce needs every rank on one host (shm)")
+            throw error
         }
-        let collective = try GroupCollective(
-            rank: spec.rank, own: region, members: members, vocabularies: split.shards.map(\.vocabulary),
-            layouts: layouts,
-            spin: spec.timing.spin ?? GroupTiming.spin(ranksHere: members.filter { $0.hostID == me.hostID }.count, threadsPerRank: spec.threads))
-        return TensorParallelGroup(collective: collective, members: members, geometry: geometry, server: server)
+    }
+}
+
+/// Runs blocking work on a thread of its own, off the concurrency pool.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }

@@ -39,12 +39,12 @@ import Testing
         return all
     }
 
-    func compare(_ spec: TinyModel, sizes: [Int] = [2, 3, 4], tolerance: Float = 2e-3) async throws {
+    func compare(_ spec: TinyModel, sizes: [Int] = [2, 3, 4], tolerance: Float = 2e-3, transport: GroupTransport = .automatic) async throws {
         let path = try spec.write(to: temporaryPath("tp.gguf"))
         let prompt: [TokenID] = [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43]
         let alone = try run(Transformer(path: path, threads: 1, maxBatchTokens: 64), prompt: prompt, steps: 6)
         for size in sizes {
-            let group = try await InProcessGroup.start(path: path, size: size)
+            let group = try await InProcessGroup.start(path: path, size: size, transports: Array(repeating: transport, count: size))
             let grouped = try run(group.leader, prompt: prompt, steps: 6)
             group.stop()
             #expect(group.failures.errors.withLock { $0 }.isEmpty)
@@ -79,6 +79,43 @@ import Testing
         let twice = try (0..<2).map { _ in try run(group.leader, prompt: [1, 2, 3, 4, 5], steps: 3) }
         group.stop()
         #expect(twice[0] == twice[1], "the same steps give bit-identical logits")
+    }
+
+    @Test func denseAndMixtureOfExpertsOverTCP() async throws {
+        try await compare(Self.spec(), transport: .tcp)
+        try await compare(Self.spec { $0.architecture = "qwen2moe"; $0.experts = 4; $0.expertsUsed = 2; $0.sharedExpert = true }, transport: .tcp)
+    }
+
+    /// The same partials summed in the same order: a group gives the same
+    /// bits over tcp, over shm, and with some pairs on each (ranks 0 and 1
+    /// sharing memory, rank 2 on a "host" of its own).
+    @Test func tcpShmAndMixedGroupsGiveBitIdenticalLogits() async throws {
+        let path = try Self.spec().write(to: temporaryPath("tp-links.gguf"))
+        let prompt: [TokenID] = Array(1...40)
+        var results: [[[Float]]] = []
+        for transports: [GroupTransport] in [[.automatic, .automatic, .automatic], [.tcp, .tcp, .tcp], [.automatic, .automatic, .tcp]] {
+            let group = try await InProcessGroup.start(path: path, size: 3, transports: transports)
+            #expect(group.leaderGroup.overTCP == Set(transports.indices.filter { r in r > 0 && (transports[r] == .tcp || transports[0] == .tcp) }))
+            results.append(try run(group.leader, prompt: prompt, steps: 4))
+            group.stop()
+            #expect(group.failures.errors.withLock { $0 }.isEmpty)
+        }
+        #expect(results[1] == results[0] && results[2] == results[0])
+    }
+
+    /// Prefill steps larger than one reduce slot go over tcp in rounds
+    /// (a round is 256 tokens, 384 KiB here): both sides send a whole round
+    /// at once, more than the socket buffers hold, which must not deadlock.
+    @Test func aPrefillOfManyRoundsOverTCP() async throws {
+        let path = try Self.spec { $0.embedding = 384; $0.feedForward = 512; $0.context = 1024 }.write(to: temporaryPath("tp-rounds.gguf"))
+        let prompt = (0..<600).map { TokenID($0 % 200 + 1) }
+        let alone = try run(Transformer(path: path, threads: 1, maxBatchTokens: 640), prompt: prompt, steps: 1, blocks: 40)
+        let group = try await InProcessGroup.start(path: path, size: 2, maxBatchTokens: 640, kvBlocks: 40, transports: [.tcp, .tcp])
+        let grouped = try run(group.leader, prompt: prompt, steps: 1, blocks: 40)
+        group.stop()
+        for (a, b) in zip(alone, grouped) {
+            #expect(maxDifference(a, b) <= 2e-3 * a.map(abs).max()!)
+        }
     }
 }
 

@@ -16,21 +16,24 @@ final class InProcessGroup {
     private(set) var followerModels: [Transformer] = []
     let failures = FollowerFailures()
 
-    static func start(path: String, size: Int, maxBatchTokens: Int = 64, kvBlocks: Int = 16, threads: Int = 1) async throws -> InProcessGroup {
+    /// `transports[r]` is how rank r reaches its peers (a pair talks over
+    /// tcp if either side says so).
+    static func start(path: String, size: Int, maxBatchTokens: Int = 64, kvBlocks: Int = 16, threads: Int = 1, transports: [GroupTransport]? = nil) async throws -> InProcessGroup {
+        let transports = transports ?? Array(repeating: .automatic, count: size)
         let file = try GGUFFile(path: path)
         let split = try TensorSplit(file: file, size: size)
         let leader = try Transformer(file: file, threads: threads, maxBatchTokens: maxBatchTokens, shard: split.shards[0])
         let geometry = GroupGeometry(kvBlocks: kvBlocks, blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: maxBatchTokens, maxLogitRows: leader.maxLogitRows)
         let spin = GroupTiming(spin: .microseconds(20))
         let leaderRank = try await GroupLeader.listen(
-            GroupSpec(size: size, rank: 0, leader: .tcp(host: "127.0.0.1", port: 0), joinTimeout: .seconds(20), timing: spin), file: file, split: split, geometry: geometry)
+            GroupSpec(size: size, rank: 0, leader: .tcp(host: "127.0.0.1", port: 0), joinTimeout: .seconds(20), timing: spin, transport: transports[0]), file: file, split: split, geometry: geometry)
         let address = leaderRank.address
         async let leaderGroup = leaderRank.form()
         // Every rank's join waits for the whole group, so they join at once.
         let joined = try await withThrowingTaskGroup(of: (Int, TensorParallelGroup).self) { tasks in
             for rank in 1..<size {
                 tasks.addTask {
-                    (rank, try await TensorParallelGroup.form(GroupSpec(size: size, rank: rank, leader: address, joinTimeout: .seconds(20), timing: spin), file: file, split: split))
+                    (rank, try await TensorParallelGroup.form(GroupSpec(size: size, rank: rank, leader: address, joinTimeout: .seconds(20), timing: spin, transport: transports[rank]), file: file, split: split))
                 }
             }
             return try await tasks.reduce(into: [:]) { $0[$1.0] = $1.1 }.sorted { $0.key < $1.key }.map(\.value)

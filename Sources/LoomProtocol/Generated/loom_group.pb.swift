@@ -53,6 +53,12 @@ public nonisolated struct Loom_Group_JoinRequest: Sendable {
 
   public var hostID: String = String()
 
+  /// Where ranks on other hosts connect to this one (tcp). The leader's
+  /// host is left empty: each rank uses the address it joined the leader at.
+  public var dataHost: String = String()
+
+  public var dataPort: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -72,6 +78,10 @@ public nonisolated struct Loom_Group_Member: Sendable {
   public var host: String = String()
 
   public var hostID: String = String()
+
+  public var dataHost: String = String()
+
+  public var dataPort: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -116,6 +126,10 @@ public nonisolated struct Loom_Group_JoinReply: Sendable {
   /// Clears the value of `geometry`. Subsequent reads from it will return its default value.
   public mutating func clearGeometry() {self._geometry = nil}
 
+  /// Opens every tcp connection between ranks, so a connection from
+  /// anything but a rank of this group is dropped.
+  public var token: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -129,7 +143,7 @@ fileprivate nonisolated let _protobuf_package = "loom.group"
 
 nonisolated extension Loom_Group_JoinRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JoinRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}size\0\u{1}model\0\u{1}shard\0\u{1}region\0\u{1}pid\0\u{1}host\0\u{3}host_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}size\0\u{1}model\0\u{1}shard\0\u{1}region\0\u{1}pid\0\u{1}host\0\u{3}host_id\0\u{3}data_host\0\u{3}data_port\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -145,6 +159,8 @@ nonisolated extension Loom_Group_JoinRequest: SwiftProtobuf.Message, SwiftProtob
       case 6: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.host) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.dataHost) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.dataPort) }()
       default: break
       }
     }
@@ -175,6 +191,12 @@ nonisolated extension Loom_Group_JoinRequest: SwiftProtobuf.Message, SwiftProtob
     if !self.hostID.isEmpty {
       try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 8)
     }
+    if !self.dataHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.dataHost, fieldNumber: 9)
+    }
+    if self.dataPort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dataPort, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -187,6 +209,8 @@ nonisolated extension Loom_Group_JoinRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.pid != rhs.pid {return false}
     if lhs.host != rhs.host {return false}
     if lhs.hostID != rhs.hostID {return false}
+    if lhs.dataHost != rhs.dataHost {return false}
+    if lhs.dataPort != rhs.dataPort {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -194,7 +218,7 @@ nonisolated extension Loom_Group_JoinRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Loom_Group_Member: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Member"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}region\0\u{1}pid\0\u{1}host\0\u{3}host_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}region\0\u{1}pid\0\u{1}host\0\u{3}host_id\0\u{3}data_host\0\u{3}data_port\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -207,6 +231,8 @@ nonisolated extension Loom_Group_Member: SwiftProtobuf.Message, SwiftProtobuf._M
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.host) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.dataHost) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.dataPort) }()
       default: break
       }
     }
@@ -228,6 +254,12 @@ nonisolated extension Loom_Group_Member: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.hostID.isEmpty {
       try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 5)
     }
+    if !self.dataHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.dataHost, fieldNumber: 6)
+    }
+    if self.dataPort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dataPort, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -237,6 +269,8 @@ nonisolated extension Loom_Group_Member: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.pid != rhs.pid {return false}
     if lhs.host != rhs.host {return false}
     if lhs.hostID != rhs.hostID {return false}
+    if lhs.dataHost != rhs.dataHost {return false}
+    if lhs.dataPort != rhs.dataPort {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -289,7 +323,7 @@ nonisolated extension Loom_Group_Geometry: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Loom_Group_JoinReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JoinReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}geometry\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}geometry\0\u{1}token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -299,6 +333,7 @@ nonisolated extension Loom_Group_JoinReply: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._geometry) }()
+      case 3: try { try decoder.decodeSingularFixed64Field(value: &self.token) }()
       default: break
       }
     }
@@ -315,12 +350,16 @@ nonisolated extension Loom_Group_JoinReply: SwiftProtobuf.Message, SwiftProtobuf
     try { if let v = self._geometry {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if self.token != 0 {
+      try visitor.visitSingularFixed64Field(value: self.token, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Loom_Group_JoinReply, rhs: Loom_Group_JoinReply) -> Bool {
     if lhs.members != rhs.members {return false}
     if lhs._geometry != rhs._geometry {return false}
+    if lhs.token != rhs.token {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -6,12 +6,15 @@ import Darwin
 
 /// A connected TCP socket with blocking, whole-buffer I/O, for a lane's
 /// own thread. Every call either moves all its bytes or throws: a lane has
-/// no use for half a header.
-struct LaneSocket: Sendable {
-    let fd: Int32
+/// no use for half a header. Public for the tensor-parallel group's links,
+/// which run their own frames over the same sockets.
+public struct LaneSocket: Sendable {
+    public let fd: Int32
+
+    public init(fd: Int32) { self.fd = fd }
 
     /// Connects to `host:port` (numeric or a name), Nagle off.
-    static func connect(host: String, port: Int) throws(TransferError) -> LaneSocket {
+    public static func connect(host: String, port: Int) throws(TransferError) -> LaneSocket {
         try withAddresses(host: host, port: port, passive: false) { (info) throws(TransferError) in
             let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
             guard fd >= 0 else { throw Self.failure("socket", errno) }
@@ -28,14 +31,14 @@ struct LaneSocket: Sendable {
 
     /// Nagle off: a part's header must not wait for its bytes' ACK. (SIGPIPE
     /// is kept off per call, by `send`'s MSG_NOSIGNAL.)
-    func tune() {
+    public func tune() {
         var on: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Sends all of `bytes`; `more` tells the kernel more of the same
     /// message follows, so a header and a small payload share a segment.
-    func send(_ bytes: UnsafeRawBufferPointer, more: Bool = false) throws(TransferError) {
+    public func send(_ bytes: UnsafeRawBufferPointer, more: Bool = false) throws(TransferError) {
         var sent = 0
         let flags = Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0)
         while sent < bytes.count {
@@ -48,7 +51,7 @@ struct LaneSocket: Sendable {
         }
     }
 
-    func send(_ bytes: [UInt8], more: Bool = false) throws(TransferError) {
+    public func send(_ bytes: [UInt8], more: Bool = false) throws(TransferError) {
         try bytes.withUnsafeBytes { bytes in Result { () throws(TransferError) in try send(bytes, more: more) } }.get()
     }
 
@@ -59,7 +62,7 @@ struct LaneSocket: Sendable {
     }
 
     /// Fills all of `buffer`; a peer that closes first is `peerUnavailable`.
-    func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransferError) {
+    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransferError) {
         var filled = 0
         while filled < buffer.count {
             let n = recv(fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
@@ -85,14 +88,69 @@ struct LaneSocket: Sendable {
     }
 
     /// Waits up to `milliseconds` for bytes to read (or the peer closing).
-    func readable(within milliseconds: Int32) -> Bool {
+    public func readable(within milliseconds: Int32) -> Bool {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return poll(&poller, 1, milliseconds) > 0
     }
 
     /// Wakes any thread blocked on this socket; `close` comes after they return.
-    func shutDown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
-    func close() { _ = Glibc.close(fd) }
+    public func shutDown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    public func close() { _ = Glibc.close(fd) }
+
+    /// Sends every byte of `parts`, in order, in as few calls as the kernel
+    /// allows: a header and its payload leave in one segment when they fit.
+    public func send(parts: [UnsafeRawBufferPointer]) throws(TransferError) {
+        var vectors = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress!), iov_len: $0.count) }
+        var first = 0
+        while first < vectors.count {
+            let n = vectors.withUnsafeMutableBufferPointer { v in
+                var message = msghdr()
+                message.msg_iov = v.baseAddress! + first
+                message.msg_iovlen = min(v.count - first, 1024)  // UIO_MAXIOV
+                return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Self.failure("sendmsg", errno)
+            }
+            var left = n
+            while left > 0, first < vectors.count {
+                if left >= vectors[first].iov_len {
+                    left -= vectors[first].iov_len
+                    first += 1
+                } else {
+                    vectors[first].iov_base += left
+                    vectors[first].iov_len -= left
+                    left = 0
+                }
+            }
+        }
+    }
+
+    /// Whole-call bounds on blocking sends and receives (SO_SNDTIMEO and
+    /// SO_RCVTIMEO): a peer that stops reading, or never speaks, fails the
+    /// call with EAGAIN instead of hanging it.
+    public func setTimeouts(send: Duration?, receive: Duration?) {
+        func set(_ option: Int32, _ duration: Duration?) {
+            guard let duration else { return }
+            var value = timeval(tv_sec: Int(duration.components.seconds), tv_usec: Int(duration.components.attoseconds / 1_000_000_000_000))
+            setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
+        }
+        set(SO_SNDTIMEO, send)
+        set(SO_RCVTIMEO, receive)
+    }
+
+    /// TCP keepalive probes after `idle` of silence, every `interval`,
+    /// `count` times: a peer host that vanished without closing is found
+    /// even by a side that has nothing to send.
+    public func keepAlive(idle: Int32, interval: Int32, count: Int32) {
+        var on: Int32 = 1, idle = idle, interval = interval, count = count
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+    }
 
     static func failure(_ call: String, _ code: Int32) -> TransferError {
         TransferError(.peerUnavailable, "tcp data lane \(call) failed: \(String(cString: strerror(code)))")
@@ -116,11 +174,11 @@ struct LaneSocket: Sendable {
 
 /// A listening socket on the address the writer reached us at, port chosen
 /// by the kernel.
-struct LaneListener: Sendable {
-    let socket: LaneSocket
-    let port: Int
+public struct LaneListener: Sendable {
+    public let socket: LaneSocket
+    public let port: Int
 
-    init(host: String) throws(TransferError) {
+    public init(host: String) throws(TransferError) {
         (socket, port) = try LaneSocket.withAddresses(host: host, port: 0, passive: true) { (info) throws(TransferError) in
             let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
             guard fd >= 0 else { throw LaneSocket.failure("socket", errno) }
@@ -144,7 +202,7 @@ struct LaneListener: Sendable {
     }
 
     /// The next connection, or nil once the listener was shut down.
-    func accept() -> LaneSocket? {
+    public func accept() -> LaneSocket? {
         while true {
             let fd = Glibc.accept(socket.fd, nil, nil)
             if fd >= 0 {

@@ -1,0 +1,247 @@
+import Foundation
+import Glibc
+import LoomTransfer
+
+/// A peer on another host, over one TCP connection: this rank's writes
+/// leave as frames, each naming where in the peer's region its bytes go,
+/// the last carrying the post; the peer's frames are landed in this rank's
+/// region, and their arrival words posted, by this rank's compute thread
+/// whenever it waits (`SocketProgress`). So a decode-sized all-reduce is a
+/// send and a recv on the thread that needs it: no hand-off to another
+/// thread, which on a machine with no core to spare costs a scheduler
+/// slice, not microseconds.
+final class SocketLink: PeerLink {
+    let socket: LaneSocket
+    let health: PeerHealth
+    /// Drains every link while a send waits for room, so two ranks sending
+    /// each other more than their buffers hold cannot deadlock. Set by the
+    /// collective that owns both.
+    weak var progress: SocketProgress?
+    private var pending: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
+    private let inbound: InboundFrames
+
+    /// `region` (this rank's, laid out by `layout`) is where the peer's
+    /// frames land; `peer` is who is at the other end.
+    init(socket: LaneSocket, peer: GroupMember, region: RegisteredRegion, layout: GroupRegionLayout) {
+        self.socket = socket
+        _ = fcntl(socket.fd, F_SETFL, fcntl(socket.fd, F_GETFL) | O_NONBLOCK)
+        health = PeerHealth(member: peer, socket: socket.fd)
+        inbound = InboundFrames(region: region, layout: layout, source: peer.rank)
+    }
+
+    deinit {
+        health.markLost("was disconnected by this rank")
+        socket.close()
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        pending.append((offset, bytes))
+    }
+
+    func post(_ count: UInt32) throws {
+        if pending.isEmpty { pending.append((0, UnsafeRawBufferPointer(start: nil, count: 0))) }
+        defer { pending.removeAll(keepingCapacity: true) }
+        let headers = UnsafeMutableRawBufferPointer.allocate(byteCount: pending.count * LinkFrame.bytes, alignment: 8)
+        defer { headers.deallocate() }
+        var vectors: [iovec] = []
+        vectors.reserveCapacity(pending.count * 2)
+        for (i, write) in pending.enumerated() {
+            let last = i == pending.count - 1
+            let header = UnsafeMutableRawBufferPointer(rebasing: headers[i * LinkFrame.bytes ..< (i + 1) * LinkFrame.bytes])
+            LinkFrame(offset: write.offset, length: write.bytes.count, posts: last, count: last ? count : 0).encode(into: header)
+            vectors.append(iovec(iov_base: header.baseAddress, iov_len: header.count))
+            if write.bytes.count > 0 { vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: write.bytes.baseAddress!), iov_len: write.bytes.count)) }
+        }
+        try send(&vectors)
+    }
+
+    /// Sends without blocking; while the socket is full, lands whatever any
+    /// peer sends meanwhile.
+    private func send(_ vectors: inout [iovec]) throws {
+        let clock = ContinuousClock(), start = clock.now
+        var first = 0
+        while first < vectors.count {
+            let n = vectors.withUnsafeMutableBufferPointer { v in
+                var message = msghdr()
+                message.msg_iov = v.baseAddress! + first
+                message.msg_iovlen = min(v.count - first, 1024)  // UIO_MAXIOV
+                return sendmsg(socket.fd, &message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n < 0 {
+                switch errno {
+                case EINTR: continue
+                case EAGAIN:
+                    guard clock.now - start < GroupTiming.stepDeadline else {
+                        throw lost("took none of this rank's writes for \(GroupTiming.stepDeadline)")
+                    }
+                    guard let progress else { throw lost("cannot be written: this rank's group is gone") }
+                    try progress.wait(upTo: .milliseconds(50), writable: self)
+                    continue
+                default: throw lost("closed its connection (sendmsg: \(String(cString: strerror(errno))))")
+                }
+            }
+            var left = n
+            while left > 0 {
+                if left >= vectors[first].iov_len {
+                    left -= vectors[first].iov_len
+                    first += 1
+                } else {
+                    vectors[first].iov_base += left
+                    vectors[first].iov_len -= left
+                    left = 0
+                }
+            }
+        }
+    }
+
+    /// Lands what the peer has sent so far, without waiting.
+    func drain() throws {
+        do {
+            try inbound.drain(socket.fd)
+        } catch {
+            throw lost(error.message)
+        }
+    }
+
+    private func lost(_ reason: String) -> TensorParallelError {
+        health.markLost(reason)
+        let m = health.member
+        return TensorParallelError(.rankLost, "rank \(m.rank) (pid \(m.pid) on \(m.host)) \(health.lost() ?? reason); restart the group")
+    }
+}
+
+/// The frames arriving from one peer, read as far as the socket has them:
+/// a frame may stop mid-header or mid-payload and go on at the next drain.
+private final class InboundFrames {
+    let region: RegisteredRegion
+    let layout: GroupRegionLayout
+    let source: Int
+    private let header = UnsafeMutableRawBufferPointer.allocate(byteCount: LinkFrame.bytes, alignment: 8)
+    private var headerFilled = 0
+    private var frame: LinkFrame?
+    private var payloadFilled = 0
+
+    init(region: RegisteredRegion, layout: GroupRegionLayout, source: Int) {
+        self.region = region
+        self.layout = layout
+        self.source = source
+    }
+
+    deinit { header.deallocate() }
+
+    func drain(_ fd: Int32) throws(TransferError) {
+        let base = region.bytes.baseAddress!
+        while true {
+            guard let current = frame else {
+                guard try read(fd, into: header.baseAddress! + headerFilled, header.count - headerFilled, &headerFilled) else { return }
+                if headerFilled == header.count {
+                    frame = try LinkFrame(decoding: UnsafeRawBufferPointer(header), writable: layout.headerBytes ..< region.bytes.count)
+                    headerFilled = 0
+                    payloadFilled = 0
+                }
+                continue
+            }
+            if payloadFilled < current.length {
+                guard try read(fd, into: base + current.offset + payloadFilled, current.length - payloadFilled, &payloadFilled) else { return }
+            }
+            if payloadFilled == current.length {
+                if current.posts { ArrivalWords(base: base, layout: layout).post(from: source, count: current.count) }
+                frame = nil
+            }
+        }
+    }
+
+    /// One non-blocking read; false when nothing more is there yet.
+    private func read(_ fd: Int32, into target: UnsafeMutableRawPointer, _ count: Int, _ filled: inout Int) throws(TransferError) -> Bool {
+        while true {
+            let n = recv(fd, target, count, Int32(MSG_DONTWAIT))
+            if n > 0 {
+                filled += n
+                return true
+            }
+            if n == 0 { throw TransferError(.peerUnavailable, "closed its connection") }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return false
+            default: throw TransferError(.peerUnavailable, "closed its connection (recv: \(String(cString: strerror(errno))))")
+            }
+        }
+    }
+}
+
+/// Every socket link of one rank, driven by its compute thread: what a
+/// wait or a blocked send does instead of sleeping blind.
+final class SocketProgress {
+    let links: [SocketLink]
+
+    init(_ links: [SocketLink]) {
+        self.links = links
+        for link in links { link.progress = self }
+    }
+
+    var isEmpty: Bool { links.isEmpty }
+
+    /// Lands whatever has arrived on any link.
+    func drainAll() throws {
+        for link in links { try link.drain() }
+    }
+
+    /// Sleeps in poll until a link has bytes (or `writable` has room), at
+    /// most `timeout`; lands what came. Returns false if nothing did.
+    @discardableResult
+    func wait(upTo timeout: Duration, writable: SocketLink? = nil) throws -> Bool {
+        var fds = links.map { pollfd(fd: $0.socket.fd, events: Int16(POLLIN), revents: 0) }
+        if let writable, let i = links.firstIndex(where: { $0 === writable }) { fds[i].events |= Int16(POLLOUT) }
+        let ready = poll(&fds, nfds_t(fds.count), Int32(timeout / .milliseconds(1)))
+        guard ready > 0 else { return false }
+        for (link, fd) in zip(links, fds) where fd.revents & ~Int16(POLLOUT) != 0 { try link.drain() }
+        return true
+    }
+}
+
+/// One write on a socket link: where its bytes go in the receiver's
+/// region, how many follow the header, and whether it completes a message
+/// (`posts`, with the message's arrival count: the immediate).
+///
+///     magic u32 | flags u32 | offset u64 | length u32 | count u32   (LE)
+struct LinkFrame: Equatable {
+    static let bytes = 24
+    static let magic: UInt32 = 0x4654_504C  // "LPTF"
+
+    var offset: Int
+    var length: Int
+    var posts: Bool
+    var count: UInt32
+
+    init(offset: Int, length: Int, posts: Bool, count: UInt32) {
+        self.offset = offset
+        self.length = length
+        self.posts = posts
+        self.count = count
+    }
+
+    func encode(into header: UnsafeMutableRawBufferPointer) {
+        header.storeBytes(of: Self.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+        header.storeBytes(of: UInt32(posts ? 1 : 0).littleEndian, toByteOffset: 4, as: UInt32.self)
+        header.storeBytes(of: UInt64(offset).littleEndian, toByteOffset: 8, as: UInt64.self)
+        header.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 16, as: UInt32.self)
+        header.storeBytes(of: count.littleEndian, toByteOffset: 20, as: UInt32.self)
+    }
+
+    /// A frame whose bytes would land outside `writable` (the receiver's
+    /// region past its arrival words) is refused, not written.
+    init(decoding header: UnsafeRawBufferPointer, writable: Range<Int>) throws(TransferError) {
+        func load<T: FixedWidthInteger>(_: T.Type, _ at: Int) -> T { T(littleEndian: header.loadUnaligned(fromByteOffset: at, as: T.self)) }
+        guard load(UInt32.self, 0) == Self.magic else {
+            throw TransferError(.invalidRequest, "sent a frame without the group link's magic (\(String(load(UInt32.self, 0), radix: 16))); is something other than a Loom rank connected?")
+        }
+        let flags = load(UInt32.self, 4)
+        let offset = load(UInt64.self, 8), length = Int(load(UInt32.self, 16))
+        guard flags & ~1 == 0 else { throw TransferError(.invalidRequest, "sent a frame with unknown flags \(flags)") }
+        let fits = offset >= UInt64(writable.lowerBound) && offset <= UInt64(writable.upperBound) && Int(offset) + length <= writable.upperBound
+        guard length == 0 || fits else {
+            throw TransferError(.invalidRequest, "sent a write of \(length) bytes at offset \(offset), outside this rank's region \(writable); the ranks disagree on the region's layout")
+        }
+        self.init(offset: length == 0 ? 0 : Int(offset), length: length, posts: flags & 1 == 1, count: load(UInt32.self, 20))
+    }
+}
