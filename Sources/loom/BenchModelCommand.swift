@@ -31,8 +31,7 @@ struct BenchModelCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
 
-    @Option(name: .long, help: "Ranks of a tensor-parallel group on this host: this process is rank 0 and starts the others, each with --threads threads (default: 1, one process).")
-    var tp: Int = 1
+    @OptionGroup var tensorParallel: LocalGroupOptions
 
     @Option(name: .long, help: "With --tp: all-reduces of one decode row timed after the runs, for the latency percentiles.")
     var allReduceProbes: Int = 2000
@@ -43,13 +42,12 @@ struct BenchModelCommand: AsyncParsableCommand {
             throw ValidationError("--prefill-tokens, --prompt-tokens and --decode-tokens must be at least 1")
         }
         guard (1...64).contains(sequences) else { throw ValidationError("--sequences must be in 1...64") }
-        guard tp >= 1 else { throw ValidationError("--tp must be at least 1") }
         guard allReduceProbes >= 1 else { throw ValidationError("--all-reduce-probes must be at least 1") }
     }
 
     func run() async throws {
         let file = try GGUFFile(path: try options.modelPath())
-        let split = try TensorSplit(file: file, size: tp)
+        let split = try TensorSplit(file: file, size: tensorParallel.tp)
         let model = try Transformer(
             file: file, threads: options.threads,
             maxBatchTokens: max(prefillTokens, sequences), maxLogitRows: max(sequences, 1), shard: split.shards[0])
@@ -58,7 +56,7 @@ struct BenchModelCommand: AsyncParsableCommand {
             throw ValidationError("the model's context is \(model.config.contextLength) tokens; ask for fewer")
         }
         var group: LocalGroup?
-        if tp > 1 {
+        if tensorParallel.tp > 1 {
             let layout = KVCacheLayout(config: model.config)
             // The most any of the bench's caches holds, by the bench's own sizing.
             let blocks = max(
@@ -67,7 +65,7 @@ struct BenchModelCommand: AsyncParsableCommand {
             let geometry = GroupGeometry(
                 kvBlocks: blocks, blockSize: layout.blockSize,
                 maxBatchTokens: model.maxBatchTokens, maxLogitRows: model.maxLogitRows)
-            group = try await LocalGroup.start(file: file, split: split, leader: model, threads: options.threads, geometry: geometry)
+            group = try await LocalGroup.start(file: file, split: split, leader: model, threads: options.threads, geometry: geometry, options: tensorParallel)
         }
         defer {
             if let group { stderr("tensor parallel: rank 0 waited \(group.group.collective.value.waited) on its peers within steps") }
@@ -87,7 +85,7 @@ struct BenchModelCommand: AsyncParsableCommand {
             prefillTokS: try prefill.get(), decodeTokS: try decode.get(),
             batch16DecodeTokS: try batched.get(), peakRSSMiB: peakResidentMiB())
         if let group {
-            result.group = try GroupFigures(size: tp, threads: options.threads, latencies: group.group.collective.value.measureAllReduce(count: allReduceProbes))
+            result.group = try GroupFigures(size: tensorParallel.tp, threads: options.threads, latencies: group.group.collective.value.measureAllReduce(count: allReduceProbes))
         }
         if json { print(result.json()) } else { print(result.table(sequences: sequences)) }
     }

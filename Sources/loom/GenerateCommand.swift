@@ -44,8 +44,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Keep generating past end-of-generation tokens.")
     var ignoreEos = false
 
-    @Option(name: .long, help: "Ranks of a tensor-parallel group on this host: this process is rank 0 and starts the others, each with --threads threads (default: 1, one process).")
-    var tp: Int = 1
+    @OptionGroup var tensorParallel: LocalGroupOptions
 
     func validate() throws {
         // The template writes its turn markers into the same text as the
@@ -59,12 +58,11 @@ struct GenerateCommand: AsyncParsableCommand {
         guard (0...1).contains(minP) else { throw ValidationError("--min-p must be in [0, 1]") }
         guard topK >= 0 else { throw ValidationError("--top-k must be 0 (off) or more") }
         guard repetitionPenalty > 0 else { throw ValidationError("--repetition-penalty must be positive") }
-        guard tp >= 1 else { throw ValidationError("--tp must be at least 1") }
     }
 
     func run() async throws {
         let file = try GGUFFile(path: try options.modelPath())
-        let split = try TensorSplit(file: file, size: tp)
+        let split = try TensorSplit(file: file, size: tensorParallel.tp)
         let model = try LanguageModel(file: file, threads: options.threads, shard: split.shards[0])
         let ids: [TokenID]
         if chat {
@@ -80,12 +78,12 @@ struct GenerateCommand: AsyncParsableCommand {
             repetitionPenalty: repetitionPenalty, frequencyPenalty: frequencyPenalty,
             presencePenalty: presencePenalty, seed: seed)
         var group: LocalGroup?
-        if tp > 1 {
+        if tensorParallel.tp > 1 {
             let transformer = model.transformer
             let geometry = GroupGeometry(
                 kvBlocks: KVCacheLayout(config: transformer.config).blocksNeeded(tokens: Generator.kvTokens(prompt: ids.count, maxTokens: maxTokens)),
                 blockSize: KVCacheLayout.defaultBlockSize, maxBatchTokens: transformer.maxBatchTokens, maxLogitRows: transformer.maxLogitRows)
-            group = try await LocalGroup.start(file: file, split: split, leader: transformer, threads: options.threads, geometry: geometry)
+            group = try await LocalGroup.start(file: file, split: split, leader: transformer, threads: options.threads, geometry: geometry, options: tensorParallel)
         }
         defer { group?.stop() }
         var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)

@@ -22,6 +22,9 @@ struct TensorParallelOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds the ranks wait for each other at start-up before giving up.")
     var tpJoinSeconds: Int = 60
 
+    @Option(name: .long, help: "How this rank reaches its peers: automatic (shared memory on this host, tcp to other hosts) or tcp (tcp to every peer, as if alone on its host).")
+    var tpTransport: GroupTransport = .automatic
+
     /// The group, or nil for a worker of one process.
     func spec(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GroupSpec? {
         let lws = Self.lws(environment)
@@ -41,7 +44,7 @@ struct TensorParallelOptions: ParsableArguments {
         guard peers.count == 1 || peers.count == size else {
             throw ValidationError("--tp-peers lists \(peers.count) addresses for a group of \(size); give the leader's alone, or one per rank")
         }
-        return GroupSpec(size: size, rank: rank, leader: leader, joinTimeout: .seconds(tpJoinSeconds))
+        return GroupSpec(size: size, rank: rank, leader: leader, joinTimeout: .seconds(tpJoinSeconds), transport: tpTransport)
     }
 
     static func parse(_ list: String) throws -> [RPCAddress] {
@@ -60,5 +63,32 @@ struct TensorParallelOptions: ParsableArguments {
               let rank = environment["LWS_WORKER_INDEX"].flatMap(Int.init),
               let leader = environment["LWS_LEADER_ADDRESS"], !leader.isEmpty else { return nil }
         return (size, rank, RPCAddress(hostPort: leader) ?? .tcp(host: leader, port: defaultPort))
+    }
+}
+
+extension GroupTransport: ExpressibleByArgument {}
+
+/// `loom generate` and `loom bench model`'s group: N ranks for one run,
+/// started here as children, or started by hand (on other hosts) and
+/// joining this process at `--tp-peers`.
+struct LocalGroupOptions: ParsableArguments {
+    @Option(name: .long, help: "Ranks of a tensor-parallel group: this process is rank 0 and starts the others on this host, each with --threads threads (default: 1, one process).")
+    var tp: Int = 1
+
+    @Option(name: .long, help: ArgumentHelp(
+        "With --tp: listen for the other ranks at this address instead of starting them; start each with `loom worker --model M --tp-size N --tp-rank R --tp-peers host:port`, on any host that reaches it.",
+        valueName: "host:port"))
+    var tpPeers: RPCAddress?
+
+    @Option(name: .long, help: "With --tp: automatic (shared memory between ranks on one host, tcp across hosts) or tcp (every rank as if alone on its host).")
+    var tpTransport: GroupTransport = .automatic
+
+    @Option(name: .long, help: "Seconds to wait for the other ranks to join.")
+    var tpJoinSeconds: Int = 60
+
+    func validate() throws {
+        guard tp >= 1 else { throw ValidationError("--tp must be at least 1") }
+        guard tp > 1 || tpPeers == nil else { throw ValidationError("--tp-peers needs --tp of 2 or more") }
+        guard (1...3600).contains(tpJoinSeconds) else { throw ValidationError("--tp-join-seconds must be in 1...3600") }
     }
 }

@@ -16,7 +16,7 @@ enum FollowerProcess {
         let g = group.geometry
         let model = try Transformer(
             file: file, threads: threads, maxBatchTokens: g.maxBatchTokens, maxLogitRows: g.maxLogitRows, shard: split.shards[spec.rank])
-        announce("loom worker: tensor-parallel rank \(spec.rank) of \(spec.size) joined \(spec.leader.hostPort) (pid \(getpid())); \(split.shards[spec.rank])")
+        announce("loom worker: tensor-parallel rank \(spec.rank) of \(spec.size) joined \(spec.leader.hostPort) (\(group.routes)); \(split.shards[spec.rank])")
         let follower = UncheckedSendable(FollowerRank(model: model, group: group))
         let steps = try await onThread { try follower.value.run() }
         let waited = follower.value.waited
@@ -41,30 +41,39 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
 
 /// A group for one run of `loom generate` or `loom bench model`: rank 0 in
 /// this process, ranks 1..<N as `loom worker --tp-rank` children on this
-/// host, which exit when it stops them or dies.
+/// host, which exit when it stops them or dies; or, with `--tp-peers`,
+/// ranks started by hand wherever they reach this process.
 final class LocalGroup {
     let group: TensorParallelGroup
     private let children: [Process]
 
-    static func start(file: GGUFFile, split: TensorSplit, leader model: Transformer, threads: Int, geometry: GroupGeometry) async throws -> LocalGroup {
+    static func start(file: GGUFFile, split: TensorSplit, leader model: Transformer, threads: Int, geometry: GroupGeometry, options: LocalGroupOptions) async throws -> LocalGroup {
         let size = split.shards.count
-        let leader = try await GroupLeader.listen(
-            GroupSpec(size: size, rank: 0, leader: .tcp(host: "127.0.0.1", port: 0), threads: threads), file: file, split: split, geometry: geometry)
-        let children = try (1..<size).map { rank in
+        let spec = GroupSpec(
+            size: size, rank: 0, leader: options.tpPeers ?? .tcp(host: "127.0.0.1", port: 0), joinTimeout: .seconds(options.tpJoinSeconds),
+            threads: threads, transport: options.tpTransport)
+        let leader = try await GroupLeader.listen(spec, file: file, split: split, geometry: geometry)
+        let children: [Process] = options.tpPeers != nil ? [] : try (1..<size).map { rank in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: UpCommand.executablePath)
             process.arguments = [
                 "worker", "--name", "tp-rank-\(rank)", "--model", file.path, "--threads", "\(threads)",
-                "--tp-size", "\(size)", "--tp-rank", "\(rank)", "--tp-peers", leader.address.hostPort,
+                "--tp-size", "\(size)", "--tp-rank", "\(rank)", "--tp-peers", leader.address.hostPort, "--tp-transport", options.tpTransport.rawValue,
             ]
             process.standardOutput = FileHandle.standardError
             try process.run()
             return process
         }
+        if options.tpPeers != nil {
+            stderr("tensor parallel: waiting \(options.tpJoinSeconds) s for ranks 1..<\(size) to join at \(leader.address.hostPort); start them, on any host that reaches it, with:")
+            for rank in 1..<size {
+                stderr("  loom worker --name tp-rank-\(rank) --model \(file.path) --threads \(threads) --tp-size \(size) --tp-rank \(rank) --tp-peers \(leader.address.hostPort)")
+            }
+        }
         do {
             let group = try await formWatching(children, leader: leader)
             model.collective = group.collective.value
-            stderr("tensor parallel: \(size) ranks joined (pids \(group.members.map { "\($0.pid)" }.joined(separator: ", ")))")
+            stderr("tensor parallel: \(size) ranks joined (\(group.routes))")
             return LocalGroup(group: group, children: children)
         } catch {
             for child in children where child.isRunning { child.terminate() }

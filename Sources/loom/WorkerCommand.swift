@@ -138,11 +138,11 @@ struct WorkerCommand: AsyncParsableCommand {
             let joined = try await leader.form()
             model.transformer.collective = joined.collective.value
             formed = joined
-            watchdog = GroupWatchdog.start(joined.members, watchedBy: 0) { dead in
-                FileHandle.standardError.write(Data("loom worker: \(settings.name): rank \(dead.rank) (pid \(dead.pid) on \(dead.host)) is gone; the group cannot compute without it, so this worker stops (restart the group whole)\n".utf8))
+            watchdog = GroupWatchdog.start(joined.health) { dead, reason in
+                FileHandle.standardError.write(Data("loom worker: \(settings.name): rank \(dead.rank) (pid \(dead.pid) on \(dead.host)) \(reason); the group cannot compute without it, so this worker stops (restart the group whole)\n".utf8))
                 Foundation.exit(1)
             }
-            announce("loom worker: \(settings.name): \(group.size) ranks joined (pids \(joined.members.map { "\($0.pid)" }.joined(separator: ", ")))")
+            announce("loom worker: \(settings.name): \(group.size) ranks joined (\(joined.routes))")
         }
         let modelName = ServedModel.defaultName(path: path)
         let scheduler = SchedulerConfiguration(

@@ -148,4 +148,42 @@ struct VirtualHosts {
         #expect(cached >= promptTokens / 16 * 16 - 16, "fetched from the other host: \(again)\n\(children.map(\.tail).joined(separator: "\n"))")
         #expect(content(again) == content(first))
     }
+
+    /// A tensor-parallel worker with a rank on each of two hosts: its
+    /// all-reduces cross over tcp, the router sees one worker with both
+    /// ranks, and the answer is the one a single process gives.
+    @Test func aTensorParallelGroupSpansTwoHostsOverTCP() async throws {
+        let reference = try Reference()
+        let hosts = try VirtualHosts.create(3)
+        defer { hosts.destroy() }
+        let model = try TestModel.path()
+        let router = hosts.address(0)
+        let group = ["--tp-size", "2", "--tp-peers", "\(hosts.address(1)):7071", "--tp-join-seconds", "60"]
+        let leader = try LoomChild("tp-0-ns", ["worker", "--model", model, "--name", "tp-0", "--role", "mixed", "--host", hosts.address(1),
+                                               "--port", "7610", "--router", "\(router):7600", "--threads", "1", "--kv-blocks", "256"] + group,
+                                   prefix: hosts.exec(1))
+        let rank = try LoomChild("tp-0-1-ns", ["worker", "--model", model, "--name", "tp-0-1", "--threads", "1", "--tp-rank", "1"] + group, prefix: hosts.exec(2))
+        let children = [
+            try LoomChild("router-ns", ["router", "--model", model, "--host", router, "--port", "8080", "--rpc-port", "7600",
+                                        "--heartbeat-interval-ms", "100"], prefix: hosts.exec(0)),
+            leader, rank,
+        ]
+        defer { for child in children { child.crash() } }
+        #expect(rank.announcement.contains("rank 0 pid \(leader.process.processIdentifier) at the leader's address over tcp"), "\(rank.announcement)")
+        let curl = { try hosts.curl(from: 0, $0) }
+        var status: [String: Any] = [:]
+        for _ in 0..<600 {
+            status = try curl(["http://\(router):8080/admin/status"])
+            if (status["workers"] as? [[String: Any]])?.first?["healthy"] as? Bool == true { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let worker = try #require((status["workers"] as? [[String: Any]])?.first { $0["id"] as? String == "tp-0" }, "\(status)\n\(leader.tail)")
+        let ranks = try #require(worker["ranks"] as? [[String: Any]])
+        #expect(ranks.map { $0["pid"] as? Int } == [Int(leader.process.processIdentifier), Int(rank.process.processIdentifier)])
+
+        let messages = chat("What is the capital of Japan?")
+        let payload = String(decoding: try JSONSerialization.data(withJSONObject: body(messages, maxTokens: 16)), as: UTF8.self)
+        let response = try curl(["-H", "Content-Type: application/json", "-d", payload, "http://\(router):8080/v1/chat/completions"])
+        #expect(content(response) == (try reference.completion(messages, maxTokens: 16)), "\(response)\n\(children.map(\.tail).joined(separator: "\n"))")
+    }
 }

@@ -4,8 +4,8 @@ import LoomModel
 import LoomTesting
 import Testing
 
-/// Tensor-parallel groups of real `loom` processes on this host (shm
-/// between them), with the real model.
+/// Tensor-parallel groups of real `loom` processes on this host (over shm
+/// between them, or tcp on loopback), with the real model.
 @Suite(.serialized) struct TensorParallelProcessTests {
     struct GenerateJSON: Decodable {
         var tokens: [TokenID]
@@ -70,33 +70,49 @@ import Testing
         }
     }
 
+    /// Over tcp the ranks sum the same partials in the same order as over
+    /// shm, so a group gives the very same tokens, greedy and sampled.
+    @Test func overTCPAGroupGivesTheTokensItGivesOverSharedMemory() throws {
+        let sampled = ["--temperature", "0.8", "--top-k", "40", "--seed", "11"]
+        for tp in [2, 3] {
+            for flags in [[], sampled] {
+                let shm = try generate(tp: tp, flags)
+                #expect(shm.count == 24)
+                #expect(try generate(tp: tp, flags + ["--tp-transport", "tcp"]) == shm, "TP=\(tp) \(flags)")
+            }
+        }
+    }
+
     /// A rank killed mid-generation: rank 0 notices at its next all-reduce
-    /// and exits with an error naming the rank, instead of hanging.
-    @Test func aRankKilledMidStepStopsTheGroupWithItsName() throws {
+    /// and exits with an error naming the rank, instead of hanging; over
+    /// shm by the rank's pid, over tcp by its connection closing.
+    @Test(arguments: ["automatic", "tcp"])
+    func aRankKilledMidStepStopsTheGroupWithItsName(transport: String) throws {
         let process = Process()
         process.executableURL = LoomProcess.executable
         process.arguments = ["generate", "--model", try TestModel.path(), "--prompt", "Count to a thousand:", "--max-tokens", "4000",
-                             "--ignore-eos", "--threads", "1", "--tp", "2"]
+                             "--ignore-eos", "--threads", "1", "--tp", "2", "--tp-transport", transport]
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         var seen = ""
-        while !seen.contains("ranks joined (pids") {
+        while !seen.contains("ranks joined (") {
             let data = err.fileHandleForReading.availableData
             guard !data.isEmpty else { break }
             seen += String(decoding: data, as: UTF8.self)
         }
-        let line = try #require(seen.split(separator: "\n").first { $0.contains("ranks joined (pids") }, "\(seen)")
-        let pids = line.split(separator: "(pids ").last!.dropLast().split(separator: ", ").compactMap { Int32($0) }
-        try #require(pids.count == 2)
+        let line = try #require(seen.split(separator: "\n").first { $0.contains("ranks joined (") }, "\(seen)")
+        let pids = line.matches(of: /pid (\d+)/).compactMap { Int32($0.1) }
+        try #require(pids.count == 2, "\(line)")
+        #expect(line.contains(transport == "tcp" ? "over tcp" : "over shm"), "\(line)")
         Thread.sleep(forTimeInterval: 0.5)
         kill(pids[1], SIGKILL)
         let rest = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let stderr = seen + String(decoding: rest, as: UTF8.self)
         #expect(process.terminationStatus != 0)
-        #expect(stderr.contains("rank 1 (pid \(pids[1])") && stderr.contains("exited"), "\(stderr)")
+        #expect(stderr.contains("rank 1 (pid \(pids[1])") && stderr.contains(transport == "tcp" ? "closed its connection" : "exited"), "\(stderr)")
     }
 
     /// Ranks started by hand with different group sizes: both refuse to
