@@ -250,7 +250,10 @@ struct PendingRank: Sendable {
         layouts = (0..<spec.size).map { r in
             GroupRegionLayout(size: spec.size, embedding: whole.embeddingLength, vocabulary: whole.vocabularySize, holdsLogits: r == 0)
         }
-        let table = RegionTable(owner: "tp\(spec.rank)-\(getpid())", epoch: UInt64(Date().timeIntervalSince1970 * 1e6))
+        // Named `<name>.pid<PID>` so the next start on this host removes the
+        // file of a rank that was killed (or exited) before unlinking it.
+        StaleSharedRegions.remove()
+        let table = RegionTable(owner: "tp\(spec.rank).pid\(getpid())", epoch: UInt64(Date().timeIntervalSince1970 * 1e6))
         region = try SharedMemoryRegion.register(in: table, length: layouts[spec.rank].length)
         listener = try GroupMesh.listen()
         // A rank alone on its "host" shares memory with no one.
