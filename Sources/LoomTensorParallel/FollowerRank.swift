@@ -9,8 +9,9 @@ public final class FollowerRank {
     let memory: UnsafeMutablePointer<UInt16>
     let kv: KVCacheMemory
 
-    /// `model` holds this rank's shard, sized by the leader's geometry.
-    public init(model: Transformer, group: TensorParallelGroup) {
+    /// `model` holds this rank's shard, sized by the leader's geometry;
+    /// the leader hears that this rank is ready.
+    public init(model: Transformer, group: TensorParallelGroup) throws {
         let g = group.geometry
         self.model = model
         collective = group.collective.value
@@ -20,6 +21,7 @@ public final class FollowerRank {
         memory = .allocate(capacity: halves)
         memory.initialize(repeating: 0, count: halves)
         kv = KVCacheMemory(layout: layout, base: memory, blockCount: g.kvBlocks)
+        try collective.signalReady()
     }
 
     deinit { memory.deallocate() }

@@ -113,6 +113,25 @@ public final class GroupCollective: Collective {
         }
     }
 
+    // MARK: Start-up
+
+    /// As a follower: this rank has loaded its shard, and takes steps.
+    public func signalReady() throws {
+        guard rank != 0 else { return }
+        try send(to: 0)
+    }
+
+    /// As the leader: waits (up to `timeout`) until every follower has
+    /// loaded its shard, so the first step's all-reduces do not spend
+    /// their deadline on a rank still reading a large model.
+    func awaitReady(timeout: Duration) throws {
+        guard rank == 0 else { return }
+        for source in 1..<size {
+            try receive(from: source, what: "word that it loaded its shard", deadline: timeout)
+        }
+        waited = .zero
+    }
+
     // MARK: The leader's plans
 
     /// As a follower: the leader's next step, or nil when the group ends.

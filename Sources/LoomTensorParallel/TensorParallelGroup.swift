@@ -220,11 +220,15 @@ public final class GroupLeader: Sendable {
         self.token = token
     }
 
-    /// Waits for every rank to join (or the first to be refused).
+    /// Waits for every rank to join (or the first to be refused), and then
+    /// to load its shard.
     public func form() async throws -> TensorParallelGroup {
         do {
             let members = try await roster.waitForAll(timeout: timeout)
-            return try await rank.complete(members: members, geometry: geometry, token: token, server: server)
+            let group = try await rank.complete(members: members, geometry: geometry, token: token, server: server)
+            let (collective, timeout) = (group.collective, timeout)
+            try await onOwnThread { try collective.value.awaitReady(timeout: timeout) }
+            return group
         } catch {
             // The refused rank's answer is on its way out; let it go first.
             try? await Task.sleep(for: .seconds(1))

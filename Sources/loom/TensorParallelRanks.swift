@@ -17,7 +17,7 @@ enum FollowerProcess {
         let model = try Transformer(
             file: file, threads: threads, maxBatchTokens: g.maxBatchTokens, maxLogitRows: g.maxLogitRows, shard: split.shards[spec.rank])
         announce("loom worker: tensor-parallel rank \(spec.rank) of \(spec.size) joined \(spec.leader.hostPort) (\(group.routes)); \(split.shards[spec.rank])")
-        let follower = UncheckedSendable(FollowerRank(model: model, group: group))
+        let follower = UncheckedSendable(try FollowerRank(model: model, group: group))
         let steps = try await onThread { try follower.value.run() }
         let waited = follower.value.waited
         announce("loom worker: rank \(spec.rank) stopped by its leader after \(steps) steps; waited \(waited) on its peers within steps")

@@ -70,6 +70,20 @@ import Testing
         await #expect(throws: (any Error).self, "the rank that did join is told too") { _ = try await second.value }
     }
 
+    /// The group is formed once every rank has loaded its shard, not when
+    /// it has joined: a rank still loading (or stuck) holds the leader at
+    /// start-up, within its timeout, instead of failing its first steps.
+    @Test func aRankThatJoinsButNeverLoadsFailsTheLeaderNamingIt() async throws {
+        let path = try Self.tiny.write(to: temporaryPath("join-load.gguf"))
+        let leader = try await leader(size: 2, path: path, timeout: .seconds(2))
+        let address = leader.address
+        let joined = Task { try await join(rank: 1, size: 2, path: path, at: address) }
+        let error = await #expect(throws: TensorParallelError.self) { try await leader.form() }
+        #expect(error?.message.contains("rank 1 (pid \(getpid())") == true && error?.message.contains("did not send word that it loaded its shard") == true,
+                "\(String(describing: error))")
+        _ = try await joined.value
+    }
+
     @Test func aRankWithNoLeaderGivesUpNamingTheAddress() async throws {
         let path = try Self.tiny.write(to: temporaryPath("join-alone.gguf"))
         let nowhere = RPCAddress.tcp(host: "127.0.0.1", port: freePort())

@@ -38,13 +38,16 @@ final class InProcessGroup {
             }
             return try await tasks.reduce(into: [:]) { $0[$1.0] = $1.1 }.sorted { $0.key < $1.key }.map(\.value)
         }
-        let group = InProcessGroup(leader: leader, leaderGroup: try await leaderGroup)
-        leader.collective = group.leaderGroup.collective.value
+        // The leader's group forms once every follower has loaded.
+        var followers: [FollowerRank] = []
         for (rank, member) in zip(1..., joined) {
             let g = member.geometry
             let model = try Transformer(file: file, threads: threads, maxBatchTokens: g.maxBatchTokens, maxLogitRows: g.maxLogitRows, shard: split.shards[rank])
-            group.startFollower(FollowerRank(model: model, group: member), group: member)
+            followers.append(try FollowerRank(model: model, group: member))
         }
+        let group = InProcessGroup(leader: leader, leaderGroup: try await leaderGroup)
+        leader.collective = group.leaderGroup.collective.value
+        for (follower, member) in zip(followers, joined) { group.startFollower(follower, group: member) }
         return group
     }
 
