@@ -39,10 +39,7 @@ enum GroupMesh {
             for socket in sockets.values { socket.close() }
             throw error
         }
-        for socket in sockets.values {
-            socket.keepAlive(idle: 5, interval: 1, count: 5)
-            socket.setTimeouts(send: GroupTiming.stepDeadline, receive: nil)
-        }
+        for socket in sockets.values { socket.keepAlive(idle: 5, interval: 1, count: 5) }
         return sockets
     }
 

@@ -100,15 +100,23 @@ import Testing
         }
     }
 
+    /// A link reading a real loopback connection, and the socket that
+    /// writes into it as rank 1 would.
+    func connectedLink(epoch: UInt64) throws -> (SocketLink, LaneSocket, RegisteredRegion, GroupRegionLayout) {
+        let layout = GroupRegionLayout(size: 2, embedding: 8, vocabulary: 16, holdsLogits: true)
+        let region = try SharedMemoryRegion.register(in: RegionTable(owner: "link-test.pid\(getpid())", epoch: epoch), length: layout.length)
+        let listener = try LaneListener(host: "127.0.0.1")
+        defer { listener.socket.close() }
+        let writer = try LaneSocket.connect(host: "127.0.0.1", port: listener.port)
+        let link = SocketLink(socket: try #require(listener.accept()), peer: Self.member(1, host: ""), region: region, layout: layout)
+        return (link, writer, region, layout)
+    }
+
     /// A real connection into a link: a good frame lands and posts, the
     /// bad one after it loses the peer with the reason, and nothing of it
     /// is written.
     @Test func aMalformedFrameLosesThePeerAfterLandingTheGoodOnes() throws {
-        let layout = GroupRegionLayout(size: 2, embedding: 8, vocabulary: 16, holdsLogits: true)
-        let region = try SharedMemoryRegion.register(in: RegionTable(owner: "link-test", epoch: 1), length: layout.length)
-        let listener = try LaneListener(host: "127.0.0.1")
-        let writer = try LaneSocket.connect(host: "127.0.0.1", port: listener.port)
-        let link = SocketLink(socket: try #require(listener.accept()), peer: Self.member(1, host: ""), region: region, layout: layout)
+        let (link, writer, region, layout) = try connectedLink(epoch: 1)
         let progress = SocketProgress([link])
         let slot = layout.reduceSlotOffset(source: 1, parity: 0)
         var bytes = [UInt8](repeating: 0, count: 2 * LinkFrame.bytes + 4)
@@ -131,11 +139,7 @@ import Testing
     }
 
     @Test func aPeerThatHangsUpIsLostAndSaysSo() throws {
-        let layout = GroupRegionLayout(size: 2, embedding: 8, vocabulary: 16, holdsLogits: true)
-        let region = try SharedMemoryRegion.register(in: RegionTable(owner: "link-test", epoch: 2), length: layout.length)
-        let listener = try LaneListener(host: "127.0.0.1")
-        let writer = try LaneSocket.connect(host: "127.0.0.1", port: listener.port)
-        let link = SocketLink(socket: try #require(listener.accept()), peer: Self.member(1, host: ""), region: region, layout: layout)
+        let (link, writer, _, _) = try connectedLink(epoch: 2)
         let progress = SocketProgress([link])
         #expect(link.health.lost() == nil)
         writer.close()

@@ -97,36 +97,6 @@ public struct LaneSocket: Sendable {
     public func shutDown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
     public func close() { _ = Glibc.close(fd) }
 
-    /// Sends every byte of `parts`, in order, in as few calls as the kernel
-    /// allows: a header and its payload leave in one segment when they fit.
-    public func send(parts: [UnsafeRawBufferPointer]) throws(TransferError) {
-        var vectors = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress!), iov_len: $0.count) }
-        var first = 0
-        while first < vectors.count {
-            let n = vectors.withUnsafeMutableBufferPointer { v in
-                var message = msghdr()
-                message.msg_iov = v.baseAddress! + first
-                message.msg_iovlen = min(v.count - first, 1024)  // UIO_MAXIOV
-                return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Self.failure("sendmsg", errno)
-            }
-            var left = n
-            while left > 0, first < vectors.count {
-                if left >= vectors[first].iov_len {
-                    left -= vectors[first].iov_len
-                    first += 1
-                } else {
-                    vectors[first].iov_base += left
-                    vectors[first].iov_len -= left
-                    left = 0
-                }
-            }
-        }
-    }
-
     /// Whole-call bounds on blocking sends and receives (SO_SNDTIMEO and
     /// SO_RCVTIMEO): a peer that stops reading, or never speaks, fails the
     /// call with EAGAIN instead of hanging it.
