@@ -72,11 +72,11 @@ extension GroupTransport: ExpressibleByArgument {}
 /// started here as children, or started by hand (on other hosts) and
 /// joining this process at `--tp-peers`.
 struct LocalGroupOptions: ParsableArguments {
-    @Option(name: .long, help: "Ranks of a tensor-parallel group: this process is rank 0 and starts the others on this host, each with --threads threads (default: 1, one process).")
+    @Option(name: .long, help: "Ranks of a tensor-parallel group: this process is rank 0 and starts the others on this host, each with --threads threads (1: one process, no group).")
     var tp: Int = 1
 
     @Option(name: .long, help: ArgumentHelp(
-        "With --tp: listen for the other ranks at this address instead of starting them; start each with `loom worker --model M --tp-size N --tp-rank R --tp-peers host:port`, on any host that reaches it.",
+        "With --tp: listen for the other ranks at this address instead of starting them; start each with `loom worker --name NAME --model M --tp-size N --tp-rank R --tp-peers host:port`, on any host that reaches it (the command for each is printed).",
         valueName: "host:port"))
     var tpPeers: RPCAddress?
 
