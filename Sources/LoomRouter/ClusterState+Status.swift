@@ -47,6 +47,10 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
         public var rank: Int
         public var pid: Int
         public var host: String
+        /// Where a rank above 0 takes its peers' tcp connections, and how
+        /// rank 0 reaches it ("shm" or "tcp"); empty for rank 0.
+        public var address: String
+        public var link: String
     }
 
     public var workers: [Worker]
@@ -76,7 +80,7 @@ extension ClusterState {
                     kvBlocksPublished: Int(clamping: reported?.kvBlocksPublished ?? 0),
                     kvBlocksPublishDropped: Int(clamping: reported?.kvBlocksPublishDropped ?? 0),
                     kvBlocksFetched: Int(clamping: reported?.kvBlocksFetched ?? 0),
-                    ranks: (state.ranks[w.id] ?? []).map { ClusterStatus.Rank(rank: Int($0.rank), pid: Int($0.pid), host: $0.host) })
+                    ranks: (state.ranks[w.id] ?? []).map { ClusterStatus.Rank(rank: Int($0.rank), pid: Int($0.pid), host: $0.host, address: $0.address, link: $0.link) })
             }
             return ClusterStatus(
                 workers: workers, prefixIndexBlocks: state.index.distinctBlocks, prefixIndexEntries: state.index.entryCount,

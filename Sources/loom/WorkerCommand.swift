@@ -163,6 +163,10 @@ struct WorkerCommand: AsyncParsableCommand {
             rank.rank = UInt32(member.rank)
             rank.pid = member.pid
             rank.host = member.host
+            if member.rank > 0 {
+                rank.address = "\(member.dataHost):\(member.dataPort)"
+                rank.link = formed!.overTCP.contains(member.rank) ? "tcp" : "shm"
+            }
             return rank
         }
         try await serve(worker, rpc: rpc, router: routerAddress, modelName: modelName, ranks: ranks, logger: logger)

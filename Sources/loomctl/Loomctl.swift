@@ -66,7 +66,9 @@ struct StatusTable {
         let rows = status.workers.flatMap { w in
             let health = !w.healthy ? "dead" : w.draining ? "draining" : "ok"
             // A tensor-parallel worker is one row, then a row per rank.
-            let ranks = w.ranks.map { ["  rank \($0.rank)", "", $0.host, "\($0.pid)", health, "", "", "", "", "", ""] }
+            let ranks = w.ranks.map { r in
+                ["  rank \(r.rank)", r.link, r.address.isEmpty ? r.host : "\(r.address) (\(r.host))", "\(r.pid)", health, "", "", "", "", "", ""]
+            }
             return [[w.id, w.role + (w.ranks.isEmpty ? "" : " tp=\(w.ranks.count)"), w.address, "\(w.pid)", health, "\(w.running)", "\(w.waiting)",
                      "\(w.kvBlocksUsed)/\(w.kvBlocksTotal)", "\(w.kvBlocksSent)", "\(w.kvBlocksReceived)", "\(w.heartbeatAgeMs) ms"]] + ranks
         }

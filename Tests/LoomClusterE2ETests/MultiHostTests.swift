@@ -180,6 +180,8 @@ struct VirtualHosts {
         let worker = try #require((status["workers"] as? [[String: Any]])?.first { $0["id"] as? String == "tp-0" }, "\(status)\n\(leader.tail)")
         let ranks = try #require(worker["ranks"] as? [[String: Any]])
         #expect(ranks.map { $0["pid"] as? Int } == [Int(leader.process.processIdentifier), Int(rank.process.processIdentifier)])
+        #expect(ranks.map { $0["link"] as? String } == ["", "tcp"])
+        #expect((ranks[1]["address"] as? String)?.hasPrefix("\(hosts.address(2)):") == true, "\(ranks)")
 
         let messages = chat("What is the capital of Japan?")
         let payload = String(decoding: try JSONSerialization.data(withJSONObject: body(messages, maxTokens: 16)), as: UTF8.self)

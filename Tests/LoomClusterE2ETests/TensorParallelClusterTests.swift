@@ -27,6 +27,9 @@ import Testing
         #expect(ranks.map { $0["pid"] as? Int } == [Int(leader.process.processIdentifier), Int(rank.process.processIdentifier)])
         let table = try Tool.run(BuiltExecutable.url("loomctl").path, ["--router", cluster.httpURL.absoluteString, "status"]).output
         #expect(table.contains("mixed tp=2") && table.contains("  rank 1"), "\(table)")
+        #expect(ranks.map { $0["link"] as? String } == ["", "shm"])
+        let rankRow = try #require(table.split(separator: "\n").first { $0.hasPrefix("  rank 1") })
+        #expect(rankRow.contains("shm") && rankRow.contains("127.0.0.1:"), "\(rankRow)")
 
         var request = body(chat("What is the capital of France?"), maxTokens: 12)
         request["logprobs"] = true

@@ -628,6 +628,13 @@ public nonisolated struct Loom_Cluster_GroupRank: Sendable {
 
   public var host: String = String()
 
+  /// Where the rank takes its peers' tcp connections (empty for rank 0,
+  /// which is the worker's own address), and how rank 0 reaches it:
+  /// "shm" on its host, "tcp" from another.
+  public var address: String = String()
+
+  public var link: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1730,7 +1737,7 @@ nonisolated extension Loom_Cluster_RegisterRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Loom_Cluster_GroupRank: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GroupRank"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}pid\0\u{1}host\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}pid\0\u{1}host\0\u{1}address\0\u{1}link\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1741,6 +1748,8 @@ nonisolated extension Loom_Cluster_GroupRank: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.host) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.link) }()
       default: break
       }
     }
@@ -1756,6 +1765,12 @@ nonisolated extension Loom_Cluster_GroupRank: SwiftProtobuf.Message, SwiftProtob
     if !self.host.isEmpty {
       try visitor.visitSingularStringField(value: self.host, fieldNumber: 3)
     }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 4)
+    }
+    if !self.link.isEmpty {
+      try visitor.visitSingularStringField(value: self.link, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1763,6 +1778,8 @@ nonisolated extension Loom_Cluster_GroupRank: SwiftProtobuf.Message, SwiftProtob
     if lhs.rank != rhs.rank {return false}
     if lhs.pid != rhs.pid {return false}
     if lhs.host != rhs.host {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.link != rhs.link {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
