@@ -231,6 +231,10 @@ public final class GroupCollective: Collective {
         sent[peer] &+= 1
         do {
             try links[peer]!.post(sent[peer])
+        } catch let error as TensorParallelError {
+            // Another link, drained while this one had no room, failed.
+            broken = error
+            throw error
         } catch {
             let member = members[peer]
             let lost = TensorParallelError(.rankLost, "rank \(peer) (pid \(member.pid) on \(member.host)) \(links[peer]!.health.lost() ?? "failed (\(error))"); restart the group")
@@ -277,7 +281,10 @@ public final class GroupCollective: Collective {
     /// non-blocking reads at first, then sleeping in poll.
     private func waitOnSockets(_ words: ArrivalWords, source: Int, count: UInt32, check: () throws -> Void) throws {
         let clock = ContinuousClock(), spinUntil = clock.now + spin
+        let link = links[source] as! SocketLink
         while !words.arrived(from: source, count: count) {
+            // Closed after its last frame, and this message was not in it.
+            if link.isClosed { try check() }
             if clock.now < spinUntil {
                 try sockets.drainAll()
             } else if try !sockets.wait(upTo: .milliseconds(50)) {

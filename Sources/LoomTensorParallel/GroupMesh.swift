@@ -46,14 +46,17 @@ enum GroupMesh {
     private static func dial(_ peer: GroupMember, host: String, as rank: Int, token: UInt64, until deadline: ContinuousClock.Instant) throws -> LaneSocket {
         while true {
             do {
-                let socket = try LaneSocket.connect(host: host, port: peer.dataPort)
+                let socket = try LaneSocket.connect(host: host, port: peer.dataPort, timeout: max(.milliseconds(1), min(.seconds(5), deadline - .now)))
                 var hello = [UInt8](repeating: 0, count: helloBytes)
                 hello.withUnsafeMutableBytes { h in
                     h.storeBytes(of: helloMagic.littleEndian, toByteOffset: 0, as: UInt32.self)
                     h.storeBytes(of: UInt32(rank).littleEndian, toByteOffset: 4, as: UInt32.self)
                     h.storeBytes(of: token.littleEndian, toByteOffset: 8, as: UInt64.self)
                 }
-                try socket.send(hello)
+                do { try socket.send(hello) } catch {
+                    socket.close()
+                    throw error
+                }
                 return socket
             } catch {
                 guard ContinuousClock.now < deadline else {

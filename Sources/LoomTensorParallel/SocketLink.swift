@@ -58,7 +58,8 @@ final class SocketLink: PeerLink {
     /// Sends without blocking; while the socket is full, lands whatever any
     /// peer sends meanwhile.
     private func send(_ vectors: inout [iovec]) throws {
-        let clock = ContinuousClock(), start = clock.now
+        let clock = ContinuousClock()
+        var lastProgress = clock.now
         var first = 0
         while first < vectors.count {
             let n = vectors.withUnsafeMutableBufferPointer { v in
@@ -71,7 +72,7 @@ final class SocketLink: PeerLink {
                 switch errno {
                 case EINTR: continue
                 case EAGAIN:
-                    guard clock.now - start < GroupTiming.stepDeadline else {
+                    guard clock.now - lastProgress < GroupTiming.stepDeadline else {
                         throw lost("took none of this rank's writes for \(GroupTiming.stepDeadline)")
                     }
                     guard let progress else { throw lost("cannot be written: this rank's group is gone") }
@@ -80,6 +81,7 @@ final class SocketLink: PeerLink {
                 default: throw lost("closed its connection (sendmsg: \(String(cString: strerror(errno))))")
                 }
             }
+            lastProgress = clock.now
             var left = n
             while left > 0 {
                 if left >= vectors[first].iov_len {
@@ -94,13 +96,21 @@ final class SocketLink: PeerLink {
         }
     }
 
+    /// Whether the peer closed the connection between frames: everything
+    /// it sent has landed, and nothing more will come. Not an error by
+    /// itself (a peer that was stopped closes so), only for a wait on a
+    /// message that will now never arrive.
+    var isClosed: Bool { inbound.closed }
+
     /// Lands what the peer has sent so far, without waiting.
     func drain() throws {
+        guard !inbound.closed else { return }
         do {
             try inbound.drain(socket.fd)
         } catch {
             throw lost(error.message)
         }
+        if inbound.closed { health.markLost("closed its connection") }
     }
 
     private func lost(_ reason: String) -> TensorParallelError {
@@ -120,6 +130,7 @@ private final class InboundFrames {
     private var headerFilled = 0
     private var frame: LinkFrame?
     private var payloadFilled = 0
+    private(set) var closed = false
 
     init(region: RegisteredRegion, layout: GroupRegionLayout, source: Int) {
         self.region = region
@@ -133,7 +144,7 @@ private final class InboundFrames {
         let base = region.bytes.baseAddress!
         while true {
             guard let current = frame else {
-                guard try read(fd, into: header.baseAddress! + headerFilled, header.count - headerFilled, &headerFilled) else { return }
+                guard try read(fd, into: header.baseAddress! + headerFilled, header.count - headerFilled, &headerFilled, atBoundary: headerFilled == 0) else { return }
                 if headerFilled == header.count {
                     frame = try LinkFrame(decoding: UnsafeRawBufferPointer(header), writable: layout.headerBytes ..< region.bytes.count)
                     headerFilled = 0
@@ -142,7 +153,7 @@ private final class InboundFrames {
                 continue
             }
             if payloadFilled < current.length {
-                guard try read(fd, into: base + current.offset + payloadFilled, current.length - payloadFilled, &payloadFilled) else { return }
+                guard try read(fd, into: base + current.offset + payloadFilled, current.length - payloadFilled, &payloadFilled, atBoundary: false) else { return }
             }
             if payloadFilled == current.length {
                 if current.posts { ArrivalWords(base: base, layout: layout).post(from: source, count: current.count) }
@@ -151,15 +162,20 @@ private final class InboundFrames {
         }
     }
 
-    /// One non-blocking read; false when nothing more is there yet.
-    private func read(_ fd: Int32, into target: UnsafeMutableRawPointer, _ count: Int, _ filled: inout Int) throws(TransferError) -> Bool {
+    /// One non-blocking read; false when nothing more is there yet, or
+    /// ever (the peer closed between frames: `closed`).
+    private func read(_ fd: Int32, into target: UnsafeMutableRawPointer, _ count: Int, _ filled: inout Int, atBoundary: Bool) throws(TransferError) -> Bool {
         while true {
             let n = recv(fd, target, count, Int32(MSG_DONTWAIT))
             if n > 0 {
                 filled += n
                 return true
             }
-            if n == 0 { throw TransferError(.peerUnavailable, "closed its connection") }
+            if n == 0 {
+                guard atBoundary else { throw TransferError(.peerUnavailable, "closed its connection in the middle of a write") }
+                closed = true
+                return false
+            }
             switch errno {
             case EINTR: continue
             case EAGAIN: return false
@@ -190,11 +206,13 @@ final class SocketProgress {
     /// most `timeout`; lands what came. Returns false if nothing did.
     @discardableResult
     func wait(upTo timeout: Duration, writable: SocketLink? = nil) throws -> Bool {
-        var fds = links.map { pollfd(fd: $0.socket.fd, events: Int16(POLLIN), revents: 0) }
-        if let writable, let i = links.firstIndex(where: { $0 === writable }) { fds[i].events |= Int16(POLLOUT) }
+        // A closed link would read as ready forever: leave it out.
+        let open = links.filter { !$0.isClosed || $0 === writable }
+        var fds = open.map { pollfd(fd: $0.socket.fd, events: Int16($0 === writable ? POLLOUT : POLLIN), revents: 0) }
+        if let writable, !writable.isClosed, let i = open.firstIndex(where: { $0 === writable }) { fds[i].events |= Int16(POLLIN) }
         let ready = poll(&fds, nfds_t(fds.count), Int32(timeout / .milliseconds(1)))
         guard ready > 0 else { return false }
-        for (link, fd) in zip(links, fds) where fd.revents & ~Int16(POLLOUT) != 0 { try link.drain() }
+        for (link, fd) in zip(open, fds) where fd.revents & ~Int16(POLLOUT) != 0 { try link.drain() }
         return true
     }
 }

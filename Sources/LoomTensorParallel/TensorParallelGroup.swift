@@ -287,13 +287,19 @@ struct PendingRank: Sendable {
             let collective = try GroupCollective(
                 rank: spec.rank, own: region, members: members, sockets: sockets, vocabularies: split.shards.map(\.vocabulary),
                 layouts: layouts,
-                spin: spec.timing.spin ?? GroupTiming.spin(ranksHere: members.filter { $0.hostID == me.hostID }.count, threadsPerRank: spec.threads))
+                spin: spec.timing.spin ?? GroupTiming.spin(ranksHere: members.filter { Self.machine($0.hostID) == Self.machine(me.hostID) }.count, threadsPerRank: spec.threads))
             return TensorParallelGroup(collective: collective, members: members, overTCP: Set(sockets.keys), geometry: geometry, server: server)
         } catch {
             server?.cancel()
             throw error
         }
     }
+}
+
+extension PendingRank {
+    /// The machine of a host id (`machine/namespace[/tcp-…]`): ranks in
+    /// other network namespaces, or on tcp by choice, still share its cores.
+    static func machine(_ hostID: String) -> Substring { hostID.prefix { $0 != "/" } }
 }
 
 /// Runs blocking work on a thread of its own, off the concurrency pool.

@@ -16,6 +16,9 @@ import Testing
             ["generate", "--model", try TestModel.path(), "--prompt", Self.prompt, "--max-tokens", "24",
              "--threads", "1", "--json", "--tp", "\(tp)"] + flags)
         #expect(output.status == 0, "\(output.stderr)")
+        // Every rank ends when its leader stops it, whichever rank closes
+        // its connections first.
+        #expect(!output.stderr.contains("restart the group"), "\(output.stderr)")
         return try JSONDecoder().decode(GenerateJSON.self, from: Data(output.stdout.utf8)).tokens
     }
 

@@ -150,6 +150,33 @@ import Testing
             usleep(10_000)
         }
         #expect(seen == "closed its connection")
-        #expect(throws: TensorParallelError.self) { try progress.drainAll() }
+        // Between frames a close is the end of what the peer had to say
+        // (a stopped rank closes so), not an error in itself.
+        try progress.drainAll()
+        #expect(link.isClosed)
+    }
+
+    /// The last frame before a close lands and posts; a close in the
+    /// middle of a frame is an error naming it.
+    @Test func aCloseAfterAFrameLandsItAndOneInsideAFrameFails() throws {
+        let (link, writer, region, layout) = try connectedLink(epoch: 3)
+        let progress = SocketProgress([link])
+        let words = ArrivalWords(base: region.bytes.baseAddress!, layout: layout)
+        var bytes = [UInt8](repeating: 0, count: LinkFrame.bytes)
+        bytes.withUnsafeMutableBytes { LinkFrame(offset: 0, length: 0, posts: true, count: 1).encode(into: $0) }
+        try writer.send(bytes)
+        writer.close()
+        for _ in 0..<100 where !link.isClosed { try progress.wait(upTo: .milliseconds(20)) }
+        #expect(words.arrived(from: 1, count: 1) && link.isClosed)
+
+        let (cut, half, _, _) = try connectedLink(epoch: 4)
+        bytes.withUnsafeMutableBytes { LinkFrame(offset: layout.planOffset, length: 64, posts: true, count: 1).encode(into: $0) }
+        try half.send(bytes + [UInt8](repeating: 7, count: 10))
+        half.close()
+        var failure: TensorParallelError?
+        for _ in 0..<100 where failure == nil {
+            do { try SocketProgress([cut]).wait(upTo: .milliseconds(20)) } catch { failure = error as? TensorParallelError }
+        }
+        #expect(failure?.message.contains("closed its connection in the middle of a write") == true, "\(String(describing: failure))")
     }
 }

@@ -29,6 +29,40 @@ public struct LaneSocket: Sendable {
         }
     }
 
+    /// Connects like `connect(host:port:)`, but gives up after `timeout`:
+    /// a host whose firewall drops the SYNs would otherwise hold the caller
+    /// for the kernel's two minutes of retries.
+    public static func connect(host: String, port: Int, timeout: Duration) throws(TransferError) -> LaneSocket {
+        try withAddresses(host: host, port: port, passive: false) { (info) throws(TransferError) in
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
+            guard fd >= 0 else { throw Self.failure("socket", errno) }
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            var code: Int32 = 0
+            if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
+                code = errno
+                if code == EINPROGRESS {
+                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    let milliseconds = Int32(clamping: max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+                    if poll(&poller, 1, milliseconds) == 1 {
+                        var length = socklen_t(MemoryLayout<Int32>.size)
+                        getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
+                    } else {
+                        code = ETIMEDOUT
+                    }
+                }
+            }
+            guard code == 0 else {
+                Glibc.close(fd)
+                throw TransferError(.peerUnavailable, "cannot open a tcp connection to \(host):\(port): \(String(cString: strerror(code)))")
+            }
+            _ = fcntl(fd, F_SETFL, flags)
+            let socket = LaneSocket(fd: fd)
+            socket.tune()
+            return socket
+        }
+    }
+
     /// Nagle off: a part's header must not wait for its bytes' ACK. (SIGPIPE
     /// is kept off per call, by `send`'s MSG_NOSIGNAL.)
     public func tune() {
