@@ -75,7 +75,7 @@ final class Finished: Sendable {
             #expect(completion.status == 200, "\(question): \(completion.raw)\n\(cluster.logs)")
             // Continued elsewhere from the tokens already delivered: the
             // client's text is what one process would have written.
-            #expect(completion.content == (try reference.completion(chat(question), maxTokens: 48)), "\(question)")
+            #expect(completion.content == (try reference.completion(chat(question), maxTokens: ClusterHarness.fourRequestsTokens)), "\(question)")
         }
         let after = try await cluster.status()
         #expect(((after["decisions"] as? [String: Int])?["retry"] ?? 0) >= 1, "a request was moved off the killed worker")

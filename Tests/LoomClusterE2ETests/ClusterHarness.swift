@@ -193,14 +193,20 @@ final class ClusterHarness: @unchecked Sendable {
     /// A router that leaves prefill to the decode workers, two of them, and
     /// four chat requests under way, returned once decode-0 is decoding
     /// some: the start of a test that takes decode-0 away mid-stream.
+    static let fourRequestsTokens = 64
+
     func fourRequestsWithDecode0Decoding() async throws -> (LoomChild, [String], [Task<Completion, Error>]) {
         try startRouter(["--disaggregation-threshold", "100000"])
         let decode0 = try startWorker("decode-0", role: "decode")
         try startWorker("decode-1", role: "decode")
         try await waitUntilHealthy(["decode-0", "decode-1"])
-        let questions = ["Name a river in France.", "Name a city in Peru.", "Name a lake in Kenya.", "Name a mountain in Chile."]
+        // Answers longer than the token budget: a short one could end (at
+        // its EOS) between the status seen and the kill, leaving nothing
+        // on decode-0 to move.
+        let questions = ["Write a long story about a river in France.", "Write a long story about a city in Peru.",
+                         "Write a long story about a lake in Kenya.", "Write a long story about a mountain in Chile."]
         let requests = questions.map { question in
-            Task { try await self.complete(body(chat(question), maxTokens: 48)) }
+            Task { try await self.complete(body(chat(question), maxTokens: Self.fourRequestsTokens)) }
         }
         _ = try await waitForStatus("decode-0 decoding") { s in
             let w = worker("decode-0", in: s)
