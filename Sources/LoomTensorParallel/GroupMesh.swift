@@ -47,13 +47,7 @@ enum GroupMesh {
         while true {
             do {
                 let socket = try LaneSocket.connect(host: host, port: peer.dataPort, timeout: max(.milliseconds(1), min(.seconds(5), deadline - .now)))
-                var hello = [UInt8](repeating: 0, count: helloBytes)
-                hello.withUnsafeMutableBytes { h in
-                    h.storeBytes(of: helloMagic.littleEndian, toByteOffset: 0, as: UInt32.self)
-                    h.storeBytes(of: UInt32(rank).littleEndian, toByteOffset: 4, as: UInt32.self)
-                    h.storeBytes(of: token.littleEndian, toByteOffset: 8, as: UInt64.self)
-                }
-                do { try socket.send(hello) } catch {
+                do { try socket.send(hello(rank: rank, token: token)) } catch {
                     socket.close()
                     throw error
                 }
@@ -74,19 +68,35 @@ enum GroupMesh {
                 throw TensorParallelError(.joinTimeout, "rank \(me) waited in vain for rank\(expected.count == 1 ? "" : "s") \(expected.sorted().map(String.init).joined(separator: ", ")) to connect to it; they joined the leader but cannot reach this rank's port \(listener.port)")
             }
             guard listener.socket.readable(within: Int32(max(1, min(left / .milliseconds(1), 1000)))), let socket = listener.accept() else { continue }
-            socket.setTimeouts(send: nil, receive: .seconds(5))
-            var hello = [UInt8](repeating: 0, count: helloBytes)
-            let heard = (try? hello.withUnsafeMutableBytes { try socket.receive(into: $0) }) != nil
-            let (magic, rank, theirs) = hello.withUnsafeBytes { h in
-                (UInt32(littleEndian: h.loadUnaligned(as: UInt32.self)), Int(UInt32(littleEndian: h.loadUnaligned(fromByteOffset: 4, as: UInt32.self))),
-                 UInt64(littleEndian: h.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-            }
-            guard heard, magic == helloMagic, theirs == token, expected.contains(rank) else {
+            socket.setReceiveTimeout(.seconds(5))
+            var bytes = [UInt8](repeating: 0, count: helloBytes)
+            let heard = (try? bytes.withUnsafeMutableBytes { try socket.receive(into: $0) }) != nil
+            guard heard, let rank = rank(inHello: bytes, token: token), expected.contains(rank) else {
                 socket.close()
                 continue
             }
-            socket.setTimeouts(send: nil, receive: .zero)
+            socket.setReceiveTimeout(nil)
             return (rank, socket)
+        }
+    }
+
+    /// What a dialling rank says first: magic, its rank, the group's token.
+    static func hello(rank: Int, token: UInt64) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: helloBytes)
+        bytes.withUnsafeMutableBytes { h in
+            h.storeBytes(of: helloMagic.littleEndian, toByteOffset: 0, as: UInt32.self)
+            h.storeBytes(of: UInt32(rank).littleEndian, toByteOffset: 4, as: UInt32.self)
+            h.storeBytes(of: token.littleEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        return bytes
+    }
+
+    /// The dialling rank, if `bytes` is a hello of this group's.
+    static func rank(inHello bytes: [UInt8], token: UInt64) -> Int? {
+        bytes.withUnsafeBytes { h in
+            guard UInt32(littleEndian: h.loadUnaligned(as: UInt32.self)) == helloMagic,
+                  UInt64(littleEndian: h.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) == token else { return nil }
+            return Int(UInt32(littleEndian: h.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
         }
     }
 

@@ -73,13 +73,7 @@ import Testing
         let stray = try LaneSocket.connect(host: "127.0.0.1", port: listener.port)
         try stray.send([UInt8](repeating: 0x41, count: GroupMesh.helloBytes))
         let wrongToken = try LaneSocket.connect(host: "127.0.0.1", port: listener.port)
-        var hello = [UInt8](repeating: 0, count: GroupMesh.helloBytes)
-        hello.withUnsafeMutableBytes { h in
-            h.storeBytes(of: GroupMesh.helloMagic.littleEndian, toByteOffset: 0, as: UInt32.self)
-            h.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 4, as: UInt32.self)
-            h.storeBytes(of: UInt64(41).littleEndian, toByteOffset: 8, as: UInt64.self)
-        }
-        try wrongToken.send(hello)
+        try wrongToken.send(GroupMesh.hello(rank: 1, token: 41))
         let dialled = try GroupMesh.connect(members[1], members: members, listener: try GroupMesh.listen(), leaderHost: "127.0.0.1", token: 42, within: .seconds(10))
         let accepted = try await accepting.value
         #expect(Set(accepted.keys) == [1] && Set(dialled.keys) == [0])
@@ -129,7 +123,7 @@ import Testing
         let words = ArrivalWords(base: region.bytes.baseAddress!, layout: layout)
         var failure: TensorParallelError?
         for _ in 0..<100 where failure == nil {
-            do { try progress.wait(upTo: .milliseconds(20)) } catch { failure = error as? TensorParallelError }
+            do { try progress.wait(upTo: .milliseconds(20)) } catch { failure = error }
         }
         #expect(words.arrived(from: 1, count: 1) && !words.arrived(from: 1, count: 2))
         #expect(region.bytes.load(fromByteOffset: slot, as: Float.self) == 2.5)
@@ -175,7 +169,7 @@ import Testing
         half.close()
         var failure: TensorParallelError?
         for _ in 0..<100 where failure == nil {
-            do { try SocketProgress([cut]).wait(upTo: .milliseconds(20)) } catch { failure = error as? TensorParallelError }
+            do { try SocketProgress([cut]).wait(upTo: .milliseconds(20)) } catch { failure = error }
         }
         #expect(failure?.message.contains("closed its connection in the middle of a write") == true, "\(String(describing: failure))")
     }

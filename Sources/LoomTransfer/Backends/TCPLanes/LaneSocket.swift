@@ -13,35 +13,20 @@ public struct LaneSocket: Sendable {
 
     public init(fd: Int32) { self.fd = fd }
 
-    /// Connects to `host:port` (numeric or a name), Nagle off.
-    public static func connect(host: String, port: Int) throws(TransferError) -> LaneSocket {
-        try withAddresses(host: host, port: port, passive: false) { (info) throws(TransferError) in
-            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
-            guard fd >= 0 else { throw Self.failure("socket", errno) }
-            guard Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-                let code = errno
-                Glibc.close(fd)
-                throw TransferError(.peerUnavailable, "cannot open a tcp data lane to \(host):\(port): \(String(cString: strerror(code)))")
-            }
-            let socket = LaneSocket(fd: fd)
-            socket.tune()
-            return socket
-        }
-    }
-
-    /// Connects like `connect(host:port:)`, but gives up after `timeout`:
-    /// a host whose firewall drops the SYNs would otherwise hold the caller
-    /// for the kernel's two minutes of retries.
-    public static func connect(host: String, port: Int, timeout: Duration) throws(TransferError) -> LaneSocket {
+    /// Connects to `host:port` (numeric or a name), Nagle off. With a
+    /// `timeout`, gives up after it: a host whose firewall drops the SYNs
+    /// would otherwise hold the caller for the kernel's two minutes of
+    /// retries.
+    public static func connect(host: String, port: Int, timeout: Duration? = nil) throws(TransferError) -> LaneSocket {
         try withAddresses(host: host, port: port, passive: false) { (info) throws(TransferError) in
             let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
             guard fd >= 0 else { throw Self.failure("socket", errno) }
             let flags = fcntl(fd, F_GETFL)
-            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            if timeout != nil { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
             var code: Int32 = 0
             if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
                 code = errno
-                if code == EINPROGRESS {
+                if code == EINPROGRESS, let timeout {
                     var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                     let milliseconds = Int32(clamping: max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
                     if poll(&poller, 1, milliseconds) == 1 {
@@ -54,7 +39,7 @@ public struct LaneSocket: Sendable {
             }
             guard code == 0 else {
                 Glibc.close(fd)
-                throw TransferError(.peerUnavailable, "cannot open a tcp connection to \(host):\(port): \(String(cString: strerror(code)))")
+                throw TransferError(.peerUnavailable, "cannot open a tcp data lane to \(host):\(port): \(String(cString: strerror(code)))")
             }
             _ = fcntl(fd, F_SETFL, flags)
             let socket = LaneSocket(fd: fd)
@@ -131,17 +116,12 @@ public struct LaneSocket: Sendable {
     public func shutDown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
     public func close() { _ = Glibc.close(fd) }
 
-    /// Whole-call bounds on blocking sends and receives (SO_SNDTIMEO and
-    /// SO_RCVTIMEO): a peer that stops reading, or never speaks, fails the
-    /// call with EAGAIN instead of hanging it.
-    public func setTimeouts(send: Duration?, receive: Duration?) {
-        func set(_ option: Int32, _ duration: Duration?) {
-            guard let duration else { return }
-            var value = timeval(tv_sec: Int(duration.components.seconds), tv_usec: Int(duration.components.attoseconds / 1_000_000_000_000))
-            setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
-        }
-        set(SO_SNDTIMEO, send)
-        set(SO_RCVTIMEO, receive)
+    /// A bound on each blocking receive (SO_RCVTIMEO; nil: none): a peer
+    /// that never speaks fails the call with EAGAIN instead of hanging it.
+    public func setReceiveTimeout(_ duration: Duration?) {
+        let duration = duration ?? .zero
+        var value = timeval(tv_sec: Int(duration.components.seconds), tv_usec: Int(duration.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// TCP keepalive probes after `idle` of silence, every `interval`,
