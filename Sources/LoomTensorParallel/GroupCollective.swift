@@ -231,15 +231,9 @@ public final class GroupCollective: Collective {
         sent[peer] &+= 1
         do {
             try links[peer]!.post(sent[peer])
-        } catch let error as TensorParallelError {
-            // Another link, drained while this one had no room, failed.
+        } catch {
             broken = error
             throw error
-        } catch {
-            let member = members[peer]
-            let lost = TensorParallelError(.rankLost, "rank \(peer) (pid \(member.pid) on \(member.host)) \(links[peer]!.health.lost() ?? "failed (\(error))"); restart the group")
-            broken = lost
-            throw lost
         }
     }
 

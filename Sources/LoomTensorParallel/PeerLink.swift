@@ -13,7 +13,9 @@ protocol PeerLink: AnyObject {
     /// then (a socket link sends them with the post).
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int)
     /// Message `count` from this rank is complete in the peer's region.
-    func post(_ count: UInt32) throws
+    /// A failure names the rank it is about (this peer, or another whose
+    /// link failed while this one waited for room).
+    func post(_ count: UInt32) throws(TensorParallelError)
     var health: PeerHealth { get }
 }
 

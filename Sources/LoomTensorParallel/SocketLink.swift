@@ -38,7 +38,7 @@ final class SocketLink: PeerLink {
         pending.append((offset, bytes))
     }
 
-    func post(_ count: UInt32) throws {
+    func post(_ count: UInt32) throws(TensorParallelError) {
         if pending.isEmpty { pending.append((0, UnsafeRawBufferPointer(start: nil, count: 0))) }
         defer { pending.removeAll(keepingCapacity: true) }
         let headers = UnsafeMutableRawBufferPointer.allocate(byteCount: pending.count * LinkFrame.bytes, alignment: 8)
@@ -57,7 +57,7 @@ final class SocketLink: PeerLink {
 
     /// Sends without blocking; while the socket is full, lands whatever any
     /// peer sends meanwhile.
-    private func send(_ vectors: inout [iovec]) throws {
+    private func send(_ vectors: inout [iovec]) throws(TensorParallelError) {
         let clock = ContinuousClock()
         var lastProgress = clock.now
         var first = 0
@@ -103,7 +103,7 @@ final class SocketLink: PeerLink {
     var isClosed: Bool { inbound.closed }
 
     /// Lands what the peer has sent so far, without waiting.
-    func drain() throws {
+    func drain() throws(TensorParallelError) {
         guard !inbound.closed else { return }
         do {
             try inbound.drain(socket.fd)
@@ -198,18 +198,19 @@ final class SocketProgress {
     var isEmpty: Bool { links.isEmpty }
 
     /// Lands whatever has arrived on any link.
-    func drainAll() throws {
+    func drainAll() throws(TensorParallelError) {
         for link in links { try link.drain() }
     }
 
     /// Sleeps in poll until a link has bytes (or `writable` has room), at
     /// most `timeout`; lands what came. Returns false if nothing did.
     @discardableResult
-    func wait(upTo timeout: Duration, writable: SocketLink? = nil) throws -> Bool {
+    func wait(upTo timeout: Duration, writable: SocketLink? = nil) throws(TensorParallelError) -> Bool {
         // A closed link would read as ready forever: leave it out.
         let open = links.filter { !$0.isClosed || $0 === writable }
-        var fds = open.map { pollfd(fd: $0.socket.fd, events: Int16($0 === writable ? POLLOUT : POLLIN), revents: 0) }
-        if let writable, !writable.isClosed, let i = open.firstIndex(where: { $0 === writable }) { fds[i].events |= Int16(POLLIN) }
+        var fds = open.map { link in
+            pollfd(fd: link.socket.fd, events: (link.isClosed ? 0 : Int16(POLLIN)) | (link === writable ? Int16(POLLOUT) : 0), revents: 0)
+        }
         let ready = poll(&fds, nfds_t(fds.count), Int32(timeout / .milliseconds(1)))
         guard ready > 0 else { return false }
         for (link, fd) in zip(open, fds) where fd.revents & ~Int16(POLLOUT) != 0 { try link.drain() }

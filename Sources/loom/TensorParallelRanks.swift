@@ -18,17 +18,10 @@ enum FollowerProcess {
             file: file, threads: threads, maxBatchTokens: g.maxBatchTokens, maxLogitRows: g.maxLogitRows, shard: split.shards[spec.rank])
         announce("loom worker: tensor-parallel rank \(spec.rank) of \(spec.size) joined \(spec.leader.hostPort) (\(group.routes)); \(split.shards[spec.rank])")
         let follower = UncheckedSendable(try FollowerRank(model: model, group: group))
-        let steps = try await onThread { try follower.value.run() }
+        // A rank's compute waits on its peers by spinning and sleeping.
+        let steps = try await onOwnThread { try follower.value.run() }
         let waited = follower.value.waited
         announce("loom worker: rank \(spec.rank) stopped by its leader after \(steps) steps; waited \(waited) on its peers within steps")
-    }
-}
-
-/// Runs blocking work on a thread of its own, off the concurrency pool
-/// (a rank's compute waits on its peers by spinning and sleeping).
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
 
