@@ -38,19 +38,15 @@ for mode in blocking spinning; do
     echo "sockperf-$mode {\"rtt_p50_us\": $rtt}" | tee -a "$OUT"
 done
 python3 - "$OUT" <<'PY'
-import json, statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    key, _, rest = line.partition(" {")
-    rows.setdefault(key, []).append(json.loads("{" + rest))
+import statistics, sys
+sys.path.insert(0, "Benchmarks")
+from ratios import tagged_rows, ratio, spread
+rows = tagged_rows(sys.argv[1])
 group, one = rows["tcp"], rows["one"]
-def ratio(field):
-    r = sorted(g[field] / b[field] for g, b in zip(group, one))
-    return f"{statistics.median(r):.2f}x ({r[0]:.2f}-{r[-1]:.2f})"
 for field in ["decode_tok_s", "prefill_tok_s", "batch16_decode_tok_s"]:
-    print(f"{field}: TP=2x1 over tcp / TP=1x2 {ratio(field)}")
-p50 = sorted(g["allreduce_p50_us"] for g in group)
-print(f"all-reduce of one row over tcp, p50: {statistics.median(p50):.1f} us ({p50[0]:.1f}-{p50[-1]:.1f})")
+    print(f"{field}: TP=2x1 over tcp / TP=1x2 {ratio(group, one, field)}")
+p50 = [g["allreduce_p50_us"] for g in group]
+print(f"all-reduce of one row over tcp, p50: {spread(p50, 'us')}")
 for mode in ["blocking", "spinning"]:
     rtt = rows[f"sockperf-{mode}"][0]["rtt_p50_us"]
     print(f"sockperf round trip ({mode}), p50: {rtt:.1f} us; all-reduce / round trip {statistics.median(p50) / rtt:.2f}x")

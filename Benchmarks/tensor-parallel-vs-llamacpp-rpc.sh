@@ -40,14 +40,12 @@ print("rpc", json.dumps({"prefill_tok_s": next(r["avg_ts"] for r in rows if r["n
     echo "loom $line" | tee -a "$OUT"
 done
 python3 - "$OUT" <<'PY'
-import json, statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    key, _, rest = line.partition(" {")
-    rows.setdefault(key, []).append(json.loads("{" + rest))
+import statistics, sys
+sys.path.insert(0, "Benchmarks")
+from ratios import tagged_rows, ratio
+rows = tagged_rows(sys.argv[1])
 for field in ["decode_tok_s", "prefill_tok_s"]:
-    r = sorted(l[field] / c[field] for l, c in zip(rows["loom"], rows["rpc"]))
-    print(f"{field}: Loom TP=2x1 / llama.cpp over 2 rpc-servers x1: {statistics.median(r):.2f}x ({r[0]:.2f}-{r[-1]:.2f}); "
+    print(f"{field}: Loom TP=2x1 / llama.cpp over 2 rpc-servers x1: {ratio(rows['loom'], rows['rpc'], field)}; "
           f"llama.cpp median {statistics.median(c[field] for c in rows['rpc']):.1f} tok/s")
 PY
 rm -f "$OUT"

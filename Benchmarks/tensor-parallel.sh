@@ -21,19 +21,13 @@ for _ in $(seq "$RUNS"); do
     done
 done
 python3 - "$OUT" <<'PY'
-import json, statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    key, _, rest = line.partition(" {")
-    tp, threads = key.split()
-    rows.setdefault((tp, threads), []).append(json.loads("{" + rest))
-group, two, one = rows[("tp=2", "threads=1")], rows[("tp=1", "threads=2")], rows[("tp=1", "threads=1")]
-def ratio(field, base):
-    r = sorted(g[field] / b[field] for g, b in zip(group, base))
-    return f"{statistics.median(r):.2f}x ({r[0]:.2f}-{r[-1]:.2f})"
+import statistics, sys
+sys.path.insert(0, "Benchmarks")
+from ratios import tagged_rows, ratio, spread
+rows = tagged_rows(sys.argv[1])
+group, two, one = rows["tp=2 threads=1"], rows["tp=1 threads=2"], rows["tp=1 threads=1"]
 for field in ["decode_tok_s", "prefill_tok_s", "batch16_decode_tok_s"]:
-    print(f"{field}: TP=2x1 / TP=1x2 {ratio(field, two)}; TP=2x1 / TP=1x1 {ratio(field, one)}")
-p50 = sorted(g["allreduce_p50_us"] for g in group)
-print(f"all-reduce of one row, p50: {statistics.median(p50):.1f} us ({p50[0]:.1f}-{p50[-1]:.1f})")
+    print(f"{field}: TP=2x1 / TP=1x2 {ratio(group, two, field)}; TP=2x1 / TP=1x1 {ratio(group, one, field)}")
+print(f"all-reduce of one row, p50: {spread([g['allreduce_p50_us'] for g in group], 'us')}")
 PY
 rm -f "$OUT"
