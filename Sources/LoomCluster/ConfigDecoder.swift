@@ -123,9 +123,9 @@ struct ConfigDecoder {
             if port != nil { throw s.error(.invalidValue, s.valueMark("tp_port"), "\(s.qualified("tp_port")) needs tensor_parallel of 2 or more") }
             return
         }
-        guard worker.role == .mixed, worker.fabricProvider == nil else {
+        guard worker.fabricProvider == nil else {
             throw s.error(.invalidValue, s.valueMark("tensor_parallel"),
-                          "\(s.qualified("tensor_parallel")) needs role mixed and no fabric_provider in this build: moving a group's KV between workers is not built yet")
+                          "\(s.qualified("tensor_parallel")) needs no fabric_provider in this build: a group's KV moves over shm and tcp only")
         }
         worker.groupPort = port ?? worker.port + 1
         try claim(worker.groupPort!, on: worker.host, by: "worker \(worker.name)'s tensor-parallel group", s, key: port == nil ? "tensor_parallel" : "tp_port")

@@ -211,14 +211,15 @@ final class EngineLoop: @unchecked Sendable {
     func step() {
         let plan = scheduler.schedule()
         guard !plan.isEmpty else { return }
+        let due = exports.due(plan, blockSize: memory.layout.blockSize)
         let sampled: SampledStep
         do {
-            sampled = sample(try runner.execute(plan), for: plan)
+            sampled = sample(try runner.execute(plan, exports: due.compactMap(\.forRanks)), for: plan)
         } catch {
             return fail(plan, error)
         }
         let events = scheduler.update(sampled.result)
-        exports.export(plan, from: memory)
+        KVExports.export(due, from: memory)
         publishCommittedBlocks()
         deliver(events, logits: sampled.logprobs)
     }

@@ -17,22 +17,39 @@ public protocol KVExportSink: Sendable {
 public struct KVExport: Sendable {
     public var fromBlock: Int
     public var sink: any KVExportSink
+    /// Set on a tensor-parallel group's leader: where the other ranks send
+    /// their heads of each block (see `ForwardBatch.exports`).
+    public var forRanks: [UInt8]?
 
-    public init(fromBlock: Int, sink: any KVExportSink) {
+    public init(fromBlock: Int, sink: any KVExportSink, forRanks: [UInt8]? = nil) {
         self.fromBlock = fromBlock
         self.sink = sink
+        self.forRanks = forRanks
     }
 }
 
-/// KV export as its own step of the engine loop: after each step, every
-/// exporting sequence in it hands over the blocks that step completed —
-/// whole blocks as its prompt's chunks finish, and with the last chunk the
-/// block holding the prompt's end. Each block goes out once.
+/// KV export as its own step of the engine loop: every exporting sequence
+/// in a step hands over the blocks that step completes — whole blocks as
+/// its prompt's chunks finish, and with the last chunk the block holding
+/// the prompt's end. Each block goes out once. Which blocks is known from
+/// the plan (`due`, before the pass, so a group's other ranks hear it with
+/// the step); their bytes only after it (`export`).
 struct KVExports {
     private struct Pending {
-        var sink: any KVExportSink
+        var export: KVExport
         /// The first block not handed over yet.
         var next: Int
+    }
+
+    /// Blocks one sequence's step completes.
+    struct Due {
+        var export: KVExport
+        var firstBlock: Int
+        var blocks: ArraySlice<Int32>
+
+        var forRanks: BlockExport? {
+            export.forRanks.map { BlockExport(firstBlock: firstBlock, blocks: Array(blocks), target: $0) }
+        }
     }
 
     private var pending: [RequestID: Pending] = [:]
@@ -40,28 +57,38 @@ struct KVExports {
     var isEmpty: Bool { pending.isEmpty }
 
     mutating func start(_ id: RequestID, _ export: KVExport) {
-        pending[id] = Pending(sink: export.sink, next: max(0, export.fromBlock))
+        pending[id] = Pending(export: export, next: max(0, export.fromBlock))
     }
 
     mutating func stop(_ id: RequestID) {
         pending[id] = nil
     }
 
-    /// Must run before the next `schedule()`: a finished sequence's blocks
-    /// were released in `update`, and keep their bytes only until then.
-    mutating func export(_ plan: StepPlan, from memory: PagedKVMemory) {
-        guard !pending.isEmpty else { return }
-        let blockSize = memory.layout.blockSize, size = memory.layout.bytesPerBlock
+    /// The blocks `plan` completes, per exporting sequence; from then on
+    /// they count as handed over.
+    mutating func due(_ plan: StepPlan, blockSize: Int) -> [Due] {
+        guard !pending.isEmpty else { return [] }
+        var due: [Due] = []
         for item in plan.items {
             guard let state = pending[item.id] else { continue }
             let computed = item.start + item.tokens.count
             let ready = min(item.needsLogits ? (computed + blockSize - 1) / blockSize : computed / blockSize, item.blockTable.count)
             if item.needsLogits { pending[item.id] = nil } else { pending[item.id]?.next = max(state.next, ready) }
             guard ready > state.next else { continue }
-            let blocks = item.blockTable[state.next..<ready]
-            state.sink.export(firstBlock: state.next, blockCount: blocks.count) { out in
-                precondition(out.count >= blocks.count * size, "a KV export buffer holds every block it is given")
-                for (i, block) in blocks.enumerated() {
+            due.append(Due(export: state.export, firstBlock: state.next, blocks: item.blockTable[state.next..<ready]))
+        }
+        return due
+    }
+
+    /// Copies the blocks out to their sinks. Must run before the next
+    /// `schedule()`: a finished sequence's blocks were released in
+    /// `update`, and keep their bytes only until then.
+    static func export(_ due: [Due], from memory: PagedKVMemory) {
+        let size = memory.layout.bytesPerBlock
+        for item in due {
+            item.export.sink.export(firstBlock: item.firstBlock, blockCount: item.blocks.count) { out in
+                precondition(out.count >= item.blocks.count * size, "a KV export buffer holds every block it is given")
+                for (i, block) in item.blocks.enumerated() {
                     (out.baseAddress! + i * size).copyMemory(from: UnsafeRawPointer(memory.base) + memory.offset(of: block), byteCount: size)
                 }
             }

@@ -12,8 +12,10 @@ struct ModelRunner {
     /// The logits of the plan's `logitRequests`, one vocabulary-sized row
     /// each, in that order. The rows are the model's scratch: valid, and
     /// writable by the sampling step, until the next call.
-    func execute(_ plan: StepPlan) throws -> UnsafeMutableBufferPointer<Float> {
-        let logits = try model.forward(plan.forwardBatch(), kv: memory.memory)
+    func execute(_ plan: StepPlan, exports: [BlockExport] = []) throws -> UnsafeMutableBufferPointer<Float> {
+        var batch = plan.forwardBatch()
+        batch.exports = exports
+        let logits = try model.forward(batch, kv: memory.memory)
         // The model hands out its own mutable scratch as read-only; masking
         // a constrained row in place spares a vocabulary-sized copy.
         return UnsafeMutableBufferPointer(mutating: logits)

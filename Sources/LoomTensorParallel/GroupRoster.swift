@@ -16,6 +16,7 @@ actor GroupRoster {
 
     let expected: Expectation
     private var members: [Int: GroupMember] = [:]
+    private var reportedPools: [Int: Loom_Group_KVPool] = [:]
     private var failure: TensorParallelError?
     private var waiting: [CheckedContinuation<[GroupMember], any Error>] = []
 
@@ -95,6 +96,17 @@ actor GroupRoster {
         }
         return GroupMember(rank: rank, region: region, pid: r.pid, host: r.host, hostID: r.hostID, dataHost: r.dataHost, dataPort: Int(r.dataPort))
     }
+
+    /// A joined follower's KV pool.
+    func record(_ pool: Loom_Group_KVPool) throws {
+        let rank = Int(pool.rank)
+        guard members[rank] != nil, rank > 0 else {
+            throw TensorParallelError(.mismatch, "rank \(rank) reported a KV pool without having joined")
+        }
+        reportedPools[rank] = pool
+    }
+
+    var pools: [Loom_Group_KVPool] { reportedPools.keys.sorted().map { reportedPools[$0]! } }
 
     private func fail(_ error: TensorParallelError) {
         guard failure == nil else { return }

@@ -3,8 +3,9 @@ import LoomModel
 /// What the leader puts in a follower's plan slot: the next pass, or the
 /// end of the group. Little-endian 32-bit words: kind, payload length,
 /// then for a step the token, sequence and logit-row counts, the tokens,
-/// positions and sequence indices, the logit rows, and each sequence's
-/// block table with its length first.
+/// positions and sequence indices, the logit rows, each sequence's block
+/// table with its length first, and the blocks to export (first block,
+/// pool blocks, then the target's bytes, each with its length first).
 enum StepMessage: Equatable {
     case step(ForwardBatch)
     /// `count` all-reduces of one row, to measure the group's latency.
@@ -24,6 +25,11 @@ enum StepMessage: Equatable {
             words = [Self.stepKind, 0, Int32(batch.count), Int32(batch.sequences.count), Int32(batch.logitRows.count)]
             words += batch.tokens + batch.positions + batch.sequenceIndex + batch.logitRows.map { Int32($0) }
             for sequence in batch.sequences { words += [Int32(sequence.blockTable.count)] + sequence.blockTable }
+            words.append(Int32(batch.exports.count))
+            for export in batch.exports {
+                words += [Int32(export.firstBlock), Int32(export.blocks.count)] + export.blocks + [Int32(export.target.count)]
+                words += Self.packed(export.target)
+            }
             words[1] = Int32(words.count - 2)
         }
         let bytes = words.count * 4
@@ -59,7 +65,19 @@ enum StepMessage: Equatable {
         for _ in 0..<sequences {
             batch.sequences.append(.init(blockTable: try reader.words(try reader.count())))
         }
+        for _ in 0..<(try reader.count()) {
+            let first = try reader.count()
+            let blocks = try reader.words(try reader.count())
+            batch.exports.append(BlockExport(firstBlock: first, blocks: blocks, target: try reader.bytes(try reader.byteCount())))
+        }
         return batch
+    }
+
+    /// Bytes as little-endian words, the last one zero-padded.
+    private static func packed(_ bytes: [UInt8]) -> [Int32] {
+        var words = [Int32](repeating: 0, count: (bytes.count + 3) / 4)
+        words.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
+        return words
     }
 }
 
@@ -86,6 +104,22 @@ struct WordReader {
             throw TensorParallelError(.invalidMessage, "a step names \(value) entries where \(limit - index) words remain")
         }
         return Int(value)
+    }
+
+    /// A length in bytes, of bytes that follow as words.
+    mutating func byteCount() throws -> Int {
+        let value = try next()
+        guard value >= 0, (Int(value) + 3) / 4 <= limit - index else {
+            throw TensorParallelError(.invalidMessage, "a step names \(value) bytes where \(limit - index) words remain")
+        }
+        return Int(value)
+    }
+
+    mutating func bytes(_ n: Int) throws -> [UInt8] {
+        let words = (n + 3) / 4
+        guard words <= limit - index else { throw TensorParallelError(.invalidMessage, "a step names \(n) bytes where \(limit - index) words remain") }
+        defer { index += words }
+        return Array(UnsafeRawBufferPointer(rebasing: bytes[(index * 4)..<(index * 4 + n)]))
     }
 
     mutating func words(_ n: Int) throws -> [Int32] {

@@ -49,10 +49,16 @@ public final class TensorParallelGroup: Sendable {
     public let overTCP: Set<Int>
     /// The leader's, which every rank sizes itself by.
     public let geometry: GroupGeometry
+    /// Where the leader took the joins, and the group's token: what a
+    /// follower needs to tell the leader more after the join.
+    let leader: RPCAddress
+    let token: UInt64
     private let server: Task<Void, Never>?
 
-    fileprivate init(collective: GroupCollective, members: [GroupMember], overTCP: Set<Int>, geometry: GroupGeometry, server: Task<Void, Never>?) {
+    fileprivate init(collective: GroupCollective, members: [GroupMember], overTCP: Set<Int>, geometry: GroupGeometry, leader: RPCAddress, token: UInt64, server: Task<Void, Never>?) {
         self.overTCP = overTCP
+        self.leader = leader
+        self.token = token
         self.collective = GroupCollectiveBox(collective)
         self.members = members
         health = collective.health
@@ -119,6 +125,11 @@ public final class TensorParallelGroup: Sendable {
             reply.geometry = geometry.proto
             reply.token = token
             return (reply, ByteBuffer())
+        }
+        services.unary(GroupRPC.kvPool) { pool, _ in
+            guard pool.token == token else { throw WireError(.handlerFailed, "a KV pool report without this group's token (from rank \(pool.rank)); only a member may report one") }
+            try await roster.record(pool)
+            return (Loom_Group_KVPoolReply(), ByteBuffer())
         }
         let server = try await RPCServer.bind(address, services: services, configuration: RPCConfiguration(nodeName: "tp-leader"))
         return (server.localAddress, Task { try? await server.run() })
@@ -220,6 +231,12 @@ public final class GroupLeader: Sendable {
         self.token = token
     }
 
+    /// The followers' KV pools, in rank order: complete once `form()`
+    /// returned, as each follower reports its pool before it says it is ready.
+    public func kvPools() async -> [Loom_Group_KVPool] {
+        await roster.pools
+    }
+
     /// Waits for every rank to join (or the first to be refused), and then
     /// to load its shard.
     public func form() async throws -> TensorParallelGroup {
@@ -288,7 +305,7 @@ struct PendingRank: Sendable {
                 rank: spec.rank, own: region, members: members, sockets: sockets, vocabularies: split.shards.map(\.vocabulary),
                 layouts: layouts,
                 spin: spec.timing.spin ?? GroupTiming.spin(ranksHere: members.filter { Self.machine($0.hostID) == Self.machine(me.hostID) }.count, threadsPerRank: spec.threads))
-            return TensorParallelGroup(collective: collective, members: members, overTCP: Set(sockets.keys), geometry: geometry, server: server)
+            return TensorParallelGroup(collective: collective, members: members, overTCP: Set(sockets.keys), geometry: geometry, leader: spec.leader, token: token, server: server)
         } catch {
             server?.cancel()
             throw error

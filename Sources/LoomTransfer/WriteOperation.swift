@@ -178,6 +178,22 @@ public struct WriteOperation: Sendable {
         return try WriteOperation(segments: segments, immediate: immediate)
     }
 
+    /// `local` cut into `runs` in order, each to its offset in `remote`:
+    /// one write to many places (slices of `local`, no copy).
+    public static func scattered(
+        _ local: ByteBuffer, to remote: RegionDescriptor, runs: [(offset: Int, count: Int)], immediate: UInt32? = nil
+    ) throws(TransferError) -> WriteOperation {
+        guard local.readableBytes == runs.reduce(0, { $0 + $1.count }) else {
+            throw TransferError(.invalidRequest, "\(local.readableBytes) bytes for runs of \(runs.reduce(0) { $0 + $1.count })")
+        }
+        var at = local.readerIndex
+        let segments = runs.map { run in
+            defer { at += run.count }
+            return Segment(region: remote, offset: run.offset, bytes: local.getSlice(at: at, length: run.count)!)
+        }
+        return try WriteOperation(segments: segments, immediate: immediate)
+    }
+
     /// No bytes, only the immediate: a signal that counts like a write.
     public static func immediateOnly(_ immediate: UInt32) -> WriteOperation {
         try! WriteOperation(segments: [], immediate: immediate)

@@ -25,6 +25,8 @@ struct DecodeService: Sendable {
     let host: String
     let port: BoundPort
     let calls: WorkerCalls
+    /// This worker's heads, and its group's other pools (none alone).
+    let group: GroupKV
 
     func serve(into services: inout RPCServices) {
         services.unary(ClusterRPC.reserve) { spec, _ in
@@ -74,7 +76,18 @@ struct DecodeService: Sendable {
         wire.leaseMs = UInt32(clamping: lease.wholeMilliseconds)
         wire.cachedTokens = UInt32(reservation.cachedBlocks * engine.kvLayout.blockSize)
         wire.hostID = HostIdentity.current
+        if group.isGroup { wire.ranks = [rankPool(wire)] + group.pools }
         return wire
+    }
+
+    /// Rank 0's pool, as a group's reservation lists it with the others.
+    private func rankPool(_ wire: Loom_Cluster_Reservation) -> Loom_Cluster_RankPool {
+        var pool = Loom_Cluster_RankPool()
+        (pool.region, pool.transferHost, pool.transferPort, pool.hostID) = (wire.region, wire.transferHost, wire.transferPort, wire.hostID)
+        pool.firstKvHead = UInt32(group.heads[0].lowerBound)
+        pool.kvHeads = UInt32(group.heads[0].count)
+        pool.bytesPerBlock = wire.bytesPerBlock
+        return pool
     }
 
     /// Drops a reservation whose prefill never came (or failed); a no-op

@@ -13,6 +13,9 @@ struct PrefillService: Sendable {
     let calls: WorkerCalls
     /// Brings what the store holds of a prompt into the pool first.
     let lookup: PromptLookup
+    /// This worker's heads among its group's (all of them, alone).
+    let group: GroupKV
+    let geometry: KVGeometry
 
     func serve(into services: inout RPCServices) {
         services.unary(ClusterRPC.prefill) { request, _ in
@@ -26,15 +29,21 @@ struct PrefillService: Sendable {
     /// chunk's blocks as soon as the chunk is computed, while the engine
     /// computes the next — and returns the first sampled token. The decode
     /// worker samples the rest.
+    ///
+    /// When either worker is a tensor-parallel group, each rank writes its
+    /// own heads (`HeadWriter`); this rank's step plans tell the others
+    /// which blocks, and where.
     func prefill(_ wire: Loom_Cluster_PrefillRequest) async throws -> Loom_Cluster_PrefillResponse {
-        let target = try PrefillTarget(wire.target, bytesPerBlock: engine.kvLayout.bytesPerBlock)
-        let (chunks, sink) = KVChunkStream.make(bytesPerBlock: target.pageLength)
+        let writes: ChunkWrites = wire.target.ranks.isEmpty && !group.isGroup
+            ? .whole(try PrefillTarget(wire.target, bytesPerBlock: engine.kvLayout.bytesPerBlock))
+            : .heads(try HeadWriter(wire.target, from: group, geometry: geometry, kvHeads: group.heads.last!.upperBound))
+        let (chunks, sink) = KVChunkStream.make(bytesPerBlock: engine.kvLayout.bytesPerBlock)
         var request = wire.spec.request(json: json)
         request.maxTokens = 1
-        request.exportKV = KVExport(fromBlock: target.firstBlock, sink: sink)
+        request.exportKV = KVExport(fromBlock: writes.target.firstBlock, sink: sink, forRanks: group.isGroup ? try wire.target.serializedBytes() : nil)
         let received = ContinuousClock.now
         await lookup.prepare(request)
-        async let written = write(chunks, into: target, startedAt: received)
+        async let written = write(chunks, with: writes, startedAt: received)
         var response = Loom_Cluster_PrefillResponse()
         do {
             response = try await firstToken(of: request)
@@ -46,7 +55,7 @@ struct PrefillService: Sendable {
         }
         let transfer = try await written
         guard response.hasFirst else { return response }
-        response.writes = UInt32(transfer.writes)
+        response.writes = UInt32(transfer.writes * writes.countedPerChunk)
         response.transferBytes = UInt64(transfer.bytes)
         response.transferMicros = UInt64(clamping: transfer.busy.wholeMicroseconds)
         return response
@@ -80,6 +89,7 @@ struct PrefillService: Sendable {
 
     /// What the chunk writes added up to.
     struct TransferTotals {
+        /// Chunks written.
         var writes = 0
         var bytes = 0
         /// Time spent inside writes (they overlap the compute).
@@ -88,24 +98,27 @@ struct PrefillService: Sendable {
 
     /// Writes each exported chunk into the decode worker's blocks as it
     /// arrives, until the stream ends.
-    private func write(_ chunks: AsyncStream<KVChunk>, into target: PrefillTarget, startedAt received: ContinuousClock.Instant) async throws -> TransferTotals {
+    private func write(_ chunks: AsyncStream<KVChunk>, with writes: ChunkWrites, startedAt received: ContinuousClock.Instant) async throws -> TransferTotals {
         var totals = TransferTotals()
         for await chunk in chunks {
-            // Close to the lease's end the decode worker may free the blocks
-            // while the bytes are on their way; better to fail than to land
-            // in someone else's KV.
-            guard ContinuousClock.now - received < target.lease * 0.8 else {
-                throw WireError(.deadlineExceeded, "the prefill took most of the decode worker's \(target.lease) lease; not writing into blocks it may have reclaimed")
-            }
+            try writes.target.checkLease(since: received)
             let start = ContinuousClock.now
-            do {
-                try await write(chunk, into: target)
-            } catch let error as TransferError {
-                throw WireError(error)
+            switch writes {
+            case .whole(let target):
+                do {
+                    try await write(chunk, into: target)
+                } catch let error as TransferError {
+                    throw WireError(error)
+                }
+                totals.bytes += chunk.bytes.readableBytes
+            case .heads(let writer):
+                let (bytes, backends) = try await writer.write(chunk, peers: peers)
+                totals.bytes += bytes
+                // A block counts once, however many ranks its heads went to.
+                for (i, backend) in backends.enumerated() { calls.countWrite(over: backend, blocks: i == 0 ? chunk.blockCount : 0) }
             }
             totals.busy += ContinuousClock.now - start
             totals.writes += 1
-            totals.bytes += chunk.bytes.readableBytes
         }
         return totals
     }
@@ -131,9 +144,11 @@ struct PrefillTarget {
     let address: RPCAddress
     let backend: TransferBackend
 
-    init(_ wire: Loom_Cluster_Reservation, bytesPerBlock: Int) throws {
+    /// `bytesPerBlock`: this worker's, which rank 0's must match (nil when
+    /// the two split heads differently, and each rank is checked).
+    init(_ wire: Loom_Cluster_Reservation, bytesPerBlock: Int?) throws {
         pageLength = Int(wire.bytesPerBlock)
-        guard pageLength == bytesPerBlock else {
+        if let bytesPerBlock, pageLength != bytesPerBlock {
             throw WireError(.handlerFailed, "the decode worker's KV blocks are \(pageLength) bytes but ours are \(bytesPerBlock); are both serving the same model?")
         }
         do {
@@ -149,6 +164,15 @@ struct PrefillTarget {
         backend = .choose(for: region, peerHost: wire.hostID)
     }
 
+    /// Close to the lease's end the decode worker may free the blocks while
+    /// the bytes are on their way; better to fail than to land in someone
+    /// else's KV.
+    func checkLease(since received: ContinuousClock.Instant) throws {
+        guard ContinuousClock.now - received < lease * 0.8 else {
+            throw WireError(.deadlineExceeded, "the prefill took most of the decode worker's \(lease) lease; not writing into blocks it may have reclaimed")
+        }
+    }
+
     /// The reserved blocks that receive the sequence's blocks
     /// `firstBlock ..< firstBlock + count`.
     func pages(from first: Int, count: Int) throws(TransferError) -> ArraySlice<Int> {
@@ -157,6 +181,28 @@ struct PrefillTarget {
             throw TransferError(.invalidRequest, "blocks \(first)..<\(first + count) fall outside the \(blocks.count) reserved from block \(firstBlock)")
         }
         return blocks[start..<(start + count)]
+    }
+}
+
+/// How a prefill's chunks reach the decode worker: whole blocks into one
+/// pool, or each rank's heads into the ranks that hold them.
+enum ChunkWrites: Sendable {
+    case whole(PrefillTarget)
+    case heads(HeadWriter)
+
+    var target: PrefillTarget {
+        switch self {
+        case .whole(let target): target
+        case .heads(let writer): writer.reservation
+        }
+    }
+
+    /// Writes the decode worker counts per chunk.
+    var countedPerChunk: Int {
+        switch self {
+        case .whole: 1
+        case .heads(let writer): writer.countedPerChunk
+        }
     }
 }
 

@@ -62,7 +62,10 @@ public final class WorkerNode: Sendable {
     let lookup: PromptLookup
     private let boundPort: BoundPort
 
-    public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64) throws {
+    /// `group`: the heads of this worker's tensor-parallel ranks and their
+    /// pools, when it leads a group.
+    public init(model: LanguageModel, scheduler: SchedulerConfiguration, configuration: WorkerConfiguration, epoch: UInt64, group: GroupKV? = nil) throws {
+        let group = group ?? .single(kvHeads: model.transformer.config.kvHeadCount)
         self.configuration = configuration
         let layout = KVCacheLayout(config: model.transformer.config, blockSize: scheduler.blockSize)
         // The pid in the owner's name lets a later start clean up the
@@ -89,7 +92,7 @@ public final class WorkerNode: Sendable {
         decode = DecodeService(
             engine: engine, json: json, pool: pool, counters: transfer.target.counters, leases: leases,
             staging: transfer.receiver(.fabric).map(FabricStaging.init(receiver:)), lease: configuration.lease,
-            host: configuration.host, port: boundPort, calls: calls)
+            host: configuration.host, port: boundPort, calls: calls, group: group)
         if let routing {
             fetcher = try StoreFetcher(
                 routing: routing, engine: engine, hasher: scheduler.hasher,
@@ -100,7 +103,8 @@ public final class WorkerNode: Sendable {
             fetcher = nil
         }
         lookup = PromptLookup(engine: engine, fetcher: fetcher, blockSize: scheduler.blockSize)
-        prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls, lookup: lookup)
+        prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls, lookup: lookup,
+                                 group: group, geometry: KVGeometry(model.transformer.config, blockSize: scheduler.blockSize))
     }
 
     /// Blocks one fetch from the store can bring at most.

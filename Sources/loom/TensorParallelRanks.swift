@@ -1,7 +1,9 @@
 import Foundation
 import LoomModel
 import LoomTensorParallel
+import LoomTransfer
 import LoomWire
+import LoomWorker
 
 /// A rank other than the leader, as a process: joins the group, loads its
 /// shard at the leader's sizes, and runs the leader's steps until the
@@ -17,7 +19,13 @@ enum FollowerProcess {
         let model = try Transformer(
             file: file, threads: threads, maxBatchTokens: g.maxBatchTokens, maxLogitRows: g.maxLogitRows, shard: split.shards[spec.rank])
         announce("loom worker: tensor-parallel rank \(spec.rank) of \(spec.size) joined \(spec.leader.hostPort) (\(group.routes)); \(split.shards[spec.rank])")
-        let follower = UncheckedSendable(try FollowerRank(model: model, group: group))
+        // The pool is registered, so prefill ranks can write this rank's heads in.
+        let kv = try await RankKV(
+            rank: spec.rank, heads: split.shards.map(\.kvHeads), config: model.config, blockSize: g.blockSize,
+            bytes: FollowerRank.poolBytes(model: model, group: group), host: group.dataHost.isEmpty ? "127.0.0.1" : group.dataHost)
+        defer { kv.close() }
+        try await group.reportKVPool(region: kv.pool.descriptor, transferHost: kv.host, transferPort: kv.port, hostID: group.hostID)
+        let follower = UncheckedSendable(try FollowerRank(model: model, group: group, pool: kv.pool.bytes.baseAddress!, exporter: kv))
         // A rank's compute waits on its peers by spinning and sleeping.
         let steps = try await onOwnThread { try follower.value.run() }
         let waited = follower.value.waited
@@ -108,3 +116,5 @@ final class LocalGroup {
         }
     }
 }
+
+extension RankKV: RankKVExporter {}

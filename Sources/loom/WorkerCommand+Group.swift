@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LoomCluster
 import LoomModel
+import LoomProtocol
 import LoomTensorParallel
 
 extension WorkerCommand {
@@ -53,5 +54,19 @@ extension WorkerCommand {
         let path: String
         do { path = try ModelLocator.resolve(model) } catch let error as GGUFError { throw ValidationError(error.message) }
         try await FollowerProcess.run(group, modelPath: path, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+    }
+}
+
+extension Loom_Group_KVPool {
+    /// A follower's pool as a reservation lists it: with the heads its
+    /// shard holds and its blocks' size.
+    func rankPool(_ split: TensorSplit, config: ModelConfig) -> Loom_Cluster_RankPool {
+        var pool = Loom_Cluster_RankPool()
+        let heads = split.shards[Int(rank)].kvHeads
+        (pool.rank, pool.region, pool.transferHost, pool.transferPort, pool.hostID) = (rank, region, transferHost, transferPort, hostID)
+        pool.firstKvHead = UInt32(heads.lowerBound)
+        pool.kvHeads = UInt32(heads.count)
+        pool.bytesPerBlock = UInt64(KVCacheLayout(layers: config.layerCount, kvDim: heads.count * config.headDim).bytesPerBlock)
+        return pool
     }
 }

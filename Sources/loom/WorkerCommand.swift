@@ -60,8 +60,8 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let settings = try settings()
         if group != nil {
-            guard settings.worker.role == .mixed, settings.stores.nodes.isEmpty else {
-                throw ValidationError("a tensor-parallel worker (--tp-size above 1) runs as --role mixed without --kvstore in this build: its KV lives in every rank, and moving it between workers or to a store is not built yet")
+            guard settings.stores.nodes.isEmpty, settings.worker.fabricProvider == nil else {
+                throw ValidationError("a tensor-parallel worker (--tp-size above 1) runs without --kvstore and --fabric-provider in this build: its KV lives in every rank, and moving it to a store or through fabric staging is not built yet")
             }
         }
         try Limits.checkForCommandLine(leaseSeconds, in: Limits.leaseSeconds, "--lease-seconds")
@@ -128,6 +128,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let model = try LanguageModel(file: file, threads: settings.threads, maxBatchTokens: tokenBudget, shard: split?.shards[0])
         var formed: TensorParallelGroup?
+        var groupKV: GroupKV?
         var watchdog: GroupWatchdog?
         // The followers' loops end with the leader's.
         defer {
@@ -143,6 +144,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 Foundation.exit(1)
             }
             announce("loom worker: \(settings.name): \(group.size) ranks joined (\(joined.routes))")
+            groupKV = GroupKV(heads: split!.shards.map(\.kvHeads), rank: 0, pools: await leader.kvPools().map { $0.rankPool(split!, config: model.transformer.config) })
         }
         let modelName = ServedModel.defaultName(path: path)
         let scheduler = SchedulerConfiguration(
@@ -155,7 +157,7 @@ struct WorkerCommand: AsyncParsableCommand {
             storeReplicas: stores.replicas)
         var rpc = RPCConfiguration(nodeName: settings.name, logger: logger)
         rpc.epoch = epoch
-        let worker = try WorkerNode(model: model, scheduler: scheduler, configuration: configuration, epoch: epoch)
+        let worker = try WorkerNode(model: model, scheduler: scheduler, configuration: configuration, epoch: epoch, group: groupKV)
         // The HELLO offers the worker's fabric endpoint, if it has one.
         rpc.offers = worker.rpcConfiguration.offers
         let ranks = (formed?.members ?? []).map { member in

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LoomTesting
 import Testing
 
@@ -7,12 +8,73 @@ import Testing
 @Suite(.serialized) struct TensorParallelClusterTests {
     /// Starts `name` as the leader of a group of 2 and its rank 1.
     func startGroup(_ cluster: ClusterHarness, _ name: String, port: Int) throws -> (leader: LoomChild, rank: LoomChild) {
-        let peers = ["--tp-size", "2", "--tp-peers", "127.0.0.1:\(port)", "--tp-join-seconds", "30"]
-        let leader = try cluster.startWorker(name, role: "mixed", extra: peers)
-        #expect(leader.announcement.contains("leads a tensor-parallel group of 2"), "\(leader.announcement)")
-        let rank = try LoomChild("\(name)-1", ["worker", "--model", cluster.model, "--name", "\(name)-1", "--threads", "1", "--tp-rank", "1"] + peers)
-        cluster.workers["\(name)-1"] = rank
-        return (leader, rank)
+        let (leader, ranks) = try startGroup(cluster, name, size: 2, role: "mixed", port: port)
+        return (leader, ranks[0])
+    }
+
+    /// Starts `name` as the leader of a group of `size` and its other ranks,
+    /// each on a thread of its own: a rank announces itself only once the
+    /// whole group has joined.
+    func startGroup(_ cluster: ClusterHarness, _ name: String, size: Int, role: String, port: Int = freePort(), transport: String = "automatic") throws -> (leader: LoomChild, ranks: [LoomChild]) {
+        let peers = ["--tp-size", "\(size)", "--tp-peers", "127.0.0.1:\(port)", "--tp-join-seconds", "30", "--tp-transport", transport]
+        let leader = try cluster.startWorker(name, role: role, extra: peers)
+        #expect(leader.announcement.contains("leads a tensor-parallel group of \(size)"), "\(leader.announcement)")
+        let started = Mutex<[Int: Result<LoomChild, any Error>]>([:])
+        let threads = (1..<size).map { r in
+            Thread { [model = cluster.model] in
+                let child = Result { try LoomChild("\(name)-\(r)", ["worker", "--model", model, "--name", "\(name)-\(r)", "--threads", "1", "--tp-rank", "\(r)"] + peers) }
+                started.withLock { $0[r] = child }
+            }
+        }
+        for thread in threads { thread.start() }
+        while started.withLock({ $0.count }) < size - 1 { Thread.sleep(forTimeInterval: 0.05) }
+        let ranks = try (1..<size).map { r in try started.withLock { try $0[r]!.get() } }
+        for (r, rank) in zip(1..., ranks) { cluster.workers["\(name)-\(r)"] = rank }
+        return (leader, ranks)
+    }
+
+    /// A prefill group of 2 (3 KV heads: 2 on rank 0, 1 on rank 1) writes
+    /// into a decode group of 3 (one head each): every head travels from
+    /// the prefill rank that computed it to the decode rank that holds it,
+    /// and the decode group continues from that KV alone. Over shm, then
+    /// with every rank on a "host" of its own (tcp).
+    @Test(arguments: ["automatic", "tcp"])
+    func aPrefillGroupHandsItsKVHeadByHeadToADecodeGroup(transport: String) async throws {
+        let reference = try Reference()
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        // Every prompt goes to the prefill group, the second one after the
+        // system prompt's blocks the decode group already holds.
+        try cluster.startRouter(["--disaggregation-threshold", "1"])
+        _ = try startGroup(cluster, "prefill-0", size: 2, role: "prefill", transport: transport)
+        _ = try startGroup(cluster, "decode-0", size: 3, role: "decode", transport: transport)
+        try await cluster.waitUntilHealthy(["prefill-0", "decode-0"])
+
+        // Questions whose answers one process and groups of 2 and 3 agree
+        // on: at a near-tie ("Which river flows through Cairo?") a group
+        // may pick the other token, with or without disaggregation.
+        let questions = ["What is the capital of France?", "Where is the Eiffel Tower?"]
+        for question in questions {
+            let messages = chat(question)
+            let (status, response) = try await cluster.post("v1/chat/completions", body(messages, maxTokens: 24))
+            #expect(status == 200, "\(response)\n\(cluster.logs)")
+            let expected = try reference.completion(messages, maxTokens: 24)
+            #expect(content(response) == expected, "\(question): \(content(response) ?? "-") vs \(expected)")
+        }
+        let settled = try await cluster.waitForStatus("decode counters") { s in
+            (cluster.worker("decode-0", in: s)?["remote_prefilled_tokens"] as? Int ?? 0) > 0
+        }
+        let decode = try #require(cluster.worker("decode-0", in: settled))
+        let prompts = try questions.map { try reference.prompt(chat($0)).count }
+        // The second prompt came after the system prompt's cached blocks.
+        #expect((decode["remote_prefilled_tokens"] as? Int ?? 0) > prompts[0] && (decode["remote_prefilled_tokens"] as? Int ?? 0) < prompts[0] + prompts[1], "\(decode)")
+        #expect((decode["computed_tokens"] as? Int ?? 0) <= 48, "the decode group computed only generated tokens: \(decode)")
+        #expect((settled["decisions"] as? [String: Int])?["remote"] == 2, "\(settled)")
+        // Rank 0 writes head 0 into decode rank 0 and head 1 into rank 1,
+        // which with hosts of their own is over tcp.
+        let prefill = try #require(cluster.worker("prefill-0", in: settled))
+        #expect((prefill["shm_writes"] as? Int ?? 0) > 0, "\(prefill)")
+        #expect(((prefill["tcp_writes"] as? Int ?? 0) > 0) == (transport == "tcp"), "\(prefill)")
     }
 
     @Test func aGroupServesAsOneWorkerWithItsRanksListed() async throws {

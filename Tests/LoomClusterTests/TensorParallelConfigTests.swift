@@ -29,12 +29,14 @@ import Testing
         #expect(worker.tensorParallel == 3 && worker.groupPort == 9011)
         let placed = try #require(try parse("    role: mixed\n    tensor_parallel: 2\n    tp_port: 9500").workers.first)
         #expect(placed.groupPort == 9500)
+        let decode = try #require(try parse("    role: decode\n    tensor_parallel: 3").workers.first)
+        #expect(decode.role == .decode && decode.tensorParallel == 3, "prefill and decode workers can be groups")
         let alone = try #require(try parse("    role: mixed").workers.first)
         #expect(alone.tensorParallel == 1 && alone.groupPort == nil)
     }
 
     @Test func whatAGroupCannotBeIsRefusedByKey() {
-        #expect(refusal("    role: decode\n    tensor_parallel: 2").contains("workers[0].tensor_parallel needs role mixed"))
+        #expect(refusal("    role: decode\n    tensor_parallel: 2\n    fabric_provider: tcp;ofi_rxm").contains("workers[0].tensor_parallel needs no fabric_provider"))
         #expect(refusal("    role: mixed\n    tp_port: 9500").contains("workers[0].tp_port needs tensor_parallel of 2 or more"))
         #expect(refusal("    role: mixed\n    tensor_parallel: 0").contains("tensor_parallel"))
         #expect(refusal("    role: mixed\n    tensor_parallel: 2\n    tp_port: 9001").contains("already used by the router's RPC port"))

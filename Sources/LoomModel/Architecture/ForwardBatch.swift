@@ -15,6 +15,10 @@ public struct ForwardBatch: Sendable, Equatable {
     public var sequences: [Sequence] = []
     /// Indices into `tokens` whose logits the step must return, in order.
     public var logitRows: [Int] = []
+    /// Prompt blocks this step completes that a prefill hands on to a
+    /// decode worker: a group's leader lists them so that every rank ships
+    /// its own heads of them (the leader ships its own through the engine).
+    public var exports: [BlockExport] = []
 
     public init() {}
 
@@ -41,6 +45,22 @@ public struct ForwardBatch: Sendable, Equatable {
         case .all: logitRows.append(contentsOf: first..<tokens.count)
         }
         return index
+    }
+}
+
+/// Blocks of one prompt to ship after the step: the sequence's blocks
+/// `firstBlock ..< firstBlock + blocks.count`, held in pool blocks
+/// `blocks`, to `target` (the decode worker's reservation, in bytes that
+/// only the ranks' transfer code reads).
+public struct BlockExport: Sendable, Equatable {
+    public var firstBlock: Int
+    public var blocks: [Int32]
+    public var target: [UInt8]
+
+    public init(firstBlock: Int, blocks: [Int32], target: [UInt8]) {
+        self.firstBlock = firstBlock
+        self.blocks = blocks
+        self.target = target
     }
 }
 

@@ -271,6 +271,40 @@ public nonisolated struct Loom_Cluster_Reservation: Sendable {
   /// (`shm`), any other over `tcp`.
   public var hostID: String = String()
 
+  /// Set when the decode worker is a tensor-parallel group: every rank's
+  /// pool, rank 0's (the fields above) first. Block indices are the same in
+  /// every rank's pool; each prefill rank writes the KV heads it computed
+  /// into the ranks that hold them, and every write is counted at rank 0.
+  public var ranks: [Loom_Cluster_RankPool] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One rank's KV pool, holding KV heads `first_kv_head ..< first_kv_head +
+/// kv_heads` of every layer in blocks of `bytes_per_block`.
+public nonisolated struct Loom_Cluster_RankPool: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rank: UInt32 = 0
+
+  public var region: Data = Data()
+
+  public var transferHost: String = String()
+
+  public var transferPort: UInt32 = 0
+
+  public var hostID: String = String()
+
+  public var firstKvHead: UInt32 = 0
+
+  public var kvHeads: UInt32 = 0
+
+  public var bytesPerBlock: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1060,7 +1094,7 @@ nonisolated extension Loom_Cluster_TokenEvent: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Reservation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}region\0\u{1}blocks\0\u{3}first_block\0\u{3}bytes_per_block\0\u{1}immediate\0\u{3}transfer_host\0\u{3}transfer_port\0\u{3}lease_ms\0\u{3}cached_tokens\0\u{3}host_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}region\0\u{1}blocks\0\u{3}first_block\0\u{3}bytes_per_block\0\u{1}immediate\0\u{3}transfer_host\0\u{3}transfer_port\0\u{3}lease_ms\0\u{3}cached_tokens\0\u{3}host_id\0\u{1}ranks\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1079,6 +1113,7 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.leaseMs) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.cachedTokens) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.ranks) }()
       default: break
       }
     }
@@ -1118,6 +1153,9 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
     if !self.hostID.isEmpty {
       try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 11)
     }
+    if !self.ranks.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ranks, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1133,6 +1171,72 @@ nonisolated extension Loom_Cluster_Reservation: SwiftProtobuf.Message, SwiftProt
     if lhs.leaseMs != rhs.leaseMs {return false}
     if lhs.cachedTokens != rhs.cachedTokens {return false}
     if lhs.hostID != rhs.hostID {return false}
+    if lhs.ranks != rhs.ranks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Cluster_RankPool: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RankPool"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}region\0\u{3}transfer_host\0\u{3}transfer_port\0\u{3}host_id\0\u{3}first_kv_head\0\u{3}kv_heads\0\u{3}bytes_per_block\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.region) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.transferHost) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.transferPort) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.firstKvHead) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.kvHeads) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.bytesPerBlock) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.rank != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rank, fieldNumber: 1)
+    }
+    if !self.region.isEmpty {
+      try visitor.visitSingularBytesField(value: self.region, fieldNumber: 2)
+    }
+    if !self.transferHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.transferHost, fieldNumber: 3)
+    }
+    if self.transferPort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.transferPort, fieldNumber: 4)
+    }
+    if !self.hostID.isEmpty {
+      try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 5)
+    }
+    if self.firstKvHead != 0 {
+      try visitor.visitSingularUInt32Field(value: self.firstKvHead, fieldNumber: 6)
+    }
+    if self.kvHeads != 0 {
+      try visitor.visitSingularUInt32Field(value: self.kvHeads, fieldNumber: 7)
+    }
+    if self.bytesPerBlock != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesPerBlock, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Cluster_RankPool, rhs: Loom_Cluster_RankPool) -> Bool {
+    if lhs.rank != rhs.rank {return false}
+    if lhs.region != rhs.region {return false}
+    if lhs.transferHost != rhs.transferHost {return false}
+    if lhs.transferPort != rhs.transferPort {return false}
+    if lhs.hostID != rhs.hostID {return false}
+    if lhs.firstKvHead != rhs.firstKvHead {return false}
+    if lhs.kvHeads != rhs.kvHeads {return false}
+    if lhs.bytesPerBlock != rhs.bytesPerBlock {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -137,6 +137,44 @@ public nonisolated struct Loom_Group_JoinReply: Sendable {
   fileprivate var _geometry: Loom_Group_Geometry? = nil
 }
 
+/// A follower's KV pool, told to the leader once the follower has sized it
+/// by the leader's geometry (so after the join): a decode group's leader
+/// hands it to prefill workers, which write this rank's heads straight in.
+public nonisolated struct Loom_Group_KVPool: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rank: UInt32 = 0
+
+  /// The group's token from the JoinReply: only a member may say this.
+  public var token: UInt64 = 0
+
+  /// A serialized loom.transfer.RegionDescriptor.
+  public var region: Data = Data()
+
+  /// Where the rank's transfer server listens.
+  public var transferHost: String = String()
+
+  public var transferPort: UInt32 = 0
+
+  public var hostID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Loom_Group_KVPoolReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "loom.group"
@@ -360,6 +398,80 @@ nonisolated extension Loom_Group_JoinReply: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.members != rhs.members {return false}
     if lhs._geometry != rhs._geometry {return false}
     if lhs.token != rhs.token {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Group_KVPool: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KVPool"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}token\0\u{1}region\0\u{3}transfer_host\0\u{3}transfer_port\0\u{3}host_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
+      case 2: try { try decoder.decodeSingularFixed64Field(value: &self.token) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.region) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.transferHost) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.transferPort) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.hostID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.rank != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rank, fieldNumber: 1)
+    }
+    if self.token != 0 {
+      try visitor.visitSingularFixed64Field(value: self.token, fieldNumber: 2)
+    }
+    if !self.region.isEmpty {
+      try visitor.visitSingularBytesField(value: self.region, fieldNumber: 3)
+    }
+    if !self.transferHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.transferHost, fieldNumber: 4)
+    }
+    if self.transferPort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.transferPort, fieldNumber: 5)
+    }
+    if !self.hostID.isEmpty {
+      try visitor.visitSingularStringField(value: self.hostID, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Group_KVPool, rhs: Loom_Group_KVPool) -> Bool {
+    if lhs.rank != rhs.rank {return false}
+    if lhs.token != rhs.token {return false}
+    if lhs.region != rhs.region {return false}
+    if lhs.transferHost != rhs.transferHost {return false}
+    if lhs.transferPort != rhs.transferPort {return false}
+    if lhs.hostID != rhs.hostID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Group_KVPoolReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KVPoolReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Group_KVPoolReply, rhs: Loom_Group_KVPoolReply) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
