@@ -18,10 +18,10 @@ public struct KVExport: Sendable {
     public var fromBlock: Int
     public var sink: any KVExportSink
     /// Set on a tensor-parallel group's leader: where the other ranks send
-    /// their heads of each block (see `ForwardBatch.exports`).
-    public var forRanks: [UInt8]?
+    /// their heads of each block (see `ForwardBatch.exports`), and until when.
+    public var forRanks: (target: [UInt8], deadline: ContinuousClock.Instant)?
 
-    public init(fromBlock: Int, sink: any KVExportSink, forRanks: [UInt8]? = nil) {
+    public init(fromBlock: Int, sink: any KVExportSink, forRanks: (target: [UInt8], deadline: ContinuousClock.Instant)? = nil) {
         self.fromBlock = fromBlock
         self.sink = sink
         self.forRanks = forRanks
@@ -48,7 +48,11 @@ struct KVExports {
         var blocks: ArraySlice<Int32>
 
         var forRanks: BlockExport? {
-            export.forRanks.map { BlockExport(firstBlock: firstBlock, blocks: Array(blocks), target: $0) }
+            export.forRanks.map { ranks in
+                let left = ranks.deadline - ContinuousClock.now
+                let milliseconds = max(0, Int(left.components.seconds) * 1000 + Int(left.components.attoseconds / 1_000_000_000_000_000))
+                return BlockExport(firstBlock: firstBlock, blocks: Array(blocks), target: ranks.target, millisecondsLeft: milliseconds)
+            }
         }
     }
 

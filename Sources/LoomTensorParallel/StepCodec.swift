@@ -5,7 +5,8 @@ import LoomModel
 /// then for a step the token, sequence and logit-row counts, the tokens,
 /// positions and sequence indices, the logit rows, each sequence's block
 /// table with its length first, and the blocks to export (first block,
-/// pool blocks, then the target's bytes, each with its length first).
+/// milliseconds left, pool blocks, then the target's bytes, each with its
+/// length first).
 enum StepMessage: Equatable {
     case step(ForwardBatch)
     /// `count` all-reduces of one row, to measure the group's latency.
@@ -27,7 +28,7 @@ enum StepMessage: Equatable {
             for sequence in batch.sequences { words += [Int32(sequence.blockTable.count)] + sequence.blockTable }
             words.append(Int32(batch.exports.count))
             for export in batch.exports {
-                words += [Int32(export.firstBlock), Int32(export.blocks.count)] + export.blocks + [Int32(export.target.count)]
+                words += [Int32(export.firstBlock), Int32(clamping: export.millisecondsLeft), Int32(export.blocks.count)] + export.blocks + [Int32(export.target.count)]
                 words += Self.packed(export.target)
             }
             words[1] = Int32(words.count - 2)
@@ -66,9 +67,10 @@ enum StepMessage: Equatable {
             batch.sequences.append(.init(blockTable: try reader.words(try reader.count())))
         }
         for _ in 0..<(try reader.count()) {
-            let first = try reader.count()
+            // An index and a time, not lengths: only their sign is checked.
+            let first = try reader.nonNegative(), left = try reader.nonNegative()
             let blocks = try reader.words(try reader.count())
-            batch.exports.append(BlockExport(firstBlock: first, blocks: blocks, target: try reader.bytes(try reader.byteCount())))
+            batch.exports.append(BlockExport(firstBlock: first, blocks: blocks, target: try reader.bytes(try reader.byteCount()), millisecondsLeft: left))
         }
         return batch
     }
@@ -103,6 +105,12 @@ struct WordReader {
         guard value >= 0, Int(value) <= limit - index else {
             throw TensorParallelError(.invalidMessage, "a step names \(value) entries where \(limit - index) words remain")
         }
+        return Int(value)
+    }
+
+    mutating func nonNegative() throws -> Int {
+        let value = try next()
+        guard value >= 0 else { throw TensorParallelError(.invalidMessage, "a step names \(value) where a block or a time was due") }
         return Int(value)
     }
 

@@ -82,11 +82,8 @@ struct DecodeService: Sendable {
 
     /// Rank 0's pool, as a group's reservation lists it with the others.
     private func rankPool(_ wire: Loom_Cluster_Reservation) -> Loom_Cluster_RankPool {
-        var pool = Loom_Cluster_RankPool()
-        (pool.region, pool.transferHost, pool.transferPort, pool.hostID) = (wire.region, wire.transferHost, wire.transferPort, wire.hostID)
+        var pool = Loom_Cluster_RankPool(wholeOf: wire, kvHeads: group.heads[0].count)
         pool.firstKvHead = UInt32(group.heads[0].lowerBound)
-        pool.kvHeads = UInt32(group.heads[0].count)
-        pool.bytesPerBlock = wire.bytesPerBlock
         return pool
     }
 
@@ -105,7 +102,7 @@ struct DecodeService: Sendable {
                 switch lease.holder {
                 case .reservation(let id): forget(id, immediate: immediate)
                 // Its fetcher gave up already, or is about to and frees it.
-                case .fetch: counters.reset(immediate)
+                case .fetch, .fence: counters.reset(immediate)
                 }
             }
             try? await Task.sleep(for: interval)
@@ -140,10 +137,13 @@ struct DecodeService: Sendable {
 }
 
 /// Who may write into this worker's registered memory: the prefill worker
-/// filling a reservation, or a store node pushing a fetch into staging.
+/// filling a reservation, a store node pushing a fetch into staging, or a
+/// rank of this worker's prefill group signalling its fence.
 enum PoolWriter: Sendable {
     case reservation(RequestID)
     case fetch
+    /// A prefill group's rank saying it is done with a chunk (no pages).
+    case fence
 }
 
 /// The port this worker's server is bound to, known only once it is (a

@@ -24,6 +24,8 @@ public struct GroupKV: Sendable {
     public static func single(kvHeads: Int) -> GroupKV { GroupKV(heads: [0..<kvHeads], rank: 0) }
 
     public var isGroup: Bool { heads.count > 1 }
+    /// The model's KV heads: the ranks' ranges ascend and cover them all.
+    var kvHeads: Int { heads.last!.upperBound }
 }
 
 /// Layers, block size and head width: what both sides of a transfer must
@@ -37,7 +39,7 @@ struct KVGeometry: Sendable {
         (self.layers, self.blockSize, self.headDim) = (config.layerCount, blockSize, config.headDim)
     }
 
-    func bytesPerBlock(heads: Int) -> Int { layers * 2 * blockSize * heads * headDim * 2 }
+    func bytesPerBlock(heads: Int) -> Int { KVCacheLayout(layers: layers, kvDim: heads * headDim, blockSize: blockSize).bytesPerBlock }
 }
 
 /// One decode rank's pool, as a prefill rank writes into it.
@@ -48,7 +50,7 @@ struct RankPoolTarget: Sendable {
     let heads: Range<Int>
 
     init(_ wire: Loom_Cluster_RankPool, geometry: KVGeometry) throws {
-        heads = Int(wire.firstKvHead)..<Int(wire.firstKvHead + wire.kvHeads)
+        heads = Int(wire.firstKvHead)..<(Int(wire.firstKvHead) + Int(wire.kvHeads))
         guard Int(wire.bytesPerBlock) == geometry.bytesPerBlock(heads: heads.count) else {
             throw WireError(.handlerFailed, "decode rank \(wire.rank)'s KV blocks are \(wire.bytesPerBlock) bytes for \(heads.count) heads, but \(geometry.bytesPerBlock(heads: heads.count)) here; are both workers serving the same model?")
         }
@@ -73,17 +75,21 @@ struct HeadWriter: Sendable {
     let scatters: [(decode: Int, scatter: HeadScatter)]
     /// Writes rank 0 counts per chunk, from every prefill rank.
     let countedPerChunk: Int
+    /// Prefill ranks other than 0 with heads to send: each signals the
+    /// leader's fence once per chunk.
+    let followersSending: Int
 
-    init(_ wire: Loom_Cluster_Reservation, from group: GroupKV, geometry: KVGeometry, kvHeads: Int) throws {
+    init(_ wire: Loom_Cluster_Reservation, from group: GroupKV, geometry: KVGeometry) throws {
         reservation = try PrefillTarget(wire, bytesPerBlock: nil)
-        let ranks: [RankPoolTarget]
-        if wire.ranks.isEmpty {
-            var whole = Loom_Cluster_RankPool()
-            (whole.region, whole.transferHost, whole.transferPort, whole.hostID) = (wire.region, wire.transferHost, wire.transferPort, wire.hostID)
-            (whole.kvHeads, whole.bytesPerBlock) = (UInt32(kvHeads), wire.bytesPerBlock)
-            ranks = [try RankPoolTarget(whole, geometry: geometry)]
-        } else {
-            ranks = try wire.ranks.map { try RankPoolTarget($0, geometry: geometry) }
+        let ranks = try (wire.ranks.isEmpty ? [Loom_Cluster_RankPool(wholeOf: wire, kvHeads: group.kvHeads)] : wire.ranks).map {
+            try RankPoolTarget($0, geometry: geometry)
+        }
+        guard ranks[0].region.regionID == reservation.region.regionID, ranks[0].region.epoch == reservation.region.epoch else {
+            throw WireError(.badMessage, "the reservation's first rank pool is not the region it reserved blocks in; is the decode worker the same Loom version?")
+        }
+        let held = Set(ranks.flatMap { Array($0.heads) })
+        guard held == Set(0..<group.kvHeads) else {
+            throw WireError(.handlerFailed, "the decode worker's ranks hold KV heads \(held.sorted()) but the model has \(group.kvHeads); are both serving the same model, and did every decode rank join?")
         }
         self.ranks = ranks
         let routes = HeadRoutes(prefill: group.heads, decode: ranks.map(\.heads))
@@ -93,6 +99,7 @@ struct HeadWriter: Sendable {
                             source: mine, destination: ranks[d].heads, heads: heads))
         }
         countedPerChunk = routes.writesPerChunk
+        followersSending = routes.sends.dropFirst().filter { $0.contains { !$0.isEmpty } }.count
     }
 
     /// `chunk` holds this rank's blocks (its heads only); returns the
@@ -108,15 +115,24 @@ struct HeadWriter: Sendable {
             }
             do {
                 try await peers.withTransport(to: rank.address, over: rank.backend) { try await $0.write(operation) }
+                sent += operation.byteCount
                 if d != 0 {
                     try await peers.withTransport(to: reservation.address, over: reservation.backend) { try await $0.write(.immediateOnly(reservation.immediate)) }
                 }
             } catch let error as TransferError {
                 throw WireError(error)
             }
-            sent += operation.byteCount
             backends.append(rank.backend)
         }
         return (sent, backends)
+    }
+}
+
+extension Loom_Cluster_RankPool {
+    /// A decode worker's one pool, holding every head, as a rank's.
+    init(wholeOf wire: Loom_Cluster_Reservation, kvHeads: Int) {
+        self.init()
+        (region, transferHost, transferPort, hostID) = (wire.region, wire.transferHost, wire.transferPort, wire.hostID)
+        (self.kvHeads, bytesPerBlock) = (UInt32(kvHeads), wire.bytesPerBlock)
     }
 }

@@ -79,6 +79,8 @@ struct HeadScatter {
         return (bytes, runs)
     }
 
+    /// One write of the chunk's runs. A write of many runs is cut into
+    /// parts by the tcp backend, each naming the lease's immediate.
     func operation(_ chunk: UnsafeRawBufferPointer, pages: some Collection<Int>, to region: RegionDescriptor, immediate: UInt32?) throws(TransferError) -> WriteOperation {
         let (bytes, runs) = pack(chunk, into: pages)
         return try .scattered(bytes, to: region, runs: runs, immediate: immediate)

@@ -4,6 +4,7 @@ import LoomProtocol
 import LoomTransfer
 import LoomWire
 import NIOCore
+import Synchronization
 
 /// The prefill half of disaggregated serving.
 struct PrefillService: Sendable {
@@ -16,6 +17,7 @@ struct PrefillService: Sendable {
     /// This worker's heads among its group's (all of them, alone).
     let group: GroupKV
     let geometry: KVGeometry
+    let fences: PrefillFences
 
     func serve(into services: inout RPCServices) {
         services.unary(ClusterRPC.prefill) { request, _ in
@@ -32,33 +34,46 @@ struct PrefillService: Sendable {
     ///
     /// When either worker is a tensor-parallel group, each rank writes its
     /// own heads (`HeadWriter`); this rank's step plans tell the others
-    /// which blocks, and where.
+    /// which blocks, and where, and it answers only once they are done.
     func prefill(_ wire: Loom_Cluster_PrefillRequest) async throws -> Loom_Cluster_PrefillResponse {
+        let received = ContinuousClock.now
         let writes: ChunkWrites = wire.target.ranks.isEmpty && !group.isGroup
             ? .whole(try PrefillTarget(wire.target, bytesPerBlock: engine.kvLayout.bytesPerBlock))
-            : .heads(try HeadWriter(wire.target, from: group, geometry: geometry, kvHeads: group.heads.last!.upperBound))
+            : .heads(try HeadWriter(wire.target, from: group, geometry: geometry))
         let (chunks, sink) = KVChunkStream.make(bytesPerBlock: engine.kvLayout.bytesPerBlock)
         var request = wire.spec.request(json: json)
         request.maxTokens = 1
-        request.exportKV = KVExport(fromBlock: writes.target.firstBlock, sink: sink, forRanks: group.isGroup ? try wire.target.serializedBytes() : nil)
-        let received = ContinuousClock.now
+        let fence = try openFence(wire.target, writes, received: received)
+        request.exportKV = KVExport(fromBlock: writes.target.firstBlock, sink: sink, forRanks: fence?.forRanks)
         await lookup.prepare(request)
         async let written = write(chunks, with: writes, startedAt: received)
-        var response = Loom_Cluster_PrefillResponse()
-        do {
-            response = try await firstToken(of: request)
-            sink.finish()
-        } catch {
-            sink.finish()
-            _ = try? await written
-            throw error
-        }
-        let transfer = try await written
+        let outcome: Result<Loom_Cluster_PrefillResponse, any Error>
+        do { outcome = .success(try await firstToken(of: request)) } catch { outcome = .failure(error) }
+        sink.finish()
+        let transfer: Result<TransferTotals, any Error>
+        do { transfer = .success(try await written) } catch { transfer = .failure(error) }
+        let settled = await fence?.settle(chunks: sink.exported, with: fences)
+        var response = try outcome.get()
+        let totals = try transfer.get()
+        try settled?.get()
         guard response.hasFirst else { return response }
-        response.writes = UInt32(transfer.writes * writes.countedPerChunk)
-        response.transferBytes = UInt64(transfer.bytes)
-        response.transferMicros = UInt64(clamping: transfer.busy.wholeMicroseconds)
+        response.writes = UInt32(totals.writes * writes.countedPerChunk)
+        response.transferBytes = UInt64(totals.bytes)
+        response.transferMicros = UInt64(clamping: totals.busy.wholeMicroseconds)
         return response
+    }
+
+    /// A fence for a prefill whose other ranks write heads: they signal it
+    /// after each chunk, and the prefill answers once all have.
+    private func openFence(_ target: Loom_Cluster_Reservation, _ writes: ChunkWrites, received: ContinuousClock.Instant) throws -> OpenFence? {
+        guard case .heads(let writer) = writes, writer.followersSending > 0 else { return nil }
+        let lease = writes.target.lease
+        let fence = fences.open(until: received + lease)
+        var export = Loom_Cluster_RankExport()
+        export.target = target
+        (export.leaderHost, export.leaderPort, export.fence) = (fences.host, UInt32(fences.port.value), fence)
+        return OpenFence(immediate: fence, followers: writer.followersSending, forRanks: (try export.serializedBytes(), received + lease * 0.8),
+                         until: received + lease)
     }
 
     /// Runs the prompt and returns what its first token says: the token, or
@@ -184,6 +199,26 @@ struct PrefillTarget {
     }
 }
 
+/// One prefill's fence: `followers` ranks signal it once per chunk.
+struct OpenFence {
+    let immediate: UInt32
+    let followers: Int
+    /// What the other ranks are told, and until when they may write.
+    let forRanks: (target: [UInt8], deadline: ContinuousClock.Instant)
+    let until: ContinuousClock.Instant
+
+    /// Waits for every rank's signal for `chunks` chunks; a rank that never
+    /// sends its own is a failed prefill.
+    func settle(chunks: Int, with fences: PrefillFences) async -> Result<Void, any Error> {
+        do {
+            try await fences.wait(immediate, count: chunks * followers, until: until)
+            return .success(())
+        } catch {
+            return .failure(WireError(.deadlineExceeded, "a rank of this prefill group did not finish writing its KV heads of \(chunks) chunks before the decode worker's lease ran out (\(error)); see that rank's log, or restart the group"))
+        }
+    }
+}
+
 /// How a prefill's chunks reach the decode worker: whole blocks into one
 /// pool, or each rank's heads into the ranks that hold them.
 enum ChunkWrites: Sendable {
@@ -218,6 +253,7 @@ struct KVChunk: Sendable {
 final class KVChunkStream: KVExportSink {
     private let continuation: AsyncStream<KVChunk>.Continuation
     private let bytesPerBlock: Int
+    private let chunks = Atomic<Int>(0)
 
     private init(_ continuation: AsyncStream<KVChunk>.Continuation, bytesPerBlock: Int) {
         self.continuation = continuation
@@ -237,7 +273,11 @@ final class KVChunkStream: KVExportSink {
             return count
         }
         continuation.yield(KVChunk(firstBlock: firstBlock, blockCount: blockCount, bytes: buffer))
+        chunks.add(1, ordering: .relaxed)
     }
+
+    /// Chunks the engine exported so far.
+    var exported: Int { chunks.load(ordering: .relaxed) }
 
     /// No more chunks: the prompt is done (or failed).
     func finish() {

@@ -4,6 +4,7 @@ import LoomProtocol
 import LoomTransfer
 import LoomWire
 import NIOCore
+import Synchronization
 
 /// A follower rank's KV pool as the transfer layer sees it: registered, so
 /// that prefill ranks write its heads straight in when its group decodes,
@@ -16,16 +17,25 @@ public final class RankKV: Sendable {
     private let server: RPCServer
     private let running: Task<Void, Never>
     private let sender: Task<Void, Never>
-    private let outbox: AsyncStream<(target: [UInt8], chunk: KVChunk)>.Continuation
+    private let outbox: AsyncStream<Outgoing>.Continuation
     private let group: GroupKV
     private let geometry: KVGeometry
-    private let bytesPerBlock: Int
+    private let plans = Mutex(RecentPlans())
+
+    /// One chunk of this rank's heads on its way, with where it goes.
+    struct Outgoing: Sendable {
+        var plan: RankPlan
+        var chunk: KVChunk
+        var deadline: ContinuousClock.Instant
+    }
 
     /// Registers `bytes` of pool and serves writes into it on `host`.
     public init(rank: Int, heads: [Range<Int>], config: ModelConfig, blockSize: Int, bytes: Int, host: String) async throws {
         let epoch = UInt64(Date().timeIntervalSince1970 * 1e6)
         var configuration = RPCConfiguration(nodeName: "tp-rank-\(rank)-kv")
         configuration.epoch = epoch
+        // Named like a worker's pool (`<name>.pid<PID>`), so the next start
+        // on this host removes the file of a rank that was killed.
         let regions = RegionTable(owner: "tp\(rank)kv.pid\(getpid())", epoch: epoch)
         transfer = try .standard(target: TransferTarget(regions: regions), fabricProvider: nil, host: host, configuration: configuration)
         pool = try transfer.register(length: bytes, over: [.shm, .tcp])
@@ -36,11 +46,10 @@ public final class RankKV: Sendable {
         self.host = host
         group = GroupKV(heads: heads, rank: rank)
         geometry = KVGeometry(config, blockSize: blockSize)
-        bytesPerBlock = geometry.bytesPerBlock(heads: heads[rank].count)
-        let (stream, outbox) = AsyncStream<(target: [UInt8], chunk: KVChunk)>.makeStream()
+        let (stream, outbox) = AsyncStream<Outgoing>.makeStream()
         self.outbox = outbox
-        sender = Task { [transfer, group, geometry] in
-            await Self.send(stream, group: group, geometry: geometry, peers: transfer.peers)
+        sender = Task { [transfer, rank] in
+            await Self.send(stream, rank: rank, peers: transfer.peers)
         }
     }
 
@@ -50,54 +59,101 @@ public final class RankKV: Sendable {
     }
 
     /// Copies this rank's heads of `export`'s blocks out of `kv` (the one
-    /// copy, on the compute thread) and queues them for the writer.
+    /// copy, on the compute thread) and queues them for the sender; nothing
+    /// when this rank's heads all go from a lower rank.
     public func export(_ export: BlockExport, from kv: KVCacheMemory) {
-        let count = export.blocks.count * bytesPerBlock
-        var buffer = ByteBufferAllocator().buffer(capacity: count)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+        let deadline = ContinuousClock.now + .milliseconds(export.millisecondsLeft)
+        let plan: RankPlan
+        do {
+            plan = try plans.withLock { try $0.plan(for: export.target, group: group, geometry: geometry) }
+        } catch {
+            return report("could not read where its KV heads go (\(error))", blocks: export.firstBlock..<export.firstBlock + export.blocks.count)
+        }
+        guard !plan.writer.scatters.isEmpty else { return }
+        let size = geometry.bytesPerBlock(heads: group.heads[group.rank].count)
+        guard export.blocks.allSatisfy({ (0..<kv.blockCount).contains(Int($0)) }) else {
+            return report("was asked for blocks outside its pool of \(kv.blockCount)", blocks: export.firstBlock..<export.firstBlock + export.blocks.count)
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: export.blocks.count * size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: export.blocks.count * size) { out in
             for (i, block) in export.blocks.enumerated() {
-                (out.baseAddress! + i * bytesPerBlock).copyMemory(from: UnsafeRawPointer(kv.base) + Int(block) * bytesPerBlock, byteCount: bytesPerBlock)
+                (out.baseAddress! + i * size).copyMemory(from: UnsafeRawPointer(kv.base) + Int(block) * size, byteCount: size)
             }
-            return count
+            return export.blocks.count * size
         }
-        outbox.yield((export.target, KVChunk(firstBlock: export.firstBlock, blockCount: export.blocks.count, bytes: buffer)))
+        outbox.yield(Outgoing(plan: plan, chunk: KVChunk(firstBlock: export.firstBlock, blockCount: export.blocks.count, bytes: buffer), deadline: deadline))
     }
 
-    /// Writes each queued chunk in order. A failure is this rank's alone
-    /// to tell: the decode worker's rank 0 never counts the writes, and
-    /// its attach times out and gives the blocks back.
-    private static func send(_ chunks: AsyncStream<(target: [UInt8], chunk: KVChunk)>, group: GroupKV, geometry: KVGeometry, peers: TransferPeers) async {
-        var writers = RecentWriters()
-        for await (target, chunk) in chunks {
-            do {
-                let (writer, since) = try writers.writer(for: target) { wire in
-                    try HeadWriter(wire, from: group, geometry: geometry, kvHeads: group.heads.last!.upperBound)
+    /// Writes each queued chunk in order, then signals the prefill
+    /// leader's fence, written or not: a failed write is this rank's to
+    /// report, and the decode worker's attach then times out and gives its
+    /// blocks back. After one failure a prefill's later chunks are dropped.
+    private static func send(_ chunks: AsyncStream<Outgoing>, rank: Int, peers: TransferPeers) async {
+        var failed: Set<UInt32> = []
+        for await item in chunks {
+            let fence = item.plan.fence
+            if !failed.contains(fence) {
+                do {
+                    guard ContinuousClock.now < item.deadline else {
+                        throw WireError(.deadlineExceeded, "the decode worker's lease was nearly over")
+                    }
+                    _ = try await item.plan.writer.write(item.chunk, peers: peers)
+                } catch {
+                    failed.insert(fence)
+                    if failed.count > 256 { failed.removeFirst() }
+                    report(rank: rank, "did not write its KV heads (\(error)); the decode worker will time out the request and it is retried", blocks: item.chunk.firstBlock..<item.chunk.firstBlock + item.chunk.blockCount)
                 }
-                try writer.reservation.checkLease(since: since)
-                _ = try await writer.write(chunk, peers: peers)
+            }
+            do {
+                try await peers.withTransport(to: item.plan.leader, over: .tcp) { try await $0.write(.immediateOnly(fence)) }
             } catch {
-                FileHandle.standardError.write(Data("loom worker: tensor-parallel rank \(group.rank) could not write its KV heads of blocks \(chunk.firstBlock)..<\(chunk.firstBlock + chunk.blockCount) to the decode worker: \(error)\n".utf8))
+                report(rank: rank, "could not tell its leader at \(item.plan.leader) it is done with a chunk (\(error)); the prefill fails when its lease runs out", blocks: item.chunk.firstBlock..<item.chunk.firstBlock + item.chunk.blockCount)
             }
         }
     }
 
-    public func close() {
+    private func report(_ what: String, blocks: Range<Int>) {
+        Self.report(rank: group.rank, what, blocks: blocks)
+    }
+
+    private static func report(rank: Int, _ what: String, blocks: Range<Int>) {
+        FileHandle.standardError.write(Data("loom worker: tensor-parallel rank \(rank) \(what) (blocks \(blocks.lowerBound)..<\(blocks.upperBound) of a prefill)\n".utf8))
+    }
+
+    /// Lets the queued chunks go out (at most `within`), then stops serving.
+    public func close(within: Duration = .seconds(5)) async {
         outbox.finish()
+        let sender = self.sender
+        let timer = Task {
+            try? await Task.sleep(for: within)
+            sender.cancel()
+        }
+        await sender.value
+        timer.cancel()
         running.cancel()
         transfer.close()
     }
 }
 
-/// The writers of the reservations this rank exported to lately, each with
-/// when it first heard of it: its lease counts from then.
-private struct RecentWriters {
-    private var entries: [(target: [UInt8], writer: HeadWriter, since: ContinuousClock.Instant)] = []
+/// Where this rank's heads of one prefill go, and whom it tells.
+struct RankPlan: Sendable {
+    var writer: HeadWriter
+    var leader: RPCAddress
+    var fence: UInt32
+}
 
-    mutating func writer(for target: [UInt8], make: (Loom_Cluster_Reservation) throws -> HeadWriter) throws -> (HeadWriter, ContinuousClock.Instant) {
-        if let entry = entries.last(where: { $0.target == target }) { return (entry.writer, entry.since) }
-        let writer = try make(try Loom_Cluster_Reservation(serializedBytes: target))
-        entries.append((target, writer, .now))
+/// The plans of the prefills this rank exported for lately, by what the
+/// leader sent (the same bytes in every step of one prefill).
+struct RecentPlans {
+    private var entries: [(target: [UInt8], plan: RankPlan)] = []
+
+    mutating func plan(for target: [UInt8], group: GroupKV, geometry: KVGeometry) throws -> RankPlan {
+        if let entry = entries.last(where: { $0.target == target }) { return entry.plan }
+        let export = try Loom_Cluster_RankExport(serializedBytes: target)
+        let plan = RankPlan(writer: try HeadWriter(export.target, from: group, geometry: geometry),
+                            leader: .tcp(host: export.leaderHost, port: Int(export.leaderPort)), fence: export.fence)
+        entries.append((target, plan))
         if entries.count > 64 { entries.removeFirst(entries.count - 64) }
-        return (writer, .now)
+        return plan
     }
 }

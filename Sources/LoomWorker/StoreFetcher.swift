@@ -28,12 +28,13 @@ final class StoreFetcher: Sendable {
     let latency = FetchLatency()
     private let logger = Logger(label: "loom.worker.fetch")
     private let free: Mutex<[Int]>
-    private let immediates = Atomic<UInt32>(0)
+    private let immediates: ScratchImmediates
     private let host: String
     private let port: BoundPort
 
     init(routing: StoreRouting, engine: InferenceEngine, hasher: BlockHasher, staging: RegisteredRegion, leases: LockedWriteLeases<PoolWriter>,
-         counters: ImmediateCounters, peers: TransferPeers, configuration: RPCConfiguration, host: String, port: BoundPort) {
+         counters: ImmediateCounters, immediates: ScratchImmediates, peers: TransferPeers, configuration: RPCConfiguration, host: String, port: BoundPort) {
+        self.immediates = immediates
         self.routing = routing
         self.engine = engine
         self.hasher = hasher
@@ -97,7 +98,7 @@ final class StoreFetcher: Sendable {
         guard !pages.isEmpty else { return Fetched() }
         defer { latency.record(.now - started) }
         let size = engine.kvLayout.bytesPerBlock
-        let immediate = 0x8000_0000 | (immediates.wrappingAdd(1, ordering: .relaxed).oldValue & 0x7FFF_FFFF)
+        let immediate = immediates.take()
         leases.open(immediate, .init(holder: .fetch, pages: pages, of: staging.descriptor, pageBytes: size, deadline: .now + budget * 2))
         defer {
             // Closed before the pages are reused: a late push is refused.

@@ -81,6 +81,7 @@ public final class WorkerNode: Sendable {
         // directly; without /dev/shm the pool is private and reached by tcp.
         // Never fabric: see `FabricStaging`.
         let pool = try transfer.register(length: scheduler.blockCount * layout.bytesPerBlock, over: [.shm, .tcp])
+        let immediates = ScratchImmediates()
         let routing = configuration.stores.isEmpty ? nil : StoreRouting(nodes: configuration.stores, replicas: configuration.storeReplicas)
         publisher = routing.map { StorePublisher(
             routing: $0, modelID: scheduler.hasher.modelID, layout: StoredLayout(model.transformer.config, blockSize: scheduler.blockSize)) }
@@ -97,14 +98,16 @@ public final class WorkerNode: Sendable {
             fetcher = try StoreFetcher(
                 routing: routing, engine: engine, hasher: scheduler.hasher,
                 staging: transfer.register(length: Self.stagingBlocks * layout.bytesPerBlock, over: [.shm, .tcp]), leases: leases,
-                counters: transfer.target.counters, peers: transfer.peers, configuration: transfer.configuration,
+                counters: transfer.target.counters, immediates: immediates, peers: transfer.peers, configuration: transfer.configuration,
                 host: configuration.host, port: boundPort)
         } else {
             fetcher = nil
         }
         lookup = PromptLookup(engine: engine, fetcher: fetcher, blockSize: scheduler.blockSize)
+        let fences = PrefillFences(immediates: immediates, counters: transfer.target.counters, leases: leases, region: pool.descriptor,
+                                   host: configuration.host, port: boundPort)
         prefill = PrefillService(engine: engine, json: json, peers: transfer.peers, calls: calls, lookup: lookup,
-                                 group: group, geometry: KVGeometry(model.transformer.config, blockSize: scheduler.blockSize))
+                                 group: group, geometry: KVGeometry(model.transformer.config, blockSize: scheduler.blockSize), fences: fences)
     }
 
     /// Blocks one fetch from the store can bring at most.

@@ -23,11 +23,17 @@ enum FollowerProcess {
         let kv = try await RankKV(
             rank: spec.rank, heads: split.shards.map(\.kvHeads), config: model.config, blockSize: g.blockSize,
             bytes: FollowerRank.poolBytes(model: model, group: group), host: group.dataHost.isEmpty ? "127.0.0.1" : group.dataHost)
-        defer { kv.close() }
         try await group.reportKVPool(region: kv.pool.descriptor, transferHost: kv.host, transferPort: kv.port, hostID: group.hostID)
         let follower = UncheckedSendable(try FollowerRank(model: model, group: group, pool: kv.pool.bytes.baseAddress!, exporter: kv))
         // A rank's compute waits on its peers by spinning and sleeping.
-        let steps = try await onOwnThread { try follower.value.run() }
+        let steps: Int
+        do {
+            steps = try await onOwnThread { try follower.value.run() }
+        } catch {
+            await kv.close(within: .zero)
+            throw error
+        }
+        await kv.close()
         let waited = follower.value.waited
         announce("loom worker: rank \(spec.rank) stopped by its leader after \(steps) steps; waited \(waited) on its peers within steps")
     }

@@ -60,13 +60,13 @@ extension WorkerCommand {
 extension Loom_Group_KVPool {
     /// A follower's pool as a reservation lists it: with the heads its
     /// shard holds and its blocks' size.
-    func rankPool(_ split: TensorSplit, config: ModelConfig) -> Loom_Cluster_RankPool {
+    func rankPool(_ split: TensorSplit, config: ModelConfig, blockSize: Int) -> Loom_Cluster_RankPool {
         var pool = Loom_Cluster_RankPool()
         let heads = split.shards[Int(rank)].kvHeads
         (pool.rank, pool.region, pool.transferHost, pool.transferPort, pool.hostID) = (rank, region, transferHost, transferPort, hostID)
         pool.firstKvHead = UInt32(heads.lowerBound)
         pool.kvHeads = UInt32(heads.count)
-        pool.bytesPerBlock = UInt64(KVCacheLayout(layers: config.layerCount, kvDim: heads.count * config.headDim).bytesPerBlock)
+        pool.bytesPerBlock = UInt64(KVCacheLayout(layers: config.layerCount, kvDim: heads.count * config.headDim, blockSize: blockSize).bytesPerBlock)
         return pool
     }
 }

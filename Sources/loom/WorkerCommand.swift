@@ -144,7 +144,12 @@ struct WorkerCommand: AsyncParsableCommand {
                 Foundation.exit(1)
             }
             announce("loom worker: \(settings.name): \(group.size) ranks joined (\(joined.routes))")
-            groupKV = GroupKV(heads: split!.shards.map(\.kvHeads), rank: 0, pools: await leader.kvPools().map { $0.rankPool(split!, config: model.transformer.config) })
+            let pools = await leader.kvPools()
+            guard pools.map(\.rank) == (1..<UInt32(group.size)).map({ $0 }) else {
+                throw ValidationError("ranks \(pools.map(\.rank)) of \(group.size) reported their KV pools; every rank reports its pool before it is ready, so a rank of another Loom version joined")
+            }
+            groupKV = GroupKV(heads: split!.shards.map(\.kvHeads), rank: 0,
+                              pools: pools.map { $0.rankPool(split!, config: model.transformer.config, blockSize: joined.geometry.blockSize) })
         }
         let modelName = ServedModel.defaultName(path: path)
         let scheduler = SchedulerConfiguration(

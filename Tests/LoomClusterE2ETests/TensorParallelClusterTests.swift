@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import LoomModel
 import LoomTesting
 import Testing
 
@@ -33,10 +34,11 @@ import Testing
         return (leader, ranks)
     }
 
-    /// A prefill group of 2 (3 KV heads: 2 on rank 0, 1 on rank 1) writes
-    /// into a decode group of 3 (one head each): every head travels from
-    /// the prefill rank that computed it to the decode rank that holds it,
-    /// and the decode group continues from that KV alone. Over shm, then
+    /// A prefill group of 2 (of 3 KV heads, rank 0 holds 0 and 1, rank 1
+    /// holds 1 and 2) writes into a decode group of 3 (one head each):
+    /// every head travels from the first prefill rank that computed it to
+    /// the decode rank that holds it, and the decode group continues from
+    /// that KV alone. Over shm, then
     /// with every rank on a "host" of its own (tcp).
     @Test(arguments: ["automatic", "tcp"])
     func aPrefillGroupHandsItsKVHeadByHeadToADecodeGroup(transport: String) async throws {
@@ -70,11 +72,45 @@ import Testing
         #expect((decode["remote_prefilled_tokens"] as? Int ?? 0) > prompts[0] && (decode["remote_prefilled_tokens"] as? Int ?? 0) < prompts[0] + prompts[1], "\(decode)")
         #expect((decode["computed_tokens"] as? Int ?? 0) <= 48, "the decode group computed only generated tokens: \(decode)")
         #expect((settled["decisions"] as? [String: Int])?["remote"] == 2, "\(settled)")
-        // Rank 0 writes head 0 into decode rank 0 and head 1 into rank 1,
-        // which with hosts of their own is over tcp.
+
+        // A prompt of several chunks: each rank's heads of every chunk,
+        // and the prefill answers once its rank 1 has signalled each one.
+        let story = Array(repeating: "The river ran past the old mill, under the stone bridge and on towards the sea.", count: 60).joined(separator: " ")
+        let long = [ChatMessage(role: "system", content: story), ChatMessage(role: "user", content: "Where did the river run?")]
+        let (status, response) = try await cluster.post("v1/chat/completions", body(long, maxTokens: 8))
+        #expect(status == 200 && content(response)?.isEmpty == false, "\(response)\n\(cluster.logs)")
+        let usage = try #require(response["usage"] as? [String: Any])
+        #expect((usage["prompt_tokens"] as? Int ?? 0) > 3 * 256, "four chunks or more: \(usage)")
+        // Prefill rank 0 writes head 0 into decode rank 0 and head 1 into
+        // rank 1, which with hosts of their own is over tcp.
         let prefill = try #require(cluster.worker("prefill-0", in: settled))
         #expect((prefill["shm_writes"] as? Int ?? 0) > 0, "\(prefill)")
         #expect(((prefill["tcp_writes"] as? Int ?? 0) > 0) == (transport == "tcp"), "\(prefill)")
+    }
+
+    /// A prefill group's rank killed while prompts stream in: the group
+    /// stops, and each prompt it held is prefilled again elsewhere (here
+    /// by the decode worker itself); no request fails.
+    @Test func aPrefillGroupLosingARankLosesNoRequest() async throws {
+        let cluster = ClusterHarness(model: try TestModel.path())
+        defer { cluster.stopAll() }
+        try cluster.startRouter(["--disaggregation-threshold", "1"])
+        let (_, ranks) = try startGroup(cluster, "prefill-0", size: 2, role: "prefill")
+        try cluster.startWorker("decode-0", role: "decode")
+        try await cluster.waitUntilHealthy(["prefill-0", "decode-0"])
+        let story = Array(repeating: "The road climbed past the farms and the quiet church to the top of the hill.", count: 40).joined(separator: " ")
+        let requests = (0..<6).map { i in
+            Task {
+                let messages = [ChatMessage(role: "system", content: "\(i): " + story), ChatMessage(role: "user", content: "Where did the road go?")]
+                return try await cluster.complete(body(messages, maxTokens: 16))
+            }
+        }
+        _ = try await cluster.waitForStatus("prefill-0 computing") { s in (cluster.worker("prefill-0", in: s)?["computed_tokens"] as? Int ?? 0) > 0 }
+        ranks[0].crash()
+        for request in requests {
+            let completion = try await request.value
+            #expect(completion.status == 200 && completion.content?.isEmpty == false, "\(completion.raw)\n\(cluster.logs)")
+        }
     }
 
     @Test func aGroupServesAsOneWorkerWithItsRanksListed() async throws {

@@ -112,9 +112,14 @@ import Testing
         #expect(try roundTrip(.step(batch)) == .step(batch))
         // Targets of every length, so the padding of the last word is crossed.
         for length in 0..<6 {
-            batch.exports = [BlockExport(firstBlock: 2, blocks: [4, 0], target: (0..<length).map { UInt8(200 + $0) }), BlockExport(firstBlock: 0, blocks: [7], target: [1])]
+            batch.exports = [BlockExport(firstBlock: 2, blocks: [4, 0], target: (0..<length).map { UInt8(200 + $0) }, millisecondsLeft: 24_000),
+                             BlockExport(firstBlock: 0, blocks: [7], target: [1], millisecondsLeft: 0)]
             #expect(try roundTrip(.step(batch)) == .step(batch))
         }
+        // A prompt's last chunk after a long cached prefix: its first block
+        // is far larger than the words left in the message.
+        batch.exports = [BlockExport(firstBlock: 5_000, blocks: [1], target: [9], millisecondsLeft: 100)]
+        #expect(try roundTrip(.step(batch)) == .step(batch))
         #expect(try roundTrip(.probe(17)) == .probe(17))
         #expect(try roundTrip(.stop) == .stop)
     }
@@ -137,7 +142,8 @@ import Testing
         #expect(decode([1, 1000, 0])?.code == .invalidMessage, "a length past the slot")
         #expect(decode([1, 3, 5, 0, 0])?.code == .invalidMessage, "5 tokens named, none there")
         #expect(decode([1, 6, 1, 1, 0, 7, 0, 0])?.code == .invalidMessage, "a sequence whose block table is cut off")
-        #expect(decode([1, 11, 1, 1, 0, 7, 0, 0, 0, 1, 0, 0, 9])?.code == .invalidMessage, "an export whose 9 target bytes are not there")
-        #expect(decode([1, 11, 1, 1, 0, 7, 0, 0, 0, 1, 0, 0, -1])?.code == .invalidMessage, "a negative byte count")
+        #expect(decode([1, 12, 1, 1, 0, 7, 0, 0, 0, 1, 0, 10, 0, 9])?.code == .invalidMessage, "an export whose 9 target bytes are not there")
+        #expect(decode([1, 12, 1, 1, 0, 7, 0, 0, 0, 1, 0, 10, 0, -1])?.code == .invalidMessage, "a negative byte count")
+        #expect(decode([1, 12, 1, 1, 0, 7, 0, 0, 0, 1, -3, 10, 0, 0])?.code == .invalidMessage, "a negative first block")
     }
 }

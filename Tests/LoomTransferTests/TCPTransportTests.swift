@@ -51,5 +51,35 @@ struct TCPTransportTests {
         #expect(try TCPTransport.parts(of: [], limit: 16).count == 1)
         let tooMany = [WriteOperation.Segment(region: region, offset: 0, bytes: ByteBuffer(repeating: 0, count: 255 * 16))]
         #expect(throws: TransferError.self) { try TCPTransport.parts(of: tooMany, limit: 16) }
+        // Many small segments: a part's header lists each, so a part holds
+        // a bounded number of them whatever their bytes.
+        let small = (0..<10).map { WriteOperation.Segment(region: region, offset: $0 * 8, bytes: ByteBuffer(bytes: [UInt8($0)])) }
+        #expect(try TCPTransport.parts(of: small, limit: 1 << 20, segmentLimit: 4).map(\.count) == [4, 4, 2])
+    }
+
+    /// A tensor-parallel prefill rank writes a head's rows, one run per
+    /// slot: 40 000 places in one write land, and it is counted once.
+    @Test("a write of more places than one part's header holds lands whole over a real lane")
+    func manySegments() async throws {
+        let target = TransferTarget(regions: RegionTable(owner: "rows", epoch: 1))
+        let region = target.regions.register(length: 40_000 * 16)
+        var services = RPCServices()
+        TransferService.register(into: &services, target: target)
+        var configuration = RPCConfiguration(nodeName: "rows")
+        configuration.keepaliveInterval = nil
+        let server = try await RPCServer.bind(.tcp(host: "127.0.0.1", port: 0), services: services, configuration: configuration)
+        let rows = (0..<40_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            defer { group.cancelAll() }
+            var sender = RPCConfiguration(nodeName: "sender")
+            sender.keepaliveInterval = nil
+            try await TCPTransport.withTransport(to: server.localAddress, lanes: 2, configuration: sender) { transport in
+                let runs = (0..<40_000).map { (offset: $0 * 16, count: 1) }
+                try await transport.write(.scattered(ByteBuffer(bytes: rows), to: region.descriptor, runs: runs, immediate: 5))
+            }
+        }
+        #expect(target.counters.count(5) == 1)
+        #expect(try (0..<40_000).allSatisfy { try region.read(offset: $0 * 16, count: 1) == [rows[$0]] })
     }
 }

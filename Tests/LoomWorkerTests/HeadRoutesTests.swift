@@ -26,7 +26,7 @@ import Testing
         for block in 0..<count {
             for row in 0..<(s.layers * 2 * s.blockSize) {
                 for head in heads {
-                    for lane in 0..<s.headDim { halves.append(UInt16(block * 4096 + row * 64 + head * 8 + lane)) }
+                    for lane in 0..<s.headDim { halves.append(UInt16(truncatingIfNeeded: block * 4096 + row * 64 + head * 8 + lane)) }
                 }
             }
         }

@@ -50,17 +50,20 @@ public struct ForwardBatch: Sendable, Equatable {
 
 /// Blocks of one prompt to ship after the step: the sequence's blocks
 /// `firstBlock ..< firstBlock + blocks.count`, held in pool blocks
-/// `blocks`, to `target` (the decode worker's reservation, in bytes that
-/// only the ranks' transfer code reads).
+/// `blocks`, to `target` (where they go, in bytes that only the ranks'
+/// transfer code reads), within `millisecondsLeft` of the step: after
+/// that the decode worker may have given the blocks to someone else.
 public struct BlockExport: Sendable, Equatable {
     public var firstBlock: Int
     public var blocks: [Int32]
     public var target: [UInt8]
+    public var millisecondsLeft: Int
 
-    public init(firstBlock: Int, blocks: [Int32], target: [UInt8]) {
+    public init(firstBlock: Int, blocks: [Int32], target: [UInt8], millisecondsLeft: Int) {
         self.firstBlock = firstBlock
         self.blocks = blocks
         self.target = target
+        self.millisecondsLeft = millisecondsLeft
     }
 }
 

@@ -310,6 +310,38 @@ public nonisolated struct Loom_Cluster_RankPool: Sendable {
   public init() {}
 }
 
+/// What a prefill group's leader tells its other ranks about one prefill,
+/// with the step plans that complete its blocks: where each rank writes its
+/// heads, and where it then says it is done with each chunk (the fence, an
+/// immediate counted at the leader's transfer target), so the leader answers
+/// only once no rank writes for this prefill any more.
+public nonisolated struct Loom_Cluster_RankExport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var target: Loom_Cluster_Reservation {
+    get {_target ?? Loom_Cluster_Reservation()}
+    set {_target = newValue}
+  }
+  /// Returns true if `target` has been explicitly set.
+  public var hasTarget: Bool {self._target != nil}
+  /// Clears the value of `target`. Subsequent reads from it will return its default value.
+  public mutating func clearTarget() {self._target = nil}
+
+  public var leaderHost: String = String()
+
+  public var leaderPort: UInt32 = 0
+
+  public var fence: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _target: Loom_Cluster_Reservation? = nil
+}
+
 public nonisolated struct Loom_Cluster_PrefillRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1237,6 +1269,55 @@ nonisolated extension Loom_Cluster_RankPool: SwiftProtobuf.Message, SwiftProtobu
     if lhs.firstKvHead != rhs.firstKvHead {return false}
     if lhs.kvHeads != rhs.kvHeads {return false}
     if lhs.bytesPerBlock != rhs.bytesPerBlock {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Loom_Cluster_RankExport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RankExport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{3}leader_host\0\u{3}leader_port\0\u{1}fence\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._target) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.leaderHost) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.leaderPort) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.fence) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._target {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.leaderHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaderHost, fieldNumber: 2)
+    }
+    if self.leaderPort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.leaderPort, fieldNumber: 3)
+    }
+    if self.fence != 0 {
+      try visitor.visitSingularUInt32Field(value: self.fence, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Loom_Cluster_RankExport, rhs: Loom_Cluster_RankExport) -> Bool {
+    if lhs._target != rhs._target {return false}
+    if lhs.leaderHost != rhs.leaderHost {return false}
+    if lhs.leaderPort != rhs.leaderPort {return false}
+    if lhs.fence != rhs.fence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -13,6 +13,8 @@ public final class TCPTransport: TransferTransport {
     public static let lanesMethod: UInt32 = 107
     /// Writes are cut into parts of at most this many bytes.
     public static let partBytes = 8 << 20
+    /// Some 30 bytes each in a part's header: well inside a lane's 1 MiB message.
+    static let segmentsPerPart = 16_384
     /// Parts are numbered in the low byte of their op id; 0 and 0xFF are taken.
     static let maxParts = 254
 
@@ -110,15 +112,17 @@ public final class TCPTransport: TransferTransport {
         if let immediate = operation.immediate { try await send([], immediate: immediate, opID: operation.id << 8 | 0xFF, lane: 0) }
     }
 
-    /// Consecutive segments grouped into parts of at most `limit` bytes; a
-    /// segment longer than that is cut (its bytes are slices, not copies).
-    static func parts(of segments: [WriteOperation.Segment], limit: Int) throws(TransferError) -> [[WriteOperation.Segment]] {
+    /// Consecutive segments grouped into parts of at most `limit` bytes and
+    /// `segmentLimit` segments (a part's header lists its segments, and a
+    /// lane's messages are bounded); a segment longer than `limit` is cut
+    /// (its bytes are slices, not copies).
+    static func parts(of segments: [WriteOperation.Segment], limit: Int, segmentLimit: Int = segmentsPerPart) throws(TransferError) -> [[WriteOperation.Segment]] {
         var parts: [[WriteOperation.Segment]] = []
         var part: [WriteOperation.Segment] = []
         var filled = 0
         for var segment in segments {
             repeat {
-                if filled == limit {
+                if filled == limit || part.count == segmentLimit {
                     parts.append(part)
                     part = []
                     filled = 0
