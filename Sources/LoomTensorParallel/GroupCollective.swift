@@ -50,11 +50,14 @@ public final class GroupCollective: Collective {
         self.spin = spin
         sent = Array(repeating: 0, count: members.count)
         received = Array(repeating: 0, count: members.count)
+        // Every socket has its link (which closes it) before a peer's
+        // region is mapped, so a region that does not map leaks none.
+        let socketLinks = Dictionary(uniqueKeysWithValues: members.compactMap { member in
+            sockets[member.rank].map { (member.rank, SocketLink(socket: $0, peer: member, region: own, layout: layouts[rank])) }
+        })
         links = try members.map { member -> (any PeerLink)? in
             if member.rank == rank { return nil }
-            if let socket = sockets[member.rank] {
-                return SocketLink(socket: socket, peer: member, region: own, layout: layouts[rank])
-            }
+            if let link = socketLinks[member.rank] { return link }
             return try SharedMemoryLink(to: member, layout: layouts[member.rank], source: rank)
         }
         self.sockets = SocketProgress(links.compactMap { $0 as? SocketLink })

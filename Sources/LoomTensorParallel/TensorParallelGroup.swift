@@ -87,8 +87,14 @@ public final class TensorParallelGroup: Sendable {
             return try await GroupLeader.listen(spec, file: file, split: split, geometry: geometry).form()
         }
         let rank = try PendingRank(spec, file: file, split: split)
-        let (members, agreed, token) = try await join(spec, request: request(rank.me, size: spec.size, model: rank.model, shard: split.shards[spec.rank]))
-        return try await rank.complete(members: members, geometry: agreed, token: token, server: nil)
+        let joined: (members: [GroupMember], geometry: GroupGeometry, token: UInt64)
+        do {
+            joined = try await join(spec, request: request(rank.me, size: spec.size, model: rank.model, shard: split.shards[spec.rank]))
+        } catch {
+            rank.listener.socket.close()
+            throw error
+        }
+        return try await rank.complete(members: joined.members, geometry: joined.geometry, token: joined.token, server: nil)
     }
 
     private static func request(_ me: GroupMember, size: Int, model: String, shard: TensorShard) throws -> Loom_Group_JoinRequest {
@@ -250,6 +256,7 @@ public final class GroupLeader: Sendable {
             // The refused rank's answer is on its way out; let it go first.
             try? await Task.sleep(for: .seconds(1))
             server.cancel()
+            rank.listener.socket.close()
             throw error
         }
     }
