@@ -59,22 +59,28 @@ struct HeadScatter {
         let sourceRow = source.count * headDim * 2, destinationRow = destination.count * headDim * 2
         let sourceSkip = (heads.lowerBound - source.lowerBound) * headDim * 2
         let destinationSkip = (heads.lowerBound - destination.lowerBound) * headDim * 2
-        var bytes = ByteBufferAllocator().buffer(capacity: pages.count * layers * 2 * blockSize * run)
+        let rows = layers * 2 * blockSize, total = pages.count * rows * run
+        var bytes = ByteBufferAllocator().buffer(capacity: total)
         var runs: [(offset: Int, count: Int)] = []
-        for (i, page) in pages.enumerated() {
-            // Runs merge within a block only: a decode worker admits each
-            // segment into one of the pages it leased.
-            let firstOfBlock = runs.count
-            for row in 0..<(layers * 2 * blockSize) {
-                let from = i * sourceBlockBytes + row * sourceRow + sourceSkip
-                let to = page * destinationBlockBytes + row * destinationRow + destinationSkip
-                bytes.writeBytes(UnsafeRawBufferPointer(rebasing: chunk[from..<(from + run)]))
-                if runs.count > firstOfBlock, let last = runs.last, last.offset + last.count == to {
-                    runs[runs.count - 1].count += run
-                } else {
-                    runs.append((to, run))
+        bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var packed = 0
+            for (i, page) in pages.enumerated() {
+                // Runs merge within a block only: a decode worker admits
+                // each segment into one of the pages it leased.
+                let firstOfBlock = runs.count
+                for row in 0..<rows {
+                    let from = i * sourceBlockBytes + row * sourceRow + sourceSkip
+                    let to = page * destinationBlockBytes + row * destinationRow + destinationSkip
+                    (out.baseAddress! + packed).copyMemory(from: chunk.baseAddress! + from, byteCount: run)
+                    packed += run
+                    if runs.count > firstOfBlock, let last = runs.last, last.offset + last.count == to {
+                        runs[runs.count - 1].count += run
+                    } else {
+                        runs.append((to, run))
+                    }
                 }
             }
+            return total
         }
         return (bytes, runs)
     }
