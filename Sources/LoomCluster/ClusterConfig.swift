@@ -98,6 +98,12 @@ public struct WorkerConfig: Sendable, Equatable {
     public var tensorParallel = 1
     /// Where rank 0 takes its ranks' joins (default: `port` + 1).
     public var groupPort: Int?
+    /// Where ranks 1..<N run (`tp_hosts`; empty: all on `host`). `loom up`
+    /// starts the ranks on `host` and tells how to start the others.
+    public var rankHosts: [String] = []
+
+    /// The host rank `rank` of this worker's group runs on.
+    public func host(ofRank rank: Int) -> String { rank == 0 || rankHosts.isEmpty ? host : rankHosts[rank - 1] }
 
     public init(name: String, role: WorkerRole, port: Int) {
         self.name = name

@@ -12,7 +12,7 @@ struct ConfigDecoder {
         "host", "port", "rpc_port", "policy", "prefix_weight", "disaggregation_threshold",
         "heartbeat_interval_ms", "heartbeat_timeout_ms",
     ]
-    static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider", "tensor_parallel", "tp_port"]
+    static let workerKeys = ["name", "role", "host", "port", "threads", "kv_blocks", "max_running", "cpus", "fabric_provider", "tensor_parallel", "tp_port", "tp_hosts"]
     static let storeKeys = ["name", "host", "port", "dram_mib", "disk_dir", "disk_gib"]
     static let storeClusterKeys = ["replicas", "admission"]
 
@@ -120,15 +120,32 @@ struct ConfigDecoder {
         worker.tensorParallel = try s.int("tensor_parallel", in: Limits.tensorParallel) ?? 1
         let port = try s.int("tp_port", in: Limits.ports)
         guard worker.tensorParallel > 1 else {
-            if port != nil { throw s.error(.invalidValue, s.valueMark("tp_port"), "\(s.qualified("tp_port")) needs tensor_parallel of 2 or more") }
+            for key in ["tp_port", "tp_hosts"] where s.node(key) != nil {
+                throw s.error(.invalidValue, s.valueMark(key), "\(s.qualified(key)) needs tensor_parallel of 2 or more")
+            }
             return
         }
+        worker.rankHosts = try rankHosts(s, ranks: worker.tensorParallel)
         guard worker.fabricProvider == nil else {
             throw s.error(.invalidValue, s.valueMark("tensor_parallel"),
                           "\(s.qualified("tensor_parallel")) needs no fabric_provider in this build: a group's KV moves over shm and tcp only")
         }
         worker.groupPort = port ?? worker.port + 1
         try claim(worker.groupPort!, on: worker.host, by: "worker \(worker.name)'s tensor-parallel group", s, key: port == nil ? "tensor_parallel" : "tp_port")
+    }
+
+    /// `tp_hosts`: where ranks 1..<N run, one host each (none: all on the
+    /// worker's host).
+    private func rankHosts(_ s: YAMLSection, ranks: Int) throws(ConfigError) -> [String] {
+        guard let node = s.node("tp_hosts") else { return [] }
+        let hosts = node.sequence?.compactMap { $0.scalar?.string } ?? []
+        guard node.sequence != nil, hosts.count == node.sequence!.count else {
+            throw s.error(.wrongType, s.valueMark("tp_hosts"), "\(s.qualified("tp_hosts")) must be a list of host names, got \(YAMLSection.describe(node))")
+        }
+        guard hosts.count == ranks - 1, !hosts.contains(where: \.isEmpty) else {
+            throw s.error(.invalidValue, s.valueMark("tp_hosts"), "\(s.qualified("tp_hosts")) lists \(hosts.count) hosts; it needs one for each of ranks 1..<\(ranks)")
+        }
+        return hosts
     }
 
     private mutating func decodeStores(_ top: YAMLSection) throws(ConfigError) -> [StoreNodeConfig] {

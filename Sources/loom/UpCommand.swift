@@ -26,6 +26,7 @@ struct UpCommand: AsyncParsableCommand {
             throw ValidationError("\(error.message) (set 'model:' in \(config) or LOOM_MODEL)")
         }
         try FileManager.default.createDirectory(atPath: cluster.logs, withIntermediateDirectories: true)
+        for line in cluster.remoteRanks() { FileHandle.standardError.write(Data("loom up: \(line)\n".utf8)) }
         let url = "http://\(cluster.router.host):\(cluster.router.port)"
         let children = Children()
         let launches = cluster.launches()
@@ -87,12 +88,26 @@ extension ClusterConfig {
         let file = URL(fileURLWithPath: self.file).standardizedFileURL.path
         return (Launch(name: "router", cpus: nil, arguments: ["router", "--config", file]),
                 workers.flatMap { w in
-                    // A tensor-parallel worker's other ranks join it by themselves.
+                    // A tensor-parallel worker's other ranks join it by
+                    // themselves; those on other hosts are started there.
                     [Launch(name: w.name, cpus: w.cpus, arguments: ["worker", "--config", file, "--name", w.name])]
-                        + (1..<max(1, w.tensorParallel)).map { rank in
+                        + (1..<max(1, w.tensorParallel)).filter { w.host(ofRank: $0) == w.host }.map { rank in
                             Launch(name: "\(w.name)-rank\(rank)", cpus: w.cpus, arguments: ["worker", "--config", file, "--name", w.name, "--tp-rank", "\(rank)"])
                         }
                 },
                 kvstores.map { Launch(name: $0.name, cpus: nil, arguments: ["kvstore", "--config", file, "--name", $0.name]) })
+    }
+}
+
+extension ClusterConfig {
+    /// How to start each rank that `tp_hosts` puts on another host: the
+    /// cluster is ready only once they have joined.
+    func remoteRanks() -> [String] {
+        let file = URL(fileURLWithPath: self.file).standardizedFileURL.path
+        return workers.flatMap { w in
+            (1..<max(1, w.tensorParallel)).filter { w.host(ofRank: $0) != w.host }.map { rank in
+                "start rank \(rank) of \(w.name) on \(w.host(ofRank: rank)) (this config at the same path there): loom worker --config \(file) --name \(w.name) --tp-rank \(rank)"
+            }
+        }
     }
 }
