@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LoomModel
 import LoomTensorParallel
 import LoomTransfer
@@ -12,6 +13,8 @@ enum FollowerProcess {
     static func run(_ spec: GroupSpec, modelPath: String, threads: Int) async throws {
         var spec = spec
         spec.threads = threads
+        let signals = StopSignals.leaveToLeader(rank: spec.rank, grace: .seconds(40))
+        defer { signals.forEach { $0.cancel() } }
         let file = try GGUFFile(path: modelPath)
         let split = try TensorSplit(file: file, size: spec.size)
         let group = try await TensorParallelGroup.form(spec, file: file, split: split)
@@ -124,3 +127,29 @@ final class LocalGroup {
 }
 
 extension RankKV: RankKVExporter {}
+
+/// Stop signals, as a follower takes them. Ctrl-C reaches every process of
+/// the terminal, and `loom up` signals each child; but the leader drains
+/// first and then stops its group, and a rank that left at once would
+/// break the steps the drain still runs. So a follower waits for its
+/// leader, and leaves by itself only after `grace` or a second signal.
+enum StopSignals {
+    static func leaveToLeader(rank: Int, grace: Duration) -> [any DispatchSourceSignal] {
+        let seen = Mutex(false)
+        return [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let again = seen.withLock { earlier in
+                    defer { earlier = true }
+                    return earlier
+                }
+                guard !again else { exit(1) }
+                FileHandle.standardError.write(Data("loom worker: rank \(rank) asked to stop; its leader stops the group once it has drained (up to \(grace); again to stop now)\n".utf8))
+                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(grace.components.seconds))) { exit(0) }
+            }
+            source.resume()
+            return source
+        }
+    }
+}
