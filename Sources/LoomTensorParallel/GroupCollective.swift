@@ -242,21 +242,27 @@ public final class GroupCollective: Collective {
 
     /// Waits for `source`'s next message; a peer that died, or that takes
     /// longer than `deadline`, breaks the group for good.
-    private func receive(from source: Int, what: String, deadline: Duration? = GroupTiming.stepDeadline) throws {
+    /// `what` is only built for an error: a decode step waits some sixty
+    /// times, and formatting its name each time cost as much as the wait.
+    private func receive(from source: Int, what: @autoclosure () -> String, deadline: Duration? = GroupTiming.stepDeadline) throws {
         received[source] &+= 1
         let count = received[source]
-        let member = members[source], health = links[source]!.health
+        let words = ArrivalWords(base: base, layout: layout)
         let clock = ContinuousClock(), start = clock.now
         defer { if deadline != nil { waited += clock.now - start } }
+        // Already there: nothing to check, and no closures to make.
+        if words.arrived(from: source, count: count) { return }
+        let health = links[source]!.health
         func check() throws {
             if let lost = health.lost() {
-                throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) \(lost) while rank \(rank) waited for \(what); restart the group")
+                let member = members[source]
+                throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) \(lost) while rank \(rank) waited for \(what()); restart the group")
             }
             if let deadline, clock.now - start > deadline {
-                throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) did not send \(what) within \(deadline); restart the group")
+                let member = members[source]
+                throw TensorParallelError(.rankLost, "rank \(source) (pid \(member.pid) on \(member.host)) did not send \(what()) within \(deadline); restart the group")
             }
         }
-        let words = ArrivalWords(base: base, layout: layout)
         do {
             if links[source] is SocketLink {
                 try waitOnSockets(words, source: source, count: count, check: check)
