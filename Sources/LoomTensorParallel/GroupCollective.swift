@@ -211,13 +211,21 @@ public final class GroupCollective: Collective {
     /// out = ((s0 + s1) + s2) + ... for every element, whichever rank adds:
     /// the same operands in the same order give every rank the same bits.
     private func sumInRankOrder(_ mine: UnsafeMutablePointer<Float>, count n: Int, slots: [UnsafePointer<Float>]) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: rank == 0 ? 0 : n) { copy in
-            var sources = slots
-            if rank != 0 {
-                copy.baseAddress!.update(from: mine, count: n)
-                sources[rank] = UnsafePointer(copy.baseAddress!)
-                mine.update(from: sources[0], count: n)
+        // Ranks 0 and 1 hold an operand of the first sum: one pass reads
+        // each element of it before writing the sum over it.
+        if rank < 2 {
+            let first = rank == 0 ? UnsafePointer(mine) : slots[0], second = rank == 1 ? UnsafePointer(mine) : slots[1]
+            for i in 0..<n { mine[i] = first[i] + second[i] }
+            for source in slots.dropFirst(2) {
+                for i in 0..<n { mine[i] += source[i] }
             }
+            return
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { copy in
+            var sources = slots
+            copy.baseAddress!.update(from: mine, count: n)
+            sources[rank] = UnsafePointer(copy.baseAddress!)
+            mine.update(from: sources[0], count: n)
             for source in sources.dropFirst() {
                 for i in 0..<n { mine[i] += source[i] }
             }
