@@ -19,6 +19,10 @@ final class SocketLink: PeerLink {
     weak var progress: SocketProgress?
     private var pending: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
     private let inbound: InboundFrames
+    /// Frame headers and the vectors of one post, kept from post to post:
+    /// a decode step posts some sixty times.
+    private var headers = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * LinkFrame.bytes, alignment: 8)
+    private var vectors: [iovec] = []
 
     /// `region` (this rank's, laid out by `layout`) is where the peer's
     /// frames land; `peer` is who is at the other end.
@@ -32,6 +36,7 @@ final class SocketLink: PeerLink {
     deinit {
         health.markLost("was disconnected by this rank")
         socket.close()
+        headers.deallocate()
     }
 
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
@@ -40,11 +45,14 @@ final class SocketLink: PeerLink {
 
     func post(_ count: UInt32) throws(TensorParallelError) {
         if pending.isEmpty { pending.append((0, UnsafeRawBufferPointer(start: nil, count: 0))) }
-        defer { pending.removeAll(keepingCapacity: true) }
-        let headers = UnsafeMutableRawBufferPointer.allocate(byteCount: pending.count * LinkFrame.bytes, alignment: 8)
-        defer { headers.deallocate() }
-        var vectors: [iovec] = []
-        vectors.reserveCapacity(pending.count * 2)
+        defer {
+            pending.removeAll(keepingCapacity: true)
+            vectors.removeAll(keepingCapacity: true)
+        }
+        if headers.count < pending.count * LinkFrame.bytes {
+            headers.deallocate()
+            headers = .allocate(byteCount: pending.count * LinkFrame.bytes, alignment: 8)
+        }
         for (i, write) in pending.enumerated() {
             let last = i == pending.count - 1
             let header = UnsafeMutableRawBufferPointer(rebasing: headers[i * LinkFrame.bytes ..< (i + 1) * LinkFrame.bytes])
@@ -52,12 +60,12 @@ final class SocketLink: PeerLink {
             vectors.append(iovec(iov_base: header.baseAddress, iov_len: header.count))
             if write.bytes.count > 0 { vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: write.bytes.baseAddress!), iov_len: write.bytes.count)) }
         }
-        try send(&vectors)
+        try send()
     }
 
     /// Sends without blocking; while the socket is full, lands whatever any
     /// peer sends meanwhile.
-    private func send(_ vectors: inout [iovec]) throws(TensorParallelError) {
+    private func send() throws(TensorParallelError) {
         let clock = ContinuousClock()
         var lastProgress = clock.now
         var first = 0
@@ -122,6 +130,9 @@ final class SocketLink: PeerLink {
 
 /// The frames arriving from one peer, read as far as the socket has them:
 /// a frame may stop mid-header or mid-payload and go on at the next drain.
+/// Reads go through a staging buffer, so a decode-sized message (header
+/// and a row) is one recv, not three; the rest of a large payload is read
+/// straight into the region.
 private final class InboundFrames {
     let region: RegisteredRegion
     let layout: GroupRegionLayout
@@ -131,6 +142,11 @@ private final class InboundFrames {
     private var frame: LinkFrame?
     private var payloadFilled = 0
     private(set) var closed = false
+    private let staged = UnsafeMutableRawBufferPointer.allocate(byteCount: InboundFrames.stagingBytes, alignment: 64)
+    /// The staged bytes not consumed yet: `staged[start..<end]`.
+    private var start = 0, end = 0
+
+    static let stagingBytes = 64 << 10
 
     init(region: RegisteredRegion, layout: GroupRegionLayout, source: Int) {
         self.region = region
@@ -138,28 +154,53 @@ private final class InboundFrames {
         self.source = source
     }
 
-    deinit { header.deallocate() }
+    deinit {
+        header.deallocate()
+        staged.deallocate()
+    }
 
     func drain(_ fd: Int32) throws(TransferError) {
         let base = region.bytes.baseAddress!
         while true {
-            guard let current = frame else {
-                guard try read(fd, into: header.baseAddress! + headerFilled, header.count - headerFilled, &headerFilled, atBoundary: headerFilled == 0) else { return }
-                if headerFilled == header.count {
-                    frame = try LinkFrame(decoding: UnsafeRawBufferPointer(header), writable: layout.headerBytes ..< region.bytes.count)
-                    headerFilled = 0
-                    payloadFilled = 0
+            if start == end {
+                start = 0
+                end = 0
+                // A large payload's rest goes straight where it belongs.
+                if let current = frame, current.length - payloadFilled >= Self.stagingBytes {
+                    guard try read(fd, into: base + current.offset + payloadFilled, current.length - payloadFilled, &payloadFilled, atBoundary: false) else { return }
+                    try finishFrame(base)
+                    continue
                 }
-                continue
+                guard try read(fd, into: staged.baseAddress!, staged.count, &end, atBoundary: frame == nil && headerFilled == 0) else { return }
             }
-            if payloadFilled < current.length {
-                guard try read(fd, into: base + current.offset + payloadFilled, current.length - payloadFilled, &payloadFilled, atBoundary: false) else { return }
-            }
-            if payloadFilled == current.length {
-                if current.posts { ArrivalWords(base: base, layout: layout).post(from: source, count: current.count) }
-                frame = nil
-            }
+            try consumeStaged(base)
         }
+    }
+
+    /// Moves staged bytes into the header or the current frame's payload.
+    private func consumeStaged(_ base: UnsafeMutableRawPointer) throws(TransferError) {
+        guard let current = frame else {
+            let n = min(end - start, header.count - headerFilled)
+            (header.baseAddress! + headerFilled).copyMemory(from: staged.baseAddress! + start, byteCount: n)
+            (start, headerFilled) = (start + n, headerFilled + n)
+            if headerFilled == header.count {
+                frame = try LinkFrame(decoding: UnsafeRawBufferPointer(header), writable: layout.headerBytes ..< region.bytes.count)
+                (headerFilled, payloadFilled) = (0, 0)
+                try finishFrame(base)
+            }
+            return
+        }
+        let n = min(end - start, current.length - payloadFilled)
+        (base + current.offset + payloadFilled).copyMemory(from: staged.baseAddress! + start, byteCount: n)
+        (start, payloadFilled) = (start + n, payloadFilled + n)
+        try finishFrame(base)
+    }
+
+    /// A frame whose payload is all in is done: its post, if it carries one.
+    private func finishFrame(_ base: UnsafeMutableRawPointer) throws(TransferError) {
+        guard let current = frame, payloadFilled == current.length else { return }
+        if current.posts { ArrivalWords(base: base, layout: layout).post(from: source, count: current.count) }
+        frame = nil
     }
 
     /// One non-blocking read; false when nothing more is there yet, or
