@@ -39,9 +39,7 @@ extension ClusterBackend {
             state.metrics?.transferred(blocks: reservation.blocks.count, bytes: Int(clamping: response.transferBytes), microseconds: response.transferMicros)
             return response.hasFirst ? .ready(reservation, response) : .finished(reservation, response.finished)
         } catch {
-            // A client that left cancels the call, not the prefill: its
-            // ranks may still be writing, so the blocks wait out the lease.
-            release(reservation, on: decode, hold: Task.isCancelled)
+            release(reservation, on: decode)
             if Task.isCancelled { throw CancellationError() }
             return try Self.resolve(error, in: .prefill(prefill: prefill.id, decode: decode.id))
         }
@@ -56,14 +54,13 @@ extension ClusterBackend {
 
     /// Queued for `run()`: the request's task may be cancelled, and the
     /// lease returns the blocks anyway if this is lost.
-    func release(_ reservation: Loom_Cluster_Reservation, on decode: Route.Target, hold: Bool = false) {
-        releaseQueue.yield(Release(reservation: reservation.requestID, decode: decode, hold: hold))
+    func release(_ reservation: Loom_Cluster_Reservation, on decode: Route.Target) {
+        releaseQueue.yield(Release(reservation: reservation.requestID, decode: decode))
     }
 
     func perform(_ release: Release) async {
         var request = Loom_Cluster_AttachRequest()
         request.requestID = release.reservation
-        request.hold = release.hold
         _ = try? await call(release.decode) { try await $0.unary(ClusterRPC.release, request, timeout: .seconds(2)) }
     }
 

@@ -156,8 +156,6 @@ public final class ClusterBackend: GenerationBackend {
 struct Release: Sendable {
     var reservation: UInt64
     var decode: Route.Target
-    /// The prefill never answered: its writers may still be at work.
-    var hold = false
 }
 
 /// What a request has produced so far, so that a retry continues it: the

@@ -37,8 +37,6 @@ struct DecodeService: Sendable {
             try await calls.serving(new: false) { try await attach(request, writer) }
         }
         services.unary(ClusterRPC.release) { request, _ in
-            // Held: the sweeper gives the blocks back when the lease ends.
-            guard !request.hold else { return (Loom_Cluster_Empty(), ByteBuffer()) }
             release(RequestID(request.requestID), immediate: UInt32(truncatingIfNeeded: request.requestID))
             return (Loom_Cluster_Empty(), ByteBuffer())
         }

@@ -435,12 +435,6 @@ public nonisolated struct Loom_Cluster_AttachRequest: Sendable {
 
   public var timeoutMs: UInt32 = 0
 
-  /// On a release: the prefill never answered (its client went away), so
-  /// its writers (a prefill group's other ranks among them) may still be at
-  /// work; the blocks stay reserved until the lease ends instead of going
-  /// back at once.
-  public var hold: Bool = false
-
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1467,7 +1461,7 @@ nonisolated extension Loom_Cluster_PrefillResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AttachRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}first\0\u{3}expected_writes\0\u{3}timeout_ms\0\u{1}hold\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}first\0\u{3}expected_writes\0\u{3}timeout_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1479,7 +1473,6 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
       case 2: try { try decoder.decodeSingularMessageField(value: &self._first) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.expectedWrites) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
-      case 5: try { try decoder.decodeSingularBoolField(value: &self.hold) }()
       default: break
       }
     }
@@ -1502,9 +1495,6 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
     if self.timeoutMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 4)
     }
-    if self.hold != false {
-      try visitor.visitSingularBoolField(value: self.hold, fieldNumber: 5)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1513,7 +1503,6 @@ nonisolated extension Loom_Cluster_AttachRequest: SwiftProtobuf.Message, SwiftPr
     if lhs._first != rhs._first {return false}
     if lhs.expectedWrites != rhs.expectedWrites {return false}
     if lhs.timeoutMs != rhs.timeoutMs {return false}
-    if lhs.hold != rhs.hold {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
